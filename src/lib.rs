@@ -1,0 +1,56 @@
+//! # segloss
+//!
+//! Differentiable segmentation losses and hard segmentation metrics for
+//! [burn](https://burn.dev) 0.22, after Bertels et al., *Optimizing the Dice Score and Jaccard
+//! Index for Medical Image Segmentation: Theory & Practice* (MICCAI 2019).
+//!
+//! The losses are free functions over `burn::tensor::Tensor<D>`: they run on whichever device
+//! their inputs live on (ndarray, flex, wgpu; with or without autodiff), create every new
+//! tensor on that device and never name a backend.
+//!
+//! | loss | per image, `p = sigmoid(x)`, sums over pixels | paper |
+//! |---|---|---|
+//! | [`binary_cross_entropy`](losses::binary_cross_entropy) | `mean(max(x,0) - x y + ln(1 + e^-abs(x)))` | CE |
+//! | [`weighted_cross_entropy`](losses::weighted_cross_entropy) | CE with weights `1/(2q)` (fg), `1/(2-2q)` (bg) | wCE, Eq. 3 |
+//! | [`soft_dice`](losses::soft_dice) | `1 - (2 sum(p y) + s_nr) / (sum(p) + sum(y) + s_dr)` | Eq. 1 relaxed |
+//! | [`soft_jaccard`](losses::soft_jaccard) | `1 - (sum(p y) + s_nr) / (sum(p) + sum(y) - sum(p y) + s_dr)` | Eq. 1 relaxed |
+//! | [`lovasz_sigmoid`](losses::lovasz_sigmoid) | `sum_k abs(y - p)_(k) lovasz_grad(y_(k))_k`, errors sorted descending | Lovász-sigmoid |
+//! | [`lovasz_hinge`](losses::lovasz_hinge) | `sum_k relu(1 - x(2y-1))_(k) lovasz_grad(y_(k))_k` | Berman et al. 2018 |
+//!
+//! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
+//! `[N,1,Z,H,W]`...), targets of the same shape with values in `[0, 1]`; the result is
+//! `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for [`Reduction::None`].
+//! Every function returns `Result<_, SegLossError>` and checks its input instead of
+//! panicking.
+//!
+//! ```
+//! # #[cfg(feature = "flex")] {
+//! use burn::tensor::{Device, Tensor};
+//! use segloss::losses::{soft_dice, SoftDiceConfig};
+//!
+//! let device = Device::flex().autodiff();
+//! let logits = Tensor::<4>::from_floats([[[[2.0, -1.0], [0.5, -3.0]]]], &device).require_grad();
+//! let targets = Tensor::<4>::from_floats([[[[1.0, 0.0], [1.0, 0.0]]]], &device);
+//! let loss = soft_dice(logits.clone(), targets, &SoftDiceConfig::new().with_smooth_nr(1e-5))?;
+//! let grads = loss.backward();
+//! assert_eq!(logits.grad(&grads).unwrap().dims(), [1, 1, 2, 2]);
+//! # }
+//! # Ok::<(), segloss::SegLossError>(())
+//! ```
+
+mod check;
+mod error;
+mod host;
+pub mod losses;
+mod options;
+mod validate;
+
+pub use error::SegLossError;
+pub use options::{Aggregation, EmptyPolicy, Reduction};
+pub use validate::{TargetKind, validate_targets};
+
+/// Everything needed to call the losses: `use segloss::prelude::*;`.
+pub mod prelude {
+    pub use crate::losses::*;
+    pub use crate::{Aggregation, EmptyPolicy, Reduction, SegLossError, TargetKind};
+}

@@ -1,0 +1,199 @@
+//! Binary cross-entropy and the paper's weighted cross-entropy.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_sigmoid;
+
+use crate::check;
+use crate::losses::rows;
+use crate::{Reduction, SegLossError};
+
+/// The smallest positive normal f32: probabilities are clamped to it before `ln`, so
+/// `-ln(p)` is at most about 87.3 and its gradient stays finite where `p` is exactly 0.
+/// (torch's `BCELoss` caps `ln` at -100 instead; the two only differ for `p < 1.2e-38`.)
+const MIN_PROB: f64 = f32::MIN_POSITIVE as f64;
+
+/// Options of [`binary_cross_entropy`].
+#[derive(Config, Debug)]
+pub struct BinaryCrossEntropyConfig {
+    /// `true` (default): inputs are logits `x` and `p = sigmoid(x)`; `false`: inputs are
+    /// probabilities `p` in `[0, 1]`.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Binary cross-entropy, the paper's baseline loss (CE, Sect. 2).
+///
+/// Per image, the mean over its `P` pixels of
+///
+/// `l_i = max(x_i, 0) - x_i * y_i + ln(1 + exp(-|x_i|))  =  -y_i ln p_i - (1 - y_i) ln(1 - p_i)`
+///
+/// with `p = sigmoid(x)`; then reduced over images. With `Reduction::Mean` this is torch's
+/// `BCEWithLogitsLoss()` (all images have the same number of pixels). It is computed as
+/// `(1 - y) x - log_sigmoid(x)`, whose gradient is exactly `sigmoid(x) - y` everywhere and
+/// stays finite for logits of any magnitude.
+///
+/// With `from_logits = false`, `-y ln(max(p, m)) - (1 - y) ln(max(1 - p, m))` with
+/// `m = 1.2e-38` (torch `BCELoss` caps the logarithm at -100 instead).
+///
+/// Targets may be soft (any value in `[0, 1]`).
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension or different devices.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::{binary_cross_entropy, BinaryCrossEntropyConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[0.0, 2.0], [-1.0, 3.0]]], &device);
+/// let targets = Tensor::<3>::from_floats([[[0.0, 1.0], [0.0, 1.0]]], &device);
+/// let loss = binary_cross_entropy(logits, targets, &BinaryCrossEntropyConfig::new()).unwrap();
+/// assert_eq!(loss.dims(), [1]);
+/// # }
+/// ```
+pub fn binary_cross_entropy<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &BinaryCrossEntropyConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let targets = check::binary_pair(&logits, targets)?;
+    let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
+    let y = rows(targets);
+    // -[y ln p + (1 - y) ln(1 - p)]
+    let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
+    Ok(config
+        .reduction
+        .apply(super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel))))
+}
+
+/// The foreground prior `q` that sets the weights of [`weighted_cross_entropy`].
+#[derive(Config, Debug, Copy, PartialEq)]
+pub enum Prior {
+    /// `q` = the foreground fraction of the current batch's targets, `mean(y)` (the default;
+    /// the paper's choice). Computed on the device, no sync.
+    Batch,
+    /// A fixed `q` in `(0, 1)`, e.g. the foreground fraction of the training set.
+    Fixed(f64),
+}
+
+/// Options of [`weighted_cross_entropy`].
+#[derive(Config, Debug)]
+pub struct WeightedCrossEntropyConfig {
+    /// The foreground prior `q` behind the weights `1/(2q)` and `1/(2-2q)` (default
+    /// [`Prior::Batch`]).
+    #[config(default = "Prior::Batch")]
+    pub prior: Prior,
+    /// Explicit foreground weight, replacing `1/(2q)` (must be > 0). Default `None`.
+    pub fg_weight: Option<f64>,
+    /// Explicit background weight, replacing `1/(2-2q)` (must be > 0). Default `None`.
+    pub bg_weight: Option<f64>,
+    /// `true` (default): inputs are logits; `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Weighted binary cross-entropy with the paper's class-balancing weights (wCE, Sect. 2).
+///
+/// Per image, the mean over its pixels of
+///
+/// `l_i = -w_fg y_i ln p_i - w_bg (1 - y_i) ln(1 - p_i)`,  `w_fg = 1/(2q)`, `w_bg = 1/(2 - 2q)`
+///
+/// where `q` is the foreground prior ([`Prior`]). These weights make the expected weight of a
+/// pixel 1 and turn the expected 0/1 error into the weighted Hamming similarity of Eq. 3 with
+/// `gamma = 1/2`, i.e. `1 - balanced accuracy`; Prop. 2 shows why that is still not Dice.
+/// `fg_weight`/`bg_weight` override either weight. For hard targets this equals torch's
+/// `BCEWithLogitsLoss(weight=w)` with `w = y w_fg + (1 - y) w_bg` per pixel (a plain mean,
+/// not divided by the sum of weights); for soft targets each log-likelihood term carries the
+/// weight of its class.
+///
+/// A batch with no foreground (`q = 0`) or no background (`q = 1`) is the limit of the
+/// formula: the absent class's term is zero and the present class keeps weight `1/2`, so the
+/// loss is finite (no `0 * inf`).
+///
+/// # Errors
+/// As [`binary_cross_entropy`], plus `Prior::Fixed(q)` outside `(0, 1)` and a non-positive
+/// explicit weight.
+pub fn weighted_cross_entropy<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &WeightedCrossEntropyConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    if let Prior::Fixed(q) = config.prior {
+        check::open_unit("prior", q)?;
+        // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
+        check::positive("prior: 1/(2q)", 0.5 / q)?;
+        check::positive("prior: 1/(2-2q)", 0.5 / (1.0 - q))?;
+    }
+    if let Some(w) = config.fg_weight {
+        check::positive("fg_weight", w)?;
+    }
+    if let Some(w) = config.bg_weight {
+        check::positive("bg_weight", w)?;
+    }
+    let targets = check::binary_pair(&logits, targets)?;
+    let y = rows(targets);
+    let (w_fg, w_bg) = class_weights(&y, config);
+    let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
+    // Weight times target first: where the target is 0 the weight may be huge, and
+    // (w * y) * l stays 0 while w * (y * l) could not.
+    let fg = w_fg.mul(y.clone()).mul(pos);
+    let bg = w_bg.mul(y.neg().add_scalar(1.0)).mul(neg);
+    let pixel = fg + bg;
+    Ok(config
+        .reduction
+        .apply(super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel))))
+}
+
+/// `(w_fg, w_bg)` as `[1, 1]` tensors that broadcast over `[N, P]`.
+fn class_weights(y: &Tensor<2>, config: &WeightedCrossEntropyConfig) -> (Tensor<2>, Tensor<2>) {
+    let device = y.device();
+    let dtype = y.dtype();
+    let constant = |v: f64| Tensor::<2>::full([1, 1], v, (&device, dtype));
+    let (fg_from_prior, bg_from_prior) = match config.prior {
+        Prior::Fixed(q) => (constant(0.5 / q), constant(0.5 / (1.0 - q))),
+        Prior::Batch => {
+            // The weights are constants of the loss (as in the paper), so no gradient flows
+            // into the targets through q. Clamping q only matters when a class is absent from
+            // the batch, where its term is multiplied by a zero target anyway.
+            let q = y.clone().detach().mean().reshape([1, 1]);
+            let fg = q.clone().clamp_min(MIN_PROB).mul_scalar(2.0).recip();
+            let bg = q
+                .neg()
+                .add_scalar(1.0)
+                .clamp_min(MIN_PROB)
+                .mul_scalar(2.0)
+                .recip();
+            (fg, bg)
+        }
+    };
+    (
+        config.fg_weight.map(constant).unwrap_or(fg_from_prior),
+        config.bg_weight.map(constant).unwrap_or(bg_from_prior),
+    )
+}
+
+/// `(-ln p, -ln(1 - p))` per pixel, in forms whose gradient is exact and finite: from logits
+/// `softplus(-x) = -log_sigmoid(x)` and `softplus(x) = x - log_sigmoid(x)`; from probabilities
+/// the logarithm of `p` clamped to [`MIN_PROB`].
+fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tensor<2>) {
+    if from_logits {
+        let neg_log_p = log_sigmoid(input.clone()).neg();
+        let neg_log_not_p = neg_log_p.clone() + input;
+        (neg_log_p, neg_log_not_p)
+    } else {
+        let neg_log_p = input.clone().clamp_min(MIN_PROB).log().neg();
+        let neg_log_not_p = input.neg().add_scalar(1.0).clamp_min(MIN_PROB).log().neg();
+        (neg_log_p, neg_log_not_p)
+    }
+}
+
+fn pixel_count(rows: &Tensor<2>) -> f64 {
+    rows.dims()[1] as f64
+}

@@ -1,0 +1,77 @@
+//! The soft Dice loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::losses::overlap::{OverlapOptions, one_minus_ratio, soft_statistics};
+use crate::{Aggregation, Reduction, SegLossError};
+
+/// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
+#[derive(Config, Debug)]
+pub struct SoftDiceConfig {
+    /// Added to the numerator, `2I + smooth_nr` (default `1e-5`, MONAI's). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_nr: f64,
+    /// Added to the denominator, `|p| + |y| + smooth_dr` (default `1e-5`). Must be >= 0.
+    /// With both smoothing terms equal, an empty target predicted empty scores loss 0.
+    #[config(default = 1e-5)]
+    pub smooth_dr: f64,
+    /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`
+    /// (Milletari's V-Net form, MONAI's `squared_pred`).
+    #[config(default = false)]
+    pub squared: bool,
+    /// Statistics per image (default) or over the whole batch.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Soft Dice loss: the Dice score of Eq. 1 relaxed to probabilities (Sect. 2 of Bertels et al.).
+///
+/// Per image (or over the batch with [`Aggregation::Batch`]):
+///
+/// `loss = 1 - (2 * sum(p * y) + smooth_nr) / (sum(p) + sum(y) + smooth_dr)`
+///
+/// with `p = sigmoid(x)`, or `sum(p^2) + sum(y^2)` in the denominator when `squared`. On hard
+/// predictions it is exactly `1 - D` (Eq. 1). Values lie in `[0, 1]` when
+/// `smooth_nr <= smooth_dr`. Matches MONAI `DiceLoss(sigmoid=True, smooth_nr, smooth_dr,
+/// squared_pred, batch)`. A denominator of 0 (prediction and target both all-zero and
+/// `smooth_dr = 0`) counts as a perfect match, loss 0.
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::{soft_dice, SoftDiceConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[9.0, -9.0], [9.0, -9.0]]], &device);
+/// let targets = Tensor::<3>::from_floats([[[1.0, 0.0], [1.0, 0.0]]], &device);
+/// let loss = soft_dice(logits, targets, &SoftDiceConfig::new()).unwrap();
+/// assert!(loss.into_scalar::<f32>() < 1e-3);
+/// # }
+/// ```
+pub fn soft_dice<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &SoftDiceConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let options = OverlapOptions {
+        smooth_nr: config.smooth_nr,
+        smooth_dr: config.smooth_dr,
+        squared: config.squared,
+        aggregation: config.aggregation,
+        from_logits: config.from_logits,
+        reduction: config.reduction,
+    };
+    let s = soft_statistics(logits, targets, &options)?;
+    let numerator = s.intersection.mul_scalar(2.0).add_scalar(options.smooth_nr);
+    let denominator = (s.predicted + s.target).add_scalar(options.smooth_dr);
+    Ok(one_minus_ratio(numerator, denominator, options.reduction))
+}

@@ -1,0 +1,66 @@
+//! The soft Jaccard loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::losses::overlap::{OverlapOptions, one_minus_ratio, soft_statistics};
+use crate::{Aggregation, Reduction, SegLossError};
+
+/// Options of [`soft_jaccard`]. Same fields and defaults as
+/// [`SoftDiceConfig`](crate::losses::SoftDiceConfig).
+#[derive(Config, Debug)]
+pub struct SoftJaccardConfig {
+    /// Added to the numerator, `I + smooth_nr` (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_nr: f64,
+    /// Added to the denominator, `|p| + |y| - I + smooth_dr` (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_dr: f64,
+    /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`.
+    #[config(default = false)]
+    pub squared: bool,
+    /// Statistics per image (default) or over the whole batch.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Soft Jaccard loss: the Jaccard index of Eq. 1 relaxed to probabilities (Sect. 2 of
+/// Bertels et al.; Rahman & Wang's soft IoU).
+///
+/// Per image (or over the batch with [`Aggregation::Batch`]):
+///
+/// `loss = 1 - (sum(p * y) + smooth_nr) / (sum(p) + sum(y) - sum(p * y) + smooth_dr)`
+///
+/// with `p = sigmoid(x)` (`sum(p^2)`, `sum(y^2)` when `squared`). On hard predictions it is
+/// exactly `1 - J`; since `J <= D` (Eq. 4) it is never below the soft Dice loss on hard
+/// targets without smoothing. Matches smp `JaccardLoss(mode="binary", smooth=s)` with batch
+/// aggregation; note that MONAI's `DiceLoss(jaccard=True)` puts a factor 2 on both sides
+/// (`(2I + s_nr) / (2(|p| + |y| - I) + s_dr)`), the same loss up to where the smoothing goes.
+/// A denominator of 0 (both all-zero, `smooth_dr = 0`) counts as a perfect match, loss 0.
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing.
+pub fn soft_jaccard<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &SoftJaccardConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let options = OverlapOptions {
+        smooth_nr: config.smooth_nr,
+        smooth_dr: config.smooth_dr,
+        squared: config.squared,
+        aggregation: config.aggregation,
+        from_logits: config.from_logits,
+        reduction: config.reduction,
+    };
+    let s = soft_statistics(logits, targets, &options)?;
+    let numerator = s.intersection.clone().add_scalar(options.smooth_nr);
+    let denominator = (s.predicted + s.target - s.intersection).add_scalar(options.smooth_dr);
+    Ok(one_minus_ratio(numerator, denominator, options.reduction))
+}

@@ -1,0 +1,214 @@
+//! Lovász-sigmoid and Lovász hinge (Berman, Rannen Triki & Blaschko, CVPR 2018): tight convex
+//! surrogates of the Jaccard loss built from its Lovász extension.
+//!
+//! # How it is computed
+//!
+//! For one image with errors `e` (one per pixel) and labels `y`, the loss is
+//! `sum_k e_(k) * g_k`, where `e_(1) >= e_(2) >= ...` are the errors sorted in descending order
+//! and `g = lovasz_grad(y in that order)`. The weights `g` depend only on the order, which is
+//! constant almost everywhere, so treating them as constants gives the exact value and the
+//! exact (sub)gradient `g_k` for pixel `(k)`, the same as autodiff through Berman's reference.
+//!
+//! burn 0.22 sorts through the host on wgpu and ndarray and its wgpu `cumsum` is a naive
+//! O(n^2) kernel, so instead of chaining `sort`, `gather` and `cumsum` on the device this
+//! module reads the detached errors and the labels to the host once (one device sync), sorts
+//! each image with a stable sort (ties broken by ascending pixel index, so results are the same
+//! on every backend and thread count), computes the weights in one O(P) pass in f64, uploads
+//! them once, and finishes with an elementwise product and a sum on the device, which keeps the
+//! autodiff graph and lets burn fuse the elementwise chain. Cost: O(P log P) host work per
+//! image plus one download of `2 * N * P` values and one upload of `N * P`.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+
+use crate::check;
+use crate::host::{read_f64, upload};
+use crate::losses::{probabilities, row_sums, rows};
+use crate::validate::{TargetKind, check_values};
+use crate::{Reduction, SegLossError};
+
+/// Options of [`lovasz_sigmoid`] and [`lovasz_hinge`].
+#[derive(Config, Debug)]
+pub struct LovaszConfig {
+    /// `true` (default, as Berman's `lovasz_hinge`): one Lovász problem per image, then
+    /// [`Reduction`]; `false`: all pixels of the batch form one problem, and the result has
+    /// shape `[1]` whatever the reduction.
+    #[config(default = true)]
+    pub per_image: bool,
+    /// `true` (default): inputs are logits. `false`: probabilities, for
+    /// [`lovasz_sigmoid`] only (the hinge is defined on raw scores).
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Lovász-sigmoid loss (Sect. 2 of Bertels et al.): the Lovász extension of the Jaccard loss
+/// applied to the probability errors of a sigmoid output.
+///
+/// Per problem (an image, or the batch when `per_image = false`):
+///
+/// `e_i = |y_i - p_i|`,  `loss = sum_k e_(k) * lovasz_grad(y_(k))_k`
+///
+/// with `p = sigmoid(x)` and `(k)` the order of decreasing error. Equals Berman's
+/// `lovasz_softmax(p, y, classes=[1])` on a single-channel probability map (`per_image` as
+/// given). Targets must be hard masks (0 or 1); the loss reads them anyway, so other values are
+/// reported as [`SegLossError::InvalidTargets`]. Reads errors and labels to the host once (see
+/// the module docs for why and what it costs).
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::{lovasz_sigmoid, LovaszConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[2.0, -1.0], [0.5, -3.0]]], &device);
+/// let targets = Tensor::<3>::from_floats([[[1.0, 0.0], [0.0, 0.0]]], &device);
+/// let loss = lovasz_sigmoid(logits, targets, &LovaszConfig::new()).unwrap();
+/// assert!(loss.into_scalar::<f32>() > 0.0);
+/// # }
+/// ```
+pub fn lovasz_sigmoid<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &LovaszConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let from_logits = config.from_logits;
+    lovasz(logits, targets, config, |x, y| {
+        (y - probabilities(x, from_logits)).abs()
+    })
+}
+
+/// Lovász hinge loss (Berman et al. 2018, Eq. 10 there): the Lovász extension of the Jaccard
+/// loss applied to hinge errors of the logits.
+///
+/// Per problem (an image, or the batch when `per_image = false`):
+///
+/// `e_i = 1 - x_i * (2 y_i - 1)`,  `loss = sum_k relu(e_(k)) * lovasz_grad(y_(k))_k`
+///
+/// with `(k)` the order of decreasing `e`. Equals Berman's and smp's `lovasz_hinge(logits,
+/// labels, per_image)`. An image with no foreground still has a loss, `relu(1 + max x)`, which
+/// pushes every logit below -1. Targets must be hard masks (0 or 1).
+///
+/// # Errors
+/// As [`lovasz_sigmoid`], plus `from_logits = false` (the hinge needs raw scores).
+pub fn lovasz_hinge<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &LovaszConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    if !config.from_logits {
+        return Err(SegLossError::InvalidParameter {
+            name: "from_logits",
+            value: 0.0,
+            allowed: "true only: the Lovász hinge is defined on raw scores (logits)",
+        });
+    }
+    // The sort key is relu(e) rather than Berman's e: the two orders differ only among pixels
+    // with e <= 0, which come last in both and contribute relu(e) = 0 to value and gradient.
+    lovasz(logits, targets, config, |x, y| {
+        let signs = y.mul_scalar(2.0).sub_scalar(1.0);
+        relu(x.mul(signs).neg().add_scalar(1.0))
+    })
+}
+
+/// The Lovász gradient of the Jaccard loss for labels sorted by decreasing error
+/// (Berman et al. 2018, Alg. 1):
+///
+/// `G = sum(g)`, `I_k = G - cumsum(g)_k`, `U_k = G + cumsum(1 - g)_k`, `J_k = 1 - I_k / U_k`,
+/// result `[J_1, J_2 - J_1, ..., J_P - J_(P-1)]`.
+///
+/// `U_k >= k >= 1` for labels in `[0, 1]`, so there is no division by zero; with no
+/// foreground at all the result is `[1, 0, ..., 0]`. Computed on the host in f64 (one read, one
+/// upload) because burn's device `cumsum` is O(P^2) on wgpu.
+///
+/// # Errors
+/// An empty tensor, or a label outside `[0, 1]`.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::lovasz_grad;
+/// let g = Tensor::<1>::from_floats([1.0, 0.0, 1.0, 0.0], &Device::flex());
+/// let w: Vec<f32> = lovasz_grad(g).unwrap().into_data().to_vec().unwrap();
+/// // J = [1 - 1/2, 1 - 1/3, 1 - 0/3, 1 - 0/4] = [0.5, 0.667, 1, 1]
+/// assert!((w[0] - 0.5).abs() < 1e-6 && (w[1] - 1.0 / 6.0).abs() < 1e-6);
+/// # }
+/// ```
+pub fn lovasz_grad(gt_sorted: Tensor<1>) -> Result<Tensor<1>, SegLossError> {
+    let len = gt_sorted.dims()[0];
+    if len == 0 {
+        return Err(SegLossError::EmptyTensor {
+            name: "gt_sorted",
+            shape: vec![0],
+        });
+    }
+    let (device, dtype) = (gt_sorted.device(), gt_sorted.dtype());
+    let labels = read_f64(gt_sorted);
+    check_values(&labels, TargetKind::Soft)?;
+    let order: Vec<usize> = (0..len).collect();
+    let mut weights = vec![0.0; len];
+    jaccard_weights(&labels, &order, &mut weights);
+    Ok(upload(weights, [len], &device, dtype))
+}
+
+/// The shared body of the Lovász losses: `errors(x, y)` builds the per-pixel errors on
+/// `[N, P]` rows (the sort key and the factor of the weights).
+fn lovasz<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &LovaszConfig,
+    errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
+) -> Result<Tensor<1>, SegLossError> {
+    let targets = check::binary_pair(&logits, targets)?;
+    let (n, p) = check::batch_shape(&logits, "logits")?;
+    let (device, dtype) = (logits.device(), logits.dtype());
+    let x = rows(logits);
+    let y = rows(targets);
+
+    // Errors recomputed from the detached input: a fresh, owned tensor reads fast.
+    let host_errors = read_f64(errors(x.clone().detach(), y.clone().detach()));
+    let host_labels = read_f64(y.clone().detach());
+    check_values(&host_labels, TargetKind::Hard)?;
+
+    let problem_len = if config.per_image { p } else { n * p };
+    let mut weights = vec![0.0; n * p];
+    let mut order = Vec::with_capacity(problem_len);
+    for ((e, g), w) in host_errors
+        .chunks(problem_len)
+        .zip(host_labels.chunks(problem_len))
+        .zip(weights.chunks_mut(problem_len))
+    {
+        order.clear();
+        order.extend(0..problem_len);
+        // Stable: equal errors keep ascending pixel order.
+        order.sort_by(|&a, &b| e[b].total_cmp(&e[a]));
+        jaccard_weights(g, &order, w);
+    }
+    let weights = upload(weights, [n, p], &device, dtype);
+
+    let weighted = errors(x, y).mul(weights);
+    Ok(if config.per_image {
+        config.reduction.apply(row_sums(weighted))
+    } else {
+        weighted.sum()
+    })
+}
+
+/// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own
+/// position (`weights[order[k]] = J_k - J_(k-1)`), so the caller needs no inverse permutation.
+fn jaccard_weights(labels: &[f64], order: &[usize], weights: &mut [f64]) {
+    let total: f64 = labels.iter().sum();
+    let (mut cum_fg, mut cum_bg, mut previous) = (0.0, 0.0, 0.0);
+    for &i in order {
+        cum_fg += labels[i];
+        cum_bg += 1.0 - labels[i];
+        let jaccard = 1.0 - (total - cum_fg) / (total + cum_bg);
+        weights[i] = jaccard - previous;
+        previous = jaccard;
+    }
+}

@@ -1,0 +1,51 @@
+//! Differentiable binary segmentation losses over burn tensors.
+//!
+//! Every loss is a free function `loss(logits, targets, &Config) -> Result<Tensor<1>, _>`
+//! that runs on the device of its inputs (any burn backend, with or without autodiff):
+//!
+//! | function | config | paper |
+//! |---|---|---|
+//! | [`binary_cross_entropy`] | [`BinaryCrossEntropyConfig`] | CE, Sect. 2 |
+//! | [`weighted_cross_entropy`] | [`WeightedCrossEntropyConfig`] | wCE, Sect. 2 and Eq. 3 |
+//! | [`soft_dice`] | [`SoftDiceConfig`] | soft Dice, Eq. 1 relaxed |
+//! | [`soft_jaccard`] | [`SoftJaccardConfig`] | soft Jaccard, Eq. 1 relaxed |
+//! | [`lovasz_sigmoid`] | [`LovaszConfig`] | Lovász-sigmoid, Sect. 2 |
+//! | [`lovasz_hinge`] | [`LovaszConfig`] | Lovász hinge (Berman et al. 2018) |
+//!
+//! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
+//! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
+//! inputs are raw scores or probabilities, per-image losses combined by a
+//! [`Reduction`](crate::Reduction).
+
+mod cross_entropy;
+mod dice;
+mod jaccard;
+mod lovasz;
+mod overlap;
+
+pub use cross_entropy::{
+    BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
+    weighted_cross_entropy,
+};
+pub use dice::{SoftDiceConfig, soft_dice};
+pub use jaccard::{SoftJaccardConfig, soft_jaccard};
+pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::sigmoid;
+
+/// Flattens `[N, ...]` to `[N, P]`, one row of `P` pixels per image.
+pub(crate) fn rows<const D: usize>(tensor: Tensor<D>) -> Tensor<2> {
+    tensor.flatten::<2>(1, D - 1)
+}
+
+/// `p = sigmoid(x)` for logits, the input itself for probabilities.
+pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool) -> Tensor<D> {
+    if from_logits { sigmoid(input) } else { input }
+}
+
+/// Sum over each row of `[N, P]`, as a vector `[N]`.
+pub(crate) fn row_sums(tensor: Tensor<2>) -> Tensor<1> {
+    let n = tensor.dims()[0];
+    tensor.sum_dim(1).reshape([n])
+}

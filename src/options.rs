@@ -1,0 +1,68 @@
+//! Options shared by several losses and metrics: how per-image losses are reduced, whether
+//! statistics are aggregated per image or over the batch, and what an undefined `0/0` score is.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+/// How the per-image losses are combined into the returned tensor.
+///
+/// Applied once, after the loss has been computed per image (see [`Aggregation`]).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean of the per-image losses, shape `[1]` (the default everywhere).
+    Mean,
+    /// The sum of the per-image losses, shape `[1]`.
+    Sum,
+    /// No reduction: one loss per image, shape `[N]` (shape `[1]` when the loss is computed
+    /// over the whole batch at once, e.g. [`Aggregation::Batch`]).
+    None,
+}
+
+impl Reduction {
+    /// Reduces a vector of per-image losses `[N]`.
+    pub(crate) fn apply(self, per_image: Tensor<1>) -> Tensor<1> {
+        match self {
+            Reduction::Mean => per_image.mean(),
+            Reduction::Sum => per_image.sum(),
+            Reduction::None => per_image,
+        }
+    }
+}
+
+/// Where the soft statistics of an overlap loss (intersection, sums) are accumulated.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// Statistics per image, one loss per image, then [`Reduction`] (the default; as in
+    /// Bertels et al. and MONAI's `batch=False`). Every image counts equally, whatever the
+    /// size of its object.
+    PerImage,
+    /// Statistics summed over the whole batch first, then one loss (nnU-Net's `batch_dice`,
+    /// smp's Dice/Jaccard). Large objects dominate; empty images cost nothing on their own.
+    Batch,
+}
+
+/// What a score is when it is `0/0` (both masks empty, or a term with no pixel to count).
+///
+/// Used by the hard metrics; see MONAI's `ignore_empty`, torchmetrics' `zero_division`.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum EmptyPolicy {
+    /// `0/0` is a perfect score, `1` (the default where a default is needed): predicting
+    /// nothing where there is nothing is right.
+    One,
+    /// `0/0` is `0`.
+    Zero,
+    /// `0/0` is `NaN`, marking the image to be skipped by aggregation (MONAI's
+    /// `ignore_empty=True`).
+    Nan,
+}
+
+impl EmptyPolicy {
+    /// The value this policy gives to an undefined score.
+    pub fn value(self) -> f64 {
+        match self {
+            EmptyPolicy::One => 1.0,
+            EmptyPolicy::Zero => 0.0,
+            EmptyPolicy::Nan => f64::NAN,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Explicit validation of target tensors.
+//!
+//! The losses never read their inputs back to the host just to check them (that would force a
+//! device sync on every call), so a target outside `[0, 1]` is not caught by them. Call
+//! [`validate_targets`] once on a data set or a batch when in doubt.
+
+use burn::tensor::Tensor;
+
+use crate::SegLossError;
+use crate::check::batch_shape;
+use crate::host::read_f64;
+
+/// Which values a target tensor may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Hard masks: every value is exactly `0` or `1`.
+    Hard,
+    /// Soft labels: every value lies in `[0, 1]`.
+    Soft,
+}
+
+/// Checks a target tensor `[N, ...]`: rank >= 2, no zero-sized dimension, and every value
+/// allowed by `kind` (NaN and infinities are never allowed).
+///
+/// Reads the tensor to the host (one device sync). burn copies a tensor whose storage is
+/// shared (a clone still alive) element by element, so passing the last handle is faster than
+/// passing `targets.clone()`.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::{validate_targets, TargetKind};
+/// let device = Device::flex();
+/// let y = Tensor::<2>::from_floats([[0.0, 1.0], [1.0, 0.5]], &device);
+/// assert!(validate_targets(y.clone(), TargetKind::Soft).is_ok());
+/// assert!(validate_targets(y, TargetKind::Hard).is_err());
+/// # }
+/// ```
+pub fn validate_targets<const D: usize>(
+    targets: Tensor<D>,
+    kind: TargetKind,
+) -> Result<(), SegLossError> {
+    batch_shape(&targets, "targets")?;
+    check_values(&read_f64(targets), kind)
+}
+
+/// The value check of [`validate_targets`] on host values, shared with the functions that
+/// read their targets anyway (Lovász).
+pub(crate) fn check_values(values: &[f64], kind: TargetKind) -> Result<(), SegLossError> {
+    let bad = |v: f64| match kind {
+        TargetKind::Hard => v != 0.0 && v != 1.0,
+        TargetKind::Soft => !(0.0..=1.0).contains(&v),
+    };
+    match values.iter().position(|&v| bad(v)) {
+        None => Ok(()),
+        Some(i) => Err(SegLossError::InvalidTargets {
+            reason: format!(
+                "value {} at flat index {i}; expected {}",
+                values[i],
+                match kind {
+                    TargetKind::Hard => "0 or 1 (a hard mask)",
+                    TargetKind::Soft => "a value in [0, 1]",
+                }
+            ),
+        }),
+    }
+}

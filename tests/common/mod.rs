@@ -1,0 +1,199 @@
+//! Helpers shared by the integration tests: devices, tensor construction, and one entry point
+//! that runs any loss by name with options given as JSON (the fixtures' format).
+#![allow(dead_code)]
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use segloss::losses::*;
+use segloss::{Aggregation, Reduction, SegLossError};
+use serde_json::Value;
+
+/// The CPU devices enabled in this build, with a name for messages.
+pub fn cpu_devices() -> Vec<(&'static str, Device)> {
+    vec![
+        #[cfg(feature = "flex")]
+        ("flex", Device::flex()),
+        #[cfg(feature = "ndarray")]
+        ("ndarray", ndarray()),
+    ]
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
+pub fn ndarray() -> Device {
+    Device::ndarray()
+}
+
+/// The device for f64 checks: flex computes in f64 (ndarray's sigmoid runs in f32).
+pub fn f64_device() -> Device {
+    #[cfg(feature = "flex")]
+    return Device::flex();
+    #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+    return ndarray();
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    panic!("tests need the flex or ndarray feature");
+}
+
+pub fn tensor<const D: usize>(
+    values: &[f64],
+    shape: [usize; D],
+    device: &Device,
+    dtype: DType,
+) -> Tensor<D> {
+    let data = TensorData::new(values.to_vec(), shape).convert_dtype(dtype);
+    Tensor::from_data(data, (device, dtype))
+}
+
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()
+}
+
+pub const ALL_LOSSES: [&str; 6] = [
+    "binary_cross_entropy",
+    "weighted_cross_entropy",
+    "soft_dice",
+    "soft_jaccard",
+    "lovasz_sigmoid",
+    "lovasz_hinge",
+];
+
+/// Runs `loss` with the fixtures' JSON options (missing keys keep the config default).
+pub fn run_loss<const D: usize>(
+    loss: &str,
+    options: &Value,
+    reduction: Reduction,
+    x: Tensor<D>,
+    y: Tensor<D>,
+) -> Result<Tensor<1>, SegLossError> {
+    let from_logits = options["from_logits"].as_bool().unwrap_or(true);
+    let f = |k: &str, d: f64| options[k].as_f64().unwrap_or(d);
+    let aggregation = match options["aggregation"].as_str() {
+        Some("batch") => Aggregation::Batch,
+        _ => Aggregation::PerImage,
+    };
+    match loss {
+        "binary_cross_entropy" => binary_cross_entropy(
+            x,
+            y,
+            &BinaryCrossEntropyConfig::new()
+                .with_from_logits(from_logits)
+                .with_reduction(reduction),
+        ),
+        "weighted_cross_entropy" => {
+            let prior = match &options["prior"] {
+                Value::Number(q) => Prior::Fixed(q.as_f64().unwrap()),
+                _ => Prior::Batch,
+            };
+            weighted_cross_entropy(
+                x,
+                y,
+                &WeightedCrossEntropyConfig::new()
+                    .with_prior(prior)
+                    .with_fg_weight(options["fg_weight"].as_f64())
+                    .with_bg_weight(options["bg_weight"].as_f64())
+                    .with_from_logits(from_logits)
+                    .with_reduction(reduction),
+            )
+        }
+        "soft_dice" => soft_dice(
+            x,
+            y,
+            &SoftDiceConfig::new()
+                .with_smooth_nr(f("smooth_nr", 1e-5))
+                .with_smooth_dr(f("smooth_dr", 1e-5))
+                .with_squared(options["squared"].as_bool().unwrap_or(false))
+                .with_aggregation(aggregation)
+                .with_from_logits(from_logits)
+                .with_reduction(reduction),
+        ),
+        "soft_jaccard" => soft_jaccard(
+            x,
+            y,
+            &SoftJaccardConfig::new()
+                .with_smooth_nr(f("smooth_nr", 1e-5))
+                .with_smooth_dr(f("smooth_dr", 1e-5))
+                .with_squared(options["squared"].as_bool().unwrap_or(false))
+                .with_aggregation(aggregation)
+                .with_from_logits(from_logits)
+                .with_reduction(reduction),
+        ),
+        "lovasz_sigmoid" | "lovasz_hinge" => {
+            let config = LovaszConfig::new()
+                .with_per_image(options["per_image"].as_bool().unwrap_or(true))
+                .with_from_logits(from_logits)
+                .with_reduction(reduction);
+            if loss == "lovasz_sigmoid" {
+                lovasz_sigmoid(x, y, &config)
+            } else {
+                lovasz_hinge(x, y, &config)
+            }
+        }
+        other => panic!("unknown loss {other}"),
+    }
+}
+
+/// Value and gradient of the mean-reduced loss at `x`, computed on `device.autodiff()`.
+pub fn value_and_grad<const D: usize>(
+    loss: &str,
+    options: &Value,
+    x: &[f64],
+    y: &[f64],
+    shape: [usize; D],
+    device: &Device,
+    dtype: DType,
+) -> (f64, Vec<f64>) {
+    let ad = device.clone().autodiff();
+    let xt = tensor(x, shape, &ad, dtype).require_grad();
+    let yt = tensor(y, shape, &ad, dtype);
+    let l = run_loss(loss, options, Reduction::Mean, xt.clone(), yt).unwrap();
+    let grads = l.backward();
+    let g = to_vec(xt.grad(&grads).expect("input has a gradient"));
+    (to_vec(l)[0], g)
+}
+
+/// `|a - b| <= tol * scale` elementwise, where `scale` is the largest |b| (at least `floor`):
+/// a relative tolerance for the vector as a whole, so tiny entries are not held to a tighter
+/// absolute bound than the big ones.
+pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64, floor: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let scale = expected.iter().fold(floor, |m, v| m.max(v.abs()));
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            a.is_finite() && (a - e).abs() <= tol * scale,
+            "{what}[{i}]: got {a}, expected {e} (tolerance {} = {tol} x {scale})",
+            tol * scale
+        );
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for test inputs.
+pub struct TestRng(u64);
+
+impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        TestRng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    /// `n` hard labels, each 1 with probability `p`.
+    pub fn mask(&mut self, n: usize, p: f64) -> Vec<f64> {
+        (0..n)
+            .map(|_| f64::from(u8::from(self.uniform() < p)))
+            .collect()
+    }
+}

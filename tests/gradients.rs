@@ -1,0 +1,80 @@
+//! Autodiff gradients against central finite differences, in f64, for every loss and the
+//! options that change the formula.
+
+mod common;
+
+use burn::tensor::DType;
+use common::*;
+use serde_json::{Value, json};
+
+const SHAPE: [usize; 4] = [3, 1, 4, 5];
+const H: f64 = 1e-6;
+
+fn option_sets(loss: &str) -> Vec<Value> {
+    match loss {
+        "binary_cross_entropy" => vec![json!({}), json!({"from_logits": false})],
+        "weighted_cross_entropy" => vec![
+            json!({}),
+            json!({"prior": 0.2}),
+            json!({"fg_weight": 2.0, "bg_weight": 0.7}),
+            json!({"from_logits": false}),
+        ],
+        "soft_dice" | "soft_jaccard" => vec![
+            json!({}),
+            json!({"smooth_nr": 0.0, "smooth_dr": 0.0}),
+            json!({"squared": true}),
+            json!({"aggregation": "batch", "smooth_nr": 1.0, "smooth_dr": 1.0}),
+            json!({"from_logits": false}),
+        ],
+        "lovasz_sigmoid" => vec![
+            json!({}),
+            json!({"per_image": false}),
+            json!({"from_logits": false}),
+        ],
+        "lovasz_hinge" => vec![json!({}), json!({"per_image": false})],
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn autodiff_matches_finite_differences() {
+    let device = f64_device();
+    let mut rng = TestRng::new(7);
+    let n: usize = SHAPE.iter().product();
+    for loss in ALL_LOSSES {
+        for options in option_sets(loss) {
+            let from_logits = options["from_logits"].as_bool().unwrap_or(true);
+            let x: Vec<f64> = (0..n)
+                .map(|_| {
+                    if from_logits {
+                        rng.range(-3.0, 3.0)
+                    } else {
+                        rng.range(0.02, 0.98)
+                    }
+                })
+                .collect();
+            let y = rng.mask(n, 0.4);
+            let (_, grad) = value_and_grad(loss, &options, &x, &y, SHAPE, &device, DType::F64);
+            let value_at = |x: &[f64]| {
+                let xt = tensor(x, SHAPE, &device, DType::F64);
+                let yt = tensor(&y, SHAPE, &device, DType::F64);
+                to_vec(run_loss(loss, &options, segloss::Reduction::Mean, xt, yt).unwrap())[0]
+            };
+            let numeric: Vec<f64> = (0..n)
+                .map(|i| {
+                    let (mut plus, mut minus) = (x.clone(), x.clone());
+                    plus[i] += H;
+                    minus[i] -= H;
+                    (value_at(&plus) - value_at(&minus)) / (2.0 * H)
+                })
+                .collect();
+            assert_close(
+                &grad,
+                &numeric,
+                1e-6,
+                1e-3,
+                &format!("{loss} {options} gradient"),
+            );
+        }
+    }
+}
