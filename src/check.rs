@@ -113,3 +113,16 @@ pub(crate) fn open_unit(name: &'static str, value: f64) -> Result<(), SegLossErr
         })
     }
 }
+
+/// `0 <= value <= 1` (a mixing weight such as the weighted Hamming `gamma`).
+pub(crate) fn closed_unit(name: &'static str, value: f64) -> Result<(), SegLossError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(SegLossError::InvalidParameter {
+            name,
+            value,
+            allowed: "[0, 1]",
+        })
+    }
+}

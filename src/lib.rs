@@ -17,6 +17,10 @@
 //! | [`lovasz_sigmoid`](losses::lovasz_sigmoid) | `sum_k abs(y - p)_(k) lovasz_grad(y_(k))_k`, errors sorted descending | Lovász-sigmoid |
 //! | [`lovasz_hinge`](losses::lovasz_hinge) | `sum_k relu(1 - x(2y-1))_(k) lovasz_grad(y_(k))_k` | Berman et al. 2018 |
 //!
+//! Hard metrics live in [`metrics`] (exact per-image [`metrics::Confusion`] counts; Dice,
+//! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]), the
+//! paper's theory (Eq. 4, Prop. 1–2) in [`theory`].
+//!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
 //! `[N,1,Z,H,W]`...), targets of the same shape with values in `[0, 1]`; the result is
 //! `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for [`Reduction::None`].
@@ -42,7 +46,9 @@ mod check;
 mod error;
 mod host;
 pub mod losses;
+pub mod metrics;
 mod options;
+pub mod theory;
 mod validate;
 
 pub use error::SegLossError;

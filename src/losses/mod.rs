@@ -33,9 +33,10 @@ pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::kind::Basic;
 
-/// Flattens `[N, ...]` to `[N, P]`, one row of `P` pixels per image.
-pub(crate) fn rows<const D: usize>(tensor: Tensor<D>) -> Tensor<2> {
+/// Flattens `[N, ...]` to `[N, P]`, one row of `P` pixels per image (any tensor kind).
+pub(crate) fn rows<const D: usize, K: Basic>(tensor: Tensor<D, K>) -> Tensor<2, K> {
     tensor.flatten::<2>(1, D - 1)
 }
 
