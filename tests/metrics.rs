@@ -14,14 +14,6 @@ fn fixture() -> Value {
     serde_json::from_str(include_str!("reference/metrics.json")).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
-
 fn counts(v: &Value) -> Vec<u64> {
     v.as_array()
         .unwrap()

@@ -15,14 +15,6 @@ fn fixtures() -> Value {
     serde_json::from_str(include_str!("reference/losses.json")).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// Runs every fixture case of `loss` with the input reshaped to rank `D`.
 fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, backend: &str) {
     let shape: [usize; D] = input["shape"]

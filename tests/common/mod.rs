@@ -153,6 +153,15 @@ pub fn value_and_grad<const D: usize>(
     (to_vec(l)[0], g)
 }
 
+/// A JSON array of numbers as `f64`; `null` (JSON has no NaN) reads as NaN.
+pub fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
 /// `|a - b| <= tol * scale` elementwise, where `scale` is the largest |b| (at least `floor`):
 /// a relative tolerance for the vector as a whole, so tiny entries are not held to a tighter
 /// absolute bound than the big ones.
