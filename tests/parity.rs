@@ -111,3 +111,29 @@ fn f64_targets_combine_with_f32_logits() {
         }
     }
 }
+
+#[test]
+fn lovasz_ties_are_broken_by_ascending_pixel_index_on_every_backend() {
+    // All logits 0: every hinge error is 1, a complete tie. Sorted by pixel index the labels
+    // read [1, 0, 1, 0], so lovasz_grad = [1/2, 1/6, 1/3, 0] and d loss / d x_i = -s_i w_i.
+    let expected = [-0.5, 1.0 / 6.0, -1.0 / 3.0, 0.0];
+    for (backend, device) in cpu_devices() {
+        let (value, grad) = value_and_grad(
+            "lovasz_hinge",
+            &json!({}),
+            &[0.0; 4],
+            &[1.0, 0.0, 1.0, 0.0],
+            [1, 4],
+            &device,
+            DType::F64,
+        );
+        assert!((value - 1.0).abs() < 1e-12, "{backend}: {value}");
+        assert_close(
+            &grad,
+            &expected,
+            1e-12,
+            1.0,
+            &format!("{backend} tie-break gradient"),
+        );
+    }
+}
