@@ -65,7 +65,7 @@ impl Confusion {
     ///
     /// # Errors
     /// As [`Confusion::from_masks`], plus [`SegLossError::InvalidTargets`] when a target is
-    /// neither 0 nor 1 (counted on the device, read with the counts).
+    /// neither 0 nor 1 (counted on the device; one extra read of a single integer).
     pub fn from_logits<const D: usize>(
         logits: Tensor<D>,
         targets: Tensor<D>,
