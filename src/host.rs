@@ -1,14 +1,21 @@
 //! Moving data between a tensor and the host, written once.
-//!
-//! burn copies a tensor element by element when its storage is shared (a clone still alive),
-//! so callers pass owned tensors: a freshly computed one, never `x.clone()` of a live input.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
+/// Reads a float tensor to the host (detached), in its own dtype.
+///
+/// burn 0.22 reads a tensor whose storage is shared (a clone still alive, as for logits that
+/// stay in the autodiff graph) element by element: 14 ms on flex and 90 ms on ndarray for 4M
+/// f32, against under 1 ms for an owned tensor. Multiplying by one first makes an owned copy
+/// at memory speed (0.6 ms on flex, 1 ms on ndarray, measured on the 2-core development
+/// machine) and is exact, so every read goes through it.
+pub(crate) fn read<const D: usize>(tensor: Tensor<D>) -> TensorData {
+    tensor.detach().mul_scalar(1.0).into_data()
+}
+
 /// Reads a float tensor to the host as `f64` (exact for f32, f16 and bf16 inputs).
 pub(crate) fn read_f64<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
-    tensor
-        .into_data()
+    read(tensor)
         .convert::<f64>()
         .try_into_vec::<f64>()
         .expect("converted TensorData holds f64")

@@ -45,6 +45,7 @@
 mod check;
 mod error;
 mod host;
+mod kernels;
 pub mod losses;
 pub mod metrics;
 mod options;
@@ -52,11 +53,11 @@ pub mod theory;
 mod validate;
 
 pub use error::SegLossError;
-pub use options::{Aggregation, EmptyPolicy, Reduction};
+pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
 pub use validate::{TargetKind, validate_targets};
 
 /// Everything needed to call the losses: `use segloss::prelude::*;`.
 pub mod prelude {
     pub use crate::losses::*;
-    pub use crate::{Aggregation, EmptyPolicy, Reduction, SegLossError, TargetKind};
+    pub use crate::{Aggregation, EmptyPolicy, Execution, Reduction, SegLossError, TargetKind};
 }

@@ -66,3 +66,22 @@ impl EmptyPolicy {
         }
     }
 }
+
+/// Which implementation of a loss runs: burn tensor operations on the inputs' device, or the
+/// fused multi-threaded host kernels of the crate (DESIGN.md, "Performance architecture").
+///
+/// Both compute the same value and gradient (tested to 1e-5); they differ in speed. The choice
+/// is made once per call.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// The default: the host kernels on the CPU backends (flex, ndarray) for f32 and f64
+    /// inputs whose targets take no gradient; burn operations everywhere else (wgpu and other
+    /// GPU backends, other dtypes, tracked targets).
+    Auto,
+    /// Always burn tensor operations on the inputs' device (fusable on wgpu).
+    Device,
+    /// Always the host kernels, on any device (the inputs are read to the host and the
+    /// gradient uploaded back). f32 and f64 inputs only; targets get no gradient, so tracked
+    /// targets are an error.
+    Host,
+}

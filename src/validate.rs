@@ -22,9 +22,7 @@ pub enum TargetKind {
 /// Checks a target tensor `[N, ...]`: rank >= 2, no zero-sized dimension, and every value
 /// allowed by `kind` (NaN and infinities are never allowed).
 ///
-/// Reads the tensor to the host (one device sync). burn copies a tensor whose storage is
-/// shared (a clone still alive) element by element, so passing the last handle is faster than
-/// passing `targets.clone()`.
+/// Reads the tensor to the host (one device sync).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -46,17 +44,20 @@ pub fn validate_targets<const D: usize>(
 
 /// The value check of [`validate_targets`] on host values, shared with the functions that
 /// read their targets anyway (Lovász).
-pub(crate) fn check_values(values: &[f64], kind: TargetKind) -> Result<(), SegLossError> {
+pub(crate) fn check_values<T: Copy + Into<f64>>(
+    values: &[T],
+    kind: TargetKind,
+) -> Result<(), SegLossError> {
     let bad = |v: f64| match kind {
         TargetKind::Hard => v != 0.0 && v != 1.0,
         TargetKind::Soft => !(0.0..=1.0).contains(&v),
     };
-    match values.iter().position(|&v| bad(v)) {
+    match values.iter().position(|&v| bad(v.into())) {
         None => Ok(()),
         Some(i) => Err(SegLossError::InvalidTargets {
             reason: format!(
                 "value {} at flat index {i}; expected {}",
-                values[i],
+                values[i].into(),
                 match kind {
                     TargetKind::Hard => "0 or 1 (a hard mask)",
                     TargetKind::Soft => "a value in [0, 1]",

@@ -1,5 +1,5 @@
 //! Autodiff gradients against central finite differences, in f64, for every loss and the
-//! options that change the formula.
+//! options that change the formula, through the host kernels and the burn-operations path.
 
 mod common;
 
@@ -42,7 +42,10 @@ fn autodiff_matches_finite_differences() {
     let mut rng = TestRng::new(7);
     let n: usize = SHAPE.iter().product();
     for loss in ALL_LOSSES {
-        for options in option_sets(loss) {
+        for options in option_sets(loss)
+            .iter()
+            .flat_map(|o| EXECUTIONS.map(|e| with_execution(o, e)))
+        {
             let from_logits = options["from_logits"].as_bool().unwrap_or(true);
             let x: Vec<f64> = (0..n)
                 .map(|_| {

@@ -48,7 +48,7 @@ fn assert_scores(actual: &[f64], expected: &[f64], what: &str) {
 #[test]
 fn counts_match_smp_get_stats_on_every_backend() {
     let doc = fixture();
-    for (backend, device) in cpu_devices() {
+    for (backend, device) in all_devices() {
         let c = reference_confusion(&device);
         assert_eq!(c.tp, counts(&doc["tp"]), "{backend} tp");
         assert_eq!(c.fp, counts(&doc["fp"]), "{backend} fp");

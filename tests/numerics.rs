@@ -32,16 +32,19 @@ fn extreme_logits_and_degenerate_masks_stay_finite() {
             (0..n).map(|i| f64::from(u8::from(i % 3 == 0))).collect(),
         ),
     ];
-    let option_sets = [
+    let option_sets: Vec<_> = [
         json!({}),
         json!({"aggregation": "batch"}),
         json!({"smooth_nr": 0.0, "smooth_dr": 0.0}),
         json!({"squared": true, "smooth_nr": 0.0, "smooth_dr": 0.0}),
         json!({"per_image": false}),
         json!({"prior": 1e-6}),
-    ];
-    for (backend, device) in cpu_devices() {
-        for dtype in [DType::F32, DType::F64] {
+    ]
+    .iter()
+    .flat_map(|o| EXECUTIONS.map(|e| with_execution(o, e)))
+    .collect();
+    for (backend, device) in all_devices() {
+        for dtype in float_dtypes(&device) {
             for (xn, x) in &logit_sets {
                 for (yn, y) in &mask_sets {
                     for loss in ALL_LOSSES {
@@ -65,7 +68,7 @@ fn probabilities_at_zero_and_one_stay_finite() {
     const SHAPE: [usize; 3] = [2, 2, 3];
     let p = [0.0, 1.0, 0.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.3];
     let y = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
-    for (backend, device) in cpu_devices() {
+    for (backend, device) in all_devices() {
         for loss in [
             "binary_cross_entropy",
             "weighted_cross_entropy",
@@ -73,13 +76,15 @@ fn probabilities_at_zero_and_one_stay_finite() {
             "soft_jaccard",
             "lovasz_sigmoid",
         ] {
-            let options = json!({"from_logits": false});
-            let (v, g) = value_and_grad(loss, &options, &p, &y, SHAPE, &device, DType::F32);
-            assert!(v.is_finite(), "{backend} {loss}: value {v}");
-            assert!(
-                g.iter().all(|g| g.is_finite()),
-                "{backend} {loss}: gradient {g:?}"
-            );
+            for execution in EXECUTIONS {
+                let options = json!({"from_logits": false, "execution": execution});
+                let (v, g) = value_and_grad(loss, &options, &p, &y, SHAPE, &device, DType::F32);
+                assert!(v.is_finite(), "{backend} {loss} {execution}: value {v}");
+                assert!(
+                    g.iter().all(|g| g.is_finite()),
+                    "{backend} {loss} {execution}: gradient {g:?}"
+                );
+            }
         }
     }
 }

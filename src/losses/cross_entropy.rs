@@ -5,8 +5,11 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
+use crate::kernels::cross_entropy::{ClassWeights, cross_entropy};
+use crate::kernels::math::Real;
+use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
 use crate::losses::rows;
-use crate::{Reduction, SegLossError};
+use crate::{Execution, Reduction, SegLossError};
 
 /// The smallest positive normal f32: probabilities are clamped to it before `ln`, so
 /// `-ln(p)` is at most about 87.3 and its gradient stays finite where `p` is exactly 0.
@@ -23,6 +26,10 @@ pub struct BinaryCrossEntropyConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// Binary cross-entropy, the paper's baseline loss (CE, Sect. 2).
@@ -61,6 +68,13 @@ pub fn binary_cross_entropy<const D: usize>(
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
+    if runs_on_host(config.execution, &logits, &targets)? {
+        let kernel = CrossEntropyKernel {
+            from_logits: config.from_logits,
+            weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
+        };
+        return host_loss(logits, targets, config.reduction, &kernel);
+    }
     let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
     let y = rows(targets);
     // -[y ln p + (1 - y) ln(1 - p)]
@@ -97,6 +111,10 @@ pub struct WeightedCrossEntropyConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// Weighted binary cross-entropy with the paper's class-balancing weights (wCE, Sect. 2).
@@ -138,6 +156,23 @@ pub fn weighted_cross_entropy<const D: usize>(
         check::positive("bg_weight", w)?;
     }
     let targets = check::binary_pair(&logits, targets)?;
+    if runs_on_host(config.execution, &logits, &targets)? {
+        let weights = match config.prior {
+            Prior::Fixed(q) => ClassWeights::Fixed {
+                fg: config.fg_weight.unwrap_or(0.5 / q),
+                bg: config.bg_weight.unwrap_or(0.5 / (1.0 - q)),
+            },
+            Prior::Batch => ClassWeights::BatchPrior {
+                fg: config.fg_weight,
+                bg: config.bg_weight,
+            },
+        };
+        let kernel = CrossEntropyKernel {
+            from_logits: config.from_logits,
+            weights,
+        };
+        return host_loss(logits, targets, config.reduction, &kernel);
+    }
     let y = rows(targets);
     let (w_fg, w_bg) = class_weights(&y, config);
     let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
@@ -196,4 +231,32 @@ fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tens
 
 fn pixel_count(rows: &Tensor<2>) -> f64 {
     rows.dims()[1] as f64
+}
+
+/// The host path of both cross-entropies.
+struct CrossEntropyKernel {
+    from_logits: bool,
+    weights: ClassWeights,
+}
+
+impl HostKernel for CrossEntropyKernel {
+    fn per_image(&self) -> bool {
+        true
+    }
+    fn run<F: Real>(
+        &self,
+        x: &[F],
+        y: &[F],
+        rows: usize,
+        grad: Option<&mut [F]>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        Ok(cross_entropy(
+            x,
+            y,
+            rows,
+            self.from_logits,
+            self.weights,
+            grad,
+        ))
+    }
 }

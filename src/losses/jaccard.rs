@@ -3,8 +3,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::losses::overlap::{OverlapOptions, one_minus_ratio, soft_statistics};
-use crate::{Aggregation, Reduction, SegLossError};
+use crate::losses::overlap::{OverlapOptions, Ratio, overlap_loss};
+use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_jaccard`]. Same fields and defaults as
 /// [`SoftDiceConfig`](crate::losses::SoftDiceConfig).
@@ -28,6 +28,10 @@ pub struct SoftJaccardConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// Soft Jaccard loss: the Jaccard index of Eq. 1 relaxed to probabilities (Sect. 2 of
@@ -58,9 +62,7 @@ pub fn soft_jaccard<const D: usize>(
         aggregation: config.aggregation,
         from_logits: config.from_logits,
         reduction: config.reduction,
+        execution: config.execution,
     };
-    let s = soft_statistics(logits, targets, &options)?;
-    let numerator = s.intersection.clone().add_scalar(options.smooth_nr);
-    let denominator = (s.predicted + s.target - s.intersection).add_scalar(options.smooth_dr);
-    Ok(one_minus_ratio(numerator, denominator, options.reduction))
+    overlap_loss(logits, targets, Ratio::Jaccard, &options)
 }

@@ -9,14 +9,25 @@
 //! constant almost everywhere, so treating them as constants gives the exact value and the
 //! exact (sub)gradient `g_k` for pixel `(k)`, the same as autodiff through Berman's reference.
 //!
-//! burn 0.22 sorts through the host on wgpu and ndarray and its wgpu `cumsum` is a naive
-//! O(n^2) kernel, so instead of chaining `sort`, `gather` and `cumsum` on the device this
-//! module reads the detached errors and the labels to the host once (one device sync), sorts
-//! each image with a stable sort (ties broken by ascending pixel index, so results are the same
-//! on every backend and thread count), computes the weights in one O(P) pass in f64, uploads
-//! them once, and finishes with an elementwise product and a sum on the device, which keeps the
-//! autodiff graph and lets burn fuse the elementwise chain. Cost: O(P log P) host work per
-//! image plus one download of `2 * N * P` values and one upload of `N * P`.
+//! Both execution paths ([`Execution`]) sort on the host, because burn 0.22 has no fast
+//! device sort: `sort` on wgpu and ndarray copies the tensor to the host, sorts there and
+//! uploads it back, and wgpu's `cumsum` is a naive O(P^2) kernel (6 s for `[4, 65536]` on
+//! Mesa's software Vulkan). So neither path chains `sort`, `gather` and `cumsum` on the device:
+//!
+//! - **Host path** (the default on flex and ndarray): one read of logits and labels, then per
+//!   image, in parallel over images, the errors, a stable LSD radix sort of their f32 bit
+//!   patterns (ties broken by ascending pixel index), and one pass that computes the weights,
+//!   the value and the gradient together; the gradient joins the graph as in every host-path
+//!   loss. O(P) per image.
+//! - **Device path** (wgpu, or `Execution::Device`): the errors are computed on the device, the
+//!   detached errors and the labels are read to the host once (one device sync), each image is
+//!   sorted with a stable comparison sort (same tie-break), the weights are computed in one
+//!   O(P) pass in f64 and uploaded once, and the loss is an elementwise product and a sum on
+//!   the device, which keeps the autodiff graph and lets burn fuse the elementwise chain. Cost:
+//!   O(P log P) host work per image plus one download of `2 * N * P` values and one upload of
+//!   `N * P`, a host round trip that dominates on a GPU (measured in `benches/`).
+//!
+//! Results and gradients are the same on every backend and thread count.
 
 use burn::config::Config;
 use burn::tensor::Tensor;
@@ -24,9 +35,12 @@ use burn::tensor::activation::relu;
 
 use crate::check;
 use crate::host::{read_f64, upload};
+use crate::kernels::lovasz::{Errors, lovasz as lovasz_kernel};
+use crate::kernels::math::Real;
+use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
 use crate::losses::{probabilities, row_sums, rows};
 use crate::validate::{TargetKind, check_values};
-use crate::{Reduction, SegLossError};
+use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`lovasz_sigmoid`] and [`lovasz_hinge`].
 #[derive(Config, Debug)]
@@ -43,6 +57,10 @@ pub struct LovaszConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends). Both sort on the host; see the module docs.
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// Lovász-sigmoid loss (Sect. 2 of Bertels et al.): the Lovász extension of the Jaccard loss
@@ -78,9 +96,13 @@ pub fn lovasz_sigmoid<const D: usize>(
     config: &LovaszConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let from_logits = config.from_logits;
-    lovasz(logits, targets, config, |x, y| {
-        (y - probabilities(x, from_logits)).abs()
-    })
+    lovasz(
+        logits,
+        targets,
+        config,
+        Errors::Sigmoid { from_logits },
+        |x, y| (y - probabilities(x, from_logits)).abs(),
+    )
 }
 
 /// Lovász hinge loss (Berman et al. 2018, Eq. 10 there): the Lovász extension of the Jaccard
@@ -110,7 +132,7 @@ pub fn lovasz_hinge<const D: usize>(
     }
     // The sort key is relu(e) rather than Berman's e: the two orders differ only among pixels
     // with e <= 0, which come last in both and contribute relu(e) = 0 to value and gradient.
-    lovasz(logits, targets, config, |x, y| {
+    lovasz(logits, targets, config, Errors::Hinge, |x, y| {
         let signs = y.mul_scalar(2.0).sub_scalar(1.0);
         relu(x.mul(signs).neg().add_scalar(1.0))
     })
@@ -156,26 +178,44 @@ pub fn lovasz_grad(gt_sorted: Tensor<1>) -> Result<Tensor<1>, SegLossError> {
     Ok(upload(weights, [len], &device, dtype))
 }
 
-/// The shared body of the Lovász losses: `errors(x, y)` builds the per-pixel errors on
-/// `[N, P]` rows (the sort key and the factor of the weights).
+/// The shared body of the Lovász losses: `kind` names the errors for the host kernel, and
+/// `errors(x, y)` builds the same per-pixel errors on `[N, P]` rows for the device path (the
+/// sort key and the factor of the weights).
 fn lovasz<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &LovaszConfig,
+    kind: Errors,
     errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
 ) -> Result<Tensor<1>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
     let (n, p) = check::batch_shape(&logits, "logits")?;
+    let problem_len = if config.per_image { p } else { n * p };
+    // The host kernel sorts u32 pixel indices; a larger problem takes the device path.
+    let fits_host_kernel = u32::try_from(problem_len).is_ok();
+    if config.execution == Execution::Host && !fits_host_kernel {
+        return Err(SegLossError::InvalidParameter {
+            name: "execution",
+            value: problem_len as f64,
+            allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
+        });
+    }
+    if fits_host_kernel && runs_on_host(config.execution, &logits, &targets)? {
+        let kernel = LovaszKernel {
+            per_image: config.per_image,
+            errors: kind,
+        };
+        return host_loss(logits, targets, config.reduction, &kernel);
+    }
     let (device, dtype) = (logits.device(), logits.dtype());
     let x = rows(logits);
     let y = rows(targets);
 
-    // Errors recomputed from the detached input: a fresh, owned tensor reads fast.
+    // Errors recomputed from the detached input (no graph for the read).
     let host_errors = read_f64(errors(x.clone().detach(), y.clone().detach()));
-    let host_labels = read_f64(y.clone().detach());
+    let host_labels = read_f64(y.clone());
     check_values(&host_labels, TargetKind::Hard)?;
 
-    let problem_len = if config.per_image { p } else { n * p };
     let mut weights = vec![0.0; n * p];
     let mut order = Vec::with_capacity(problem_len);
     for ((e, g), w) in host_errors
@@ -197,6 +237,28 @@ fn lovasz<const D: usize>(
     } else {
         weighted.sum()
     })
+}
+
+/// The host path of the Lovász losses.
+struct LovaszKernel {
+    per_image: bool,
+    errors: Errors,
+}
+
+impl HostKernel for LovaszKernel {
+    fn per_image(&self) -> bool {
+        self.per_image
+    }
+    fn run<F: Real>(
+        &self,
+        x: &[F],
+        y: &[F],
+        rows: usize,
+        grad: Option<&mut [F]>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        check_values(y, TargetKind::Hard)?;
+        Ok(lovasz_kernel(x, y, rows, self.per_image, self.errors, grad))
+    }
 }
 
 /// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own

@@ -19,6 +19,7 @@
 
 mod cross_entropy;
 mod dice;
+mod execution;
 mod jaccard;
 mod lovasz;
 mod overlap;

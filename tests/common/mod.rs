@@ -4,7 +4,7 @@
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use segloss::losses::*;
-use segloss::{Aggregation, Reduction, SegLossError};
+use segloss::{Aggregation, Execution, Reduction, SegLossError};
 use serde_json::Value;
 
 /// The CPU devices enabled in this build, with a name for messages.
@@ -15,6 +15,72 @@ pub fn cpu_devices() -> Vec<(&'static str, Device)> {
         #[cfg(feature = "ndarray")]
         ("ndarray", ndarray()),
     ]
+}
+
+/// Every device of this build: the CPU devices, then wgpu when the `wgpu` feature is on and
+/// an adapter exists (see [`wgpu_device`]).
+pub fn all_devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut devices = cpu_devices();
+    #[cfg(feature = "wgpu")]
+    if let Some(device) = wgpu_device() {
+        devices.push(("wgpu", device));
+    }
+    devices
+}
+
+/// The float dtypes to test on a device: f32 everywhere, f64 on the CPU backends.
+///
+/// wgpu reports f64 support under Mesa's lavapipe, but burn 0.22.1's f64 kernels there are
+/// wrong (`exp(-30)` comes back as 5.7e-315 and `log_sigmoid`'s gradient as -inf, measured
+/// here), so f64 is not a configuration this crate can vouch for on wgpu.
+pub fn float_dtypes(device: &Device) -> Vec<DType> {
+    let mut dtypes = vec![DType::F32];
+    if cpu_devices().iter().any(|(_, d)| d == device) {
+        dtypes.push(DType::F64);
+    }
+    dtypes
+}
+
+/// The agreement expected between a backend and the first CPU backend: wgpu's f32 kernels
+/// (fused, reordered sums, approximate `exp`) agree to 1e-4, the CPU backends to 1e-5.
+pub fn parity_tolerance(backend: &str) -> f64 {
+    if backend == "wgpu" { 1e-4 } else { 1e-5 }
+}
+
+/// The wgpu device, initialised once per test process (burn initialises a wgpu runtime once).
+///
+/// Without an adapter (no GPU and no Mesa `lavapipe`) the wgpu part of every test is skipped,
+/// and the reason is written once per test binary straight to stderr (not through `eprintln!`,
+/// which the test harness captures), so it shows in every `cargo test` run. With
+/// `SEGLOSS_REQUIRE_WGPU=1`, as in CI, a missing adapter fails the tests instead.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Option<Device> {
+    use std::io::Write;
+    use std::sync::OnceLock;
+    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+    let device = DEVICE.get_or_init(|| {
+        let device = Device::wgpu_options().init().map_err(|e| {
+            format!(
+                "SKIPPED wgpu tests: no wgpu adapter ({e:?}); install mesa-vulkan-drivers for \
+                 a software Vulkan adapter"
+            )
+        });
+        if let Err(reason) = &device {
+            let _ = writeln!(std::io::stderr(), "{reason}");
+        }
+        device
+    });
+    match device {
+        Ok(device) => Some(device.clone()),
+        Err(reason) => {
+            assert!(
+                std::env::var_os("SEGLOSS_REQUIRE_WGPU").is_none(),
+                "{reason} (SEGLOSS_REQUIRE_WGPU is set)"
+            );
+            None
+        }
+    }
 }
 
 #[cfg(feature = "ndarray")]
@@ -59,7 +125,18 @@ pub const ALL_LOSSES: [&str; 6] = [
     "lovasz_hinge",
 ];
 
-/// Runs `loss` with the fixtures' JSON options (missing keys keep the config default).
+/// The paths a loss can take, as named in JSON options (`"execution"`).
+pub const EXECUTIONS: [&str; 2] = ["host", "device"];
+
+/// `options` with `"execution"` set.
+pub fn with_execution(options: &Value, execution: &str) -> Value {
+    let mut options = options.clone();
+    options["execution"] = Value::from(execution);
+    options
+}
+
+/// Runs `loss` with the fixtures' JSON options (missing keys keep the config default;
+/// `"execution"`: `"host"`, `"device"` or absent for `Auto`).
 pub fn run_loss<const D: usize>(
     loss: &str,
     options: &Value,
@@ -69,6 +146,12 @@ pub fn run_loss<const D: usize>(
 ) -> Result<Tensor<1>, SegLossError> {
     let from_logits = options["from_logits"].as_bool().unwrap_or(true);
     let f = |k: &str, d: f64| options[k].as_f64().unwrap_or(d);
+    let execution = match options["execution"].as_str() {
+        Some("host") => Execution::Host,
+        Some("device") => Execution::Device,
+        None => Execution::Auto,
+        Some(other) => panic!("unknown execution {other}"),
+    };
     let aggregation = match options["aggregation"].as_str() {
         Some("batch") => Aggregation::Batch,
         _ => Aggregation::PerImage,
@@ -79,7 +162,8 @@ pub fn run_loss<const D: usize>(
             y,
             &BinaryCrossEntropyConfig::new()
                 .with_from_logits(from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(execution),
         ),
         "weighted_cross_entropy" => {
             let prior = match &options["prior"] {
@@ -94,7 +178,8 @@ pub fn run_loss<const D: usize>(
                     .with_fg_weight(options["fg_weight"].as_f64())
                     .with_bg_weight(options["bg_weight"].as_f64())
                     .with_from_logits(from_logits)
-                    .with_reduction(reduction),
+                    .with_reduction(reduction)
+                    .with_execution(execution),
             )
         }
         "soft_dice" => soft_dice(
@@ -106,7 +191,8 @@ pub fn run_loss<const D: usize>(
                 .with_squared(options["squared"].as_bool().unwrap_or(false))
                 .with_aggregation(aggregation)
                 .with_from_logits(from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(execution),
         ),
         "soft_jaccard" => soft_jaccard(
             x,
@@ -117,13 +203,15 @@ pub fn run_loss<const D: usize>(
                 .with_squared(options["squared"].as_bool().unwrap_or(false))
                 .with_aggregation(aggregation)
                 .with_from_logits(from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(execution),
         ),
         "lovasz_sigmoid" | "lovasz_hinge" => {
             let config = LovaszConfig::new()
                 .with_per_image(options["per_image"].as_bool().unwrap_or(true))
                 .with_from_logits(from_logits)
-                .with_reduction(reduction);
+                .with_reduction(reduction)
+                .with_execution(execution);
             if loss == "lovasz_sigmoid" {
                 lovasz_sigmoid(x, y, &config)
             } else {

@@ -1,0 +1,132 @@
+//! Binary cross-entropy and weighted cross-entropy: value per image and gradient, one fused
+//! pass.
+
+use super::lanes;
+use super::math::{Real, sigmoid_from};
+use super::parallel::{self, Chunk};
+
+/// The class weights of the cross-entropy: `w_fg` on `-y ln p`, `w_bg` on `-(1-y) ln(1-p)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ClassWeights {
+    /// Given weights (1 and 1 for plain BCE).
+    Fixed { fg: f64, bg: f64 },
+    /// `1/(2q)` and `1/(2-2q)` with `q` the batch's foreground fraction (clamped as in the
+    /// device path, so an absent class keeps a finite weight on its zero term), each replaced
+    /// by the explicit weight where one is given.
+    BatchPrior { fg: Option<f64>, bg: Option<f64> },
+}
+
+/// Per-image mean of `w_fg y (-ln p) + w_bg (1-y) (-ln(1-p))` over the `len` pixels of each of
+/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; writes
+/// `d loss_row / d x` into `grad` when given.
+pub(crate) fn cross_entropy<F: Real>(
+    x: &[F],
+    y: &[F],
+    rows: usize,
+    from_logits: bool,
+    weights: ClassWeights,
+    grad: Option<&mut [F]>,
+) -> Vec<f64> {
+    let len = x.len() / rows;
+    let chunks = parallel::chunks(rows, len);
+    let (fg, bg) = resolve(weights, y, &chunks);
+    let (fg, bg) = (F::from_f64(fg), F::from_f64(bg));
+    let inv_len = F::from_f64(1.0 / len as f64);
+    // Weight times target first: where the target is 0 the weight may be huge, and
+    // (w * y) * l stays 0 while w * (y * l) could not.
+    let partial: Vec<[f64; 1]> = match (grad, from_logits) {
+        (None, true) => parallel::map(&chunks, |c| {
+            let r = c.range.clone();
+            lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
+                let (neg_log_p, neg_log_not_p, _) = from_logit(xi);
+                [(fg * yi) * neg_log_p + (bg * (F::ONE - yi)) * neg_log_not_p]
+            })
+        }),
+        (None, false) => parallel::map(&chunks, |c| {
+            let r = c.range.clone();
+            lanes::sum(&x[r.clone()], &y[r], |pi, yi| {
+                let (neg_log_p, neg_log_not_p) = from_probability(pi);
+                [(fg * yi) * neg_log_p.0 + (bg * (F::ONE - yi)) * neg_log_not_p.0]
+            })
+        }),
+        (Some(grad), true) => parallel::map_mut(&chunks, grad, |c, g| {
+            let r = c.range.clone();
+            lanes::sum_and_write(&x[r.clone()], &y[r], g, |xi, yi| {
+                let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
+                let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
+                // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
+                let d = wy * (p - F::ONE) + wn * p;
+                ([wy * neg_log_p + wn * neg_log_not_p], d * inv_len)
+            })
+        }),
+        (Some(grad), false) => parallel::map_mut(&chunks, grad, |c, g| {
+            let r = c.range.clone();
+            lanes::sum_and_write(&x[r.clone()], &y[r], g, |pi, yi| {
+                let (neg_log_p, neg_log_not_p) = from_probability(pi);
+                let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
+                let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;
+                ([wy * neg_log_p.0 + wn * neg_log_not_p.0], d * inv_len)
+            })
+        }),
+    };
+    parallel::per_row(&chunks, &partial, rows)
+        .into_iter()
+        .map(|[sum]| sum / len as f64)
+        .collect()
+}
+
+/// `(-ln p, -ln(1 - p), p)` from a logit, as `softplus(-x)`, `softplus(x)` and `sigmoid(x)`
+/// from one `exp(-|x|)`.
+#[inline(always)]
+fn from_logit<F: Real>(x: F) -> (F, F, F) {
+    let e = (-x.abs()).exp_nonpositive();
+    let l = e.ln_1p_unit();
+    let neg_log_p = (-x).max(F::ZERO) + l;
+    let neg_log_not_p = x.max(F::ZERO) + l;
+    (neg_log_p, neg_log_not_p, sigmoid_from(x, e))
+}
+
+/// `((-ln max(p, m), its derivative), (-ln max(1 - p, m), its derivative))` with `m` =
+/// [`Real::MIN_PROB`], the device path's clamp (whose gradient is 0 where it
+/// clamps).
+#[inline(always)]
+fn from_probability<F: Real>(p: F) -> ((F, F), (F, F)) {
+    let q = F::ONE - p;
+    let pc = p.max(F::MIN_PROB);
+    let qc = q.max(F::MIN_PROB);
+    let dp = if p >= F::MIN_PROB {
+        -F::ONE / pc
+    } else {
+        F::ZERO
+    };
+    let dq = if q >= F::MIN_PROB {
+        F::ONE / qc
+    } else {
+        F::ZERO
+    };
+    ((-pc.ln_positive(), dp), (-qc.ln_positive(), dq))
+}
+
+/// The weights `(w_fg, w_bg)` as f64.
+fn resolve<F: Real>(weights: ClassWeights, y: &[F], chunks: &[Chunk]) -> (f64, f64) {
+    match weights {
+        ClassWeights::Fixed { fg, bg } => (fg, bg),
+        ClassWeights::BatchPrior { fg, bg } => {
+            let needs_prior = fg.is_none() || bg.is_none();
+            let q = if needs_prior {
+                let sums = parallel::map(chunks, |c| {
+                    let r = c.range.clone();
+                    lanes::sum(&y[r.clone()], &y[r], |yi, _| [yi])
+                });
+                sums.iter().map(|[s]| s).sum::<f64>() / y.len() as f64
+            } else {
+                0.5
+            };
+            let min = f64::from(f32::MIN_POSITIVE);
+            (
+                fg.unwrap_or(0.5 / q.max(min)),
+                bg.unwrap_or(0.5 / (1.0 - q).max(min)),
+            )
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The choice between the device path (burn tensor operations) and the host path (the fused
+//! kernels of `crate::kernels`), and how a host-computed gradient joins the autodiff graph.
+//!
+//! The host path reads the logits and targets once, runs a kernel that returns each problem's
+//! value and `g = d value / d x`, uploads `g` once, and returns
+//!
+//! `value + (s - detach(s))`, with `s = sum(x * g)` per problem,
+//!
+//! whose value is exactly `value` (`s - s` is 0) and whose gradient with respect to `x` is
+//! exactly `g`, so the result composes with anything else in the graph (sums of losses,
+//! reductions). When the logits take no part in autodiff, the bare values are returned and no
+//! gradient is computed at all.
+
+use std::borrow::Cow;
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::SegLossError;
+use crate::check;
+use crate::host::{read, upload};
+use crate::kernels::math::Real;
+use crate::losses::{row_sums, rows};
+use crate::{Execution, Reduction};
+
+/// A loss as the host path runs it: values per problem from slices, and the gradient of each
+/// problem's value with respect to `x` written into `grad` when it is given.
+pub(crate) trait HostKernel {
+    /// `true` when the loss has one problem per image (`[N]` values), `false` for one
+    /// problem over the whole batch (`[1]`).
+    fn per_image(&self) -> bool;
+    fn run<F: Real>(
+        &self,
+        x: &[F],
+        y: &[F],
+        rows: usize,
+        grad: Option<&mut [F]>,
+    ) -> Result<Vec<f64>, SegLossError>;
+}
+
+/// Whether this call runs on the host: `Host`, or `Auto` on a CPU backend with f32/f64 input
+/// and targets that take no gradient. Errors where `Host` cannot apply.
+pub(crate) fn runs_on_host<const D: usize>(
+    execution: Execution,
+    logits: &Tensor<D>,
+    targets: &Tensor<D>,
+) -> Result<bool, SegLossError> {
+    let supported_dtype = matches!(logits.dtype(), DType::F32 | DType::F64);
+    match execution {
+        Execution::Device => Ok(false),
+        Execution::Auto => Ok(supported_dtype && !targets.is_tracked() && is_cpu(&logits.device())),
+        Execution::Host if !supported_dtype => Err(SegLossError::InvalidParameter {
+            name: "execution",
+            value: 0.0,
+            allowed: "Execution::Host takes f32 or f64 inputs; use Auto or Device",
+        }),
+        Execution::Host if targets.is_tracked() => Err(SegLossError::InvalidParameter {
+            name: "execution",
+            value: 0.0,
+            allowed: "Execution::Host gives targets no gradient; use Auto or Device for \
+                      targets that require one",
+        }),
+        Execution::Host => Ok(true),
+    }
+}
+
+/// flex and ndarray: the backends whose tensors already live in host memory.
+fn is_cpu(device: &Device) -> bool {
+    let device = device.clone().without_autodiff();
+    #[cfg(feature = "flex")]
+    if device == Device::flex() {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
+    if device == Device::ndarray() {
+        return true;
+    }
+    let _ = device;
+    false
+}
+
+/// Runs `kernel` on the host and returns the loss, reduced by `reduction` when there is one
+/// problem per image. `targets` must already have the logits' dtype (`check::binary_pair`).
+pub(crate) fn host_loss<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    reduction: Reduction,
+    kernel: &impl HostKernel,
+) -> Result<Tensor<1>, SegLossError> {
+    let (n, _) = check::batch_shape(&logits, "logits")?;
+    let (device, dtype) = (logits.device(), logits.dtype());
+    let tracked = logits.is_tracked();
+    let x = read(logits.clone());
+    let y = read(targets);
+    let (values, grad) = match dtype {
+        DType::F32 => run_typed::<f32>(kernel, &x, &y, n, tracked)?,
+        DType::F64 => run_typed::<f64>(kernel, &x, &y, n, tracked)?,
+        _ => {
+            return Err(SegLossError::InvalidParameter {
+                name: "execution",
+                value: 0.0,
+                allowed: "the host path takes f32 or f64 inputs",
+            });
+        }
+    };
+    drop((x, y));
+    let problems = values.len();
+    let mut loss = upload(values, [problems], &device, dtype);
+    if let Some(grad) = grad {
+        let x = rows(logits);
+        let g = Tensor::<2>::from_data(grad, (&device, dtype));
+        let product = x.mul(g);
+        let s = if kernel.per_image() {
+            row_sums(product)
+        } else {
+            product.sum()
+        };
+        loss = loss + (s.clone() - s.detach());
+    }
+    Ok(if kernel.per_image() {
+        reduction.apply(loss)
+    } else {
+        loss
+    })
+}
+
+/// Runs the kernel on the slices of `x` and `y` as `F`; returns the values and, when `tracked`,
+/// the gradient as tensor data.
+fn run_typed<F: Real>(
+    kernel: &impl HostKernel,
+    x: &TensorData,
+    y: &TensorData,
+    rows: usize,
+    tracked: bool,
+) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
+    let (xs, ys) = (slice::<F>(x), slice::<F>(y));
+    if tracked {
+        let mut grad = vec![F::ZERO; xs.len()];
+        let values = kernel.run(&xs, &ys, rows, Some(&mut grad))?;
+        Ok((values, Some(TensorData::new(grad, [rows, xs.len() / rows]))))
+    } else {
+        Ok((kernel.run(&xs, &ys, rows, None)?, None))
+    }
+}
+
+/// The data as a slice of `F`: borrowed when its bytes are aligned for `F` (always, in
+/// practice), copied otherwise.
+fn slice<F: Real>(data: &TensorData) -> Cow<'_, [F]> {
+    match data.as_slice::<F>() {
+        Ok(values) => Cow::Borrowed(values),
+        Err(_) => Cow::Owned(data.iter::<F>().collect()),
+    }
+}

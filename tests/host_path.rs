@@ -1,0 +1,302 @@
+//! The host kernels against the burn-operations path: every loss and option, values (every
+//! reduction) and gradients, on random shapes and on fixed batches; composition with other
+//! losses in one graph; untracked inputs; the errors specific to `Execution::Host`.
+
+mod common;
+
+use burn::tensor::{DType, Device};
+use common::*;
+use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+use segloss::losses::{SoftDiceConfig, soft_dice};
+use segloss::{Execution, Reduction, SegLossError};
+use serde_json::{Value, json};
+
+/// Options that change the computation, per loss, sampled.
+fn options(loss: &'static str) -> BoxedStrategy<Value> {
+    match loss {
+        "binary_cross_entropy" => any::<bool>()
+            .prop_map(|soft| json!({ "from_logits": !soft }))
+            .boxed(),
+        "weighted_cross_entropy" => (0usize..4, 0.05f64..0.95, 0.1f64..5.0, any::<bool>())
+            .prop_map(|(kind, q, w, soft)| {
+                let mut o = match kind {
+                    0 => json!({}),
+                    1 => json!({ "prior": q }),
+                    2 => json!({ "fg_weight": w }),
+                    _ => json!({ "prior": q, "bg_weight": w }),
+                };
+                o["from_logits"] = json!(!soft);
+                o
+            })
+            .boxed(),
+        "soft_dice" | "soft_jaccard" => (
+            0.0f64..2.0,
+            0.0f64..2.0,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(nr, dr, squared, batch, soft)| {
+                json!({ "smooth_nr": nr, "smooth_dr": dr, "squared": squared,
+                        "aggregation": if batch { "batch" } else { "per_image" },
+                        "from_logits": !soft })
+            })
+            .boxed(),
+        "lovasz_sigmoid" => (any::<bool>(), any::<bool>())
+            .prop_map(|(per_image, soft)| json!({ "per_image": per_image, "from_logits": !soft }))
+            .boxed(),
+        "lovasz_hinge" => any::<bool>()
+            .prop_map(|per_image| json!({ "per_image": per_image }))
+            .boxed(),
+        other => panic!("{other}"),
+    }
+}
+
+/// A random case: a loss, its options, a reduction, a shape `[n, 1, h, w]`, inputs (logits,
+/// or probabilities when the options say so) and hard or soft targets.
+fn case() -> impl Strategy<
+    Value = (
+        &'static str,
+        Value,
+        Reduction,
+        [usize; 4],
+        Vec<f64>,
+        Vec<f64>,
+    ),
+> {
+    (
+        0usize..ALL_LOSSES.len(),
+        1usize..5,
+        1usize..=24,
+        1usize..=24,
+        0usize..3,
+    )
+        .prop_flat_map(|(l, n, h, w, r)| {
+            let loss = ALL_LOSSES[l];
+            let len = n * h * w;
+            let soft_targets_ok = !loss.starts_with("lovasz");
+            (
+                Just(loss),
+                options(loss),
+                Just([Reduction::Mean, Reduction::Sum, Reduction::None][r]),
+                Just([n, 1, h, w]),
+                prop::collection::vec(-6.0f64..6.0, len),
+                prop::collection::vec(0.0f64..1.0, len).prop_map(move |u| {
+                    u.into_iter()
+                        .map(|v| {
+                            if soft_targets_ok && v < 0.2 {
+                                v * 5.0
+                            } else {
+                                f64::from(u8::from(v < 0.6))
+                            }
+                        })
+                        .collect()
+                }),
+            )
+        })
+}
+
+/// Value (with `reduction`) and gradient (of the mean) through one execution path.
+#[allow(clippy::too_many_arguments)] // a test helper: every argument is one axis of the cases
+fn evaluate<const D: usize>(
+    loss: &str,
+    options: &Value,
+    execution: &str,
+    reduction: Reduction,
+    shape: [usize; D],
+    x: &[f64],
+    y: &[f64],
+    device: &Device,
+    dtype: DType,
+) -> (Vec<f64>, Vec<f64>) {
+    let options = with_execution(options, execution);
+    let value = to_vec(
+        run_loss(
+            loss,
+            &options,
+            reduction,
+            tensor(x, shape, device, dtype),
+            tensor(y, shape, device, dtype),
+        )
+        .unwrap(),
+    );
+    let (_, grad) = value_and_grad(loss, &options, x, y, shape, device, dtype);
+    (value, grad)
+}
+
+fn inputs_for(options: &Value, x: Vec<f64>) -> Vec<f64> {
+    if options["from_logits"] == json!(false) {
+        x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect()
+    } else {
+        x
+    }
+}
+
+proptest! {
+    // A fixed seed: the cases are random but the same in every run.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: RngSeed::Fixed(0x5E6_1055),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn host_kernels_match_burn_operations((loss, options, reduction, shape, x, y) in case()) {
+        let x = inputs_for(&options, x);
+        let device = f64_device();
+        let (hv, hg) = evaluate(loss, &options, "host", reduction, shape, &x, &y, &device, DType::F32);
+        let (dv, dg) = evaluate(loss, &options, "device", reduction, shape, &x, &y, &device, DType::F32);
+        let what = format!("{loss} {options} {reduction:?} {shape:?}");
+        assert_close(&hv, &dv, 1e-5, 1e-6, &format!("{what}: value"));
+        assert_close(&hg, &dg, 1e-5, 0.0, &format!("{what}: gradient"));
+    }
+}
+
+#[test]
+fn host_kernels_match_burn_operations_in_f64_and_on_every_cpu_backend() {
+    const SHAPE: [usize; 4] = [3, 1, 9, 7];
+    let n: usize = SHAPE.iter().product();
+    let mut rng = TestRng::new(21);
+    let x: Vec<f64> = (0..n).map(|_| rng.range(-5.0, 5.0)).collect();
+    let y = rng.mask(n, 0.35);
+    let option_sets = [
+        json!({}),
+        json!({"from_logits": false}),
+        json!({"prior": 0.3, "smooth_nr": 0.0, "smooth_dr": 0.0}),
+        json!({"aggregation": "batch", "squared": true, "per_image": false}),
+        json!({"fg_weight": 3.0, "bg_weight": 0.5}),
+    ];
+    for (backend, device) in cpu_devices() {
+        for dtype in float_dtypes(&device) {
+            // ndarray computes sigmoid in f32 whatever the dtype. flex computes f64 in f64, but
+            // its log_sigmoid gradient is good to about 3e-8 only (the host kernel's is exact
+            // to 1e-16 against sigmoid(x) - y), hence 1e-7 rather than 1e-12.
+            let tol = if dtype == DType::F64 && backend == "flex" {
+                1e-7
+            } else {
+                1e-5
+            };
+            for loss in ALL_LOSSES {
+                for options in &option_sets {
+                    if loss == "lovasz_hinge" && options["from_logits"] == json!(false) {
+                        continue;
+                    }
+                    let x = inputs_for(options, x.clone());
+                    let run = |execution| {
+                        evaluate(
+                            loss,
+                            options,
+                            execution,
+                            Reduction::None,
+                            SHAPE,
+                            &x,
+                            &y,
+                            &device,
+                            dtype,
+                        )
+                    };
+                    let ((hv, hg), (dv, dg)) = (run("host"), run("device"));
+                    let what = format!("{backend} {dtype:?} {loss} {options}");
+                    assert_close(&hv, &dv, tol, 1e-6, &format!("{what}: value"));
+                    assert_close(&hg, &dg, tol, 0.0, &format!("{what}: gradient"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn host_losses_compose_with_others_in_one_graph() {
+    // 2 * dice + bce, host and device paths mixed both ways: the gradient is the same sum.
+    const SHAPE: [usize; 3] = [2, 5, 6];
+    let n: usize = SHAPE.iter().product();
+    let mut rng = TestRng::new(5);
+    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
+    let y = rng.mask(n, 0.5);
+    for (backend, device) in cpu_devices() {
+        let ad = device.clone().autodiff();
+        let grad_of = |dice_path: &str, bce_path: &str| {
+            let xt = tensor(&x, SHAPE, &ad, DType::F32).require_grad();
+            let yt = tensor(&y, SHAPE, &ad, DType::F32);
+            let dice = run_loss(
+                "soft_dice",
+                &json!({ "execution": dice_path }),
+                Reduction::Mean,
+                xt.clone(),
+                yt.clone(),
+            )
+            .unwrap();
+            let bce = run_loss(
+                "binary_cross_entropy",
+                &json!({ "execution": bce_path }),
+                Reduction::Mean,
+                xt.clone(),
+                yt,
+            )
+            .unwrap();
+            let total = dice.mul_scalar(2.0) + bce;
+            let value = to_vec(total.clone())[0];
+            (value, to_vec(xt.grad(&total.backward()).unwrap()))
+        };
+        let (reference_value, reference) = grad_of("device", "device");
+        for (a, b) in [("host", "host"), ("host", "device"), ("device", "host")] {
+            let (value, grad) = grad_of(a, b);
+            let what = format!("{backend} dice {a} + bce {b}");
+            assert!((value - reference_value).abs() < 1e-5, "{what}: {value}");
+            assert_close(&grad, &reference, 1e-5, 0.0, &what);
+        }
+    }
+}
+
+#[test]
+fn untracked_inputs_get_the_plain_value() {
+    const SHAPE: [usize; 2] = [2, 8];
+    let x: Vec<f64> = (0..16).map(|i| f64::from(i) * 0.3 - 2.0).collect();
+    let y: Vec<f64> = (0..16).map(|i| f64::from(u8::from(i % 3 == 0))).collect();
+    for (backend, device) in cpu_devices() {
+        for loss in ALL_LOSSES {
+            let value = |device: &Device, execution: &str| {
+                let out = run_loss(
+                    loss,
+                    &json!({ "execution": execution }),
+                    Reduction::None,
+                    tensor(&x, SHAPE, device, DType::F32),
+                    tensor(&y, SHAPE, device, DType::F32),
+                )
+                .unwrap();
+                assert!(!out.is_tracked(), "{backend} {loss} {execution}: tracked");
+                to_vec(out)
+            };
+            let reference = value(&device, "device");
+            // Plain device, and an autodiff device whose input does not require a gradient.
+            for d in [device.clone(), device.clone().autodiff()] {
+                assert_close(
+                    &value(&d, "host"),
+                    &reference,
+                    1e-5,
+                    1e-6,
+                    &format!("{backend} {loss}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn host_execution_rejects_tracked_targets() {
+    let device = f64_device().autodiff();
+    let x = tensor(&[0.5, -1.0, 2.0, 0.0], [1, 4], &device, DType::F32);
+    let y = tensor(&[1.0, 0.0, 1.0, 0.0], [1, 4], &device, DType::F32).require_grad();
+    let host = SoftDiceConfig::new().with_execution(Execution::Host);
+    assert!(matches!(
+        soft_dice(x.clone(), y.clone(), &host),
+        Err(SegLossError::InvalidParameter {
+            name: "execution",
+            ..
+        })
+    ));
+    // Auto takes the device path, so the targets get their gradient.
+    let loss = soft_dice(x, y.clone(), &SoftDiceConfig::new()).unwrap();
+    assert!(y.grad(&loss.backward()).is_some());
+}
