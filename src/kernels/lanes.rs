@@ -1,11 +1,14 @@
-//! Elementwise passes over paired slices that the compiler can vectorise: a per-element
-//! function applied in blocks of [`LANES`] elements, its terms summed in f64 lane
-//! accumulators (one independent sum per lane, so the adds do not form one serial chain; f64,
-//! so a chunk's sum keeps full precision whatever its length).
+//! Elementwise passes over paired slices that the compiler vectorises: blocks of [`BLOCK`]
+//! elements go through a plain map loop (the per-element function, its terms stored in small
+//! buffers: a loop the compiler turns into SIMD code), then each buffer is summed in f64 over
+//! [`LANES`] independent lane accumulators (no serial chain of adds; f64, so a chunk's sum
+//! keeps full precision whatever its length).
 
 use super::math::Real;
 
-/// Elements per block: two SSE/NEON registers of f32, one AVX register.
+/// Elements per block: the term buffers stay in L1 cache.
+const BLOCK: usize = 512;
+/// Independent accumulators of a block sum.
 const LANES: usize = 8;
 
 /// `sum_i f(x_i, y_i)` (K sums at once) over paired slices of equal length.
@@ -16,30 +19,21 @@ pub(crate) fn sum<F: Real, const K: usize>(
     f: impl Fn(F, F) -> [F; K],
 ) -> [f64; K] {
     debug_assert_eq!(x.len(), y.len());
-    let mut acc = [[0.0_f64; LANES]; K];
-    let (xb, yb) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (xr, yr) = (xb.remainder(), yb.remainder());
-    for (xs, ys) in xb.zip(yb) {
-        let mut terms = [[F::ZERO; LANES]; K];
-        for j in 0..LANES {
-            let t = f(xs[j], ys[j]);
+    let mut total = [0.0_f64; K];
+    let mut terms = [[F::ZERO; BLOCK]; K];
+    for (xs, ys) in x.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+        let n = xs.len().min(ys.len());
+        for i in 0..n {
+            let t = f(xs[i], ys[i]);
             for k in 0..K {
-                terms[k][j] = t[k];
+                terms[k][i] = t[k];
             }
         }
         for k in 0..K {
-            for j in 0..LANES {
-                acc[k][j] += terms[k][j].to_f64();
-            }
+            total[k] += block_sum(&terms[k][..n]);
         }
     }
-    for (&xi, &yi) in xr.iter().zip(yr) {
-        let t = f(xi, yi);
-        for k in 0..K {
-            acc[k][0] += t[k].to_f64();
-        }
-    }
-    acc.map(|lanes| lanes.iter().sum())
+    total
 }
 
 /// Like [`sum`], and also writes `out_i` (the gradient) from the same evaluation:
@@ -52,33 +46,39 @@ pub(crate) fn sum_and_write<F: Real, const K: usize>(
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
     debug_assert!(x.len() == y.len() && x.len() == out.len());
-    let mut acc = [[0.0_f64; LANES]; K];
-    let (xb, yb) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (xr, yr) = (xb.remainder(), yb.remainder());
-    let mut ob = out.chunks_exact_mut(LANES);
-    for ((xs, ys), os) in xb.zip(yb).zip(&mut ob) {
-        let mut terms = [[F::ZERO; LANES]; K];
-        for j in 0..LANES {
-            let (t, o) = f(xs[j], ys[j]);
-            os[j] = o;
+    let mut total = [0.0_f64; K];
+    let mut terms = [[F::ZERO; BLOCK]; K];
+    for ((xs, ys), os) in x
+        .chunks(BLOCK)
+        .zip(y.chunks(BLOCK))
+        .zip(out.chunks_mut(BLOCK))
+    {
+        let n = xs.len().min(ys.len()).min(os.len());
+        for i in 0..n {
+            let (t, o) = f(xs[i], ys[i]);
+            os[i] = o;
             for k in 0..K {
-                terms[k][j] = t[k];
+                terms[k][i] = t[k];
             }
         }
         for k in 0..K {
-            for j in 0..LANES {
-                acc[k][j] += terms[k][j].to_f64();
-            }
+            total[k] += block_sum(&terms[k][..n]);
         }
     }
-    for ((&xi, &yi), oi) in xr.iter().zip(yr).zip(ob.into_remainder()) {
-        let (t, o) = f(xi, yi);
-        *oi = o;
-        for k in 0..K {
-            acc[k][0] += t[k].to_f64();
+    total
+}
+
+/// The f64 sum of at most [`BLOCK`] values over [`LANES`] accumulators.
+#[inline(always)]
+fn block_sum<F: Real>(values: &[F]) -> f64 {
+    let (blocks, rest) = values.as_chunks::<LANES>();
+    let mut lanes = [0.0_f64; LANES];
+    for block in blocks {
+        for j in 0..LANES {
+            lanes[j] += block[j].to_f64();
         }
     }
-    acc.map(|lanes| lanes.iter().sum())
+    lanes.iter().sum::<f64>() + rest.iter().map(|v| v.to_f64()).sum::<f64>()
 }
 
 #[cfg(test)]

@@ -50,30 +50,39 @@ impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
     const MIN_PROB: Self = f32::MIN_POSITIVE as f64;
+    #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
     }
+    #[inline(always)]
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline(always)]
     fn exp_nonpositive(self) -> Self {
         self.exp()
     }
+    #[inline(always)]
     fn exp_std(self) -> Self {
         self.exp()
     }
+    #[inline(always)]
     fn ln_1p_unit(self) -> Self {
         self.ln_1p()
     }
+    #[inline(always)]
     fn ln_positive(self) -> Self {
         self.ln()
     }
+    #[inline(always)]
     fn abs(self) -> Self {
         f64::abs(self)
     }
+    #[inline(always)]
     fn total_cmp_f(self, other: Self) -> core::cmp::Ordering {
         self.total_cmp(&other)
     }
+    #[inline(always)]
     fn sort_key_bits(_: &[Self]) -> Option<Vec<u32>> {
         None
     }
@@ -83,38 +92,45 @@ impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
     const MIN_PROB: Self = f32::MIN_POSITIVE;
+    #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline(always)]
     fn exp_nonpositive(self) -> Self {
         exp_f32(self)
     }
+    #[inline(always)]
     fn exp_std(self) -> Self {
         self.exp()
     }
+    #[inline(always)]
     fn ln_1p_unit(self) -> Self {
         // Goldberg's trick: u = 1 + t rounds, but ln(u) * t / (u - 1) recovers ln(1 + t) to a
-        // few ulp, and t itself where u rounds to 1.
+        // few ulp, and t itself where u rounds to 1. Both sides are computed and one selected,
+        // so the loop stays branch-free and vectorises.
         let u = 1.0 + self;
         let d = u - 1.0;
-        if d == 0.0 {
-            self
-        } else {
-            ln_f32(u) * (self / d)
-        }
+        let general = ln_f32(u) * (self / d);
+        if d == 0.0 { self } else { general }
     }
+    #[inline(always)]
     fn ln_positive(self) -> Self {
         ln_f32(self)
     }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::abs(self)
     }
+    #[inline(always)]
     fn total_cmp_f(self, other: Self) -> core::cmp::Ordering {
         self.total_cmp(&other)
     }
+    #[inline(always)]
     fn sort_key_bits(values: &[Self]) -> Option<Vec<u32>> {
         Some(values.iter().map(|v| v.to_bits()).collect())
     }
@@ -151,13 +167,12 @@ fn exp_f32(x: f32) -> f32 {
 #[inline(always)]
 fn ln_f32(x: f32) -> f32 {
     let bits = x.to_bits();
-    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
-    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
-    if m > core::f32::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    let e = e as f32;
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    // Selects, not a branch, so that loops calling this vectorise.
+    let big = m > core::f32::consts::SQRT_2;
+    let m = if big { m * 0.5 } else { m };
+    let e = if big { e + 1 } else { e } as f32;
     let z = m - 1.0;
     let z2 = z * z;
     let p = 7.037_683_6e-2_f32;
