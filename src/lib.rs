@@ -21,6 +21,12 @@
 //! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]), the
 //! paper's theory (Eq. 4, Prop. 1–2) in [`theory`].
 //!
+//! Every loss has two implementations, chosen once per call by its `execution` option
+//! ([`Execution`]): fused multi-threaded host kernels (the default on the CPU backends flex and
+//! ndarray; value and gradient in one native pass, the gradient attached to burn's autodiff
+//! graph by a surrogate term with the exact value and gradient) and burn tensor operations
+//! (the default on wgpu, fusable there). They agree to 1e-5.
+//!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
 //! `[N,1,Z,H,W]`...), targets of the same shape with values in `[0, 1]`; the result is
 //! `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for [`Reduction::None`].

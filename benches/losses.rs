@@ -1,0 +1,128 @@
+//! Throughput of every loss, forward only and forward+backward, per backend and shape, in
+//! elements (pixels) per second.
+//!
+//! ```text
+//! cargo bench --bench losses                                   # ndarray, flex
+//! cargo bench --all-features --bench losses                    # + wgpu
+//! cargo bench --bench losses -- 'soft_dice/fwd_bwd/16x1x512x512'  # a criterion filter
+//! SEGLOSS_BENCH_BACKENDS=flex,wgpu cargo bench --all-features --bench losses
+//! ```
+//!
+//! Benchmark ids read `loss/mode/shape/backend`, where the backend runs the default
+//! `Execution::Auto` (host kernels on flex and ndarray, burn operations on wgpu); on
+//! [16,1,512,512], `flex-device` and `ndarray-device` also measure the burn-operations path on
+//! the CPU backends (`Execution::Device`), the speed without the host kernels. Every timed
+//! iteration ends with
+//! `device.sync()`, so asynchronous (GPU) work is counted in full. Inputs are created once,
+//! outside the clock; the loss gets clones (shared storage, as in a training loop where the
+//! caller keeps its tensors).
+
+mod support;
+
+use std::time::Duration;
+
+use burn::tensor::{Device, Tensor};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use segloss::Execution;
+use support::*;
+
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>, elements: usize) {
+    // Flat sampling with few samples: one iteration of a slow backend takes up to a second
+    // on [16,1,512,512], and criterion's default linear sampling would need minutes per id.
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(elements as u64));
+}
+
+/// The measured variants on one shape: `(id, device, execution path)`.
+fn variants(
+    backends: &[(&'static str, Device)],
+    with_device_path: bool,
+) -> Vec<(String, Device, Execution)> {
+    let mut out = Vec::new();
+    for (backend, device) in backends {
+        out.push((backend.to_string(), device.clone(), Execution::Auto));
+        if with_device_path && *backend != "wgpu" {
+            out.push((
+                format!("{backend}-device"),
+                device.clone(),
+                Execution::Device,
+            ));
+        }
+    }
+    out
+}
+
+fn bench_shape<const D: usize>(
+    c: &mut Criterion,
+    shape: [usize; D],
+    backends: &[(&'static str, Device)],
+) {
+    let elements: usize = shape.iter().product();
+    let shape_id = shape_name(&shape);
+    let variants = variants(backends, shape_id == shape_name(&SHAPES_2D[1]));
+    for loss in LOSSES {
+        let mut group = c.benchmark_group(format!("{loss}/fwd/{shape_id}"));
+        configure(&mut group, elements);
+        for (id, device, execution) in &variants {
+            let (x, y) = inputs(shape, device);
+            group.bench_function(id.as_str(), |b| {
+                b.iter(|| forward(loss, *execution, &x, &y))
+            });
+        }
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{loss}/fwd_bwd/{shape_id}"));
+        configure(&mut group, elements);
+        for (id, device, execution) in &variants {
+            let (x, y) = inputs(shape, &device.clone().autodiff());
+            let x: Tensor<D> = x.require_grad();
+            group.bench_function(id.as_str(), |b| {
+                b.iter(|| forward_backward(loss, *execution, &x, &y))
+            });
+        }
+        group.finish();
+    }
+}
+
+/// The machine's memory copy bandwidth, the yardstick for the memory-bound losses: a copy of
+/// a 256 MB f32 buffer (far larger than any cache), split over all threads like the host
+/// kernels, counted as the bytes read plus the bytes written.
+fn copy_bandwidth(c: &mut Criterion) {
+    let elements: usize = 1 << 26;
+    let source: Vec<f32> = (0..elements).map(|i| i as f32).collect();
+    let mut target = vec![0.0_f32; elements];
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut group = c.benchmark_group("memory/copy");
+    configure(&mut group, 0);
+    group.throughput(Throughput::Bytes((2 * elements * size_of::<f32>()) as u64));
+    group.bench_function("256MB", |b| {
+        b.iter(|| {
+            let per = elements.div_ceil(threads);
+            std::thread::scope(|s| {
+                for (dst, src) in target.chunks_mut(per).zip(source.chunks(per)) {
+                    s.spawn(move || dst.copy_from_slice(src));
+                }
+            });
+        })
+    });
+    group.finish();
+}
+
+fn losses(c: &mut Criterion) {
+    copy_bandwidth(c);
+    let backends = backends();
+    for shape in SHAPES_2D {
+        bench_shape(c, shape, &backends);
+    }
+    bench_shape(c, SHAPE_3D, &backends);
+}
+
+criterion_group!(benches, losses);
+criterion_main!(benches);

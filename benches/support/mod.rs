@@ -1,0 +1,149 @@
+//! Shared by the bench targets: the backends to measure, the benchmark shapes, deterministic
+//! inputs, and one entry point per loss with its default configuration.
+#![allow(dead_code)]
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use segloss::losses::*;
+use segloss::{Execution, SegLossError};
+
+/// The losses of the crate, by the name used in benchmark ids.
+pub const LOSSES: [&str; 6] = [
+    "binary_cross_entropy",
+    "weighted_cross_entropy",
+    "soft_dice",
+    "soft_jaccard",
+    "lovasz_sigmoid",
+    "lovasz_hinge",
+];
+
+/// The shapes: two 2D batches and one 3D volume batch.
+pub const SHAPES_2D: [[usize; 4]; 2] = [[8, 1, 256, 256], [16, 1, 512, 512]];
+pub const SHAPE_3D: [usize; 5] = [2, 1, 64, 128, 128];
+
+/// `8x1x256x256`.
+pub fn shape_name(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// The backends of this build, by name.
+pub const BACKENDS: [&str; 3] = ["flex", "ndarray", "wgpu"];
+
+/// The device of one backend, or `None` where this build or this machine lacks it (a missing
+/// wgpu adapter is reported on stderr, never skipped silently).
+pub fn backend(name: &str) -> Option<Device> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => Some(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        // burn-ndarray is deprecated upstream; the crate still supports it.
+        "ndarray" => Some(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => match Device::wgpu_options().init() {
+            Ok(device) => {
+                eprintln!("wgpu device: {device:?}");
+                Some(device)
+            }
+            Err(e) => {
+                eprintln!("SKIPPED wgpu benchmarks: no wgpu adapter ({e:?})");
+                None
+            }
+        },
+        _ => None,
+    }
+}
+
+/// The devices to measure: every backend of this build, or those listed (comma-separated) in
+/// `SEGLOSS_BENCH_BACKENDS`.
+pub fn backends() -> Vec<(&'static str, Device)> {
+    let only = std::env::var("SEGLOSS_BENCH_BACKENDS").ok();
+    BACKENDS
+        .into_iter()
+        .filter(|name| {
+            only.as_deref()
+                .is_none_or(|list| list.split(',').any(|b| b.trim() == *name))
+        })
+        .filter_map(|name| Some((name, backend(name)?)))
+        .collect()
+}
+
+/// Deterministic inputs of `shape`: logits uniform in [-4, 4), targets 0/1 with about 30%
+/// foreground (a SplitMix64 stream, so every run and every backend sees the same data).
+pub fn inputs<const D: usize>(shape: [usize; D], device: &Device) -> (Tensor<D>, Tensor<D>) {
+    let n: usize = shape.iter().product();
+    let mut state = 0x5EED_u64;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut logits = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(n);
+    for _ in 0..n {
+        logits.push(uniform() * 8.0 - 4.0);
+        targets.push(f32::from(u8::from(uniform() < 0.3)));
+    }
+    let upload = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), (device, DType::F32));
+    (upload(logits), upload(targets))
+}
+
+/// Runs `loss` with its default configuration, on the given execution path.
+pub fn run<const D: usize>(
+    loss: &str,
+    execution: Execution,
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+) -> Result<Tensor<1>, SegLossError> {
+    let e = execution;
+    match loss {
+        "binary_cross_entropy" => binary_cross_entropy(
+            logits,
+            targets,
+            &BinaryCrossEntropyConfig::new().with_execution(e),
+        ),
+        "weighted_cross_entropy" => weighted_cross_entropy(
+            logits,
+            targets,
+            &WeightedCrossEntropyConfig::new().with_execution(e),
+        ),
+        "soft_dice" => soft_dice(logits, targets, &SoftDiceConfig::new().with_execution(e)),
+        "soft_jaccard" => {
+            soft_jaccard(logits, targets, &SoftJaccardConfig::new().with_execution(e))
+        }
+        "lovasz_sigmoid" => lovasz_sigmoid(logits, targets, &LovaszConfig::new().with_execution(e)),
+        "lovasz_hinge" => lovasz_hinge(logits, targets, &LovaszConfig::new().with_execution(e)),
+        other => panic!("unknown loss {other}"),
+    }
+}
+
+/// One forward pass, waited for (`device.sync()`: GPU work is asynchronous).
+pub fn forward<const D: usize>(
+    loss: &str,
+    execution: Execution,
+    x: &Tensor<D>,
+    y: &Tensor<D>,
+) -> Tensor<1> {
+    let value = run(loss, execution, x.clone(), y.clone()).expect("benchmark inputs are valid");
+    value.device().sync().expect("device sync");
+    value
+}
+
+/// One forward and backward pass on an autodiff input, waited for; returns the gradient.
+pub fn forward_backward<const D: usize>(
+    loss: &str,
+    execution: Execution,
+    x: &Tensor<D>,
+    y: &Tensor<D>,
+) -> Tensor<D> {
+    let value = run(loss, execution, x.clone(), y.clone()).expect("benchmark inputs are valid");
+    let grads = value.backward();
+    let grad = x.grad(&grads).expect("the input takes part in autodiff");
+    grad.device().sync().expect("device sync");
+    grad
+}

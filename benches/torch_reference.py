@@ -1,0 +1,151 @@
+"""PyTorch side of the benchmark comparison: the same losses, shapes and thread count as
+`cargo bench --bench losses`, measured with torch, MONAI and segmentation_models_pytorch.
+
+    python benches/torch_reference.py --threads 2 --json torch.json
+
+Prints a table of median throughputs (million elements per second) for forward only (under
+`torch.no_grad()`, as our forward benches run without autodiff) and forward+backward (the
+gradient with respect to the logits), and optionally writes them as JSON for
+`benches/report.py`. CI does not run it. Inputs match the Rust benches: logits uniform in
+[-4, 4), targets 0/1 with 30% foreground, float32.
+
+Implementations per loss (every one computes the crate's loss up to where its docs say):
+- binary_cross_entropy: torch `binary_cross_entropy_with_logits`.
+- weighted_cross_entropy: torch `binary_cross_entropy_with_logits(weight=...)` with the paper's
+  weights 1/(2q), 1/(2-2q), q = foreground fraction of the batch (no library ships wCE).
+- soft_dice: MONAI `DiceLoss(sigmoid=True)` (per image, as ours by default); smp
+  `DiceLoss("binary")` (batch statistics, smooth=0, eps=1e-7).
+- soft_jaccard: MONAI `DiceLoss(sigmoid=True, jaccard=True)` (per image); smp
+  `JaccardLoss("binary")` (batch statistics).
+- lovasz_sigmoid: smp's port of Berman's `lovasz_softmax(sigmoid(x), y, classes=[1],
+  per_image=True)`.
+- lovasz_hinge: smp `LovaszLoss("binary", per_image=True)` (Berman's `lovasz_hinge`).
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import monai
+import segmentation_models_pytorch as smp
+from segmentation_models_pytorch.losses.lovasz import _lovasz_softmax
+
+SHAPES = [(8, 1, 256, 256), (16, 1, 512, 512), (2, 1, 64, 128, 128)]
+
+
+def wce(x, y):
+    q = y.mean()
+    w = y / (2 * q) + (1 - y) / (2 - 2 * q)
+    return F.binary_cross_entropy_with_logits(x, y, weight=w)
+
+
+def lovasz_sigmoid(x, y):
+    n = x.shape[0]
+    return _lovasz_softmax(torch.sigmoid(x).reshape(n, 1, 1, -1), y.reshape(n, 1, -1), classes=[1], per_image=True)
+
+
+def implementations():
+    monai_dice = monai.losses.DiceLoss(sigmoid=True)
+    monai_jaccard = monai.losses.DiceLoss(sigmoid=True, jaccard=True)
+    smp_dice = smp.losses.DiceLoss("binary")
+    smp_jaccard = smp.losses.JaccardLoss("binary")
+    smp_lovasz = smp.losses.LovaszLoss("binary", per_image=True)
+    return [
+        ("binary_cross_entropy", "torch BCEWithLogits", F.binary_cross_entropy_with_logits),
+        ("weighted_cross_entropy", "torch BCEWithLogits(weight)", wce),
+        ("soft_dice", "MONAI DiceLoss", monai_dice),
+        ("soft_dice", "smp DiceLoss", smp_dice),
+        ("soft_jaccard", "MONAI DiceLoss(jaccard)", monai_jaccard),
+        ("soft_jaccard", "smp JaccardLoss", smp_jaccard),
+        ("lovasz_sigmoid", "smp/Berman lovasz_softmax", lovasz_sigmoid),
+        ("lovasz_hinge", "smp LovaszLoss", smp_lovasz),
+    ]
+
+
+def inputs(shape, device):
+    g = torch.Generator().manual_seed(0x5EED)
+    x = torch.rand(shape, generator=g) * 8 - 4
+    y = (torch.rand(shape, generator=g) < 0.3).float()
+    return x.to(device), y.to(device)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_seconds(step, device, min_samples, min_seconds):
+    step()  # warm-up
+    step()
+    sync(device)
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < min_samples or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        step()
+        sync(device)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--min-samples", type=int, default=10)
+    parser.add_argument("--min-seconds", type=float, default=3.0)
+    parser.add_argument("--only", default="", help="substring filter on the loss name")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(
+        f"torch {torch.__version__}, monai {monai.__version__}, smp {smp.__version__}, "
+        f"{args.threads} threads, {device}, {platform.processor() or platform.machine()}"
+    )
+    print("| loss | implementation | shape | fwd Melem/s | fwd+bwd Melem/s |")
+    print("|---|---|---|---:|---:|")
+    results = []
+    for shape in SHAPES:
+        x, y = inputs(shape, device)
+        elements = x.numel()
+        shape_id = "x".join(map(str, shape))
+        for loss, name, fn in implementations():
+            if args.only not in loss:
+                continue
+
+            def forward():
+                with torch.no_grad():
+                    fn(x, y)
+
+            xg = x.clone().requires_grad_(True)
+
+            def forward_backward():
+                xg.grad = None
+                fn(xg, y).backward()
+
+            fwd = median_seconds(forward, device, args.min_samples, args.min_seconds)
+            bwd = median_seconds(forward_backward, device, args.min_samples, args.min_seconds)
+            row = {
+                "loss": loss,
+                "implementation": name,
+                "shape": shape_id,
+                "fwd_melem_s": elements / fwd / 1e6,
+                "fwd_bwd_melem_s": elements / bwd / 1e6,
+            }
+            results.append(row)
+            print(
+                f"| {loss} | {name} | {shape_id} | {row['fwd_melem_s']:.1f} | {row['fwd_bwd_melem_s']:.1f} |",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "device": str(device), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
