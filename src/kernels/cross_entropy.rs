@@ -17,15 +17,15 @@ pub(crate) enum ClassWeights {
 }
 
 /// Per-image mean of `w_fg y (-ln p) + w_bg (1-y) (-ln(1-p))` over the `len` pixels of each of
-/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; writes
-/// `d loss_row / d x` into `grad` when given.
+/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; when
+/// `grad`, overwrites `x` with `d loss_row / d x`.
 pub(crate) fn cross_entropy<F: Real>(
-    x: &[F],
+    x: &mut [F],
     y: &[F],
     rows: usize,
     from_logits: bool,
     weights: ClassWeights,
-    grad: Option<&mut [F]>,
+    grad: bool,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -35,23 +35,22 @@ pub(crate) fn cross_entropy<F: Real>(
     // Weight times target first: where the target is 0 the weight may be huge, and
     // (w * y) * l stays 0 while w * (y * l) could not.
     let partial: Vec<[f64; 1]> = match (grad, from_logits) {
-        (None, true) => parallel::map(&chunks, |c| {
+        (false, true) => parallel::map(&chunks, |c| {
             let r = c.range.clone();
             lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
                 let (neg_log_p, neg_log_not_p, _) = from_logit(xi);
                 [(fg * yi) * neg_log_p + (bg * (F::ONE - yi)) * neg_log_not_p]
             })
         }),
-        (None, false) => parallel::map(&chunks, |c| {
+        (false, false) => parallel::map(&chunks, |c| {
             let r = c.range.clone();
             lanes::sum(&x[r.clone()], &y[r], |pi, yi| {
                 let (neg_log_p, neg_log_not_p) = from_probability(pi);
                 [(fg * yi) * neg_log_p.0 + (bg * (F::ONE - yi)) * neg_log_not_p.0]
             })
         }),
-        (Some(grad), true) => parallel::map_mut(&chunks, grad, |c, g| {
-            let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], g, |xi, yi| {
+        (true, true) => parallel::map_mut(&chunks, x, |c, xs| {
+            lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
                 let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
                 let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
                 // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
@@ -59,9 +58,8 @@ pub(crate) fn cross_entropy<F: Real>(
                 ([wy * neg_log_p + wn * neg_log_not_p], d * inv_len)
             })
         }),
-        (Some(grad), false) => parallel::map_mut(&chunks, grad, |c, g| {
-            let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], g, |pi, yi| {
+        (true, false) => parallel::map_mut(&chunks, x, |c, xs| {
+            lanes::sum_and_replace(xs, &y[c.range.clone()], |pi, yi| {
                 let (neg_log_p, neg_log_not_p) = from_probability(pi);
                 let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
                 let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;

@@ -3,6 +3,12 @@
 //! buffers: a loop the compiler turns into SIMD code), then each buffer is summed in f64 over
 //! [`LANES`] independent lane accumulators (no serial chain of adds; f64, so a chunk's sum
 //! keeps full precision whatever its length).
+//!
+//! The crate is built for baseline x86-64 (SSE2), where these loops vectorise four f32 wide at
+//! best. On x86-64 every pass is also compiled for AVX2+FMA and for AVX-512 and the widest one
+//! the CPU supports is picked at run time ([`simd_level`], detected once). The passes do the
+//! same operations in the same order at every level (no FMA contraction, same lane sums), so
+//! results are bit-identical whichever level runs.
 
 use super::math::Real;
 
@@ -12,12 +18,43 @@ const BLOCK: usize = 512;
 const LANES: usize = 8;
 
 /// `sum_i f(x_i, y_i)` (K sums at once) over paired slices of equal length.
-#[inline(always)]
+#[inline]
 pub(crate) fn sum<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
     f: impl Fn(F, F) -> [F; K],
 ) -> [f64; K] {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: the CPU supports the features these copies were compiled for.
+        SimdLevel::Avx512 => return unsafe { x86::sum_avx512(x, y, f) },
+        SimdLevel::Avx2 => return unsafe { x86::sum_avx2(x, y, f) },
+        SimdLevel::Baseline => {}
+    }
+    sum_body(x, y, f)
+}
+
+/// Like [`sum`], and also overwrites each `x_i` with `out_i` (the gradient) from the same
+/// evaluation: `f(x_i, y_i) = (terms, out_i)`. Writing in place saves the host path a
+/// gradient buffer: the buffer the logits were read into becomes the gradient.
+#[inline]
+pub(crate) fn sum_and_replace<F: Real, const K: usize>(
+    x: &mut [F],
+    y: &[F],
+    f: impl Fn(F, F) -> ([F; K], F),
+) -> [f64; K] {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: the CPU supports the features these copies were compiled for.
+        SimdLevel::Avx512 => return unsafe { x86::sum_and_replace_avx512(x, y, f) },
+        SimdLevel::Avx2 => return unsafe { x86::sum_and_replace_avx2(x, y, f) },
+        SimdLevel::Baseline => {}
+    }
+    sum_and_replace_body(x, y, f)
+}
+
+#[inline(always)]
+fn sum_body<F: Real, const K: usize>(x: &[F], y: &[F], f: impl Fn(F, F) -> [F; K]) -> [f64; K] {
     debug_assert_eq!(x.len(), y.len());
     let mut total = [0.0_f64; K];
     let mut terms = [[F::ZERO; BLOCK]; K];
@@ -36,27 +73,20 @@ pub(crate) fn sum<F: Real, const K: usize>(
     total
 }
 
-/// Like [`sum`], and also writes `out_i` (the gradient) from the same evaluation:
-/// `f(x_i, y_i) = (terms, out_i)`.
 #[inline(always)]
-pub(crate) fn sum_and_write<F: Real, const K: usize>(
-    x: &[F],
+fn sum_and_replace_body<F: Real, const K: usize>(
+    x: &mut [F],
     y: &[F],
-    out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
-    debug_assert!(x.len() == y.len() && x.len() == out.len());
+    debug_assert_eq!(x.len(), y.len());
     let mut total = [0.0_f64; K];
     let mut terms = [[F::ZERO; BLOCK]; K];
-    for ((xs, ys), os) in x
-        .chunks(BLOCK)
-        .zip(y.chunks(BLOCK))
-        .zip(out.chunks_mut(BLOCK))
-    {
-        let n = xs.len().min(ys.len()).min(os.len());
+    for (xs, ys) in x.chunks_mut(BLOCK).zip(y.chunks(BLOCK)) {
+        let n = xs.len().min(ys.len());
         for i in 0..n {
             let (t, o) = f(xs[i], ys[i]);
-            os[i] = o;
+            xs[i] = o;
             for k in 0..K {
                 terms[k][i] = t[k];
             }
@@ -81,21 +111,118 @@ fn block_sum<F: Real>(values: &[F]) -> f64 {
     lanes.iter().sum::<f64>() + rest.iter().map(|v| v.to_f64()).sum::<f64>()
 }
 
+/// The widest instruction set the passes run with on this CPU.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SimdLevel {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+/// Detected once per process (the detection reads CPUID).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512dq");
+        if avx512 {
+            SimdLevel::Avx512
+        } else if avx2 {
+            SimdLevel::Avx2
+        } else {
+            SimdLevel::Baseline
+        }
+    })
+}
+
+/// The passes compiled for wider instruction sets: the same bodies, inlined into functions
+/// whose target features let the compiler use 256- and 512-bit vectors.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Real, sum_and_replace_body, sum_body};
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_avx2<F: Real, const K: usize>(
+        x: &[F],
+        y: &[F],
+        f: impl Fn(F, F) -> [F; K],
+    ) -> [f64; K] {
+        sum_body(x, y, f)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn sum_avx512<F: Real, const K: usize>(
+        x: &[F],
+        y: &[F],
+        f: impl Fn(F, F) -> [F; K],
+    ) -> [f64; K] {
+        sum_body(x, y, f)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_and_replace_avx2<F: Real, const K: usize>(
+        x: &mut [F],
+        y: &[F],
+        f: impl Fn(F, F) -> ([F; K], F),
+    ) -> [f64; K] {
+        sum_and_replace_body(x, y, f)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn sum_and_replace_avx512<F: Real, const K: usize>(
+        x: &mut [F],
+        y: &[F],
+        f: impl Fn(F, F) -> ([F; K], F),
+    ) -> [f64; K] {
+        sum_and_replace_body(x, y, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sums_and_writes_every_element_including_the_remainder() {
-        for n in [0, 1, 7, 8, 9, 100] {
+    fn sums_and_replaces_every_element_including_the_remainder() {
+        for n in [0, 1, 7, 8, 9, 100, 1500] {
             let x: Vec<f64> = (0..n).map(f64::from).collect();
             let y = vec![2.0; n as usize];
             let expected = f64::from(n * (n - 1).max(0)) / 2.0;
             assert_eq!(sum(&x, &y, |a, b| [a, a * b]), [expected, 2.0 * expected]);
-            let mut out = vec![0.0; n as usize];
-            let s = sum_and_write(&x, &y, &mut out, |a, b| ([a], a + b));
+            let mut out = x.clone();
+            let s = sum_and_replace(&mut out, &y, |a, b| ([a], a + b));
             assert_eq!(s, [expected]);
             assert!(out.iter().enumerate().all(|(i, &o)| o == i as f64 + 2.0));
         }
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_same_bits() {
+        // A transcendental term (the kernels' exp and ln polynomials) over 3 blocks and a
+        // remainder: each level this CPU has must agree with the baseline bit for bit.
+        let x: Vec<f32> = (0..1600).map(|i| (i as f32 - 800.0) * 0.013).collect();
+        let y: Vec<f32> = (0..1600).map(|i| (i % 3) as f32 / 2.0).collect();
+        let term = |a: f32, b: f32| {
+            let e = (-a.abs()).exp_nonpositive();
+            [e.ln_1p_unit() * b + a.max(0.0)]
+        };
+        let baseline = sum_body(&x, &y, term);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the features were just detected.
+                assert_eq!(unsafe { x86::sum_avx2(&x, &y, term) }, baseline);
+            }
+            if simd_level() == SimdLevel::Avx512 {
+                // SAFETY: `simd_level` detected the features.
+                assert_eq!(unsafe { x86::sum_avx512(&x, &y, term) }, baseline);
+            }
+        }
+        assert_eq!(sum(&x, &y, term), baseline);
     }
 }

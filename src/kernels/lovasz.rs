@@ -15,15 +15,15 @@ pub(crate) enum Errors {
     Hinge,
 }
 
-/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); writes
-/// `d loss_problem / d x` into `grad` when given. `y` must hold 0/1 labels.
+/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); when
+/// `grad`, overwrites `x` with `d loss_problem / d x`. `y` must hold 0/1 labels.
 pub(crate) fn lovasz<F: Real>(
-    x: &[F],
+    x: &mut [F],
     y: &[F],
     rows: usize,
     per_image: bool,
     errors: Errors,
-    grad: Option<&mut [F]>,
+    grad: bool,
 ) -> Vec<f64> {
     let (problems, len) = if per_image {
         (rows, x.len() / rows)
@@ -36,29 +36,32 @@ pub(crate) fn lovasz<F: Real>(
             range: row * len..(row + 1) * len,
         })
         .collect();
-    let solve = |c: &Chunk, g: Option<&mut [F]>| {
-        let r = c.range.clone();
-        problem(&x[r.clone()], &y[r], errors, g)
-    };
-    match grad {
-        Some(grad) => parallel::map_mut(&chunks, grad, |c, g| solve(c, Some(g))),
-        None => parallel::map(&chunks, |c| solve(c, None)),
-    }
+    parallel::map_mut(&chunks, x, |c, xs| problem(xs, &y[c.range.clone()], errors, grad))
 }
 
-/// One problem: the value, and the gradient written into `grad` when given.
-fn problem<F: Real>(x: &[F], y: &[F], errors: Errors, grad: Option<&mut [F]>) -> f64 {
-    let error_of = |xi: F, yi: F| match errors {
-        // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
-        Errors::Sigmoid { from_logits } => (yi - probability(xi, from_logits)).abs() + F::ZERO,
-        Errors::Hinge => (F::ONE - xi * (yi + yi - F::ONE)).max(F::ZERO) + F::ZERO,
+/// One problem: the value; when `grad`, `x` is overwritten with the gradient.
+fn problem<F: Real>(x: &mut [F], y: &[F], errors: Errors, grad: bool) -> f64 {
+    // One pass computes each error and, when needed, replaces x_i by d e_i / d x_i, so the
+    // pass over the sorted pixels only scales it (no second sigmoid per pixel).
+    let e: Vec<F> = if grad {
+        x.iter_mut()
+            .zip(y)
+            .map(|(xi, &yi)| {
+                let (error, derivative) = error_and_derivative(*xi, yi, errors);
+                *xi = derivative;
+                error
+            })
+            .collect()
+    } else {
+        x.iter()
+            .zip(y)
+            .map(|(&xi, &yi)| error_and_derivative(xi, yi, errors).0)
+            .collect()
     };
-    let e: Vec<F> = x.iter().zip(y).map(|(&xi, &yi)| error_of(xi, yi)).collect();
     let order = descending_order(&e);
 
     let total: f64 = y.iter().map(|&v| v.to_f64()).sum();
     let (mut cum_fg, mut cum_bg, mut previous, mut value) = (0.0, 0.0, 0.0, 0.0);
-    let mut grad = grad;
     for &i in &order {
         let i = i as usize;
         let label = y[i].to_f64();
@@ -69,39 +72,41 @@ fn problem<F: Real>(x: &[F], y: &[F], errors: Errors, grad: Option<&mut [F]>) ->
         let weight = jaccard - previous;
         previous = jaccard;
         value += e[i].to_f64() * weight;
-        if let Some(g) = grad.as_deref_mut() {
-            g[i] = F::from_f64(weight) * derivative(x[i], y[i], errors);
+        if grad {
+            x[i] = F::from_f64(weight) * x[i];
         }
     }
     value
 }
 
-/// `d e_i / d x_i` (0 where the error has a kink at 0, as burn's `abs` and `relu` backward).
-#[inline]
-fn derivative<F: Real>(x: F, y: F, errors: Errors) -> F {
+/// The error `e_i` and `d e_i / d x_i` (0 where the error has a kink at 0, as burn's `abs` and
+/// `relu` backward).
+#[inline(always)]
+fn error_and_derivative<F: Real>(x: F, y: F, errors: Errors) -> (F, F) {
     match errors {
         Errors::Sigmoid { from_logits } => {
             let p = probability(x, from_logits);
+            // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
+            let error = (y - p).abs() + F::ZERO;
             let dp = if from_logits {
                 p * (F::ONE - p)
             } else {
                 F::ONE
             };
-            if p > y {
+            let derivative = if p > y {
                 dp
             } else if p < y {
                 -dp
             } else {
                 F::ZERO
-            }
+            };
+            (error, derivative)
         }
         Errors::Hinge => {
             let s = y + y - F::ONE;
-            if F::ONE - x * s > F::ZERO {
-                -s
-            } else {
-                F::ZERO
-            }
+            let margin = F::ONE - x * s;
+            let derivative = if margin > F::ZERO { -s } else { F::ZERO };
+            (margin.max(F::ZERO) + F::ZERO, derivative)
         }
     }
 }

@@ -25,24 +25,25 @@ pub(crate) struct OverlapParams {
     pub from_logits: bool,
 }
 
-/// `1 - ratio` per problem (each of the `rows` images, or one for the batch); writes
-/// `d loss_problem / d x` into `grad` when given. A zero denominator scores loss 0 with zero
+/// `1 - ratio` per problem (each of the `rows` images, or one for the batch); when `grad`,
+/// overwrites `x` with `d loss_problem / d x`. A zero denominator scores loss 0 with zero
 /// gradient, as in the device path.
 pub(crate) fn overlap<F: Real>(
-    x: &[F],
+    x: &mut [F],
     y: &[F],
     rows: usize,
     params: OverlapParams,
-    grad: Option<&mut [F]>,
+    grad: bool,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
     let from_logits = params.from_logits;
     let squared = params.squared;
     // Statistics: [sum(p y), |p|, |y|].
+    let read_only: &[F] = x;
     let partial = parallel::map(&chunks, |c| {
         let r = c.range.clone();
-        lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
+        lanes::sum(&read_only[r.clone()], &y[r], |xi, yi| {
             let p = probability(xi, from_logits);
             if squared {
                 [p * yi, p * p, yi * yi]
@@ -60,12 +61,11 @@ pub(crate) fn overlap<F: Real>(
     }
     let scored: Vec<Scored> = stats.iter().map(|s| score(s, &params)).collect();
 
-    if let Some(grad) = grad {
-        parallel::map_mut(&chunks, grad, |c, g| {
+    if grad {
+        parallel::map_mut(&chunks, x, |c, xs| {
             let s = &scored[if params.batch { 0 } else { c.row }];
             let (a, b) = (F::from_f64(s.d_intersection), F::from_f64(s.d_predicted));
-            let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], g, |xi, yi| {
+            lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
                 let p = probability(xi, from_logits);
                 let dp = if from_logits {
                     p * (F::ONE - p)
@@ -137,7 +137,7 @@ mod tests {
         // 3e7 pixels of p = 1/2, y = 1: an f32 running sum of the 1/2s stalls at 2^23, while
         // the exact statistics give Dice = 1 - 3e7 / 4.5e7 = 1/3.
         let len = 30_000_000;
-        let x = vec![0.0_f32; len];
+        let mut x = vec![0.0_f32; len];
         let y = vec![1.0_f32; len];
         let params = OverlapParams {
             ratio: Ratio::Dice,
@@ -147,7 +147,7 @@ mod tests {
             batch: false,
             from_logits: true,
         };
-        let loss = overlap(&x, &y, 1, params, None);
+        let loss = overlap(&mut x, &y, 1, params, false);
         assert!((loss[0] - 1.0 / 3.0).abs() < 1e-12, "{}", loss[0]);
     }
 }

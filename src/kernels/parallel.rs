@@ -37,9 +37,11 @@ pub(crate) fn chunks(rows: usize, len: usize) -> Vec<Chunk> {
     out
 }
 
-/// Threads to use: the machine's available parallelism (at least 1).
+/// Threads to use: the machine's available parallelism (at least 1), read once per process
+/// (on Linux it reads cgroup files, too slow to repeat for every pass).
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// Runs `f` on every chunk, in parallel, and returns the results in chunk order.
@@ -69,7 +71,8 @@ where
 }
 
 /// Runs `f(chunk, out_slice)` on every chunk in parallel, where `out_slice` is the chunk's
-/// range of `out` (the gradient being written); returns the results in chunk order.
+/// range of `out` (the input being replaced by its gradient); returns the results in chunk
+/// order.
 pub(crate) fn map_mut<E, T, F>(chunks: &[Chunk], out: &mut [E], f: F) -> Vec<T>
 where
     E: Send,

@@ -245,10 +245,10 @@ impl HostKernel for CrossEntropyKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &[F],
+        x: &mut [F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: bool,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(cross_entropy(
             x,

@@ -22,18 +22,19 @@ use crate::kernels::math::Real;
 use crate::losses::{row_sums, rows};
 use crate::{Execution, Reduction};
 
-/// A loss as the host path runs it: values per problem from slices, and the gradient of each
-/// problem's value with respect to `x` written into `grad` when it is given.
+/// A loss as the host path runs it: values per problem from slices and, when `grad`, the
+/// gradient of each problem's value with respect to `x` written over `x` itself (the buffer
+/// the logits were read into becomes the gradient, so no other full-size buffer is made).
 pub(crate) trait HostKernel {
     /// `true` when the loss has one problem per image (`[N]` values), `false` for one
     /// problem over the whole batch (`[1]`).
     fn per_image(&self) -> bool;
     fn run<F: Real>(
         &self,
-        x: &[F],
+        x: &mut [F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: bool,
     ) -> Result<Vec<f64>, SegLossError>;
 }
 
@@ -93,8 +94,8 @@ pub(crate) fn host_loss<const D: usize>(
     let x = read(logits.clone());
     let y = read(targets);
     let (values, grad) = match dtype {
-        DType::F32 => run_typed::<f32>(kernel, &x, &y, n, tracked)?,
-        DType::F64 => run_typed::<f64>(kernel, &x, &y, n, tracked)?,
+        DType::F32 => run_typed::<f32>(kernel, x, &y, n, tracked)?,
+        DType::F64 => run_typed::<f64>(kernel, x, &y, n, tracked)?,
         _ => {
             return Err(SegLossError::InvalidParameter {
                 name: "execution",
@@ -103,7 +104,7 @@ pub(crate) fn host_loss<const D: usize>(
             });
         }
     };
-    drop((x, y));
+    drop(y);
     let problems = values.len();
     let mut loss = upload(values, [problems], &device, dtype);
     if let Some(grad) = grad {
@@ -125,22 +126,24 @@ pub(crate) fn host_loss<const D: usize>(
 }
 
 /// Runs the kernel on the slices of `x` and `y` as `F`; returns the values and, when `tracked`,
-/// the gradient as tensor data.
+/// the gradient as tensor data (written over the read copy of `x`).
 fn run_typed<F: Real>(
     kernel: &impl HostKernel,
-    x: &TensorData,
+    x: TensorData,
     y: &TensorData,
     rows: usize,
     tracked: bool,
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
-    let (xs, ys) = (slice::<F>(x), slice::<F>(y));
-    if tracked {
-        let mut grad = vec![F::ZERO; xs.len()];
-        let values = kernel.run(&xs, &ys, rows, Some(&mut grad))?;
-        Ok((values, Some(TensorData::new(grad, [rows, xs.len() / rows]))))
-    } else {
-        Ok((kernel.run(&xs, &ys, rows, None)?, None))
-    }
+    let ys = slice::<F>(y);
+    // Reuses the read buffer (it is owned: `read` made it); copies only if it is misaligned.
+    let mut xs: Vec<F> = x.try_into_vec::<F>().map_err(|_| SegLossError::InvalidParameter {
+        name: "execution",
+        value: 0.0,
+        allowed: "the host path takes f32 or f64 inputs",
+    })?;
+    let values = kernel.run(&mut xs, &ys, rows, tracked)?;
+    let len = xs.len() / rows;
+    Ok((values, tracked.then(|| TensorData::new(xs, [rows, len]))))
 }
 
 /// The data as a slice of `F`: borrowed when its bytes are aligned for `F` (always, in

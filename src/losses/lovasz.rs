@@ -251,10 +251,10 @@ impl HostKernel for LovaszKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &[F],
+        x: &mut [F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: bool,
     ) -> Result<Vec<f64>, SegLossError> {
         check_values(y, TargetKind::Hard)?;
         Ok(lovasz_kernel(x, y, rows, self.per_image, self.errors, grad))

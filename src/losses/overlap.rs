@@ -128,10 +128,10 @@ impl HostKernel for OverlapKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &[F],
+        x: &mut [F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: bool,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(overlap(x, y, rows, self.0, grad))
     }
