@@ -40,6 +40,16 @@ pub(crate) fn same_shape_and_device<const D: usize, K1: Basic, K2: Basic>(
             right: right.dims().to_vec(),
         });
     }
+    same_device(left, left_name, right, right_name)
+}
+
+/// The same device (autodiff aside), for tensors of any rank and kind.
+pub(crate) fn same_device<const D1: usize, const D2: usize, K1: Basic, K2: Basic>(
+    left: &Tensor<D1, K1>,
+    left_name: &'static str,
+    right: &Tensor<D2, K2>,
+    right_name: &'static str,
+) -> Result<(), SegLossError> {
     let (ld, rd) = (left.device(), right.device());
     if ld.clone().without_autodiff() != rd.clone().without_autodiff() {
         return Err(SegLossError::DeviceMismatch {

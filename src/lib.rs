@@ -16,6 +16,12 @@
 //! | [`soft_jaccard`](losses::soft_jaccard) | `1 - (sum(p y) + s_nr) / (sum(p) + sum(y) - sum(p y) + s_dr)` | Eq. 1 relaxed |
 //! | [`lovasz_sigmoid`](losses::lovasz_sigmoid) | `sum_k abs(y - p)_(k) lovasz_grad(y_(k))_k`, errors sorted descending | Lovász-sigmoid |
 //! | [`lovasz_hinge`](losses::lovasz_hinge) | `sum_k relu(1 - x(2y-1))_(k) lovasz_grad(y_(k))_k` | Berman et al. 2018 |
+//! | [`tversky`](losses::tversky) | `1 - (I + s_nr) / (I + alpha FP + beta FN + s_dr)`, `I = sum(p y)` | beyond: Salehi et al. 2017 |
+//! | [`focal`](losses::focal) | `mean(alpha_t sigmoid(-x(2y-1))^gamma ce)` | beyond: Lin et al. 2017 |
+//! | [`compound`](losses::compound) | `sum_k w_k loss_k` (e.g. Dice + CE) | beyond: nnU-Net, MONAI |
+//!
+//! The overlap losses also take `soft_label` (`I = (sum(p) + sum(y) - sum|p-y|)/2`, minimal at
+//! `p = y` for soft targets) and `log_loss` (`-ln(score)`).
 //!
 //! Hard metrics live in [`metrics`] (exact per-image [`metrics::Confusion`] counts; Dice,
 //! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]), the

@@ -93,6 +93,28 @@ fn invalid_parameters_are_rejected() {
             "fg_weight",
         ),
         ("lovasz_hinge", json!({"from_logits": false}), "from_logits"),
+        ("tversky", json!({"alpha": -0.1}), "alpha"),
+        ("tversky", json!({"beta": -1.0}), "beta"),
+        ("tversky", json!({"smooth_dr": -1.0}), "smooth_dr"),
+        ("focal", json!({"gamma": -0.5}), "gamma"),
+        ("focal", json!({"alpha": 1.5}), "alpha"),
+        ("focal", json!({"alpha": -0.25}), "alpha"),
+        (
+            "soft_dice",
+            json!({"soft_label": true, "squared": true}),
+            "soft_label",
+        ),
+        ("compound", json!({"terms": []}), "terms"),
+        (
+            "compound",
+            json!({"terms": [{"weight": -1.0, "loss": "soft_dice"}]}),
+            "weight",
+        ),
+        (
+            "compound",
+            json!({"terms": [{"weight": 1.0, "loss": "focal", "options": {"gamma": -1.0}}]}),
+            "gamma",
+        ),
     ];
     for (loss, options, param) in cases {
         let err = run_loss(loss, &options, Reduction::Mean, x(), y()).unwrap_err();

@@ -25,6 +25,28 @@ fn option_sets(loss: &str) -> Vec<Value> {
             json!({"squared": true}),
             json!({"aggregation": "batch", "smooth_nr": 1.0, "smooth_dr": 1.0}),
             json!({"from_logits": false}),
+            json!({"soft_label": true}),
+            json!({"log_loss": true, "aggregation": "batch"}),
+        ],
+        "tversky" => vec![
+            json!({"alpha": 0.3, "beta": 0.7}),
+            json!({"alpha": 1.0, "beta": 1.0, "smooth_nr": 0.0, "smooth_dr": 0.0}),
+            json!({"alpha": 0.7, "beta": 0.3, "log_loss": true, "soft_label": true}),
+            json!({"from_logits": false, "aggregation": "batch"}),
+        ],
+        "focal" => vec![
+            json!({}),
+            json!({"gamma": 0.5, "alpha": 0.25}),
+            json!({"from_logits": false}),
+            json!({"from_logits": false, "gamma": 1.5, "alpha": 0.8}),
+        ],
+        "compound" => vec![
+            json!({}),
+            json!({"terms": [
+                {"weight": 0.5, "loss": "tversky", "options": {"alpha": 0.3, "beta": 0.7}},
+                {"weight": 2.0, "loss": "focal", "options": {}},
+                {"weight": 1.0, "loss": "lovasz_hinge", "options": {}},
+            ]}),
         ],
         "lovasz_sigmoid" => vec![
             json!({}),

@@ -33,14 +33,46 @@ fn options(loss: &'static str) -> BoxedStrategy<Value> {
         "soft_dice" | "soft_jaccard" => (
             0.0f64..2.0,
             0.0f64..2.0,
+            0usize..3,
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
         )
-            .prop_map(|(nr, dr, squared, batch, soft)| {
-                json!({ "smooth_nr": nr, "smooth_dr": dr, "squared": squared,
+            .prop_map(|(nr, dr, form, log_loss, batch, soft)| {
+                // form: plain, squared or soft-label statistics (the last two exclude each other).
+                json!({ "smooth_nr": nr, "smooth_dr": dr, "squared": form == 1,
+                        "soft_label": form == 2, "log_loss": log_loss,
                         "aggregation": if batch { "batch" } else { "per_image" },
                         "from_logits": !soft })
+            })
+            .boxed(),
+        "tversky" => (
+            0.0f64..1.5,
+            0.0f64..1.5,
+            0.0f64..2.0,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(alpha, beta, smooth, soft_label, log_loss, batch, soft)| {
+                json!({ "alpha": alpha, "beta": beta, "smooth_nr": smooth, "smooth_dr": smooth,
+                        "soft_label": soft_label, "log_loss": log_loss,
+                        "aggregation": if batch { "batch" } else { "per_image" },
+                        "from_logits": !soft })
+            })
+            .boxed(),
+        "focal" => (0.0f64..3.0, prop::option::of(0.0f64..1.0), any::<bool>())
+            .prop_map(|(gamma, alpha, soft)| {
+                json!({ "gamma": gamma, "alpha": alpha, "from_logits": !soft })
+            })
+            .boxed(),
+        "compound" => (0.0f64..2.0, 0.0f64..2.0, any::<bool>())
+            .prop_map(|(a, b, soft)| {
+                json!({ "from_logits": !soft, "terms": [
+                    {"weight": a, "loss": "soft_jaccard", "options": {"log_loss": true}},
+                    {"weight": b, "loss": "focal", "options": {}},
+                ]})
             })
             .boxed(),
         "lovasz_sigmoid" => (any::<bool>(), any::<bool>())

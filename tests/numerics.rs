@@ -37,6 +37,9 @@ fn extreme_logits_and_degenerate_masks_stay_finite() {
         json!({"aggregation": "batch"}),
         json!({"smooth_nr": 0.0, "smooth_dr": 0.0}),
         json!({"squared": true, "smooth_nr": 0.0, "smooth_dr": 0.0}),
+        // log_loss at a zero score (the floor), soft labels, the focal exponent below 1.
+        json!({"log_loss": true, "soft_label": true, "smooth_nr": 0.0, "smooth_dr": 0.0,
+               "gamma": 0.5, "alpha": 0.25, "beta": 0.9}),
         json!({"per_image": false}),
         json!({"prior": 1e-6}),
     ]
@@ -75,6 +78,9 @@ fn probabilities_at_zero_and_one_stay_finite() {
             "soft_dice",
             "soft_jaccard",
             "lovasz_sigmoid",
+            "tversky",
+            "focal",
+            "compound",
         ] {
             for execution in EXECUTIONS {
                 let options = json!({"from_logits": false, "execution": execution});

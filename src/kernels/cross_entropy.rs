@@ -76,7 +76,7 @@ pub(crate) fn cross_entropy<F: Real>(
 /// `(-ln p, -ln(1 - p), p)` from a logit, as `softplus(-x)`, `softplus(x)` and `sigmoid(x)`
 /// from one `exp(-|x|)`.
 #[inline(always)]
-fn from_logit<F: Real>(x: F) -> (F, F, F) {
+pub(crate) fn from_logit<F: Real>(x: F) -> (F, F, F) {
     let e = (-x.abs()).exp_nonpositive();
     let l = e.ln_1p_unit();
     let neg_log_p = (-x).max(F::ZERO) + l;
@@ -88,7 +88,7 @@ fn from_logit<F: Real>(x: F) -> (F, F, F) {
 /// [`Real::MIN_PROB`], the device path's clamp (whose gradient is 0 where it
 /// clamps).
 #[inline(always)]
-fn from_probability<F: Real>(p: F) -> ((F, F), (F, F)) {
+pub(crate) fn from_probability<F: Real>(p: F) -> ((F, F), (F, F)) {
     let q = F::ONE - p;
     let pc = p.max(F::MIN_PROB);
     let qc = q.max(F::MIN_PROB);

@@ -36,7 +36,9 @@ pub(crate) fn lovasz<F: Real>(
             range: row * len..(row + 1) * len,
         })
         .collect();
-    parallel::map_mut(&chunks, x, |c, xs| problem(xs, &y[c.range.clone()], errors, grad))
+    parallel::map_mut(&chunks, x, |c, xs| {
+        problem(xs, &y[c.range.clone()], errors, grad)
+    })
 }
 
 /// One problem: the value; when `grad`, `x` is overwritten with the gradient.

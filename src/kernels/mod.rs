@@ -9,6 +9,7 @@
 //! attaches their gradient to the autodiff graph.
 
 pub(crate) mod cross_entropy;
+pub(crate) mod focal;
 pub(crate) mod lanes;
 pub(crate) mod lovasz;
 pub(crate) mod math;

@@ -1,17 +1,50 @@
-//! Soft Dice and soft Jaccard: one pass for the soft statistics, one for the gradient.
+//! Soft Dice, soft Jaccard and Tversky: one pass for the soft statistics, one for the
+//! gradient.
 
 use super::lanes;
 use super::math::{Real, sigmoid_from};
 use super::parallel;
 
-/// Which ratio of the soft statistics is scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Ratio {
-    /// `(2I + s_nr) / (|p| + |y| + s_dr)`.
-    Dice,
-    /// `(I + s_nr) / (|p| + |y| - I + s_dr)`.
-    Jaccard,
+/// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics
+/// `I` (intersection), `|p|` and `|y|`, as the coefficients of a linear ratio.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Ratio {
+    pub nr_intersection: f64,
+    pub dr_intersection: f64,
+    pub dr_predicted: f64,
+    pub dr_target: f64,
 }
+
+impl Ratio {
+    /// `(2I + s_nr) / (|p| + |y| + s_dr)`.
+    pub const DICE: Ratio = Ratio {
+        nr_intersection: 2.0,
+        dr_intersection: 0.0,
+        dr_predicted: 1.0,
+        dr_target: 1.0,
+    };
+    /// `(I + s_nr) / (|p| + |y| - I + s_dr)`.
+    pub const JACCARD: Ratio = Ratio {
+        nr_intersection: 1.0,
+        dr_intersection: -1.0,
+        dr_predicted: 1.0,
+        dr_target: 1.0,
+    };
+
+    /// `(I + s_nr) / (I + alpha FP + beta FN + s_dr)` with `FP = |p| - I`, `FN = |y| - I`.
+    pub fn tversky(alpha: f64, beta: f64) -> Ratio {
+        Ratio {
+            nr_intersection: 1.0,
+            dr_intersection: 1.0 - alpha - beta,
+            dr_predicted: alpha,
+            dr_target: beta,
+        }
+    }
+}
+
+/// The smallest score `-ln(score)` is taken of (smp's `eps`), so that a score of 0 gives a
+/// finite loss (`-ln(1e-7) = 16.1`) with zero gradient instead of infinity.
+pub(crate) const LOG_FLOOR: f64 = 1e-7;
 
 /// The options of an overlap loss, as the kernels see them.
 #[derive(Clone, Copy, Debug)]
@@ -20,14 +53,18 @@ pub(crate) struct OverlapParams {
     pub smooth_nr: f64,
     pub smooth_dr: f64,
     pub squared: bool,
+    /// `I = (|p| + |y| - sum|p - y|) / 2` instead of `sum(p y)` (equal for hard targets).
+    pub soft_label: bool,
+    /// `-ln(score)` instead of `1 - score`.
+    pub log_loss: bool,
     /// One problem for the whole batch instead of one per image.
     pub batch: bool,
     pub from_logits: bool,
 }
 
-/// `1 - ratio` per problem (each of the `rows` images, or one for the batch); when `grad`,
-/// overwrites `x` with `d loss_problem / d x`. A zero denominator scores loss 0 with zero
-/// gradient, as in the device path.
+/// The loss of the score per problem (each of the `rows` images, or one for the batch); when
+/// `grad`, overwrites `x` with `d loss_problem / d x`. A zero denominator scores loss 0 with
+/// zero gradient, as in the device path.
 pub(crate) fn overlap<F: Real>(
     x: &mut [F],
     y: &[F],
@@ -39,16 +76,18 @@ pub(crate) fn overlap<F: Real>(
     let chunks = parallel::chunks(rows, len);
     let from_logits = params.from_logits;
     let squared = params.squared;
-    // Statistics: [sum(p y), |p|, |y|].
+    let soft_label = params.soft_label;
+    // Statistics: [sum(p y) or sum|p - y|, |p|, |y|].
     let read_only: &[F] = x;
     let partial = parallel::map(&chunks, |c| {
         let r = c.range.clone();
         lanes::sum(&read_only[r.clone()], &y[r], |xi, yi| {
             let p = probability(xi, from_logits);
+            let first = if soft_label { (p - yi).abs() } else { p * yi };
             if squared {
-                [p * yi, p * p, yi * yi]
+                [first, p * p, yi * yi]
             } else {
-                [p * yi, p, yi]
+                [first, p, yi]
             }
         })
     });
@@ -64,7 +103,7 @@ pub(crate) fn overlap<F: Real>(
     if grad {
         parallel::map_mut(&chunks, x, |c, xs| {
             let s = &scored[if params.batch { 0 } else { c.row }];
-            let (a, b) = (F::from_f64(s.d_intersection), F::from_f64(s.d_predicted));
+            let (a, b) = (F::from_f64(s.d_first), F::from_f64(s.d_predicted));
             lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
                 let p = probability(xi, from_logits);
                 let dp = if from_logits {
@@ -72,50 +111,80 @@ pub(crate) fn overlap<F: Real>(
                 } else {
                     F::ONE
                 };
+                // d first / d p: y, or sign(p - y) (0 at p = y, as burn's `abs` backward).
+                let d_first = if !soft_label {
+                    yi
+                } else if p > yi {
+                    F::ONE
+                } else if p < yi {
+                    -F::ONE
+                } else {
+                    F::ZERO
+                };
                 let d_size = if squared { p + p } else { F::ONE };
-                ([] as [F; 0], (a * yi + b * d_size) * dp)
+                ([] as [F; 0], (a * d_first + b * d_size) * dp)
             })
         });
     }
     scored.iter().map(|s| s.loss).collect()
 }
 
-/// A problem's loss and its derivatives with respect to `I` and `|p|`.
+/// A problem's loss and its derivatives with respect to the first statistic (`I`, or
+/// `sum|p - y|` with soft labels) and `|p|`.
 struct Scored {
     loss: f64,
-    d_intersection: f64,
+    d_first: f64,
     d_predicted: f64,
 }
 
-fn score(&[intersection, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scored {
-    let (numerator, denominator, d_num, d_den) = match params.ratio {
-        Ratio::Dice => (
-            2.0 * intersection + params.smooth_nr,
-            predicted + target + params.smooth_dr,
-            2.0,
-            0.0,
-        ),
-        Ratio::Jaccard => (
-            intersection + params.smooth_nr,
-            predicted + target - intersection + params.smooth_dr,
-            1.0,
-            -1.0,
-        ),
+fn score(&[first, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scored {
+    let r = params.ratio;
+    let intersection = if params.soft_label {
+        (predicted + target - first) / 2.0
+    } else {
+        first
     };
+    let numerator = r.nr_intersection * intersection + params.smooth_nr;
+    let denominator = r.dr_intersection * intersection
+        + r.dr_predicted * predicted
+        + r.dr_target * target
+        + params.smooth_dr;
     if denominator <= 0.0 {
-        // Both empty: a perfect match (see `losses::overlap::one_minus_ratio`).
+        // Both empty: a perfect match (see `losses::overlap::loss_of_ratio`).
         return Scored {
             loss: 0.0,
-            d_intersection: 0.0,
+            d_first: 0.0,
             d_predicted: 0.0,
         };
     }
-    // loss = 1 - n/d: d loss/dI = -(n' d - n d') / d^2; d loss/d|p| = n / d^2.
+    let ratio = numerator / denominator;
+    // d ratio / dI and d ratio / d|p| (with I held fixed).
     let d2 = denominator * denominator;
-    Scored {
-        loss: 1.0 - numerator / denominator,
-        d_intersection: -(d_num * denominator - numerator * d_den) / d2,
-        d_predicted: numerator / d2,
+    let d_ratio_intersection =
+        (r.nr_intersection * denominator - numerator * r.dr_intersection) / d2;
+    let d_ratio_predicted = -numerator * r.dr_predicted / d2;
+    let (loss, d_loss_ratio) = if !params.log_loss {
+        (1.0 - ratio, -1.0)
+    } else if ratio > LOG_FLOOR {
+        (-ratio.ln(), -1.0 / ratio)
+    } else {
+        (-LOG_FLOOR.ln(), 0.0)
+    };
+    let d_intersection = d_loss_ratio * d_ratio_intersection;
+    let d_predicted = d_loss_ratio * d_ratio_predicted;
+    if params.soft_label {
+        // I = (|p| + |y| - L) / 2: dI/dL = -1/2, dI/d|p| = 1/2.
+        Scored {
+            loss,
+            d_first: -d_intersection / 2.0,
+            d_predicted: d_predicted + d_intersection / 2.0,
+        }
+    } else {
+        Scored {
+            loss,
+            d_first: d_intersection,
+            d_predicted,
+        }
     }
 }
 
@@ -140,10 +209,12 @@ mod tests {
         let mut x = vec![0.0_f32; len];
         let y = vec![1.0_f32; len];
         let params = OverlapParams {
-            ratio: Ratio::Dice,
+            ratio: Ratio::DICE,
             smooth_nr: 0.0,
             smooth_dr: 0.0,
             squared: false,
+            soft_label: false,
+            log_loss: false,
             batch: false,
             from_logits: true,
         };

@@ -14,7 +14,7 @@ use crate::{Execution, Reduction, SegLossError};
 /// The smallest positive normal f32: probabilities are clamped to it before `ln`, so
 /// `-ln(p)` is at most about 87.3 and its gradient stays finite where `p` is exactly 0.
 /// (torch's `BCELoss` caps `ln` at -100 instead; the two only differ for `p < 1.2e-38`.)
-const MIN_PROB: f64 = f32::MIN_POSITIVE as f64;
+pub(crate) const MIN_PROB: f64 = f32::MIN_POSITIVE as f64;
 
 /// Options of [`binary_cross_entropy`].
 #[derive(Config, Debug)]
@@ -217,7 +217,7 @@ fn class_weights(y: &Tensor<2>, config: &WeightedCrossEntropyConfig) -> (Tensor<
 /// `(-ln p, -ln(1 - p))` per pixel, in forms whose gradient is exact and finite: from logits
 /// `softplus(-x) = -log_sigmoid(x)` and `softplus(x) = x - log_sigmoid(x)`; from probabilities
 /// the logarithm of `p` clamped to [`MIN_PROB`].
-fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tensor<2>) {
+pub(crate) fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tensor<2>) {
     if from_logits {
         let neg_log_p = log_sigmoid(input.clone()).neg();
         let neg_log_not_p = neg_log_p.clone() + input;
@@ -229,7 +229,7 @@ fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tens
     }
 }
 
-fn pixel_count(rows: &Tensor<2>) -> f64 {
+pub(crate) fn pixel_count(rows: &Tensor<2>) -> f64 {
     rows.dims()[1] as f64
 }
 

@@ -20,6 +20,16 @@ pub struct SoftDiceConfig {
     /// (Milletari's V-Net form, MONAI's `squared_pred`).
     #[config(default = false)]
     pub squared: bool,
+    /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`,
+    /// the L1 form of Wang & Blaschko (MONAI's and smp's `soft_label`): the same value and
+    /// gradient for hard targets, and for soft targets the loss is minimal at `p = y`, where
+    /// with `sum(p y)` it is not. Needs `squared = false`.
+    #[config(default = false)]
+    pub soft_label: bool,
+    /// `false` (default): `loss = 1 - score`; `true`: `loss = -ln(max(score, 1e-7))` (smp's
+    /// `log_loss`; steeper for poor scores, the floor keeps it finite).
+    #[config(default = false)]
+    pub log_loss: bool,
     /// Statistics per image (default) or over the whole batch.
     #[config(default = "Aggregation::PerImage")]
     pub aggregation: Aggregation,
@@ -47,8 +57,12 @@ pub struct SoftDiceConfig {
 /// squared_pred, batch)`. A denominator of 0 (prediction and target both all-zero and
 /// `smooth_dr = 0`) counts as a perfect match, loss 0.
 ///
+/// With `soft_label`, `sum(p * y)` becomes `(sum(p) + sum(y) - sum|p - y|) / 2`; with
+/// `log_loss`, `1 - score` becomes `-ln(max(score, 1e-7))`.
+///
 /// # Errors
-/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing.
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing,
+/// `soft_label` together with `squared`.
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -70,10 +84,12 @@ pub fn soft_dice<const D: usize>(
         smooth_nr: config.smooth_nr,
         smooth_dr: config.smooth_dr,
         squared: config.squared,
+        soft_label: config.soft_label,
+        log_loss: config.log_loss,
         aggregation: config.aggregation,
         from_logits: config.from_logits,
         reduction: config.reduction,
         execution: config.execution,
     };
-    overlap_loss(logits, targets, Ratio::Dice, &options)
+    overlap_loss(logits, targets, Ratio::DICE, &options)
 }

@@ -136,11 +136,13 @@ fn run_typed<F: Real>(
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
     let ys = slice::<F>(y);
     // Reuses the read buffer (it is owned: `read` made it); copies only if it is misaligned.
-    let mut xs: Vec<F> = x.try_into_vec::<F>().map_err(|_| SegLossError::InvalidParameter {
-        name: "execution",
-        value: 0.0,
-        allowed: "the host path takes f32 or f64 inputs",
-    })?;
+    let mut xs: Vec<F> = x
+        .try_into_vec::<F>()
+        .map_err(|_| SegLossError::InvalidParameter {
+            name: "execution",
+            value: 0.0,
+            allowed: "the host path takes f32 or f64 inputs",
+        })?;
     let values = kernel.run(&mut xs, &ys, rows, tracked)?;
     let len = xs.len() / rows;
     Ok((values, tracked.then(|| TensorData::new(xs, [rows, len]))))

@@ -11,26 +11,35 @@
 //! | [`soft_jaccard`] | [`SoftJaccardConfig`] | soft Jaccard, Eq. 1 relaxed |
 //! | [`lovasz_sigmoid`] | [`LovaszConfig`] | Lovász-sigmoid, Sect. 2 |
 //! | [`lovasz_hinge`] | [`LovaszConfig`] | Lovász hinge (Berman et al. 2018) |
+//! | [`tversky`] | [`TverskyConfig`] | beyond the paper: Tversky index (Salehi et al. 2017) |
+//! | [`focal`] | [`FocalConfig`] | beyond the paper: focal loss (Lin et al. 2017) |
+//! | [`compound`] | [`CompoundConfig`] | beyond the paper: weighted sums, e.g. Dice + CE |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
 //! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
 //! inputs are raw scores or probabilities, per-image losses combined by a
 //! [`Reduction`](crate::Reduction).
 
+mod compound;
 mod cross_entropy;
 mod dice;
 mod execution;
+mod focal;
 mod jaccard;
 mod lovasz;
 mod overlap;
+mod tversky;
 
+pub use compound::{CompoundConfig, CompoundTerm, Loss, compound};
 pub use cross_entropy::{
     BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
     weighted_cross_entropy,
 };
 pub use dice::{SoftDiceConfig, soft_dice};
+pub use focal::{FocalConfig, focal};
 pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
+pub use tversky::{TverskyConfig, tversky};
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;

@@ -1,17 +1,22 @@
-//! Soft overlap statistics shared by the soft Dice and soft Jaccard losses, and the one body
-//! that turns them into either loss on the device or on the host.
+//! Soft overlap statistics shared by the soft Dice, soft Jaccard and Tversky losses, and the
+//! one body that turns them into any of those losses on the device or on the host.
 //!
 //! With `p` the predicted probabilities and `y` the targets, summed over the pixels of an
 //! image (or of the whole batch, [`Aggregation::Batch`]):
 //!
-//! - intersection `I = sum(p * y)` (the soft true positives),
+//! - intersection `I = sum(p * y)` (the soft true positives), or with `soft_label`
+//!   `I = (|p| + |y| - sum|p - y|) / 2` (Wang & Blaschko's L1 form: equal to `sum(p y)` for
+//!   hard targets, and, unlike it, maximal at `p = y` for soft targets),
 //! - `|p| = sum(p)` and `|y| = sum(y)`, or `sum(p^2)` and `sum(y^2)` when `squared`.
+//!
+//! Every loss scores the linear ratio `(a I + s_nr) / (b I + c |p| + d |y| + s_dr)`
+//! ([`Ratio`]) and returns `1 - ratio`, or `-ln(max(ratio, 1e-7))` with `log_loss`.
 
 use burn::tensor::Tensor;
 
 use crate::check;
 use crate::kernels::math::Real;
-use crate::kernels::overlap::{OverlapParams, overlap};
+use crate::kernels::overlap::{LOG_FLOOR, OverlapParams, overlap};
 use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
 use crate::losses::{probabilities, row_sums, rows};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
@@ -23,14 +28,17 @@ pub(crate) struct OverlapOptions {
     pub smooth_nr: f64,
     pub smooth_dr: f64,
     pub squared: bool,
+    pub soft_label: bool,
+    pub log_loss: bool,
     pub aggregation: Aggregation,
     pub from_logits: bool,
     pub reduction: Reduction,
     pub execution: Execution,
 }
 
-/// `1 - ratio` of the soft statistics, per image or per batch, reduced: the body of
-/// [`soft_dice`](crate::losses::soft_dice) and [`soft_jaccard`](crate::losses::soft_jaccard).
+/// The loss of `ratio` of the soft statistics, per image or per batch, reduced: the body of
+/// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
+/// [`tversky`](crate::losses::tversky).
 pub(crate) fn overlap_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -39,12 +47,22 @@ pub(crate) fn overlap_loss<const D: usize>(
 ) -> Result<Tensor<1>, SegLossError> {
     check::non_negative("smooth_nr", options.smooth_nr)?;
     check::non_negative("smooth_dr", options.smooth_dr)?;
+    if options.soft_label && options.squared {
+        return Err(SegLossError::InvalidParameter {
+            name: "soft_label",
+            value: 1.0,
+            allowed: "soft_label = true needs squared = false (the L1 intersection is defined \
+                      for plain sums)",
+        });
+    }
     let targets = check::binary_pair(&logits, targets)?;
     let params = OverlapParams {
         ratio,
         smooth_nr: options.smooth_nr,
         smooth_dr: options.smooth_dr,
         squared: options.squared,
+        soft_label: options.soft_label,
+        log_loss: options.log_loss,
         batch: options.aggregation == Aggregation::Batch,
         from_logits: options.from_logits,
     };
@@ -52,22 +70,48 @@ pub(crate) fn overlap_loss<const D: usize>(
         return host_loss(logits, targets, options.reduction, &OverlapKernel(params));
     }
     let s = soft_statistics(logits, targets, options);
-    let (numerator, denominator) = match ratio {
-        Ratio::Dice => (
-            s.intersection.mul_scalar(2.0).add_scalar(params.smooth_nr),
-            (s.predicted + s.target).add_scalar(params.smooth_dr),
-        ),
-        Ratio::Jaccard => (
-            s.intersection.clone().add_scalar(params.smooth_nr),
-            (s.predicted + s.target - s.intersection).add_scalar(params.smooth_dr),
-        ),
-    };
-    Ok(one_minus_ratio(numerator, denominator, options.reduction))
+    let numerator = linear(
+        &[(ratio.nr_intersection, &s.intersection)],
+        params.smooth_nr,
+    );
+    let denominator = linear(
+        &[
+            (ratio.dr_intersection, &s.intersection),
+            (ratio.dr_predicted, &s.predicted),
+            (ratio.dr_target, &s.target),
+        ],
+        params.smooth_dr,
+    );
+    Ok(options
+        .reduction
+        .apply(loss_of_ratio(numerator, denominator, options.log_loss)))
+}
+
+/// `sum_k c_k t_k + constant`, skipping zero coefficients and multiplications by one (so
+/// Dice's denominator stays `|p| + |y| + s_dr` on the device).
+pub(crate) fn linear<const D: usize>(terms: &[(f64, &Tensor<D>)], constant: f64) -> Tensor<D> {
+    let mut sum: Option<Tensor<D>> = None;
+    for &(c, t) in terms {
+        if c == 0.0 {
+            continue;
+        }
+        let term = if c == 1.0 {
+            t.clone()
+        } else {
+            t.clone().mul_scalar(c)
+        };
+        sum = Some(match sum {
+            Some(s) => s + term,
+            None => term,
+        });
+    }
+    let sum = sum.unwrap_or_else(|| terms[0].1.zeros_like());
+    sum.add_scalar(constant)
 }
 
 /// Soft statistics, each `[N]` (per image) or `[1]` (batch aggregation).
 struct SoftStatistics {
-    /// `sum(p * y)`.
+    /// `sum(p * y)`, or `(|p| + |y| - sum|p - y|) / 2` with soft labels.
     intersection: Tensor<1>,
     /// `sum(p)`, or `sum(p^2)` when squared.
     predicted: Tensor<1>,
@@ -83,40 +127,52 @@ fn soft_statistics<const D: usize>(
 ) -> SoftStatistics {
     let p = rows(probabilities(logits, options.from_logits));
     let y = rows(targets);
-    let intersection = row_sums(p.clone().mul(y.clone()));
+    let first = if options.soft_label {
+        row_sums(p.clone().sub(y.clone()).abs())
+    } else {
+        row_sums(p.clone().mul(y.clone()))
+    };
     let (predicted, target) = if options.squared {
         (row_sums(p.square()), row_sums(y.square()))
     } else {
         (row_sums(p), row_sums(y))
     };
-    match options.aggregation {
-        Aggregation::PerImage => SoftStatistics {
-            intersection,
-            predicted,
-            target,
-        },
-        Aggregation::Batch => SoftStatistics {
-            intersection: intersection.sum(),
-            predicted: predicted.sum(),
-            target: target.sum(),
-        },
+    let (first, predicted, target) = match options.aggregation {
+        Aggregation::PerImage => (first, predicted, target),
+        Aggregation::Batch => (first.sum(), predicted.sum(), target.sum()),
+    };
+    let intersection = if options.soft_label {
+        (predicted.clone() + target.clone() - first).mul_scalar(0.5)
+    } else {
+        first
+    };
+    SoftStatistics {
+        intersection,
+        predicted,
+        target,
     }
 }
 
-/// `1 - numerator / denominator`, reduced, for a score whose denominator is zero only when
-/// prediction and target are both all-zero: that `0/0` is a perfect match (score 1, loss 0),
-/// so the loss stays finite with `smooth_dr = 0`. The substitution is a `mask_where`, whose
-/// gradient is zero where it applies, so no `0/0` reaches the backward pass either.
-fn one_minus_ratio(
-    numerator: Tensor<1>,
-    denominator: Tensor<1>,
-    reduction: Reduction,
-) -> Tensor<1> {
+/// `1 - numerator / denominator`, or `-ln(max(ratio, 1e-7))` when `log_loss`, elementwise,
+/// for a score whose denominator is zero only when prediction and target are both all-zero:
+/// that `0/0` is a perfect match (score 1, loss 0), so the loss stays finite with
+/// `smooth_dr = 0`. The substitution is a `mask_where`, whose gradient is zero where it
+/// applies, so no `0/0` reaches the backward pass either.
+pub(crate) fn loss_of_ratio<const D: usize>(
+    numerator: Tensor<D>,
+    denominator: Tensor<D>,
+    log_loss: bool,
+) -> Tensor<D> {
     let empty = denominator.clone().lower_equal_elem(0.0);
     let one = numerator.ones_like();
     let numerator = numerator.mask_where(empty.clone(), one.clone());
     let denominator = denominator.mask_where(empty, one);
-    reduction.apply(numerator.div(denominator).neg().add_scalar(1.0))
+    let ratio = numerator.div(denominator);
+    if log_loss {
+        ratio.clamp_min(LOG_FLOOR).log().neg()
+    } else {
+        ratio.neg().add_scalar(1.0)
+    }
 }
 
 /// The host path of the overlap losses.

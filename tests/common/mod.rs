@@ -116,13 +116,16 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
         .unwrap()
 }
 
-pub const ALL_LOSSES: [&str; 6] = [
+pub const ALL_LOSSES: [&str; 9] = [
     "binary_cross_entropy",
     "weighted_cross_entropy",
     "soft_dice",
     "soft_jaccard",
     "lovasz_sigmoid",
     "lovasz_hinge",
+    "tversky",
+    "focal",
+    "compound",
 ];
 
 /// The paths a loss can take, as named in JSON options (`"execution"`).
@@ -136,7 +139,8 @@ pub fn with_execution(options: &Value, execution: &str) -> Value {
 }
 
 /// Runs `loss` with the fixtures' JSON options (missing keys keep the config default;
-/// `"execution"`: `"host"`, `"device"` or absent for `Auto`).
+/// `"execution"`: `"host"`, `"device"` or absent for `Auto`), through [`Loss::compute`], or
+/// [`compound`] for `"compound"`.
 pub fn run_loss<const D: usize>(
     loss: &str,
     options: &Value,
@@ -144,8 +148,47 @@ pub fn run_loss<const D: usize>(
     x: Tensor<D>,
     y: Tensor<D>,
 ) -> Result<Tensor<1>, SegLossError> {
+    if loss == "compound" {
+        return compound(x, y, &compound_config(options, reduction));
+    }
+    loss_config(loss, options, reduction).compute(x, y)
+}
+
+/// The compound loss of the JSON options: `"terms": [{"weight", "loss", "options"}]` (each
+/// term inheriting the top-level `from_logits` and `execution`), by default
+/// `soft Dice + BCE`, nnU-Net's pair.
+pub fn compound_config(options: &Value, reduction: Reduction) -> CompoundConfig {
+    let default_terms = serde_json::json!([
+        {"weight": 1.0, "loss": "soft_dice", "options": {}},
+        {"weight": 1.0, "loss": "binary_cross_entropy", "options": {}},
+    ]);
+    let terms = options["terms"]
+        .as_array()
+        .unwrap_or_else(|| default_terms.as_array().unwrap());
+    let mut config = CompoundConfig::new();
+    for term in terms {
+        let mut term_options = term["options"].clone();
+        if term_options.is_null() {
+            term_options = serde_json::json!({});
+        }
+        for key in ["from_logits", "execution"] {
+            if term_options[key].is_null() && !options[key].is_null() {
+                term_options[key] = options[key].clone();
+            }
+        }
+        config = config.with_term(
+            term["weight"].as_f64().unwrap(),
+            loss_config(term["loss"].as_str().unwrap(), &term_options, reduction),
+        );
+    }
+    config
+}
+
+/// The [`Loss`] (name and config) of the JSON options.
+pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
     let from_logits = options["from_logits"].as_bool().unwrap_or(true);
     let f = |k: &str, d: f64| options[k].as_f64().unwrap_or(d);
+    let flag = |k: &str| options[k].as_bool().unwrap_or(false);
     let execution = match options["execution"].as_str() {
         Some("host") => Execution::Host,
         Some("device") => Execution::Device,
@@ -157,10 +200,8 @@ pub fn run_loss<const D: usize>(
         _ => Aggregation::PerImage,
     };
     match loss {
-        "binary_cross_entropy" => binary_cross_entropy(
-            x,
-            y,
-            &BinaryCrossEntropyConfig::new()
+        "binary_cross_entropy" => Loss::BinaryCrossEntropy(
+            BinaryCrossEntropyConfig::new()
                 .with_from_logits(from_logits)
                 .with_reduction(reduction)
                 .with_execution(execution),
@@ -170,10 +211,8 @@ pub fn run_loss<const D: usize>(
                 Value::Number(q) => Prior::Fixed(q.as_f64().unwrap()),
                 _ => Prior::Batch,
             };
-            weighted_cross_entropy(
-                x,
-                y,
-                &WeightedCrossEntropyConfig::new()
+            Loss::WeightedCrossEntropy(
+                WeightedCrossEntropyConfig::new()
                     .with_prior(prior)
                     .with_fg_weight(options["fg_weight"].as_f64())
                     .with_bg_weight(options["bg_weight"].as_f64())
@@ -182,26 +221,47 @@ pub fn run_loss<const D: usize>(
                     .with_execution(execution),
             )
         }
-        "soft_dice" => soft_dice(
-            x,
-            y,
-            &SoftDiceConfig::new()
+        "soft_dice" => Loss::SoftDice(
+            SoftDiceConfig::new()
                 .with_smooth_nr(f("smooth_nr", 1e-5))
                 .with_smooth_dr(f("smooth_dr", 1e-5))
-                .with_squared(options["squared"].as_bool().unwrap_or(false))
+                .with_squared(flag("squared"))
+                .with_soft_label(flag("soft_label"))
+                .with_log_loss(flag("log_loss"))
                 .with_aggregation(aggregation)
                 .with_from_logits(from_logits)
                 .with_reduction(reduction)
                 .with_execution(execution),
         ),
-        "soft_jaccard" => soft_jaccard(
-            x,
-            y,
-            &SoftJaccardConfig::new()
+        "soft_jaccard" => Loss::SoftJaccard(
+            SoftJaccardConfig::new()
                 .with_smooth_nr(f("smooth_nr", 1e-5))
                 .with_smooth_dr(f("smooth_dr", 1e-5))
-                .with_squared(options["squared"].as_bool().unwrap_or(false))
+                .with_squared(flag("squared"))
+                .with_soft_label(flag("soft_label"))
+                .with_log_loss(flag("log_loss"))
                 .with_aggregation(aggregation)
+                .with_from_logits(from_logits)
+                .with_reduction(reduction)
+                .with_execution(execution),
+        ),
+        "tversky" => Loss::Tversky(
+            TverskyConfig::new()
+                .with_alpha(f("alpha", 0.5))
+                .with_beta(f("beta", 0.5))
+                .with_smooth_nr(f("smooth_nr", 1e-5))
+                .with_smooth_dr(f("smooth_dr", 1e-5))
+                .with_soft_label(flag("soft_label"))
+                .with_log_loss(flag("log_loss"))
+                .with_aggregation(aggregation)
+                .with_from_logits(from_logits)
+                .with_reduction(reduction)
+                .with_execution(execution),
+        ),
+        "focal" => Loss::Focal(
+            FocalConfig::new()
+                .with_gamma(f("gamma", 2.0))
+                .with_alpha(options["alpha"].as_f64())
                 .with_from_logits(from_logits)
                 .with_reduction(reduction)
                 .with_execution(execution),
@@ -213,9 +273,9 @@ pub fn run_loss<const D: usize>(
                 .with_reduction(reduction)
                 .with_execution(execution);
             if loss == "lovasz_sigmoid" {
-                lovasz_sigmoid(x, y, &config)
+                Loss::LovaszSigmoid(config)
             } else {
-                lovasz_hinge(x, y, &config)
+                Loss::LovaszHinge(config)
             }
         }
         other => panic!("unknown loss {other}"),

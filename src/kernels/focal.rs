@@ -1,0 +1,85 @@
+//! The binary focal loss: value per image and gradient, one fused pass.
+
+use super::cross_entropy::{from_logit, from_probability};
+use super::lanes;
+use super::math::{Real, sigmoid_from};
+use super::parallel;
+
+/// The options of the focal loss, as the kernel sees them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FocalParams {
+    pub gamma: f64,
+    pub alpha: Option<f64>,
+    pub from_logits: bool,
+}
+
+/// Per-image mean of `alpha_t * m * ce` over the `len` pixels of each of the `rows` images
+/// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`); when `grad`, overwrites `x`
+/// with `d loss_row / d x`.
+pub(crate) fn focal<F: Real>(
+    x: &mut [F],
+    y: &[F],
+    rows: usize,
+    params: FocalParams,
+    grad: bool,
+) -> Vec<f64> {
+    let len = x.len() / rows;
+    let chunks = parallel::chunks(rows, len);
+    let gamma = F::from_f64(params.gamma);
+    // alpha_t = alpha y + (1 - alpha)(1 - y) = (1 - alpha) + (2 alpha - 1) y; 1 without alpha.
+    let (alpha_0, alpha_1) = match params.alpha {
+        Some(a) => (F::from_f64(1.0 - a), F::from_f64(2.0 * a - 1.0)),
+        None => (F::ONE, F::ZERO),
+    };
+    let inv_len = F::from_f64(1.0 / len as f64);
+    let from_logits = params.from_logits;
+    // (term, d term / dx) of one pixel.
+    let pixel = move |xi: F, yi: F| {
+        let alpha_t = alpha_0 + alpha_1 * yi;
+        let (m, dm, ce, dce) = if from_logits {
+            let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
+            // m = sigmoid(u)^gamma = exp(gamma log_sigmoid(u)), u = -x (2y - 1).
+            let s = yi + yi - F::ONE;
+            let u = -xi * s;
+            let eu = (-u.abs()).exp_nonpositive();
+            let log_sigmoid_u = -((-u).max(F::ZERO) + eu.ln_1p_unit());
+            let m = (gamma * log_sigmoid_u).exp_nonpositive();
+            let not_sigmoid_u = F::ONE - sigmoid_from(u, eu);
+            let ce = yi * neg_log_p + (F::ONE - yi) * neg_log_not_p;
+            (m, -(gamma * m * not_sigmoid_u * s), ce, p - yi)
+        } else {
+            let ((neg_log_p, d_neg_log_p), (neg_log_not_p, d_neg_log_not_p)) = from_probability(xi);
+            // m = max(b, MIN_PROB)^gamma, b = p + y - 2py (= 1 - p_t for hard targets).
+            let b = xi + yi - (xi + xi) * yi;
+            let bc = b.max(F::MIN_PROB);
+            let m = (gamma * bc.ln_positive()).exp_nonpositive();
+            let dm = if b >= F::MIN_PROB {
+                gamma * m / bc * (F::ONE - yi - yi)
+            } else {
+                F::ZERO
+            };
+            let ce = yi * neg_log_p + (F::ONE - yi) * neg_log_not_p;
+            let dce = yi * d_neg_log_p + (F::ONE - yi) * d_neg_log_not_p;
+            (m, dm, ce, dce)
+        };
+        (alpha_t * m * ce, alpha_t * (dm * ce + m * dce) * inv_len)
+    };
+    let partial: Vec<[f64; 1]> = if grad {
+        parallel::map_mut(&chunks, x, |c, xs| {
+            lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
+                let (term, d) = pixel(xi, yi);
+                ([term], d)
+            })
+        })
+    } else {
+        let read_only: &[F] = x;
+        parallel::map(&chunks, |c| {
+            let r = c.range.clone();
+            lanes::sum(&read_only[r.clone()], &y[r], |xi, yi| [pixel(xi, yi).0])
+        })
+    };
+    parallel::per_row(&chunks, &partial, rows)
+        .into_iter()
+        .map(|[sum]| sum / len as f64)
+        .collect()
+}

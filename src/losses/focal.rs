@@ -1,0 +1,134 @@
+//! The binary focal loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_sigmoid;
+
+use crate::check;
+use crate::kernels::focal::{FocalParams, focal as focal_kernel};
+use crate::kernels::math::Real;
+use crate::losses::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
+use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
+use crate::losses::{row_sums, rows};
+use crate::{Execution, Reduction, SegLossError};
+
+/// Options of [`focal`]. Defaults follow MONAI's `FocalLoss` and smp's `FocalLoss`
+/// (`gamma = 2`, no `alpha`).
+#[derive(Config, Debug)]
+pub struct FocalConfig {
+    /// The focusing exponent (default `2.0`): the cross-entropy of each pixel is scaled by
+    /// `(1 - p_t)^gamma`, so well-classified pixels count less. `0` gives
+    /// [`binary_cross_entropy`](crate::losses::binary_cross_entropy). Must be >= 0.
+    #[config(default = 2.0)]
+    pub gamma: f64,
+    /// Class balance (default `None`: no weighting): foreground pixels weighted by `alpha`,
+    /// background pixels by `1 - alpha` (Lin et al. use 0.25). Must lie in `[0, 1]`.
+    #[config(default = "None")]
+    pub alpha: Option<f64>,
+    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
+}
+
+/// Binary focal loss (Lin et al. 2017): the cross-entropy of each pixel scaled down where the
+/// prediction is already right. Per image, the mean over its pixels of
+///
+/// `alpha_t * m * ce`, with `ce = -y ln p - (1 - y) ln(1 - p)` (as in
+/// [`binary_cross_entropy`](crate::losses::binary_cross_entropy)),
+/// `alpha_t = alpha y + (1 - alpha)(1 - y)` (1 without `alpha`) and
+///
+/// - from logits: `m = sigmoid(-x (2y - 1))^gamma`, computed as
+///   `exp(gamma * log_sigmoid(-x (2y - 1)))` so that it and its gradient stay finite for
+///   logits up to ±1e4 (MONAI's form);
+/// - from probabilities: `m = max(b, 1.2e-38)^gamma` with `b = p + y - 2 p y`.
+///
+/// For hard targets both are `(1 - p_t)^gamma`, `p_t` the probability of the true class: the
+/// paper's CE with `gamma = 0`. For soft targets they differ (MONAI defines only the first).
+/// Then reduced over images. Matches MONAI `FocalLoss(use_softmax=False, gamma, alpha)` with
+/// `Reduction::Mean`; smp's `FocalLoss("binary")` uses `pt = exp(-ce)`, the same for hard
+/// targets.
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `gamma < 0`, `alpha`
+/// outside `[0, 1]`.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::{focal, FocalConfig};
+/// let device = Device::flex();
+/// // p_t = sigmoid(2) for both pixels: the loss is (1 - p_t)^2 * ln(1 + e^-2).
+/// let logits = Tensor::<2>::from_floats([[2.0, -2.0]], &device);
+/// let targets = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
+/// let loss = focal(logits, targets, &FocalConfig::new()).unwrap().into_scalar::<f32>();
+/// let p_t = 1.0 / (1.0 + (-2.0f32).exp());
+/// assert!((loss - (1.0 - p_t).powi(2) * (1.0 + (-2.0f32).exp()).ln()).abs() < 1e-6);
+/// # }
+/// ```
+pub fn focal<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &FocalConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    check::non_negative("gamma", config.gamma)?;
+    if let Some(alpha) = config.alpha {
+        check::closed_unit("alpha", alpha)?;
+    }
+    let targets = check::binary_pair(&logits, targets)?;
+    let params = FocalParams {
+        gamma: config.gamma,
+        alpha: config.alpha,
+        from_logits: config.from_logits,
+    };
+    if runs_on_host(config.execution, &logits, &targets)? {
+        return host_loss(logits, targets, config.reduction, &FocalKernel(params));
+    }
+    let x = rows(logits);
+    let y = rows(targets);
+    let (pos, neg) = log_likelihood_terms(x.clone(), config.from_logits);
+    let ce = y.clone().mul(pos) + y.clone().neg().add_scalar(1.0).mul(neg);
+    let log_modulating = if config.from_logits {
+        // log sigmoid(u), u = -x (2y - 1).
+        log_sigmoid(x.mul(y.clone().mul_scalar(2.0).sub_scalar(1.0)).neg())
+    } else {
+        // ln max(b, m), b = p + y - 2py = p (1 - 2y) + y.
+        x.mul(y.clone().mul_scalar(-2.0).add_scalar(1.0))
+            .add(y.clone())
+            .clamp_min(MIN_PROB)
+            .log()
+    };
+    let mut pixel = log_modulating.mul_scalar(config.gamma).exp().mul(ce);
+    if let Some(alpha) = config.alpha {
+        pixel = y
+            .mul_scalar(2.0 * alpha - 1.0)
+            .add_scalar(1.0 - alpha)
+            .mul(pixel);
+    }
+    let count = pixel_count(&pixel);
+    Ok(config.reduction.apply(row_sums(pixel).div_scalar(count)))
+}
+
+/// The host path of the focal loss.
+struct FocalKernel(FocalParams);
+
+impl HostKernel for FocalKernel {
+    fn per_image(&self) -> bool {
+        true
+    }
+    fn run<F: Real>(
+        &self,
+        x: &mut [F],
+        y: &[F],
+        rows: usize,
+        grad: bool,
+    ) -> Result<Vec<f64>, SegLossError> {
+        Ok(focal_kernel(x, y, rows, self.0, grad))
+    }
+}

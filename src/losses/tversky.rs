@@ -1,0 +1,103 @@
+//! The Tversky loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::check;
+use crate::losses::overlap::{OverlapOptions, Ratio, overlap_loss};
+use crate::{Aggregation, Execution, Reduction, SegLossError};
+
+/// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
+#[derive(Config, Debug)]
+pub struct TverskyConfig {
+    /// Weight of the false positives `FP = sum(p) - I` (default `0.5`). Must be >= 0.
+    #[config(default = 0.5)]
+    pub alpha: f64,
+    /// Weight of the false negatives `FN = sum(y) - I` (default `0.5`). Must be >= 0. Raising
+    /// `beta` above `alpha` trades precision for recall (Salehi et al. 2017 use 0.3 / 0.7).
+    #[config(default = 0.5)]
+    pub beta: f64,
+    /// Added to the numerator, `I + smooth_nr` (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_nr: f64,
+    /// Added to the denominator (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_dr: f64,
+    /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`
+    /// (see [`SoftDiceConfig::soft_label`](crate::losses::SoftDiceConfig::soft_label)).
+    #[config(default = false)]
+    pub soft_label: bool,
+    /// `false` (default): `loss = 1 - score`; `true`: `-ln(max(score, 1e-7))`.
+    #[config(default = false)]
+    pub log_loss: bool,
+    /// Statistics per image (default) or over the whole batch.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
+    /// backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
+}
+
+/// Tversky loss (Salehi et al. 2017): the soft Tversky index, which weighs false positives
+/// and false negatives separately. Per image (or over the batch with [`Aggregation::Batch`]):
+///
+/// `loss = 1 - (I + smooth_nr) / (I + alpha FP + beta FN + smooth_dr)`
+///
+/// with `p = sigmoid(x)`, `I = sum(p y)`, `FP = sum(p) - I = sum(p (1 - y))`,
+/// `FN = sum(y) - I = sum((1 - p) y)`. Without smoothing, `alpha = beta = 1/2` gives the soft
+/// Dice loss and `alpha = beta = 1` the soft Jaccard loss (with smoothing, the smoothing terms
+/// scale differently: [`soft_dice`](crate::losses::soft_dice) adds them to `2I` and
+/// `|p| + |y|`). On hard predictions the index is `TP / (TP + alpha FP + beta FN)`, the
+/// weighted form of Eq. 1. Matches MONAI `TverskyLoss(sigmoid=True, alpha, beta, smooth_nr,
+/// smooth_dr, batch, soft_label)`. `soft_label` and `log_loss` work as for soft Dice. A zero
+/// denominator (both all-zero, `smooth_dr = 0`) counts as a perfect match, loss 0.
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative `alpha`,
+/// `beta` or smoothing.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Tensor};
+/// use segloss::losses::{tversky, TverskyConfig};
+/// let device = Device::flex();
+/// // One pixel missed (a false negative): beta = 0.7 costs more than alpha = 0.7 would.
+/// let logits = Tensor::<2>::from_floats([[20.0, -20.0, -20.0]], &device);
+/// let targets = Tensor::<2>::from_floats([[1.0, 1.0, 0.0]], &device);
+/// let config = TverskyConfig::new().with_alpha(0.3).with_beta(0.7).with_smooth_nr(0.0).with_smooth_dr(0.0);
+/// let loss = tversky(logits, targets, &config).unwrap().into_scalar::<f32>();
+/// assert!((loss - (1.0 - 1.0 / 1.7)).abs() < 1e-6);
+/// # }
+/// ```
+pub fn tversky<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &TverskyConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    check::non_negative("alpha", config.alpha)?;
+    check::non_negative("beta", config.beta)?;
+    let options = OverlapOptions {
+        smooth_nr: config.smooth_nr,
+        smooth_dr: config.smooth_dr,
+        squared: false,
+        soft_label: config.soft_label,
+        log_loss: config.log_loss,
+        aggregation: config.aggregation,
+        from_logits: config.from_logits,
+        reduction: config.reduction,
+        execution: config.execution,
+    };
+    overlap_loss(
+        logits,
+        targets,
+        Ratio::tversky(config.alpha, config.beta),
+        &options,
+    )
+}
