@@ -66,7 +66,7 @@ mod validate;
 
 pub use error::SegLossError;
 pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
-pub use validate::{TargetKind, validate_targets};
+pub use validate::{TargetKind, validate_class_indices, validate_targets};
 
 /// Everything needed to call the losses: `use segloss::prelude::*;`.
 pub mod prelude {

@@ -4,7 +4,7 @@
 //! device sync on every call), so a target outside `[0, 1]` is not caught by them. Call
 //! [`validate_targets`] once on a data set or a batch when in doubt.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 use crate::SegLossError;
 use crate::check::batch_shape;
@@ -62,6 +62,50 @@ pub(crate) fn check_values<T: Copy + Into<f64>>(
                     TargetKind::Hard => "0 or 1 (a hard mask)",
                     TargetKind::Soft => "a value in [0, 1]",
                 }
+            ),
+        }),
+    }
+}
+
+/// Checks class-index targets `[N, 1, ...]` of a `classes`-class loss (e.g.
+/// [`multiclass_overlap`](crate::losses::multiclass_overlap)): rank >= 2, no zero-sized
+/// dimension, and every index in `0..classes` or equal to `ignore_index`. The losses do not
+/// check this themselves (it needs a device sync); an unchecked out-of-range index belongs to
+/// no class.
+///
+/// Reads the tensor to the host (one device sync).
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::validate_class_indices;
+/// let device = Device::flex();
+/// let y = Tensor::<3, Int>::from_ints([[[0, 2, 255]]], &device);
+/// assert!(validate_class_indices(y.clone(), 3, Some(255)).is_ok());
+/// assert!(validate_class_indices(y, 3, None).is_err());
+/// # }
+/// ```
+pub fn validate_class_indices<const D: usize>(
+    indices: Tensor<D, Int>,
+    classes: usize,
+    ignore_index: Option<i64>,
+) -> Result<(), SegLossError> {
+    batch_shape(&indices, "targets")?;
+    let values = indices
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| SegLossError::InvalidTargets {
+            reason: format!("class indices could not be read: {e:?}"),
+        })?;
+    let allowed = |v: i64| (0..classes as i64).contains(&v) || Some(v) == ignore_index;
+    match values.iter().position(|&v| !allowed(v)) {
+        None => Ok(()),
+        Some(i) => Err(SegLossError::InvalidTargets {
+            reason: format!(
+                "class index {} at flat index {i}; expected 0..{classes}{}",
+                values[i],
+                ignore_index.map_or(String::new(), |v| format!(" or the ignore_index {v}"))
             ),
         }),
     }

@@ -14,6 +14,7 @@
 //! | [`tversky`] | [`TverskyConfig`] | beyond the paper: Tversky index (Salehi et al. 2017) |
 //! | [`focal`] | [`FocalConfig`] | beyond the paper: focal loss (Lin et al. 2017) |
 //! | [`compound`] | [`CompoundConfig`] | beyond the paper: weighted sums, e.g. Dice + CE |
+//! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
 //! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
@@ -27,6 +28,7 @@ mod execution;
 mod focal;
 mod jaccard;
 mod lovasz;
+mod multiclass;
 mod overlap;
 mod tversky;
 
@@ -39,6 +41,10 @@ pub use dice::{SoftDiceConfig, soft_dice};
 pub use focal::{FocalConfig, focal};
 pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
+pub use multiclass::{
+    ClassAverage, ClassMode, ClassTargets, MulticlassOverlapConfig, OverlapScore,
+    multiclass_overlap,
+};
 pub use tversky::{TverskyConfig, tversky};
 
 use burn::tensor::Tensor;

@@ -1,0 +1,354 @@
+//! Multiclass (softmax) and multilabel (sigmoid per channel) soft Dice, soft Jaccard and
+//! Tversky losses, with class-index or per-class targets, `include_background`, class
+//! weights, `ignore_index` and averaging over all or present classes.
+//!
+//! The loss of each (image, class) pair is the binary overlap loss of that class's channel
+//! (the same [`Ratio`] and [`loss_of_ratio`] as the binary losses); the classes are then
+//! averaged per image, and the images reduced.
+
+use burn::config::Config;
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{Int, Tensor};
+
+use crate::check;
+use crate::losses::overlap::{Ratio, linear, loss_of_ratio};
+use crate::{Aggregation, Reduction, SegLossError};
+
+/// The targets of a multiclass loss.
+#[derive(Clone, Debug)]
+pub enum ClassTargets<const D: usize> {
+    /// Class indices, shape `[N, 1, ...]` (MONAI's convention: the logits' shape with one
+    /// channel), each in `0..C` or equal to `ignore_index`. An index outside `0..C` that is
+    /// not `ignore_index` belongs to no class; check with
+    /// [`validate_class_indices`](crate::validate_class_indices).
+    Indices(Tensor<D, Int>),
+    /// One-hot or soft per-class targets, the logits' shape `[N, C, ...]`, values in `[0, 1]`.
+    PerClass(Tensor<D>),
+}
+
+impl<const D: usize> From<Tensor<D, Int>> for ClassTargets<D> {
+    fn from(indices: Tensor<D, Int>) -> Self {
+        ClassTargets::Indices(indices)
+    }
+}
+
+impl<const D: usize> From<Tensor<D>> for ClassTargets<D> {
+    fn from(per_class: Tensor<D>) -> Self {
+        ClassTargets::PerClass(per_class)
+    }
+}
+
+/// How the logits of the `C` channels become probabilities.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassMode {
+    /// Exclusive classes: `p = softmax(x)` over the channels (MONAI `softmax=True`, smp
+    /// `"multiclass"`).
+    Softmax,
+    /// Independent labels: `p = sigmoid(x)` per channel (MONAI `sigmoid=True`, smp
+    /// `"multilabel"`).
+    Multilabel,
+}
+
+/// Which classes the per-image loss averages over.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassAverage {
+    /// Every class (MONAI): a class absent from the target still counts, and scores a loss of
+    /// about 1 unless it is also predicted absent.
+    All,
+    /// The classes present in the image's target (or the batch's, with
+    /// [`Aggregation::Batch`]); an image with none of them scores 0 (JDTLosses' `PRESENT`,
+    /// Berman's `classes='present'`).
+    Present,
+}
+
+/// The overlap score of a multiclass loss.
+#[derive(Config, Debug, Copy, PartialEq)]
+pub enum OverlapScore {
+    /// `(2I + s_nr) / (|p| + |y| + s_dr)`.
+    Dice,
+    /// `(I + s_nr) / (|p| + |y| - I + s_dr)`.
+    Jaccard,
+    /// `(I + s_nr) / (I + alpha FP + beta FN + s_dr)`.
+    Tversky {
+        /// Weight of the false positives (>= 0).
+        alpha: f64,
+        /// Weight of the false negatives (>= 0).
+        beta: f64,
+    },
+}
+
+/// Options of [`multiclass_overlap`]. Defaults follow MONAI's `DiceLoss(softmax=True)`.
+#[derive(Config, Debug)]
+pub struct MulticlassOverlapConfig {
+    /// Dice (default), Jaccard or Tversky.
+    #[config(default = "OverlapScore::Dice")]
+    pub score: OverlapScore,
+    /// Softmax over the channels (default) or a sigmoid per channel.
+    #[config(default = "ClassMode::Softmax")]
+    pub mode: ClassMode,
+    /// `true` (default): inputs are logits; `false`: per-class probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// `true` (default, MONAI's): class 0 is scored like the others; `false`: it is left out
+    /// of the average (nnU-Net's `do_bg = False`; with softmax it still takes part in the
+    /// normalisation).
+    #[config(default = true)]
+    pub include_background: bool,
+    /// Per-class weights `w_c` (length `C`, each >= 0; default `None`: all 1): the per-image
+    /// loss is `sum_c w_c l_c / sum_c w_c` over the averaged classes (smp's normalisation;
+    /// MONAI multiplies without dividing, i.e. MONAI's value is ours times `mean(w)`).
+    #[config(default = "None")]
+    pub class_weights: Option<Vec<f64>>,
+    /// A class index whose pixels are left out of every sum (default `None`; index targets
+    /// only). It may lie outside `0..C` (255, -100).
+    #[config(default = "None")]
+    pub ignore_index: Option<i64>,
+    /// Average over all classes (default) or over the classes present in the target.
+    #[config(default = "ClassAverage::All")]
+    pub average: ClassAverage,
+    /// Added to the numerator (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_nr: f64,
+    /// Added to the denominator (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_dr: f64,
+    /// `sum(p^2)`, `sum(y^2)` in the denominator (default `false`).
+    #[config(default = false)]
+    pub squared: bool,
+    /// The L1 intersection `(sum(p) + sum(y) - sum|p - y|) / 2` (default `false`; see
+    /// [`SoftDiceConfig::soft_label`](crate::losses::SoftDiceConfig::soft_label)).
+    #[config(default = false)]
+    pub soft_label: bool,
+    /// `-ln(max(score, 1e-7))` instead of `1 - score` (default `false`).
+    #[config(default = false)]
+    pub log_loss: bool,
+    /// Statistics per image (default) or over the whole batch.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Multiclass or multilabel soft Dice, soft Jaccard or Tversky loss (beyond the paper, which is
+/// binary).
+///
+/// With `p_c` the probabilities of class `c` (softmax over the channels, or a sigmoid per
+/// channel) and `y_c` its targets (one-hot from class indices, or given per class), for each
+/// image `n` (or once for the batch with [`Aggregation::Batch`]) and class `c`:
+///
+/// `l_nc = 1 - score(I_nc, |p_nc|, |y_nc|)`, `I_nc = sum(p_c y_c)`, sums over the pixels
+///
+/// (the same score and options as [`soft_dice`](crate::losses::soft_dice),
+/// [`soft_jaccard`](crate::losses::soft_jaccard) and [`tversky`](crate::losses::tversky)),
+/// then `l_n = sum_c m_c l_nc / sum_c m_c` with `m_c` the class weight, 0 for the background
+/// when `!include_background`, and 0 for classes absent from the target under
+/// [`ClassAverage::Present`] (`l_n = 0` when no class is left). Pixels whose index is
+/// `ignore_index` are removed from every sum. Then reduced over images.
+///
+/// With the defaults this is MONAI `DiceLoss(softmax=True, to_onehot_y=True)`; with
+/// `Aggregation::Batch`, smp `DiceLoss("multiclass", smooth=s)` (up to smp's zeroing of
+/// classes absent from the batch). Runs as burn operations on every backend (no host kernel
+/// yet) and never reads the data back: the one-hot targets are built on the device by
+/// comparing the indices with a class range (burn's `one_hot` reads to the host).
+///
+/// # Errors
+/// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
+/// the logits' (per-class), different devices, negative smoothing, a negative or non-finite
+/// class weight, `class_weights` of a length other than `C`, `ignore_index` with per-class
+/// targets, `soft_label` with `squared`, a negative Tversky `alpha` or `beta`.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::losses::{multiclass_overlap, MulticlassOverlapConfig};
+/// let device = Device::flex();
+/// // One image of 3 pixels, 3 classes; confident and right everywhere: loss close to 0.
+/// let logits = Tensor::<3>::from_floats(
+///     [[[9.0, -9.0, -9.0], [-9.0, 9.0, -9.0], [-9.0, -9.0, 9.0]]],
+///     &device,
+/// );
+/// let classes = Tensor::<3, Int>::from_ints([[[0, 1, 2]]], &device);
+/// let loss = multiclass_overlap(logits, classes, &MulticlassOverlapConfig::new()).unwrap();
+/// assert!(loss.into_scalar::<f32>() < 1e-3);
+/// # }
+/// ```
+pub fn multiclass_overlap<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &MulticlassOverlapConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    check::non_negative("smooth_nr", config.smooth_nr)?;
+    check::non_negative("smooth_dr", config.smooth_dr)?;
+    let ratio = match config.score {
+        OverlapScore::Dice => Ratio::DICE,
+        OverlapScore::Jaccard => Ratio::JACCARD,
+        OverlapScore::Tversky { alpha, beta } => {
+            check::non_negative("alpha", alpha)?;
+            check::non_negative("beta", beta)?;
+            Ratio::tversky(alpha, beta)
+        }
+    };
+    if config.soft_label && config.squared {
+        return Err(SegLossError::InvalidParameter {
+            name: "soft_label",
+            value: 1.0,
+            allowed: "soft_label = true needs squared = false",
+        });
+    }
+    check::batch_shape(&logits, "logits")?;
+    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    let weights = class_weights(config, classes)?;
+    let (y, valid) = per_class_targets(&logits, targets.into(), config.ignore_index)?;
+
+    // [N, C, P]: one row of pixels per image and class.
+    let x = logits.reshape([n as i64, classes as i64, -1]);
+    let mut p = match (config.from_logits, config.mode) {
+        (true, ClassMode::Softmax) => softmax(x, 1),
+        (true, ClassMode::Multilabel) => sigmoid(x),
+        (false, _) => x,
+    };
+    let mut y = y;
+    if let Some(valid) = valid {
+        let full = p.dims();
+        let valid = valid.expand(full);
+        p = p.mul(valid.clone());
+        y = y.mul(valid);
+    }
+    let sum = |t: Tensor<3>| -> Tensor<2> {
+        let s = t.sum_dim(2).reshape([n, classes]);
+        match config.aggregation {
+            Aggregation::PerImage => s,
+            Aggregation::Batch => s.sum_dim(0),
+        }
+    };
+    let first = if config.soft_label {
+        sum(p.clone().sub(y.clone()).abs())
+    } else {
+        sum(p.clone().mul(y.clone()))
+    };
+    let (predicted, target) = if config.squared {
+        (sum(p.square()), sum(y.square()))
+    } else {
+        (sum(p), sum(y))
+    };
+    let intersection = if config.soft_label {
+        (predicted.clone() + target.clone() - first).mul_scalar(0.5)
+    } else {
+        first
+    };
+    let numerator = linear(&[(ratio.nr_intersection, &intersection)], config.smooth_nr);
+    let denominator = linear(
+        &[
+            (ratio.dr_intersection, &intersection),
+            (ratio.dr_predicted, &predicted),
+            (ratio.dr_target, &target),
+        ],
+        config.smooth_dr,
+    );
+    // [N, C] (or [1, C]): the loss of every image and class.
+    let losses = loss_of_ratio(numerator, denominator, config.log_loss);
+
+    // m_c: class weights, background removed, absent classes removed (constants: no gradient).
+    let device = losses.device();
+    let dtype = losses.dtype();
+    let mut mask = crate::host::upload(weights, [1, classes], &device, dtype);
+    if config.average == ClassAverage::Present {
+        let present = target.detach().greater_elem(0.0).float().cast(dtype);
+        mask = mask.mul(present);
+    }
+    let mask = mask.expand(losses.dims());
+    let total = mask.clone().sum_dim(1);
+    let weighted = losses.mul(mask).sum_dim(1);
+    // No class left to score (all absent): loss 0 with zero gradient, not 0/0.
+    let none = total.clone().lower_equal_elem(0.0);
+    let per_image = weighted
+        .mask_fill(none.clone(), 0.0)
+        .div(total.mask_fill(none, 1.0));
+    let rows = per_image.dims()[0];
+    let per_image = per_image.reshape([rows]);
+    Ok(match config.aggregation {
+        Aggregation::PerImage => config.reduction.apply(per_image),
+        Aggregation::Batch => per_image,
+    })
+}
+
+/// `m_c` before the presence test: the class weights (1 by default) with the background's
+/// set to 0 when it is excluded.
+fn class_weights(
+    config: &MulticlassOverlapConfig,
+    classes: usize,
+) -> Result<Vec<f64>, SegLossError> {
+    let mut weights = match &config.class_weights {
+        Some(w) if w.len() != classes => {
+            return Err(SegLossError::InvalidParameter {
+                name: "class_weights",
+                value: w.len() as f64,
+                allowed: "one weight per class: a length equal to the logits' channel count C",
+            });
+        }
+        Some(w) => {
+            for &v in w {
+                check::non_negative("class_weights", v)?;
+            }
+            w.clone()
+        }
+        None => vec![1.0; classes],
+    };
+    if !config.include_background {
+        weights[0] = 0.0;
+    }
+    Ok(weights)
+}
+
+/// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`
+/// of pixels that count (`None`: all of them).
+fn per_class_targets<const D: usize>(
+    logits: &Tensor<D>,
+    targets: ClassTargets<D>,
+    ignore_index: Option<i64>,
+) -> Result<(Tensor<3>, Option<Tensor<3>>), SegLossError> {
+    let dims = logits.dims();
+    let (n, classes) = (dims[0] as i64, dims[1]);
+    let dtype = logits.dtype();
+    match targets {
+        ClassTargets::PerClass(y) => {
+            if ignore_index.is_some() {
+                return Err(SegLossError::InvalidParameter {
+                    name: "ignore_index",
+                    value: ignore_index.unwrap_or_default() as f64,
+                    allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
+                });
+            }
+            let y = check::binary_pair(logits, y)?;
+            Ok((y.reshape([n, classes as i64, -1]), None))
+        }
+        ClassTargets::Indices(indices) => {
+            let mut expected = dims;
+            expected[1] = 1;
+            if indices.dims() != expected {
+                return Err(SegLossError::ShapeMismatch {
+                    left_name: "class-index targets (expected [N, 1, ...] of the logits)",
+                    left: indices.dims().to_vec(),
+                    right_name: "logits",
+                    right: dims.to_vec(),
+                });
+            }
+            check::same_device(logits, "logits", &indices, "targets")?;
+            let indices = indices.reshape([n, 1, -1]);
+            let full = [n as usize, classes, indices.dims()[2]];
+            let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device())
+                .reshape([1, classes as i64, 1])
+                .expand(full);
+            let one_hot = indices
+                .clone()
+                .expand(full)
+                .equal(class_range)
+                .float()
+                .cast(dtype);
+            let valid =
+                ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
+            Ok((one_hot, valid))
+        }
+    }
+}
