@@ -20,12 +20,17 @@
 //! | [`focal`](losses::focal) | `mean(alpha_t sigmoid(-x(2y-1))^gamma ce)` | beyond: Lin et al. 2017 |
 //! | [`compound`](losses::compound) | `sum_k w_k loss_k` (e.g. Dice + CE) | beyond: nnU-Net, MONAI |
 //!
+//! | [`multiclass_overlap`](losses::multiclass_overlap) | per class as above (softmax or sigmoid), averaged over classes | beyond: MONAI `DiceLoss(softmax=True)` |
+//! | [`lovasz_softmax`](losses::lovasz_softmax) | mean over classes of the Lovász loss of `abs([y = c] - p_c)` | beyond: Berman et al. 2018 |
+//! | [`generalized_dice`](losses::generalized_dice) | `1 - (2 sum_c w_c I_c + s_nr) / (sum_c w_c (P_c + Y_c) + s_dr)` | beyond: Sudre et al. 2017 |
+//!
 //! The overlap losses also take `soft_label` (`I = (sum(p) + sum(y) - sum|p-y|)/2`, minimal at
 //! `p = y` for soft targets) and `log_loss` (`-ln(score)`).
 //!
 //! Hard metrics live in [`metrics`] (exact per-image [`metrics::Confusion`] counts; Dice,
-//! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]), the
-//! paper's theory (Eq. 4, Prop. 1–2) in [`theory`].
+//! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]; per
+//! class with micro and macro averages in [`metrics::ClassConfusion`]), the paper's theory
+//! (Eq. 4, Prop. 1–2) in [`theory`].
 //!
 //! Every loss has two implementations, chosen once per call by its `execution` option
 //! ([`Execution`]): fused multi-threaded host kernels (the default on the CPU backends flex and

@@ -1,21 +1,92 @@
-//! The multiclass / multilabel overlap losses: values and gradients against MONAI's
-//! `DiceLoss` / `TverskyLoss` and a closed form (`tests/reference/multiclass.json`, generated
-//! by `tests/reference/generate_multiclass.py`) on every backend; the binary losses as the
-//! one-channel case; errors; `validate_class_indices`.
+//! The multiclass losses: values and gradients on every backend against MONAI's `DiceLoss` /
+//! `TverskyLoss` (`multiclass.json`), Berman's `lovasz_softmax` (`lovasz_softmax.json`, both
+//! execution paths) and MONAI's `GeneralizedDiceLoss` (`generalized_dice.json`), each
+//! cross-checked against a closed form by its generator in `tests/reference/`; the binary
+//! losses as the one-channel case; errors; `validate_class_indices`.
 
 mod common;
 
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::*;
 use segloss::losses::{
-    ClassAverage, ClassMode, ClassTargets, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig,
-    TverskyConfig, multiclass_overlap, soft_dice, tversky,
+    ClassAverage, ClassMode, ClassTargets, GeneralizedDiceConfig, GeneralizedDiceWeight,
+    LovaszClasses, LovaszSoftmaxConfig, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig,
+    TverskyConfig, generalized_dice, lovasz_softmax, multiclass_overlap, soft_dice, tversky,
 };
-use segloss::{Aggregation, Reduction, SegLossError, validate_class_indices};
+use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
 
-fn fixtures() -> Value {
-    serde_json::from_str(include_str!("reference/multiclass.json")).unwrap()
+/// The fixture files, with the loss each one is for.
+fn fixtures() -> [(&'static str, Value); 3] {
+    let parse = |text: &str| serde_json::from_str(text).unwrap();
+    [
+        (
+            "multiclass_overlap",
+            parse(include_str!("reference/multiclass.json")),
+        ),
+        (
+            "lovasz_softmax",
+            parse(include_str!("reference/lovasz_softmax.json")),
+        ),
+        (
+            "generalized_dice",
+            parse(include_str!("reference/generalized_dice.json")),
+        ),
+    ]
+}
+
+/// Runs the multiclass loss `loss` with the fixtures' JSON options.
+fn run<const D: usize>(
+    loss: &str,
+    options: &Value,
+    reduction: Reduction,
+    x: Tensor<D>,
+    targets: ClassTargets<D>,
+) -> Result<Tensor<1>, SegLossError> {
+    match loss {
+        "multiclass_overlap" => multiclass_overlap(x, targets, &config(options, reduction)),
+        "lovasz_softmax" => {
+            let classes = match &options["classes"] {
+                Value::Array(list) => {
+                    LovaszClasses::List(list.iter().map(|c| c.as_u64().unwrap() as usize).collect())
+                }
+                Value::String(s) if s == "all" => LovaszClasses::All,
+                _ => LovaszClasses::Present,
+            };
+            let config = LovaszSoftmaxConfig::new()
+                .with_classes(classes)
+                .with_per_image(options["per_image"].as_bool().unwrap_or(false))
+                .with_ignore_index(options["ignore_index"].as_i64())
+                .with_from_logits(options["from_logits"].as_bool().unwrap_or(true))
+                .with_reduction(reduction)
+                .with_execution(match options["execution"].as_str() {
+                    Some("host") => Execution::Host,
+                    Some("device") => Execution::Device,
+                    _ => Execution::Auto,
+                });
+            lovasz_softmax(x, targets, &config)
+        }
+        "generalized_dice" => {
+            let base = config(options, reduction);
+            let weight = match options["weight_type"].as_str() {
+                Some("simple") => GeneralizedDiceWeight::Simple,
+                Some("uniform") => GeneralizedDiceWeight::Uniform,
+                _ => GeneralizedDiceWeight::Square,
+            };
+            let config = GeneralizedDiceConfig::new()
+                .with_weight(weight)
+                .with_mode(base.mode)
+                .with_from_logits(base.from_logits)
+                .with_include_background(base.include_background)
+                .with_ignore_index(base.ignore_index)
+                .with_smooth_nr(base.smooth_nr)
+                .with_smooth_dr(base.smooth_dr)
+                .with_aggregation(base.aggregation)
+                .with_reduction(reduction);
+            generalized_dice(x, targets, &config)
+        }
+        other => panic!("unknown multiclass loss {other}"),
+    }
 }
 
 /// The config of the fixtures' JSON options (missing keys keep the defaults).
@@ -81,7 +152,14 @@ fn indices<const D: usize>(values: &Value, shape: [usize; D], device: &Device) -
     Tensor::from_data(TensorData::new(v, shape), device)
 }
 
-fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, backend: &str) {
+fn check_case<const D: usize>(
+    loss: &str,
+    case: &Value,
+    input: &Value,
+    device: &Device,
+    backend: &str,
+    execution: &str,
+) {
     let shape: [usize; D] = shape_of(&input["shape"]);
     let mut index_shape = shape;
     index_shape[1] = 1;
@@ -98,22 +176,24 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
     } else {
         floats(&case["input_values"])
     };
-    let options = &case["options"];
-    let what = format!("{backend} {kind} {options} on {shape:?}");
+    let options = &with_execution(&case["options"], execution);
+    let what = format!("{backend} {loss} {kind} {options} on {shape:?}");
     let tol = parity_tolerance(backend);
     for (reduction, expected) in [
         (Reduction::None, floats(&case["per_item"])),
         (Reduction::Mean, vec![case["mean"].as_f64().unwrap()]),
         (Reduction::Sum, vec![case["sum"].as_f64().unwrap()]),
     ] {
-        let loss = multiclass_overlap(
+        let value = run(
+            loss,
+            options,
+            reduction,
             tensor(&x, shape, device, DType::F32),
             targets(device),
-            &config(options, reduction),
         )
         .unwrap();
         assert_close(
-            &to_vec(loss),
+            &to_vec(value),
             &expected,
             tol,
             1e-6,
@@ -122,9 +202,8 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
     }
     let ad = device.clone().autodiff();
     let xt = tensor(&x, shape, &ad, DType::F32).require_grad();
-    let loss =
-        multiclass_overlap(xt.clone(), targets(&ad), &config(options, Reduction::Mean)).unwrap();
-    let grads = loss.backward();
+    let value = run(loss, options, Reduction::Mean, xt.clone(), targets(&ad)).unwrap();
+    let grads = value.backward();
     let grad = to_vec(xt.grad(&grads).unwrap());
     assert_close(
         &grad,
@@ -136,17 +215,26 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
 }
 
 #[test]
-fn multiclass_overlap_matches_monai_and_the_closed_form() {
-    let doc = fixtures();
-    let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 20);
-    for (backend, device) in all_devices() {
-        for case in cases {
-            let input = &doc["inputs"][case["input"].as_str().unwrap()];
-            match input["shape"].as_array().unwrap().len() {
-                4 => check_case::<4>(case, input, &device, backend),
-                5 => check_case::<5>(case, input, &device, backend),
-                r => panic!("no fixture of rank {r} expected"),
+fn multiclass_losses_match_monai_berman_and_the_closed_form() {
+    for (loss, doc) in fixtures() {
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 10, "{loss}: {} cases", cases.len());
+        // The execution option only exists for the Lovász losses (the sort).
+        let executions: &[&str] = if loss == "lovasz_softmax" {
+            &EXECUTIONS
+        } else {
+            &["auto"]
+        };
+        for (backend, device) in all_devices() {
+            for &execution in executions {
+                for case in cases {
+                    let input = &doc["inputs"][case["input"].as_str().unwrap()];
+                    match input["shape"].as_array().unwrap().len() {
+                        4 => check_case::<4>(loss, case, input, &device, backend, execution),
+                        5 => check_case::<5>(loss, case, input, &device, backend, execution),
+                        r => panic!("no fixture of rank {r} expected"),
+                    }
+                }
             }
         }
     }
@@ -288,6 +376,36 @@ fn bad_multiclass_input_is_an_error() {
             "{name}: {err}"
         );
     }
+    // Lovász-softmax: a listed class must exist; GDL: something besides the background.
+    let lovasz = LovaszSoftmaxConfig::new().with_classes(LovaszClasses::List(vec![0, 3]));
+    let err = lovasz_softmax(x(), idx([2, 1, 2, 2]), &lovasz).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SegLossError::InvalidParameter {
+                name: "classes",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let one_class = tensor(&[0.0; 8], [2, 1, 2, 2], &device, DType::F32);
+    let gdl = GeneralizedDiceConfig::new().with_include_background(false);
+    let err = generalized_dice(one_class, idx([2, 1, 2, 2]), &gdl).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SegLossError::InvalidParameter {
+                name: "include_background",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Lovász needs hard per-class targets.
+    let soft = tensor(&[0.5; 24], [2, 3, 2, 2], &device, DType::F32);
+    let err = lovasz_softmax(x(), soft, &LovaszSoftmaxConfig::new()).unwrap_err();
+    assert!(matches!(err, SegLossError::InvalidTargets { .. }), "{err}");
     // ignore_index needs index targets.
     let y = tensor(&[0.0; 24], [2, 3, 2, 2], &device, DType::F32);
     let err = multiclass_overlap(x(), y, &config.clone().with_ignore_index(Some(0))).unwrap_err();
@@ -313,4 +431,53 @@ fn validate_class_indices_finds_out_of_range_indices() {
         .to_string();
     assert!(err.contains("255") && err.contains("flat index 2"), "{err}");
     assert!(validate_class_indices(y, 2, Some(255)).is_err());
+}
+
+#[test]
+fn lovasz_softmax_of_class_one_of_two_is_lovasz_sigmoid() {
+    // softmax([0, x])_1 = sigmoid(x): Berman's lovasz_softmax(classes=[1]) on two channels is
+    // the Lovász-sigmoid of x, per image or over the batch, on both execution paths.
+    const N: usize = 3;
+    const P: usize = 20;
+    let mut rng = TestRng::new(33);
+    let x: Vec<f64> = (0..N * P).map(|_| rng.range(-4.0, 4.0)).collect();
+    let y = rng.mask(N * P, 0.4);
+    let mut two_channels = Vec::with_capacity(2 * N * P);
+    for image in 0..N {
+        two_channels.extend(std::iter::repeat_n(0.0, P));
+        two_channels.extend_from_slice(&x[image * P..(image + 1) * P]);
+    }
+    let labels: Vec<i64> = y.iter().map(|&v| v as i64).collect();
+    for (backend, device) in all_devices() {
+        for per_image in [true, false] {
+            for execution in [Execution::Host, Execution::Device] {
+                let softmax = lovasz_softmax(
+                    tensor(&two_channels, [N, 2, P], &device, DType::F32),
+                    indices(&Value::from(labels.clone()), [N, 1, P], &device),
+                    &LovaszSoftmaxConfig::new()
+                        .with_classes(LovaszClasses::List(vec![1]))
+                        .with_per_image(per_image)
+                        .with_reduction(Reduction::None)
+                        .with_execution(execution),
+                )
+                .unwrap();
+                let sigmoid = segloss::losses::lovasz_sigmoid(
+                    tensor(&x, [N, P], &device, DType::F32),
+                    tensor(&y, [N, P], &device, DType::F32),
+                    &segloss::losses::LovaszConfig::new()
+                        .with_per_image(per_image)
+                        .with_reduction(Reduction::None)
+                        .with_execution(execution),
+                )
+                .unwrap();
+                assert_close(
+                    &to_vec(softmax),
+                    &to_vec(sigmoid),
+                    parity_tolerance(backend),
+                    1e-6,
+                    &format!("{backend} per_image {per_image} {execution:?}"),
+                );
+            }
+        }
+    }
 }

@@ -15,23 +15,29 @@
 //! | [`focal`] | [`FocalConfig`] | beyond the paper: focal loss (Lin et al. 2017) |
 //! | [`compound`] | [`CompoundConfig`] | beyond the paper: weighted sums, e.g. Dice + CE |
 //! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
+//! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | beyond the paper: Sudre et al. 2017 |
+//! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
 //! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
 //! inputs are raw scores or probabilities, per-image losses combined by a
 //! [`Reduction`](crate::Reduction).
 
+mod classes;
 mod compound;
 mod cross_entropy;
 mod dice;
 mod execution;
 mod focal;
+mod generalized_dice;
 mod jaccard;
 mod lovasz;
+mod lovasz_softmax;
 mod multiclass;
 mod overlap;
 mod tversky;
 
+pub use classes::{ClassAverage, ClassMode, ClassTargets};
 pub use compound::{CompoundConfig, CompoundTerm, Loss, compound};
 pub use cross_entropy::{
     BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
@@ -39,12 +45,11 @@ pub use cross_entropy::{
 };
 pub use dice::{SoftDiceConfig, soft_dice};
 pub use focal::{FocalConfig, focal};
+pub use generalized_dice::{GeneralizedDiceConfig, GeneralizedDiceWeight, generalized_dice};
 pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
-pub use multiclass::{
-    ClassAverage, ClassMode, ClassTargets, MulticlassOverlapConfig, OverlapScore,
-    multiclass_overlap,
-};
+pub use lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
+pub use multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
 pub use tversky::{TverskyConfig, tversky};
 
 use burn::tensor::Tensor;

@@ -7,59 +7,14 @@
 //! averaged per image, and the images reduced.
 
 use burn::config::Config;
-use burn::tensor::activation::{sigmoid, softmax};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::check;
+use crate::losses::classes::{
+    ClassAverage, ClassMode, ClassTargets, average_classes, present, probabilities_and_targets,
+};
 use crate::losses::overlap::{Ratio, linear, loss_of_ratio};
 use crate::{Aggregation, Reduction, SegLossError};
-
-/// The targets of a multiclass loss.
-#[derive(Clone, Debug)]
-pub enum ClassTargets<const D: usize> {
-    /// Class indices, shape `[N, 1, ...]` (MONAI's convention: the logits' shape with one
-    /// channel), each in `0..C` or equal to `ignore_index`. An index outside `0..C` that is
-    /// not `ignore_index` belongs to no class; check with
-    /// [`validate_class_indices`](crate::validate_class_indices).
-    Indices(Tensor<D, Int>),
-    /// One-hot or soft per-class targets, the logits' shape `[N, C, ...]`, values in `[0, 1]`.
-    PerClass(Tensor<D>),
-}
-
-impl<const D: usize> From<Tensor<D, Int>> for ClassTargets<D> {
-    fn from(indices: Tensor<D, Int>) -> Self {
-        ClassTargets::Indices(indices)
-    }
-}
-
-impl<const D: usize> From<Tensor<D>> for ClassTargets<D> {
-    fn from(per_class: Tensor<D>) -> Self {
-        ClassTargets::PerClass(per_class)
-    }
-}
-
-/// How the logits of the `C` channels become probabilities.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum ClassMode {
-    /// Exclusive classes: `p = softmax(x)` over the channels (MONAI `softmax=True`, smp
-    /// `"multiclass"`).
-    Softmax,
-    /// Independent labels: `p = sigmoid(x)` per channel (MONAI `sigmoid=True`, smp
-    /// `"multilabel"`).
-    Multilabel,
-}
-
-/// Which classes the per-image loss averages over.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum ClassAverage {
-    /// Every class (MONAI): a class absent from the target still counts, and scores a loss of
-    /// about 1 unless it is also predicted absent.
-    All,
-    /// The classes present in the image's target (or the batch's, with
-    /// [`Aggregation::Batch`]); an image with none of them scores 0 (JDTLosses' `PRESENT`,
-    /// Berman's `classes='present'`).
-    Present,
-}
 
 /// The overlap score of a multiclass loss.
 #[derive(Config, Debug, Copy, PartialEq)]
@@ -199,22 +154,14 @@ pub fn multiclass_overlap<const D: usize>(
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let weights = class_weights(config, classes)?;
-    let (y, valid) = per_class_targets(&logits, targets.into(), config.ignore_index)?;
-
     // [N, C, P]: one row of pixels per image and class.
-    let x = logits.reshape([n as i64, classes as i64, -1]);
-    let mut p = match (config.from_logits, config.mode) {
-        (true, ClassMode::Softmax) => softmax(x, 1),
-        (true, ClassMode::Multilabel) => sigmoid(x),
-        (false, _) => x,
-    };
-    let mut y = y;
-    if let Some(valid) = valid {
-        let full = p.dims();
-        let valid = valid.expand(full);
-        p = p.mul(valid.clone());
-        y = y.mul(valid);
-    }
+    let (p, y) = probabilities_and_targets(
+        logits,
+        targets.into(),
+        config.mode,
+        config.from_logits,
+        config.ignore_index,
+    )?;
     let sum = |t: Tensor<3>| -> Tensor<2> {
         let s = t.sum_dim(2).reshape([n, classes]);
         match config.aggregation {
@@ -250,23 +197,11 @@ pub fn multiclass_overlap<const D: usize>(
     let losses = loss_of_ratio(numerator, denominator, config.log_loss);
 
     // m_c: class weights, background removed, absent classes removed (constants: no gradient).
-    let device = losses.device();
-    let dtype = losses.dtype();
-    let mut mask = crate::host::upload(weights, [1, classes], &device, dtype);
+    let mut mask = crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
     if config.average == ClassAverage::Present {
-        let present = target.detach().greater_elem(0.0).float().cast(dtype);
-        mask = mask.mul(present);
+        mask = mask.mul(present(&target));
     }
-    let mask = mask.expand(losses.dims());
-    let total = mask.clone().sum_dim(1);
-    let weighted = losses.mul(mask).sum_dim(1);
-    // No class left to score (all absent): loss 0 with zero gradient, not 0/0.
-    let none = total.clone().lower_equal_elem(0.0);
-    let per_image = weighted
-        .mask_fill(none.clone(), 0.0)
-        .div(total.mask_fill(none, 1.0));
-    let rows = per_image.dims()[0];
-    let per_image = per_image.reshape([rows]);
+    let per_image = average_classes(losses, mask);
     Ok(match config.aggregation {
         Aggregation::PerImage => config.reduction.apply(per_image),
         Aggregation::Batch => per_image,
@@ -299,56 +234,4 @@ fn class_weights(
         weights[0] = 0.0;
     }
     Ok(weights)
-}
-
-/// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`
-/// of pixels that count (`None`: all of them).
-fn per_class_targets<const D: usize>(
-    logits: &Tensor<D>,
-    targets: ClassTargets<D>,
-    ignore_index: Option<i64>,
-) -> Result<(Tensor<3>, Option<Tensor<3>>), SegLossError> {
-    let dims = logits.dims();
-    let (n, classes) = (dims[0] as i64, dims[1]);
-    let dtype = logits.dtype();
-    match targets {
-        ClassTargets::PerClass(y) => {
-            if ignore_index.is_some() {
-                return Err(SegLossError::InvalidParameter {
-                    name: "ignore_index",
-                    value: ignore_index.unwrap_or_default() as f64,
-                    allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
-                });
-            }
-            let y = check::binary_pair(logits, y)?;
-            Ok((y.reshape([n, classes as i64, -1]), None))
-        }
-        ClassTargets::Indices(indices) => {
-            let mut expected = dims;
-            expected[1] = 1;
-            if indices.dims() != expected {
-                return Err(SegLossError::ShapeMismatch {
-                    left_name: "class-index targets (expected [N, 1, ...] of the logits)",
-                    left: indices.dims().to_vec(),
-                    right_name: "logits",
-                    right: dims.to_vec(),
-                });
-            }
-            check::same_device(logits, "logits", &indices, "targets")?;
-            let indices = indices.reshape([n, 1, -1]);
-            let full = [n as usize, classes, indices.dims()[2]];
-            let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device())
-                .reshape([1, classes as i64, 1])
-                .expand(full);
-            let one_hot = indices
-                .clone()
-                .expand(full)
-                .equal(class_range)
-                .float()
-                .cast(dtype);
-            let valid =
-                ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
-            Ok((one_hot, valid))
-        }
-    }
 }

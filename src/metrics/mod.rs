@@ -1,5 +1,6 @@
 //! Hard segmentation metrics: exact per-image confusion counts and the scores of Bertels et
-//! al. computed from them (Dice, Jaccard, Hamming and weighted Hamming, Eq. 1–3).
+//! al. computed from them (Dice, Jaccard, Hamming and weighted Hamming, Eq. 1–3); for class
+//! maps, [`ClassConfusion`] gives the same per class, with micro and macro averages.
 //!
 //! ```
 //! # #[cfg(feature = "flex")] {
@@ -17,11 +18,13 @@
 //! # Ok::<(), segloss::SegLossError>(())
 //! ```
 
+mod class_confusion;
 mod confusion;
 mod scores;
 #[cfg(feature = "train")]
 pub mod train;
 
+pub use class_confusion::ClassConfusion;
 pub use confusion::Confusion;
 pub use scores::mean_over_images;
 

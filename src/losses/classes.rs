@@ -1,0 +1,172 @@
+//! What the multiclass losses share: class targets (indices or per class), the class
+//! probabilities, the one-hot targets built on the device, and the average over classes.
+
+use burn::config::Config;
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{Int, Tensor};
+
+use crate::SegLossError;
+use crate::check;
+
+/// The targets of a multiclass loss.
+#[derive(Clone, Debug)]
+pub enum ClassTargets<const D: usize> {
+    /// Class indices, shape `[N, 1, ...]` (MONAI's convention: the logits' shape with one
+    /// channel), each in `0..C` or equal to `ignore_index`. An index outside `0..C` that is
+    /// not `ignore_index` belongs to no class; check with
+    /// [`validate_class_indices`](crate::validate_class_indices).
+    Indices(Tensor<D, Int>),
+    /// One-hot or soft per-class targets, the logits' shape `[N, C, ...]`, values in `[0, 1]`.
+    PerClass(Tensor<D>),
+}
+
+impl<const D: usize> From<Tensor<D, Int>> for ClassTargets<D> {
+    fn from(indices: Tensor<D, Int>) -> Self {
+        ClassTargets::Indices(indices)
+    }
+}
+
+impl<const D: usize> From<Tensor<D>> for ClassTargets<D> {
+    fn from(per_class: Tensor<D>) -> Self {
+        ClassTargets::PerClass(per_class)
+    }
+}
+
+/// How the logits of the `C` channels become probabilities.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassMode {
+    /// Exclusive classes: `p = softmax(x)` over the channels (MONAI `softmax=True`, smp
+    /// `"multiclass"`).
+    Softmax,
+    /// Independent labels: `p = sigmoid(x)` per channel (MONAI `sigmoid=True`, smp
+    /// `"multilabel"`).
+    Multilabel,
+}
+
+/// Which classes the per-image loss averages over.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassAverage {
+    /// Every class (MONAI): a class absent from the target still counts, and scores a loss of
+    /// about 1 unless it is also predicted absent.
+    All,
+    /// The classes present in the image's target (or the batch's, with
+    /// [`Aggregation::Batch`](crate::Aggregation::Batch)); an image with none of them scores 0 (JDTLosses' `PRESENT`,
+    /// Berman's `classes='present'`).
+    Present,
+}
+
+/// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`
+/// of pixels that count (`None`: all of them).
+fn per_class_targets<const D: usize>(
+    logits: &Tensor<D>,
+    targets: ClassTargets<D>,
+    ignore_index: Option<i64>,
+) -> Result<(Tensor<3>, Option<Tensor<3>>), SegLossError> {
+    let dims = logits.dims();
+    let (n, classes) = (dims[0] as i64, dims[1]);
+    let dtype = logits.dtype();
+    match targets {
+        ClassTargets::PerClass(y) => {
+            if ignore_index.is_some() {
+                return Err(SegLossError::InvalidParameter {
+                    name: "ignore_index",
+                    value: ignore_index.unwrap_or_default() as f64,
+                    allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
+                });
+            }
+            let y = check::binary_pair(logits, y)?;
+            Ok((y.reshape([n, classes as i64, -1]), None))
+        }
+        ClassTargets::Indices(indices) => {
+            let mut expected = dims;
+            expected[1] = 1;
+            if indices.dims() != expected {
+                return Err(SegLossError::ShapeMismatch {
+                    left_name: "class-index targets (expected [N, 1, ...] of the logits)",
+                    left: indices.dims().to_vec(),
+                    right_name: "logits",
+                    right: dims.to_vec(),
+                });
+            }
+            check::same_device(logits, "logits", &indices, "targets")?;
+            let indices = indices.reshape([n, 1, -1]);
+            let full = [n as usize, classes, indices.dims()[2]];
+            let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device())
+                .reshape([1, classes as i64, 1])
+                .expand(full);
+            let one_hot = indices
+                .clone()
+                .expand(full)
+                .equal(class_range)
+                .float()
+                .cast(dtype);
+            let valid =
+                ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
+            Ok((one_hot, valid))
+        }
+    }
+}
+
+/// The class probabilities and the per-class targets, both `[N, C, P]` in the logits' dtype,
+/// with the pixels of `ignore_index` set to 0 in both (so they drop out of every sum and,
+/// for Lovász, sort last with zero error and no label). Checks shapes and devices.
+pub(crate) fn probabilities_and_targets<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    mode: ClassMode,
+    from_logits: bool,
+    ignore_index: Option<i64>,
+) -> Result<(Tensor<3>, Tensor<3>), SegLossError> {
+    check::batch_shape(&logits, "logits")?;
+    let (y, valid) = per_class_targets(&logits, targets, ignore_index)?;
+    let p = class_probabilities(logits, mode, from_logits);
+    Ok(match valid {
+        Some(valid) => {
+            let valid = valid.expand(p.dims());
+            (p.mul(valid.clone()), y.mul(valid))
+        }
+        None => (p, y),
+    })
+}
+
+/// The class probabilities `[N, C, P]` of logits `[N, C, ...]`: a softmax over the channels or
+/// a sigmoid per channel, or the input itself when it already holds probabilities.
+fn class_probabilities<const D: usize>(
+    logits: Tensor<D>,
+    mode: ClassMode,
+    from_logits: bool,
+) -> Tensor<3> {
+    let dims = logits.dims();
+    let x = logits.reshape([dims[0] as i64, dims[1] as i64, -1]);
+    match (from_logits, mode) {
+        (true, ClassMode::Softmax) => softmax(x, 1),
+        (true, ClassMode::Multilabel) => sigmoid(x),
+        (false, _) => x,
+    }
+}
+
+/// `sum_c m_c l_rc / sum_c m_c` per row of `losses` `[R, C]`, with `mask` `[1, C]` or `[R, C]`
+/// (constants); 0 with zero gradient for a row whose mask is all zero (no class to score).
+pub(crate) fn average_classes(losses: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {
+    let mask = mask.expand(losses.dims());
+    let total = mask.clone().sum_dim(1);
+    let weighted = losses.mul(mask).sum_dim(1);
+    let none = total.clone().lower_equal_elem(0.0);
+    let average = weighted
+        .mask_fill(none.clone(), 0.0)
+        .div(total.mask_fill(none, 1.0));
+    let rows = average.dims()[0];
+    average.reshape([rows])
+}
+
+/// 1 where a class occurs in the targets of a row of `target_sums` `[R, C]`, else 0
+/// (detached: presence is a constant of the loss).
+pub(crate) fn present(target_sums: &Tensor<2>) -> Tensor<2> {
+    let dtype = target_sums.dtype();
+    target_sums
+        .clone()
+        .detach()
+        .greater_elem(0.0)
+        .float()
+        .cast(dtype)
+}

@@ -1,0 +1,162 @@
+//! The generalized Dice loss (Sudre et al. 2017).
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::check;
+use crate::losses::classes::{ClassMode, ClassTargets, probabilities_and_targets};
+use crate::losses::overlap::loss_of_ratio;
+use crate::{Aggregation, Reduction, SegLossError};
+
+/// The class weights of [`generalized_dice`], from the target volume `Y_c = sum(y_c)`.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum GeneralizedDiceWeight {
+    /// `w_c = 1 / Y_c^2` (Sudre et al.; MONAI's default `w_type="square"`): each class counts
+    /// about equally whatever its size.
+    Square,
+    /// `w_c = 1 / Y_c`.
+    Simple,
+    /// `w_c = 1`: the Dice of all classes pooled.
+    Uniform,
+}
+
+/// Options of [`generalized_dice`]. Defaults follow MONAI's `GeneralizedDiceLoss`.
+#[derive(Config, Debug)]
+pub struct GeneralizedDiceConfig {
+    /// How the class weights are computed (default [`GeneralizedDiceWeight::Square`]).
+    #[config(default = "GeneralizedDiceWeight::Square")]
+    pub weight: GeneralizedDiceWeight,
+    /// Softmax over the channels (default) or a sigmoid per channel.
+    #[config(default = "ClassMode::Softmax")]
+    pub mode: ClassMode,
+    /// `true` (default): inputs are logits; `false`: per-class probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// `true` (default): class 0 takes part; `false`: it is left out (after the softmax).
+    #[config(default = true)]
+    pub include_background: bool,
+    /// A class index whose pixels are left out of every sum (default `None`; index targets
+    /// only).
+    #[config(default = "None")]
+    pub ignore_index: Option<i64>,
+    /// Added to the numerator (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_nr: f64,
+    /// Added to the denominator (default `1e-5`). Must be >= 0.
+    #[config(default = 1e-5)]
+    pub smooth_dr: f64,
+    /// Statistics per image (default) or over the whole batch.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Generalized Dice loss (Sudre et al. 2017; beyond the paper). Per image (or over the batch
+/// with [`Aggregation::Batch`]), with `I_c = sum(p_c y_c)`, `P_c = sum(p_c)`,
+/// `Y_c = sum(y_c)` over the pixels and `c` over the classes taken:
+///
+/// `loss = 1 - (2 sum_c w_c I_c + smooth_nr) / (sum_c w_c (P_c + Y_c) + smooth_dr)`
+///
+/// with `w_c` from [`GeneralizedDiceWeight`]. A class absent from the target (`Y_c = 0`)
+/// would get an infinite weight; as in MONAI it gets the largest finite weight of the image
+/// instead (0 when every class is absent), so the loss stays finite without any clamp. The
+/// weights are constants (they depend on the targets only). Matches MONAI
+/// `GeneralizedDiceLoss(softmax=True, to_onehot_y=True, w_type, include_background, batch)`.
+/// Targets are class indices `[N, 1, ...]` or per-class values `[N, C, ...]`, as for
+/// [`multiclass_overlap`](crate::losses::multiclass_overlap). Runs as burn operations on
+/// every backend, with no read to the host.
+///
+/// # Errors
+/// Rank < 2, a zero-sized dimension, mismatched target shape or device, negative smoothing,
+/// `ignore_index` with per-class targets, `include_background = false` with one class.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::losses::{generalized_dice, GeneralizedDiceConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[5.0, -5.0, -5.0], [-5.0, 5.0, 5.0]]], &device);
+/// let classes = Tensor::<3, Int>::from_ints([[[0, 1, 1]]], &device);
+/// let loss = generalized_dice(logits, classes, &GeneralizedDiceConfig::new()).unwrap();
+/// assert!(loss.into_scalar::<f32>() < 0.01);
+/// # }
+/// ```
+pub fn generalized_dice<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &GeneralizedDiceConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    check::non_negative("smooth_nr", config.smooth_nr)?;
+    check::non_negative("smooth_dr", config.smooth_dr)?;
+    let (n, classes) = (logits.dims()[0], logits.dims().get(1).copied().unwrap_or(0));
+    if !config.include_background && classes == 1 {
+        return Err(SegLossError::InvalidParameter {
+            name: "include_background",
+            value: 0.0,
+            allowed: "true when the logits have a single channel (nothing else to score)",
+        });
+    }
+    let (p, y) = probabilities_and_targets(
+        logits,
+        targets.into(),
+        config.mode,
+        config.from_logits,
+        config.ignore_index,
+    )?;
+    let (p, y) = if config.include_background {
+        (p, y)
+    } else {
+        let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
+        (rest(p), rest(y))
+    };
+    let kept = if config.include_background {
+        classes
+    } else {
+        classes - 1
+    };
+    let sum = |t: Tensor<3>| -> Tensor<2> {
+        let s = t.sum_dim(2).reshape([n, kept]);
+        match config.aggregation {
+            Aggregation::PerImage => s,
+            Aggregation::Batch => s.sum_dim(0),
+        }
+    };
+    let intersection = sum(p.clone().mul(y.clone()));
+    let predicted = sum(p);
+    let target = sum(y);
+    let w = class_weights(&target, config.weight);
+    let total = |t: Tensor<2>| {
+        let rows = t.dims()[0];
+        t.sum_dim(1).reshape([rows])
+    };
+    let numerator = total(w.clone().mul(intersection))
+        .mul_scalar(2.0)
+        .add_scalar(config.smooth_nr);
+    let denominator = total(w.mul(predicted + target)).add_scalar(config.smooth_dr);
+    let per_image = loss_of_ratio(numerator, denominator, false);
+    Ok(match config.aggregation {
+        Aggregation::PerImage => config.reduction.apply(per_image),
+        Aggregation::Batch => per_image,
+    })
+}
+
+/// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`) gets
+/// the row's largest weight among the present classes, 0 if there is none.
+fn class_weights(target: &Tensor<2>, weight: GeneralizedDiceWeight) -> Tensor<2> {
+    let volume = target.clone().detach();
+    if weight == GeneralizedDiceWeight::Uniform {
+        return volume.ones_like();
+    }
+    let absent = volume.clone().lower_equal_elem(0.0);
+    // 1 in place of the absent volumes: no division by zero, no infinity anywhere.
+    let safe = volume.mask_fill(absent.clone(), 1.0);
+    let finite = match weight {
+        GeneralizedDiceWeight::Square => safe.square().recip(),
+        _ => safe.recip(),
+    }
+    .mask_fill(absent.clone(), 0.0);
+    let largest = finite.clone().max_dim(1).expand(finite.dims());
+    finite.mask_where(absent, largest)
+}

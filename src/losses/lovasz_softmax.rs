@@ -1,0 +1,138 @@
+//! The Lovász-softmax loss (Berman, Rannen Triki & Blaschko, CVPR 2018): the multiclass
+//! Lovász extension of the Jaccard loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::losses::classes::{
+    ClassMode, ClassTargets, average_classes, present, probabilities_and_targets,
+};
+use crate::losses::{LovaszConfig, lovasz_sigmoid};
+use crate::{Execution, Reduction, SegLossError};
+
+/// Which classes [`lovasz_softmax`] averages over (Berman's `classes` argument).
+#[derive(Config, Debug, PartialEq)]
+pub enum LovaszClasses {
+    /// The classes present in the problem's target (Berman's default `'present'`): an absent
+    /// class is skipped, and a problem with no class at all scores 0.
+    Present,
+    /// Every class; an absent class scores the largest probability given to it.
+    All,
+    /// These class indices (each in `0..C`), present or not.
+    List(Vec<usize>),
+}
+
+/// Options of [`lovasz_softmax`]. Defaults follow Berman's `lovasz_softmax`.
+#[derive(Config, Debug)]
+pub struct LovaszSoftmaxConfig {
+    /// The classes averaged over (default [`LovaszClasses::Present`]).
+    #[config(default = "LovaszClasses::Present")]
+    pub classes: LovaszClasses,
+    /// `false` (default, Berman's for the softmax version): all pixels of the batch form one
+    /// problem per class and the result is `[1]`; `true`: one problem per image and class,
+    /// then [`Reduction`] over images.
+    #[config(default = false)]
+    pub per_image: bool,
+    /// A class index whose pixels are left out (default `None`; index targets only), like
+    /// Berman's `ignore`.
+    #[config(default = "None")]
+    pub ignore_index: Option<i64>,
+    /// `true` (default): inputs are logits and `p = softmax(x)` over the channels; `false`:
+    /// they are probabilities already (Berman's input).
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+    /// Host kernel or burn operations for the sort and weights (default [`Execution::Auto`]),
+    /// as for [`lovasz_sigmoid`].
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
+}
+
+/// Lovász-softmax loss (beyond the paper, which is binary): for each problem (the batch, or
+/// an image with `per_image`) and each class `c` averaged over,
+///
+/// `e_i = |[y_i = c] - p_ic|`,  `l_c = sum_k e_(k) lovasz_grad([y = c]_(k))_k`
+///
+/// with `p = softmax(x)` over the channels and `(k)` the order of decreasing error; the
+/// problem's loss is the mean of `l_c` over the classes of `config.classes`. Equals Berman's
+/// `lovasz_softmax(probas, labels, classes, per_image, ignore)`. Every (problem, class) pair
+/// is one Lovász-sigmoid problem on the probabilities `p_c` with the labels `[y = c]`, so all
+/// of them are solved in one batched call: on the CPU backends, one parallel radix sort per
+/// pair in the host kernel, with no loop over classes. Ignored pixels get probability 0 and
+/// label 0: their error is 0, they sort after every pixel with a positive error and change no
+/// weight there, which is the same loss and gradient as removing them. Reads the data to the
+/// host once, like every Lovász loss here.
+///
+/// # Errors
+/// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
+/// the logits' (per-class one-hot), different devices, non-binary per-class targets,
+/// `ignore_index` with per-class targets, a class in `LovaszClasses::List` outside `0..C`.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::losses::{lovasz_softmax, LovaszSoftmaxConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[4.0, -1.0, 0.0], [-2.0, 3.0, 1.0]]], &device);
+/// let classes = Tensor::<3, Int>::from_ints([[[0, 1, 0]]], &device);
+/// let loss = lovasz_softmax(logits, classes, &LovaszSoftmaxConfig::new()).unwrap();
+/// assert!(loss.into_scalar::<f32>() > 0.0);
+/// # }
+/// ```
+pub fn lovasz_softmax<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &LovaszSoftmaxConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let (n, classes) = (logits.dims()[0], logits.dims().get(1).copied().unwrap_or(0));
+    if let LovaszClasses::List(list) = &config.classes
+        && let Some(&bad) = list.iter().find(|&&c| c >= classes)
+    {
+        return Err(SegLossError::InvalidParameter {
+            name: "classes",
+            value: bad as f64,
+            allowed: "class indices in 0..C (the logits' channel count)",
+        });
+    }
+    let (p, y) = probabilities_and_targets(
+        logits,
+        targets.into(),
+        ClassMode::Softmax,
+        config.from_logits,
+        config.ignore_index,
+    )?;
+    // One row per (problem, class): [N * C, P] per image, [C, N * P] for the batch.
+    let (p, y, problems) = if config.per_image {
+        let rows = (n * classes) as i64;
+        (p.reshape([rows, -1]), y.reshape([rows, -1]), n)
+    } else {
+        let batch = |t: Tensor<3>| t.swap_dims(0, 1).reshape([classes as i64, -1]);
+        (batch(p), batch(y), 1)
+    };
+    let sigmoid_config = LovaszConfig::new()
+        .with_per_image(true)
+        .with_from_logits(false)
+        .with_reduction(Reduction::None)
+        .with_execution(config.execution);
+    let target_sums = y.clone().sum_dim(1).reshape([problems, classes]);
+    let losses = lovasz_sigmoid(p, y, &sigmoid_config)?.reshape([problems, classes]);
+    let mask = match &config.classes {
+        LovaszClasses::Present => present(&target_sums),
+        LovaszClasses::All => losses.ones_like().detach(),
+        LovaszClasses::List(list) => {
+            let mut m = vec![0.0; classes];
+            for &c in list {
+                m[c] = 1.0;
+            }
+            crate::host::upload(m, [1, classes], &losses.device(), losses.dtype())
+        }
+    };
+    let per_problem = average_classes(losses, mask);
+    Ok(if config.per_image {
+        config.reduction.apply(per_problem)
+    } else {
+        per_problem
+    })
+}

@@ -1,0 +1,195 @@
+//! Exact per-image, per-class confusion counts of class-index maps, and the multiclass
+//! averages of the scores computed from them.
+
+use burn::tensor::{Int, Tensor};
+
+use super::{Confusion, mean_over_images};
+use crate::{EmptyPolicy, SegLossError, check};
+
+/// One-vs-rest confusion counts of every class, per image: `classes[c]` holds the binary
+/// [`Confusion`] of "class `c`" against "any other class" for each image, so every binary
+/// score (Dice, Jaccard, Hamming, weighted Hamming) is available per class, and
+/// [`ClassConfusion::micro`] and the `macro_*` methods average over classes.
+///
+/// Pixels whose target is `ignore_index` count nowhere (`d` = the image's other pixels).
+/// Counted on the device with integer sums (exact, as [`Confusion`]); `3NC + N` integers are
+/// read back.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::EmptyPolicy;
+/// use segloss::metrics::ClassConfusion;
+/// let device = Device::flex();
+/// let pred = Tensor::<3, Int>::from_ints([[[0, 1, 1, 2]]], &device);
+/// let target = Tensor::<3, Int>::from_ints([[[0, 1, 2, 2]]], &device);
+/// let c = ClassConfusion::from_indices(pred, target, 3, None)?;
+/// // Class 1: TP 1, FP 1, FN 0 -> Dice 2/3; class 2: TP 1, FP 0, FN 1 -> Dice 2/3.
+/// assert_eq!(c.dice(EmptyPolicy::Nan)[1], vec![2.0 / 3.0]);
+/// assert_eq!(c.macro_dice(EmptyPolicy::Nan, true), vec![(1.0 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0]);
+/// // Micro: 3 of 4 pixels right, Dice = accuracy = 0.75.
+/// assert_eq!(c.micro().dice(EmptyPolicy::Nan), vec![0.75]);
+/// # }
+/// # Ok::<(), segloss::SegLossError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassConfusion {
+    /// `classes[c]`: the per-image counts of class `c` against the rest.
+    pub classes: Vec<Confusion>,
+}
+
+impl ClassConfusion {
+    /// Counts per image and class for a predicted and a target class-index map of the same
+    /// shape `[N, ...]` (rank >= 2), with `classes` classes (`C >= 1`). A target pixel equal to
+    /// `ignore_index` is left out of every count.
+    ///
+    /// # Errors
+    /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `classes = 0`,
+    /// and [`SegLossError::InvalidTargets`] when a target (not `ignore_index`) or a prediction
+    /// lies outside `0..classes` (found from the counts, no extra read).
+    pub fn from_indices<const D: usize>(
+        pred: Tensor<D, Int>,
+        target: Tensor<D, Int>,
+        classes: usize,
+        ignore_index: Option<i64>,
+    ) -> Result<Self, SegLossError> {
+        check::same_shape_and_device(&pred, "pred", &target, "target")?;
+        let (n, pixels) = check::batch_shape(&pred, "pred")?;
+        if classes == 0 {
+            return Err(SegLossError::InvalidParameter {
+                name: "classes",
+                value: 0.0,
+                allowed: "at least 1",
+            });
+        }
+        let full = [n, classes, pixels];
+        let class_range = Tensor::<1, Int>::arange(0..classes as i64, &pred.device())
+            .reshape([1, classes as i64, 1])
+            .expand(full);
+        let one_hot = |t: Tensor<D, Int>| {
+            t.reshape([n as i64, 1, -1])
+                .expand(full)
+                .equal(class_range.clone())
+                .int()
+        };
+        let target_flat = target.clone().reshape([n as i64, 1, -1]);
+        let valid = match ignore_index {
+            Some(ignored) => target_flat.not_equal_elem(ignored).int(),
+            None => target_flat.ones_like(),
+        };
+        let p = one_hot(pred).mul(valid.clone().expand(full));
+        let y = one_hot(target).mul(valid.clone().expand(full));
+        let sums = |t: Tensor<3, Int>| t.sum_dim(2).reshape([n * classes]);
+        let counts = Tensor::cat(
+            vec![
+                sums(p.clone().mul(y.clone())),
+                sums(p),
+                sums(y),
+                valid.sum_dim(2).reshape([n]),
+            ],
+            0,
+        )
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| SegLossError::InvalidTargets {
+            reason: format!("the counts could not be read: {e:?}"),
+        })?;
+        let at = |block: usize, image: usize, class: usize| {
+            counts[block * n * classes + image * classes + class] as u64
+        };
+        let valid_pixels = |image: usize| counts[3 * n * classes + image] as u64;
+        // Every counted pixel is in exactly one class of each map, unless an index is out of
+        // range.
+        for image in 0..n {
+            for (block, what) in [(1, "a prediction"), (2, "a target")] {
+                let total: u64 = (0..classes).map(|c| at(block, image, c)).sum();
+                if total != valid_pixels(image) {
+                    return Err(SegLossError::InvalidTargets {
+                        reason: format!(
+                            "{} pixels of image {image} have {what} outside 0..{classes}{}",
+                            valid_pixels(image) - total,
+                            if block == 2 && ignore_index.is_some() {
+                                " that is not the ignore_index"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+        let per_class = (0..classes)
+            .map(|c| {
+                let mut confusion = Confusion::default();
+                for image in 0..n {
+                    let (tp, predicted, actual) =
+                        (at(0, image, c), at(1, image, c), at(2, image, c));
+                    confusion.tp.push(tp);
+                    confusion.fp.push(predicted - tp);
+                    confusion.fn_.push(actual - tp);
+                    confusion
+                        .tn
+                        .push(valid_pixels(image) + tp - predicted - actual);
+                }
+                confusion
+            })
+            .collect();
+        Ok(ClassConfusion { classes: per_class })
+    }
+
+    /// The counts summed over classes per image, as a binary [`Confusion`]: its scores are the
+    /// *micro* averages over classes (every wrong pixel is one FP and one FN, so the micro
+    /// Dice is the pixel accuracy over the counted pixels).
+    pub fn micro(&self) -> Confusion {
+        let mut total = Confusion::default();
+        let images = self.classes.first().map_or(0, Confusion::len);
+        for image in 0..images {
+            let sum = |f: fn(&Confusion) -> &Vec<u64>| -> u64 {
+                self.classes.iter().map(|c| f(c)[image]).sum()
+            };
+            total.tp.push(sum(|c| &c.tp));
+            total.fp.push(sum(|c| &c.fp));
+            total.fn_.push(sum(|c| &c.fn_));
+            total.tn.push(sum(|c| &c.tn));
+        }
+        total
+    }
+
+    /// Dice per class and image, `[class][image]` (Eq. 1 of each one-vs-rest problem).
+    pub fn dice(&self, empty: EmptyPolicy) -> Vec<Vec<f64>> {
+        self.classes.iter().map(|c| c.dice(empty)).collect()
+    }
+
+    /// Jaccard per class and image, `[class][image]`.
+    pub fn jaccard(&self, empty: EmptyPolicy) -> Vec<Vec<f64>> {
+        self.classes.iter().map(|c| c.jaccard(empty)).collect()
+    }
+
+    /// The macro Dice per image: the mean over classes (class 0 left out unless
+    /// `include_background`) of the per-class Dice, classes scored NaN (by
+    /// [`EmptyPolicy::Nan`]: absent from both maps) skipped; NaN when none is left.
+    pub fn macro_dice(&self, empty: EmptyPolicy, include_background: bool) -> Vec<f64> {
+        macro_average(&self.dice(empty), include_background)
+    }
+
+    /// The macro Jaccard per image, as [`ClassConfusion::macro_dice`].
+    pub fn macro_jaccard(&self, empty: EmptyPolicy, include_background: bool) -> Vec<f64> {
+        macro_average(&self.jaccard(empty), include_background)
+    }
+}
+
+/// Per image, the NaN-skipping mean over the classes of `scores` `[class][image]`.
+fn macro_average(scores: &[Vec<f64>], include_background: bool) -> Vec<f64> {
+    let first = usize::from(!include_background);
+    let images = scores.first().map_or(0, Vec::len);
+    (0..images)
+        .map(|image| {
+            let per_class: Vec<f64> = scores[first.min(scores.len())..]
+                .iter()
+                .map(|class| class[image])
+                .collect();
+            mean_over_images(&per_class, true)
+        })
+        .collect()
+}
