@@ -23,6 +23,7 @@
 //! | [`multiclass_overlap`](losses::multiclass_overlap) | per class as above (softmax or sigmoid), averaged over classes | beyond: MONAI `DiceLoss(softmax=True)` |
 //! | [`lovasz_softmax`](losses::lovasz_softmax) | mean over classes of the Lovász loss of `abs([y = c] - p_c)` | beyond: Berman et al. 2018 |
 //! | [`generalized_dice`](losses::generalized_dice) | `1 - (2 sum_c w_c I_c + s_nr) / (sum_c w_c (P_c + Y_c) + s_dr)` | beyond: Sudre et al. 2017 |
+//! | [`multiclass_focal`](losses::multiclass_focal) | `mean_i sum_c -w_c (1 - p_ic)^gamma y_ic ln p_ic` (softmax) | beyond: Lin et al. 2017 |
 //!
 //! The overlap losses also take `soft_label` (`I = (sum(p) + sum(y) - sum|p-y|)/2`, minimal at
 //! `p = y` for soft targets) and `log_loss` (`-ln(score)`).

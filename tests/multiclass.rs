@@ -1,6 +1,7 @@
 //! The multiclass losses: values and gradients on every backend against MONAI's `DiceLoss` /
 //! `TverskyLoss` (`multiclass.json`), Berman's `lovasz_softmax` (`lovasz_softmax.json`, both
-//! execution paths) and MONAI's `GeneralizedDiceLoss` (`generalized_dice.json`), each
+//! execution paths), MONAI's `GeneralizedDiceLoss` (`generalized_dice.json`) and
+//! `FocalLoss(use_softmax=True)` (`multiclass_focal.json`), each
 //! cross-checked against a closed form by its generator in `tests/reference/`; the binary
 //! losses as the one-channel case; errors; `validate_class_indices`.
 
@@ -10,14 +11,15 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::*;
 use segloss::losses::{
     ClassAverage, ClassMode, ClassTargets, GeneralizedDiceConfig, GeneralizedDiceWeight,
-    LovaszClasses, LovaszSoftmaxConfig, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig,
-    TverskyConfig, generalized_dice, lovasz_softmax, multiclass_overlap, soft_dice, tversky,
+    LovaszClasses, LovaszSoftmaxConfig, MulticlassFocalConfig, MulticlassOverlapConfig,
+    OverlapScore, SoftDiceConfig, TverskyConfig, generalized_dice, lovasz_softmax,
+    multiclass_focal, multiclass_overlap, soft_dice, tversky,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
 
 /// The fixture files, with the loss each one is for.
-fn fixtures() -> [(&'static str, Value); 3] {
+fn fixtures() -> [(&'static str, Value); 4] {
     let parse = |text: &str| serde_json::from_str(text).unwrap();
     [
         (
@@ -31,6 +33,10 @@ fn fixtures() -> [(&'static str, Value); 3] {
         (
             "generalized_dice",
             parse(include_str!("reference/generalized_dice.json")),
+        ),
+        (
+            "multiclass_focal",
+            parse(include_str!("reference/multiclass_focal.json")),
         ),
     ]
 }
@@ -84,6 +90,18 @@ fn run<const D: usize>(
                 .with_aggregation(base.aggregation)
                 .with_reduction(reduction);
             generalized_dice(x, targets, &config)
+        }
+        "multiclass_focal" => {
+            let base = config(options, reduction);
+            let config = MulticlassFocalConfig::new()
+                .with_gamma(options["gamma"].as_f64().unwrap_or(2.0))
+                .with_class_weights(base.class_weights)
+                .with_mode(base.mode)
+                .with_include_background(base.include_background)
+                .with_ignore_index(base.ignore_index)
+                .with_from_logits(base.from_logits)
+                .with_reduction(reduction);
+            multiclass_focal(x, targets, &config)
         }
         other => panic!("unknown multiclass loss {other}"),
     }
@@ -478,6 +496,55 @@ fn lovasz_softmax_of_class_one_of_two_is_lovasz_sigmoid() {
                     &format!("{backend} per_image {per_image} {execution:?}"),
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn extreme_logits_give_finite_multiclass_losses_and_gradients() {
+    // Logits of +-1e4 (softmax saturates to exact 0 and 1), classes absent from the target.
+    const SHAPE: [usize; 4] = [2, 3, 2, 3];
+    let x: Vec<f64> = (0..36)
+        .map(|i| match i % 3 {
+            0 => 1e4,
+            1 => -1e4,
+            _ => 0.0,
+        })
+        .collect();
+    let labels = Value::from(vec![0, 0, 1, 1, 0, 0, 2, 2, 2, 2, 2, 2]);
+    let losses: [(&str, Value); 6] = [
+        ("multiclass_overlap", serde_json::json!({})),
+        (
+            "multiclass_overlap",
+            serde_json::json!({"log_loss": true, "smooth_nr": 0.0, "smooth_dr": 0.0}),
+        ),
+        (
+            "lovasz_softmax",
+            serde_json::json!({"classes": "all", "per_image": true}),
+        ),
+        (
+            "generalized_dice",
+            serde_json::json!({"smooth_nr": 0.0, "smooth_dr": 0.0}),
+        ),
+        ("multiclass_focal", serde_json::json!({"gamma": 0.5})),
+        (
+            "multiclass_focal",
+            serde_json::json!({"mode": "multilabel"}),
+        ),
+    ];
+    for (backend, device) in all_devices() {
+        let ad = device.clone().autodiff();
+        for (loss, options) in &losses {
+            let xt = tensor(&x, SHAPE, &ad, DType::F32).require_grad();
+            let y = indices(&labels, [2, 1, 2, 3], &ad);
+            let value = run(loss, options, Reduction::Mean, xt.clone(), y.into()).unwrap();
+            let grad = to_vec(xt.grad(&value.backward()).unwrap());
+            let v = to_vec(value)[0];
+            assert!(v.is_finite(), "{backend} {loss} {options}: {v}");
+            assert!(
+                grad.iter().all(|g| g.is_finite()),
+                "{backend} {loss} {options}: {grad:?}"
+            );
         }
     }
 }

@@ -117,9 +117,8 @@ pub(crate) fn probabilities_and_targets<const D: usize>(
     from_logits: bool,
     ignore_index: Option<i64>,
 ) -> Result<(Tensor<3>, Tensor<3>), SegLossError> {
-    check::batch_shape(&logits, "logits")?;
-    let (y, valid) = per_class_targets(&logits, targets, ignore_index)?;
-    let p = class_probabilities(logits, mode, from_logits);
+    let (x, y, valid) = class_rows(logits, targets, ignore_index)?;
+    let p = class_probabilities(x, mode, from_logits);
     Ok(match valid {
         Some(valid) => {
             let valid = valid.expand(p.dims());
@@ -129,15 +128,23 @@ pub(crate) fn probabilities_and_targets<const D: usize>(
     })
 }
 
-/// The class probabilities `[N, C, P]` of logits `[N, C, ...]`: a softmax over the channels or
-/// a sigmoid per channel, or the input itself when it already holds probabilities.
-fn class_probabilities<const D: usize>(
+/// The logits `[N, C, P]`, the per-class targets `[N, C, P]` in the logits' dtype and the
+/// mask `[N, 1, P]` of the pixels that count (`None`: all). Checks shapes and devices.
+pub(crate) fn class_rows<const D: usize>(
     logits: Tensor<D>,
-    mode: ClassMode,
-    from_logits: bool,
-) -> Tensor<3> {
+    targets: ClassTargets<D>,
+    ignore_index: Option<i64>,
+) -> Result<(Tensor<3>, Tensor<3>, Option<Tensor<3>>), SegLossError> {
+    check::batch_shape(&logits, "logits")?;
+    let (y, valid) = per_class_targets(&logits, targets, ignore_index)?;
     let dims = logits.dims();
     let x = logits.reshape([dims[0] as i64, dims[1] as i64, -1]);
+    Ok((x, y, valid))
+}
+
+/// The class probabilities of logits `[N, C, P]`: a softmax over the channels or a sigmoid
+/// per channel, or the input itself when it already holds probabilities.
+fn class_probabilities(x: Tensor<3>, mode: ClassMode, from_logits: bool) -> Tensor<3> {
     match (from_logits, mode) {
         (true, ClassMode::Softmax) => softmax(x, 1),
         (true, ClassMode::Multilabel) => sigmoid(x),
@@ -169,4 +176,33 @@ pub(crate) fn present(target_sums: &Tensor<2>) -> Tensor<2> {
         .greater_elem(0.0)
         .float()
         .cast(dtype)
+}
+
+/// The class weights `m_c` (1 by default; one non-negative weight per class), with the
+/// background's set to 0 when it is excluded.
+pub(crate) fn class_weights(
+    weights: Option<&[f64]>,
+    include_background: bool,
+    classes: usize,
+) -> Result<Vec<f64>, SegLossError> {
+    let mut weights = match weights {
+        Some(w) if w.len() != classes => {
+            return Err(SegLossError::InvalidParameter {
+                name: "class_weights",
+                value: w.len() as f64,
+                allowed: "one weight per class: a length equal to the logits' channel count C",
+            });
+        }
+        Some(w) => {
+            for &v in w {
+                check::non_negative("class_weights", v)?;
+            }
+            w.to_vec()
+        }
+        None => vec![1.0; classes],
+    };
+    if !include_background {
+        weights[0] = 0.0;
+    }
+    Ok(weights)
 }

@@ -217,7 +217,10 @@ fn class_weights(y: &Tensor<2>, config: &WeightedCrossEntropyConfig) -> (Tensor<
 /// `(-ln p, -ln(1 - p))` per pixel, in forms whose gradient is exact and finite: from logits
 /// `softplus(-x) = -log_sigmoid(x)` and `softplus(x) = x - log_sigmoid(x)`; from probabilities
 /// the logarithm of `p` clamped to [`MIN_PROB`].
-pub(crate) fn log_likelihood_terms(input: Tensor<2>, from_logits: bool) -> (Tensor<2>, Tensor<2>) {
+pub(crate) fn log_likelihood_terms<const D: usize>(
+    input: Tensor<D>,
+    from_logits: bool,
+) -> (Tensor<D>, Tensor<D>) {
     if from_logits {
         let neg_log_p = log_sigmoid(input.clone()).neg();
         let neg_log_not_p = neg_log_p.clone() + input;

@@ -90,21 +90,8 @@ pub fn focal<const D: usize>(
     if runs_on_host(config.execution, &logits, &targets)? {
         return host_loss(logits, targets, config.reduction, &FocalKernel(params));
     }
-    let x = rows(logits);
     let y = rows(targets);
-    let (pos, neg) = log_likelihood_terms(x.clone(), config.from_logits);
-    let ce = y.clone().mul(pos) + y.clone().neg().add_scalar(1.0).mul(neg);
-    let log_modulating = if config.from_logits {
-        // log sigmoid(u), u = -x (2y - 1).
-        log_sigmoid(x.mul(y.clone().mul_scalar(2.0).sub_scalar(1.0)).neg())
-    } else {
-        // ln max(b, m), b = p + y - 2py = p (1 - 2y) + y.
-        x.mul(y.clone().mul_scalar(-2.0).add_scalar(1.0))
-            .add(y.clone())
-            .clamp_min(MIN_PROB)
-            .log()
-    };
-    let mut pixel = log_modulating.mul_scalar(config.gamma).exp().mul(ce);
+    let mut pixel = focal_terms(rows(logits), y.clone(), config.gamma, config.from_logits);
     if let Some(alpha) = config.alpha {
         pixel = y
             .mul_scalar(2.0 * alpha - 1.0)
@@ -113,6 +100,30 @@ pub fn focal<const D: usize>(
     }
     let count = pixel_count(&pixel);
     Ok(config.reduction.apply(row_sums(pixel).div_scalar(count)))
+}
+
+/// The per-element focal term `m * ce` (without `alpha_t`) as burn operations, for any shape:
+/// the device path of [`focal`] and the multilabel mode of
+/// [`multiclass_focal`](crate::losses::multiclass_focal).
+pub(crate) fn focal_terms<const D: usize>(
+    x: Tensor<D>,
+    y: Tensor<D>,
+    gamma: f64,
+    from_logits: bool,
+) -> Tensor<D> {
+    let (pos, neg) = log_likelihood_terms(x.clone(), from_logits);
+    let ce = y.clone().mul(pos) + y.clone().neg().add_scalar(1.0).mul(neg);
+    let log_modulating = if from_logits {
+        // log sigmoid(u), u = -x (2y - 1).
+        log_sigmoid(x.mul(y.mul_scalar(2.0).sub_scalar(1.0)).neg())
+    } else {
+        // ln max(b, m), b = p + y - 2py = p (1 - 2y) + y.
+        x.mul(y.clone().mul_scalar(-2.0).add_scalar(1.0))
+            .add(y)
+            .clamp_min(MIN_PROB)
+            .log()
+    };
+    log_modulating.mul_scalar(gamma).exp().mul(ce)
 }
 
 /// The host path of the focal loss.

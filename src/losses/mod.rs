@@ -17,6 +17,7 @@
 //! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
 //! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | beyond the paper: Sudre et al. 2017 |
 //! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
+//! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
 //! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
@@ -34,6 +35,7 @@ mod jaccard;
 mod lovasz;
 mod lovasz_softmax;
 mod multiclass;
+mod multiclass_focal;
 mod overlap;
 mod tversky;
 
@@ -50,6 +52,7 @@ pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
 pub use lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
 pub use multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
+pub use multiclass_focal::{MulticlassFocalConfig, multiclass_focal};
 pub use tversky::{TverskyConfig, tversky};
 
 use burn::tensor::Tensor;

@@ -11,7 +11,8 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::losses::classes::{
-    ClassAverage, ClassMode, ClassTargets, average_classes, present, probabilities_and_targets,
+    ClassAverage, ClassMode, ClassTargets, average_classes, class_weights, present,
+    probabilities_and_targets,
 };
 use crate::losses::overlap::{Ratio, linear, loss_of_ratio};
 use crate::{Aggregation, Reduction, SegLossError};
@@ -153,7 +154,11 @@ pub fn multiclass_overlap<const D: usize>(
     }
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
-    let weights = class_weights(config, classes)?;
+    let weights = class_weights(
+        config.class_weights.as_deref(),
+        config.include_background,
+        classes,
+    )?;
     // [N, C, P]: one row of pixels per image and class.
     let (p, y) = probabilities_and_targets(
         logits,
@@ -206,32 +211,4 @@ pub fn multiclass_overlap<const D: usize>(
         Aggregation::PerImage => config.reduction.apply(per_image),
         Aggregation::Batch => per_image,
     })
-}
-
-/// `m_c` before the presence test: the class weights (1 by default) with the background's
-/// set to 0 when it is excluded.
-fn class_weights(
-    config: &MulticlassOverlapConfig,
-    classes: usize,
-) -> Result<Vec<f64>, SegLossError> {
-    let mut weights = match &config.class_weights {
-        Some(w) if w.len() != classes => {
-            return Err(SegLossError::InvalidParameter {
-                name: "class_weights",
-                value: w.len() as f64,
-                allowed: "one weight per class: a length equal to the logits' channel count C",
-            });
-        }
-        Some(w) => {
-            for &v in w {
-                check::non_negative("class_weights", v)?;
-            }
-            w.clone()
-        }
-        None => vec![1.0; classes],
-    };
-    if !config.include_background {
-        weights[0] = 0.0;
-    }
-    Ok(weights)
 }

@@ -1,0 +1,139 @@
+//! The multiclass (softmax) and multilabel (sigmoid per channel) focal loss.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+
+use crate::check;
+use crate::losses::classes::{ClassMode, ClassTargets, class_rows, class_weights};
+use crate::losses::cross_entropy::MIN_PROB;
+use crate::losses::focal::focal_terms;
+use crate::{Reduction, SegLossError};
+
+/// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
+#[derive(Config, Debug)]
+pub struct MulticlassFocalConfig {
+    /// The focusing exponent (default `2.0`; `0` gives the cross-entropy). Must be >= 0.
+    #[config(default = 2.0)]
+    pub gamma: f64,
+    /// Per-class weights `w_c` (length `C`, each >= 0; default `None`: all 1), the multiclass
+    /// form of the focal `alpha` (MONAI's `weight`).
+    #[config(default = "None")]
+    pub class_weights: Option<Vec<f64>>,
+    /// Softmax over the channels (default) or a sigmoid per channel.
+    #[config(default = "ClassMode::Softmax")]
+    pub mode: ClassMode,
+    /// `true` (default): class 0 contributes; `false`: its term is left out (after the
+    /// softmax).
+    #[config(default = true)]
+    pub include_background: bool,
+    /// A class index whose pixels are left out (default `None`; index targets only): the
+    /// per-image mean runs over the other pixels.
+    #[config(default = "None")]
+    pub ignore_index: Option<i64>,
+    /// `true` (default): inputs are logits; `false`: per-class probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+/// Multiclass or multilabel focal loss (Lin et al. 2017; beyond the paper). Per image, the
+/// mean over its (non-ignored) pixels `i` of `sum_c w_c t_ic`, with
+///
+/// - softmax: `t_ic = -max(1 - p_ic, m)^gamma * y_ic * ln p_ic`, `ln p` from `log_softmax`
+///   (from probabilities: `ln max(p, m)`), `m = 1.2e-38`: for one-hot targets the focal
+///   cross-entropy of the true class;
+/// - multilabel: `t_ic` the binary [`focal`](crate::losses::focal) term of channel `c`
+///   (MONAI's `exp(gamma log_sigmoid(-x (2y - 1))) * ce` from logits);
+///
+/// and `w_c = 0` for class 0 when `!include_background` (its probability still takes part in
+/// the softmax, as in MONAI's `DiceLoss`; MONAI's `FocalLoss(include_background=False)`
+/// drops channel 0 before its softmax instead);
+///
+/// then reduced over images. The sum over classes makes `gamma = 0` the usual multiclass
+/// cross-entropy; MONAI's `FocalLoss(use_softmax=True, reduction="mean")` averages over the
+/// class axis as well, so its value is ours divided by the number of classes kept. Targets
+/// are class indices `[N, 1, ...]` or per-class values `[N, C, ...]`, as for
+/// [`multiclass_overlap`](crate::losses::multiclass_overlap). Runs as burn operations on
+/// every backend (no host kernel yet), with no read to the host.
+///
+/// # Errors
+/// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma < 0`, a
+/// negative class weight or one of the wrong count, `ignore_index` with per-class targets.
+///
+/// ```
+/// # #[cfg(feature = "flex")] {
+/// use burn::tensor::{Device, Int, Tensor};
+/// use segloss::losses::{multiclass_focal, MulticlassFocalConfig};
+/// let device = Device::flex();
+/// let logits = Tensor::<3>::from_floats([[[3.0, -1.0], [0.0, 2.0]]], &device);
+/// let classes = Tensor::<3, Int>::from_ints([[[0, 1]]], &device);
+/// let focal = multiclass_focal(logits.clone(), classes.clone(), &MulticlassFocalConfig::new());
+/// let ce = multiclass_focal(logits, classes, &MulticlassFocalConfig::new().with_gamma(0.0));
+/// // Both pixels are right: focusing shrinks the loss well below the cross-entropy.
+/// assert!(focal.unwrap().into_scalar::<f32>() < 0.1 * ce.unwrap().into_scalar::<f32>());
+/// # }
+/// ```
+pub fn multiclass_focal<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &MulticlassFocalConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    check::non_negative("gamma", config.gamma)?;
+    check::batch_shape(&logits, "logits")?;
+    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    let weights = class_weights(
+        config.class_weights.as_deref(),
+        config.include_background,
+        classes,
+    )?;
+    let (x, y, valid) = class_rows(logits, targets.into(), config.ignore_index)?;
+    let terms = match config.mode {
+        ClassMode::Softmax => {
+            let log_p = if config.from_logits {
+                log_softmax(x, 1)
+            } else {
+                x.clamp_min(MIN_PROB).log()
+            };
+            // (1 - p)^gamma = exp(gamma ln max(1 - p, m)): finite, with zero gradient where p
+            // rounds to 1.
+            let modulating = log_p
+                .clone()
+                .exp()
+                .neg()
+                .add_scalar(1.0)
+                .clamp_min(MIN_PROB)
+                .log()
+                .mul_scalar(config.gamma)
+                .exp();
+            modulating.mul(y).mul(log_p).neg()
+        }
+        ClassMode::Multilabel => focal_terms(x, y, config.gamma, config.from_logits),
+    };
+    let device = terms.device();
+    let dtype = terms.dtype();
+    let w = crate::host::upload(weights, [1, classes, 1], &device, dtype);
+    // [N, 1, P]: the loss of every pixel, summed over the classes.
+    let full = terms.dims();
+    let mut per_pixel = terms.mul(w.expand(full)).sum_dim(1);
+    let per_image = match valid {
+        None => {
+            let pixels = per_pixel.dims()[2] as f64;
+            per_pixel.sum_dim(2).reshape([n]).div_scalar(pixels)
+        }
+        Some(valid) => {
+            per_pixel = per_pixel.mul(valid.clone());
+            let counted = valid.sum_dim(2).reshape([n]);
+            // An image with every pixel ignored scores 0 (not 0/0).
+            let none = counted.clone().lower_equal_elem(0.0);
+            per_pixel
+                .sum_dim(2)
+                .reshape([n])
+                .mask_fill(none.clone(), 0.0)
+                .div(counted.mask_fill(none, 1.0))
+        }
+    };
+    Ok(config.reduction.apply(per_image))
+}
