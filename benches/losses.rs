@@ -115,6 +115,35 @@ fn copy_bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
+/// The multiclass losses with their defaults (softmax over [`MULTICLASS_SHAPE`]'s 4
+/// channels, class-index targets). All but Lovász-softmax run as burn operations on every
+/// backend (no host kernel yet); Lovász-softmax sorts in the host kernel on flex and ndarray.
+/// Throughput counts logits (pixels x classes).
+fn multiclass(c: &mut Criterion, backends: &[(&'static str, Device)]) {
+    let shape = MULTICLASS_SHAPE;
+    let elements: usize = shape.iter().product();
+    let id = shape_name(&shape);
+    for loss in MULTICLASS_LOSSES {
+        for (mode, autodiff) in [("fwd", false), ("fwd_bwd", true)] {
+            let mut group = c.benchmark_group(format!("{loss}/{mode}/{id}"));
+            configure(&mut group, elements);
+            for (backend, device) in backends {
+                let device = if autodiff {
+                    device.clone().autodiff()
+                } else {
+                    device.clone()
+                };
+                let (x, y) = multiclass_inputs(shape, &device);
+                let x = if autodiff { x.require_grad() } else { x };
+                group.bench_function(*backend, |b| {
+                    b.iter(|| multiclass_step(loss, &x, &y, autodiff))
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
 fn losses(c: &mut Criterion) {
     copy_bandwidth(c);
     let backends = backends();
@@ -122,6 +151,7 @@ fn losses(c: &mut Criterion) {
         bench_shape(c, shape, &backends);
     }
     bench_shape(c, SHAPE_3D, &backends);
+    multiclass(c, &backends);
 }
 
 criterion_group!(benches, losses);

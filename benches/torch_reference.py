@@ -20,6 +20,10 @@ Implementations per loss (every one computes the crate's loss up to where its do
 - lovasz_sigmoid: smp's port of Berman's `lovasz_softmax(sigmoid(x), y, classes=[1],
   per_image=True)`.
 - lovasz_hinge: smp `LovaszLoss("binary", per_image=True)` (Berman's `lovasz_hinge`).
+- tversky (alpha 0.3, beta 0.7): MONAI `TverskyLoss(sigmoid=True)` (per image); smp
+  `TverskyLoss("binary")` (batch statistics).
+- focal (gamma 2): MONAI `FocalLoss(use_softmax=False)`; smp `FocalLoss("binary")`.
+- compound (soft Dice + BCE): MONAI `DiceCELoss(sigmoid=True)`.
 """
 
 import argparse
@@ -63,6 +67,11 @@ def implementations():
         ("soft_jaccard", "smp JaccardLoss", smp_jaccard),
         ("lovasz_sigmoid", "smp/Berman lovasz_softmax", lovasz_sigmoid),
         ("lovasz_hinge", "smp LovaszLoss", smp_lovasz),
+        ("tversky", "MONAI TverskyLoss", monai.losses.TverskyLoss(sigmoid=True, alpha=0.3, beta=0.7)),
+        ("tversky", "smp TverskyLoss", smp.losses.TverskyLoss("binary", alpha=0.3, beta=0.7)),
+        ("focal", "MONAI FocalLoss", monai.losses.FocalLoss(use_softmax=False)),
+        ("focal", "smp FocalLoss", smp.losses.FocalLoss("binary")),
+        ("compound", "MONAI DiceCELoss", monai.losses.DiceCELoss(sigmoid=True)),
     ]
 
 
@@ -99,6 +108,7 @@ def main():
     parser.add_argument("--min-samples", type=int, default=10)
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--only", default="", help="substring filter on the loss name")
+    parser.add_argument("--shape", default="", help="run only this shape, e.g. 16x1x512x512")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,9 +121,11 @@ def main():
     print("|---|---|---|---:|---:|")
     results = []
     for shape in SHAPES:
+        shape_id = "x".join(map(str, shape))
+        if args.shape and args.shape != shape_id:
+            continue
         x, y = inputs(shape, device)
         elements = x.numel()
-        shape_id = "x".join(map(str, shape))
         for loss, name, fn in implementations():
             if args.only not in loss:
                 continue

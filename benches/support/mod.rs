@@ -2,18 +2,21 @@
 //! inputs, and one entry point per loss with its default configuration.
 #![allow(dead_code)]
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use segloss::losses::*;
 use segloss::{Execution, SegLossError};
 
 /// The losses of the crate, by the name used in benchmark ids.
-pub const LOSSES: [&str; 6] = [
+pub const LOSSES: [&str; 9] = [
     "binary_cross_entropy",
     "weighted_cross_entropy",
     "soft_dice",
     "soft_jaccard",
     "lovasz_sigmoid",
     "lovasz_hinge",
+    "tversky",
+    "focal",
+    "compound",
 ];
 
 /// The shapes: two 2D batches and one 3D volume batch.
@@ -93,6 +96,66 @@ pub fn inputs<const D: usize>(shape: [usize; D], device: &Device) -> (Tensor<D>,
     (upload(logits), upload(targets))
 }
 
+/// The multiclass benchmark's shape: 8 images of 256x256 pixels, 4 classes.
+pub const MULTICLASS_SHAPE: [usize; 4] = [8, 4, 256, 256];
+
+/// Logits uniform in [-4, 4) of `shape` `[N, C, H, W]` and class indices `[N, 1, H, W]`
+/// uniform over the `C` classes (the same SplitMix64 stream as [`inputs`]).
+pub fn multiclass_inputs(shape: [usize; 4], device: &Device) -> (Tensor<4>, Tensor<4, Int>) {
+    let (x, u) = inputs(shape, device);
+    let classes = shape[1];
+    // One index per pixel, from the first channel of a second uniform field.
+    let u: Vec<f32> = u
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let per_image = shape[2] * shape[3];
+    let index: Vec<i64> = (0..shape[0] * per_image)
+        .map(|i| {
+            let (n, p) = (i / per_image, i % per_image);
+            // u is 0/1 with 30% ones in each channel: combine two channels into 4 classes.
+            let a = u[n * classes * per_image + p] as i64;
+            let b = u[n * classes * per_image + per_image + p] as i64;
+            (2 * a + b) % classes as i64
+        })
+        .collect();
+    let y = Tensor::from_data(
+        TensorData::new(index, [shape[0], 1, shape[2], shape[3]]),
+        device,
+    );
+    (x, y)
+}
+
+/// The multiclass losses, by the name used in benchmark ids.
+pub const MULTICLASS_LOSSES: [&str; 4] = [
+    "multiclass_overlap",
+    "generalized_dice",
+    "lovasz_softmax",
+    "multiclass_focal",
+];
+
+/// One step of a multiclass loss with its default configuration (forward, or
+/// forward+backward when `backward`), waited for.
+pub fn multiclass_step(loss: &str, x: &Tensor<4>, y: &Tensor<4, Int>, backward: bool) {
+    let (x_, y_) = (x.clone(), y.clone());
+    let value = match loss {
+        "multiclass_overlap" => multiclass_overlap(x_, y_, &MulticlassOverlapConfig::new()),
+        "generalized_dice" => generalized_dice(x_, y_, &GeneralizedDiceConfig::new()),
+        "lovasz_softmax" => lovasz_softmax(x_, y_, &LovaszSoftmaxConfig::new()),
+        "multiclass_focal" => multiclass_focal(x_, y_, &MulticlassFocalConfig::new()),
+        other => panic!("unknown multiclass loss {other}"),
+    }
+    .expect("benchmark inputs are valid");
+    if backward {
+        let grads = value.backward();
+        let grad = x.grad(&grads).expect("the input takes part in autodiff");
+        grad.device().sync().expect("device sync");
+    } else {
+        value.device().sync().expect("device sync");
+    }
+}
+
 /// Runs `loss` with its default configuration, on the given execution path.
 pub fn run<const D: usize>(
     loss: &str,
@@ -118,6 +181,26 @@ pub fn run<const D: usize>(
         }
         "lovasz_sigmoid" => lovasz_sigmoid(logits, targets, &LovaszConfig::new().with_execution(e)),
         "lovasz_hinge" => lovasz_hinge(logits, targets, &LovaszConfig::new().with_execution(e)),
+        "tversky" => tversky(
+            logits,
+            targets,
+            &TverskyConfig::new()
+                .with_alpha(0.3)
+                .with_beta(0.7)
+                .with_execution(e),
+        ),
+        "focal" => focal(logits, targets, &FocalConfig::new().with_execution(e)),
+        // nnU-Net's pair: soft Dice + BCE.
+        "compound" => compound(
+            logits,
+            targets,
+            &CompoundConfig::new()
+                .with_term(1.0, Loss::SoftDice(SoftDiceConfig::new().with_execution(e)))
+                .with_term(
+                    1.0,
+                    Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new().with_execution(e)),
+                ),
+        ),
         other => panic!("unknown loss {other}"),
     }
 }
