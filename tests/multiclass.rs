@@ -11,9 +11,9 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::*;
 use segloss::losses::{
     ClassAverage, ClassMode, ClassTargets, GeneralizedDiceConfig, GeneralizedDiceWeight,
-    LovaszClasses, LovaszSoftmaxConfig, MulticlassFocalConfig, MulticlassOverlapConfig,
-    OverlapScore, SoftDiceConfig, TverskyConfig, generalized_dice, lovasz_softmax,
-    multiclass_focal, multiclass_overlap, soft_dice, tversky,
+    LovaszClasses, LovaszSoftmaxConfig, MulticlassCompoundConfig, MulticlassFocalConfig,
+    MulticlassLoss, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig, TverskyConfig,
+    generalized_dice, lovasz_softmax, multiclass_compound, multiclass_overlap, soft_dice, tversky,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
@@ -41,7 +41,9 @@ fn fixtures() -> [(&'static str, Value); 4] {
     ]
 }
 
-/// Runs the multiclass loss `loss` with the fixtures' JSON options.
+/// Runs the multiclass loss `loss` with the fixtures' JSON options, through
+/// [`MulticlassLoss::compute`], or [`multiclass_compound`] for `"multiclass_compound"`
+/// (`"terms": [{"weight", "loss", "options"}]`).
 fn run<const D: usize>(
     loss: &str,
     options: &Value,
@@ -49,8 +51,31 @@ fn run<const D: usize>(
     x: Tensor<D>,
     targets: ClassTargets<D>,
 ) -> Result<Tensor<1>, SegLossError> {
+    if loss != "multiclass_compound" {
+        return multiclass_loss(loss, options, reduction).compute(x, targets);
+    }
+    let mut config = MulticlassCompoundConfig::new();
+    for term in options["terms"].as_array().unwrap() {
+        let mut term_options = term["options"].clone();
+        if term_options.is_null() {
+            term_options = serde_json::json!({});
+        }
+        if !options["execution"].is_null() {
+            term_options["execution"] = options["execution"].clone();
+        }
+        config = config.with_term(
+            term["weight"].as_f64().unwrap(),
+            multiclass_loss(term["loss"].as_str().unwrap(), &term_options, reduction),
+        );
+    }
+    multiclass_compound(x, targets, &config)
+}
+
+/// The [`MulticlassLoss`] (name and config) of the JSON options.
+fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> MulticlassLoss {
+    let base = config(options, reduction);
     match loss {
-        "multiclass_overlap" => multiclass_overlap(x, targets, &config(options, reduction)),
+        "multiclass_overlap" => MulticlassLoss::Overlap(base),
         "lovasz_softmax" => {
             let classes = match &options["classes"] {
                 Value::Array(list) => {
@@ -59,50 +84,49 @@ fn run<const D: usize>(
                 Value::String(s) if s == "all" => LovaszClasses::All,
                 _ => LovaszClasses::Present,
             };
-            let config = LovaszSoftmaxConfig::new()
-                .with_classes(classes)
-                .with_per_image(options["per_image"].as_bool().unwrap_or(false))
-                .with_ignore_index(options["ignore_index"].as_i64())
-                .with_from_logits(options["from_logits"].as_bool().unwrap_or(true))
-                .with_reduction(reduction)
-                .with_execution(match options["execution"].as_str() {
-                    Some("host") => Execution::Host,
-                    Some("device") => Execution::Device,
-                    _ => Execution::Auto,
-                });
-            lovasz_softmax(x, targets, &config)
+            MulticlassLoss::LovaszSoftmax(
+                LovaszSoftmaxConfig::new()
+                    .with_classes(classes)
+                    .with_per_image(options["per_image"].as_bool().unwrap_or(false))
+                    .with_ignore_index(base.ignore_index)
+                    .with_from_logits(base.from_logits)
+                    .with_reduction(reduction)
+                    .with_execution(match options["execution"].as_str() {
+                        Some("host") => Execution::Host,
+                        Some("device") => Execution::Device,
+                        _ => Execution::Auto,
+                    }),
+            )
         }
         "generalized_dice" => {
-            let base = config(options, reduction);
             let weight = match options["weight_type"].as_str() {
                 Some("simple") => GeneralizedDiceWeight::Simple,
                 Some("uniform") => GeneralizedDiceWeight::Uniform,
                 _ => GeneralizedDiceWeight::Square,
             };
-            let config = GeneralizedDiceConfig::new()
-                .with_weight(weight)
-                .with_mode(base.mode)
-                .with_from_logits(base.from_logits)
-                .with_include_background(base.include_background)
-                .with_ignore_index(base.ignore_index)
-                .with_smooth_nr(base.smooth_nr)
-                .with_smooth_dr(base.smooth_dr)
-                .with_aggregation(base.aggregation)
-                .with_reduction(reduction);
-            generalized_dice(x, targets, &config)
+            MulticlassLoss::GeneralizedDice(
+                GeneralizedDiceConfig::new()
+                    .with_weight(weight)
+                    .with_mode(base.mode)
+                    .with_from_logits(base.from_logits)
+                    .with_include_background(base.include_background)
+                    .with_ignore_index(base.ignore_index)
+                    .with_smooth_nr(base.smooth_nr)
+                    .with_smooth_dr(base.smooth_dr)
+                    .with_aggregation(base.aggregation)
+                    .with_reduction(reduction),
+            )
         }
-        "multiclass_focal" => {
-            let base = config(options, reduction);
-            let config = MulticlassFocalConfig::new()
+        "multiclass_focal" => MulticlassLoss::Focal(
+            MulticlassFocalConfig::new()
                 .with_gamma(options["gamma"].as_f64().unwrap_or(2.0))
                 .with_class_weights(base.class_weights)
                 .with_mode(base.mode)
                 .with_include_background(base.include_background)
                 .with_ignore_index(base.ignore_index)
                 .with_from_logits(base.from_logits)
-                .with_reduction(reduction);
-            multiclass_focal(x, targets, &config)
-        }
+                .with_reduction(reduction),
+        ),
         other => panic!("unknown multiclass loss {other}"),
     }
 }
@@ -253,6 +277,27 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
                         r => panic!("no fixture of rank {r} expected"),
                     }
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn multiclass_compound_is_monai_dice_ce() {
+    // Inputs of multiclass.json; values and gradients of MONAI's DiceCELoss(softmax=True).
+    let inputs = fixtures()[0].1["inputs"].clone();
+    let doc: Value =
+        serde_json::from_str(include_str!("reference/multiclass_compound.json")).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (backend, device) in all_devices() {
+        for case in cases {
+            let input = &inputs[case["input"].as_str().unwrap()];
+            let loss = "multiclass_compound";
+            match input["shape"].as_array().unwrap().len() {
+                4 => check_case::<4>(loss, case, input, &device, backend, "auto"),
+                5 => check_case::<5>(loss, case, input, &device, backend, "auto"),
+                r => panic!("no fixture of rank {r} expected"),
             }
         }
     }

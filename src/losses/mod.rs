@@ -18,6 +18,7 @@
 //! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | beyond the paper: Sudre et al. 2017 |
 //! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
 //! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
+//! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | beyond the paper: e.g. nnU-Net's Dice + CE |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
 //! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
@@ -40,7 +41,10 @@ mod overlap;
 mod tversky;
 
 pub use classes::{ClassAverage, ClassMode, ClassTargets};
-pub use compound::{CompoundConfig, CompoundTerm, Loss, compound};
+pub use compound::{
+    CompoundConfig, CompoundTerm, Loss, MulticlassCompoundConfig, MulticlassCompoundTerm,
+    MulticlassLoss, compound, multiclass_compound,
+};
 pub use cross_entropy::{
     BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
     weighted_cross_entropy,
