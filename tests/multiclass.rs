@@ -1,5 +1,6 @@
 //! The multiclass losses: values and gradients on every backend against MONAI's `DiceLoss` /
-//! `TverskyLoss` (`multiclass.json`), Berman's `lovasz_softmax` (`lovasz_softmax.json`, both
+//! `TverskyLoss` (`multiclass.json`), smp's `DiceLoss` / `JaccardLoss` / `TverskyLoss` in
+//! multiclass and multilabel modes (`multiclass_smp.json`), Berman's `lovasz_softmax` (`lovasz_softmax.json`, both
 //! execution paths), MONAI's `GeneralizedDiceLoss` (`generalized_dice.json`) and
 //! `FocalLoss(use_softmax=True)` (`multiclass_focal.json`), each
 //! cross-checked against a closed form by its generator in `tests/reference/`; the binary
@@ -19,12 +20,16 @@ use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_in
 use serde_json::Value;
 
 /// The fixture files, with the loss each one is for.
-fn fixtures() -> [(&'static str, Value); 4] {
+fn fixtures() -> [(&'static str, Value); 5] {
     let parse = |text: &str| serde_json::from_str(text).unwrap();
     [
         (
             "multiclass_overlap",
             parse(include_str!("reference/multiclass.json")),
+        ),
+        (
+            "multiclass_overlap",
+            parse(include_str!("reference/multiclass_smp.json")),
         ),
         (
             "lovasz_softmax",

@@ -102,9 +102,11 @@ pub struct MulticlassOverlapConfig {
 /// [`ClassAverage::Present`] (`l_n = 0` when no class is left). Pixels whose index is
 /// `ignore_index` are removed from every sum. Then reduced over images.
 ///
-/// With the defaults this is MONAI `DiceLoss(softmax=True, to_onehot_y=True)`; with
-/// `Aggregation::Batch`, smp `DiceLoss("multiclass", smooth=s)` (up to smp's zeroing of
-/// classes absent from the batch). Runs as burn operations on every backend (no host kernel
+/// With the defaults this is MONAI `DiceLoss(softmax=True, to_onehot_y=True)`. With
+/// `Aggregation::Batch` and `soft_label`, smp's `DiceLoss`, `JaccardLoss` and `TverskyLoss`
+/// (`"multiclass"` or `"multilabel"`, `smooth=s`): for Dice with `smooth_nr = smooth_dr = 2s`,
+/// for the others with `s`, as long as every class occurs in the batch (smp scores an absent
+/// class 0 but still counts it in the mean). Tested against both. Runs as burn operations on every backend (no host kernel
 /// yet) and never reads the data back: the one-hot targets are built on the device by
 /// comparing the indices with a class range (burn's `one_hot` reads to the host).
 ///
