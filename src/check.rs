@@ -85,15 +85,16 @@ pub(crate) fn batch_shape<const D: usize, K: Basic>(
     Ok((dims[0], dims[1..].iter().product()))
 }
 
-/// `value >= 0` and finite (smoothing terms).
+/// `0 <= value <= f32::MAX` (smoothing terms, weights, exponents): finite, and still finite
+/// once uploaded or multiplied into an f32 tensor.
 pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), SegLossError> {
-    if value.is_finite() && value >= 0.0 {
+    if (0.0..=f64::from(f32::MAX)).contains(&value) {
         Ok(())
     } else {
         Err(SegLossError::InvalidParameter {
             name,
             value,
-            allowed: "[0, +inf), finite",
+            allowed: "[0, 3.4e38] (non-negative, finite in f32)",
         })
     }
 }

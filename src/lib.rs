@@ -19,11 +19,11 @@
 //! | [`tversky`](losses::tversky) | `1 - (I + s_nr) / (I + alpha FP + beta FN + s_dr)`, `I = sum(p y)` | beyond: Salehi et al. 2017 |
 //! | [`focal`](losses::focal) | `mean(alpha_t sigmoid(-x(2y-1))^gamma ce)` | beyond: Lin et al. 2017 |
 //! | [`compound`](losses::compound) | `sum_k w_k loss_k` (e.g. Dice + CE) | beyond: nnU-Net, MONAI |
-//!
 //! | [`multiclass_overlap`](losses::multiclass_overlap) | per class as above (softmax or sigmoid), averaged over classes | beyond: MONAI `DiceLoss(softmax=True)` |
 //! | [`lovasz_softmax`](losses::lovasz_softmax) | mean over classes of the Lovász loss of `abs([y = c] - p_c)` | beyond: Berman et al. 2018 |
 //! | [`generalized_dice`](losses::generalized_dice) | `1 - (2 sum_c w_c I_c + s_nr) / (sum_c w_c (P_c + Y_c) + s_dr)` | beyond: Sudre et al. 2017 |
 //! | [`multiclass_focal`](losses::multiclass_focal) | `mean_i sum_c -w_c (1 - p_ic)^gamma y_ic ln p_ic` (softmax) | beyond: Lin et al. 2017 |
+//! | [`multiclass_compound`](losses::multiclass_compound) | `sum_k w_k loss_k` (e.g. nnU-Net's Dice + CE) | beyond: nnU-Net, MONAI |
 //!
 //! The overlap losses also take `soft_label` (`I = (sum(p) + sum(y) - sum|p-y|)/2`, minimal at
 //! `p = y` for soft targets) and `log_loss` (`-ln(score)`).
@@ -33,15 +33,19 @@
 //! class with micro and macro averages in [`metrics::ClassConfusion`]), the paper's theory
 //! (Eq. 4, Prop. 1–2) in [`theory`].
 //!
-//! Every loss has two implementations, chosen once per call by its `execution` option
-//! ([`Execution`]): fused multi-threaded host kernels (the default on the CPU backends flex and
-//! ndarray; value and gradient in one native pass, the gradient attached to burn's autodiff
-//! graph by a surrogate term with the exact value and gradient) and burn tensor operations
-//! (the default on wgpu, fusable there). They agree to 1e-5.
+//! Every binary loss (and the sort of Lovász-softmax) has two implementations, chosen once per
+//! call by its `execution` option ([`Execution`]): fused multi-threaded host kernels (the
+//! default on the CPU backends flex and ndarray; value and gradient in one native pass, the
+//! gradient attached to burn's autodiff graph by a surrogate term with the exact value and
+//! gradient) and burn tensor operations (the default on wgpu, fusable there). They agree to
+//! 1e-5. The other multiclass losses run as burn operations on every backend.
 //!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
-//! `[N,1,Z,H,W]`...), targets of the same shape with values in `[0, 1]`; the result is
-//! `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for [`Reduction::None`].
+//! `[N,1,Z,H,W]`...), binary targets of the same shape with values in `[0, 1]`; multiclass
+//! logits `[N, C, ...]` with class indices `[N, 1, ...]` or per-class targets `[N, C, ...]`.
+//! The result is `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for
+//! [`Reduction::None`] (`[1]` whatever the reduction when the statistics cover the whole
+//! batch: `Aggregation::Batch`, Lovász with `per_image = false`).
 //! Every function returns `Result<_, SegLossError>` and checks its input instead of
 //! panicking.
 //!

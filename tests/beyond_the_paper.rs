@@ -196,17 +196,40 @@ fn compound_is_the_weighted_sum_of_its_terms() {
         (1.7, "focal", json!({"alpha": 0.25})),
         (0.5, "lovasz_hinge", json!({})),
     ];
-    let options = json!({"terms": terms.iter().map(|(w, l, o)| json!({"weight": w, "loss": l, "options": o})).collect::<Vec<_>>()});
-    let (cv, cg) = value_grad("compound", &options, &x, &y);
-    let mut sum_v = vec![0.0; SHAPE[0]];
-    let mut sum_g = vec![0.0; len()];
-    for (w, loss, o) in &terms {
-        let (v, g) = value_grad(loss, o, &x, &y);
-        sum_v.iter_mut().zip(&v).for_each(|(s, v)| *s += w * v);
-        sum_g.iter_mut().zip(&g).for_each(|(s, g)| *s += w * g);
+    for execution in EXECUTIONS {
+        let terms: Vec<Value> = terms
+            .iter()
+            .map(|(w, l, o)| json!({"weight": w, "loss": l, "options": o}))
+            .collect();
+        let options = json!({"terms": terms, "execution": execution});
+        let (cv, cg) = value_grad("compound", &options, &x, &y);
+        let mut sum_v = vec![0.0; SHAPE[0]];
+        let mut sum_g = vec![0.0; len()];
+        for term in &terms {
+            let (w, loss) = (
+                term["weight"].as_f64().unwrap(),
+                term["loss"].as_str().unwrap(),
+            );
+            let o = with_execution(&term["options"], execution);
+            let (v, g) = value_grad(loss, &o, &x, &y);
+            sum_v.iter_mut().zip(&v).for_each(|(s, v)| *s += w * v);
+            sum_g.iter_mut().zip(&g).for_each(|(s, g)| *s += w * g);
+        }
+        assert_close(
+            &cv,
+            &sum_v,
+            1e-9,
+            1e-9,
+            &format!("compound {execution} value"),
+        );
+        assert_close(
+            &cg,
+            &sum_g,
+            1e-9,
+            0.0,
+            &format!("compound {execution} gradient"),
+        );
     }
-    assert_close(&cv, &sum_v, 1e-9, 1e-9, "compound value");
-    assert_close(&cg, &sum_g, 1e-9, 0.0, "compound gradient");
 }
 
 #[test]

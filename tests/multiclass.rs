@@ -598,3 +598,114 @@ fn extreme_logits_give_finite_multiclass_losses_and_gradients() {
         }
     }
 }
+
+#[test]
+fn class_indices_of_any_int_dtype_give_the_same_result() {
+    // The default int dtype is i64 on the CPU backends and i32 on wgpu; targets read from a
+    // data loader may come in either (burn panics when two int dtypes meet).
+    const SHAPE: [usize; 4] = [2, 3, 2, 3];
+    let mut rng = TestRng::new(34);
+    let x: Vec<f64> = (0..36).map(|_| rng.range(-3.0, 3.0)).collect();
+    let labels: Vec<i64> = (0..12).map(|i| (i * 7 % 3) as i64).collect();
+    for (backend, device) in all_devices() {
+        let i64_targets = || indices(&Value::from(labels.clone()), [2, 1, 2, 3], &device);
+        let i32_targets = || {
+            let v: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
+            let t = Tensor::<4, Int>::from_data(
+                TensorData::new(v, [2, 1, 2, 3]),
+                (&device, DType::I32),
+            );
+            assert_eq!(t.dtype(), DType::I32);
+            t
+        };
+        for loss in [
+            "multiclass_overlap",
+            "generalized_dice",
+            "lovasz_softmax",
+            "multiclass_focal",
+        ] {
+            let options = serde_json::json!({});
+            let value = |targets: Tensor<4, Int>| {
+                let x = tensor(&x, SHAPE, &device, DType::F32);
+                to_vec(run(loss, &options, Reduction::None, x, targets.into()).unwrap())
+            };
+            assert_eq!(
+                value(i64_targets()),
+                value(i32_targets()),
+                "{backend} {loss}"
+            );
+        }
+        let pred = i32_targets();
+        let c32 =
+            segloss::metrics::ClassConfusion::from_indices(pred.clone(), i32_targets(), 3, None);
+        let c64 = segloss::metrics::ClassConfusion::from_indices(pred, i64_targets(), 3, Some(5));
+        assert_eq!(
+            c32.unwrap().classes,
+            c64.unwrap().classes,
+            "{backend} ClassConfusion"
+        );
+    }
+}
+
+#[test]
+fn degenerate_class_options_are_errors_or_finite() {
+    let device = f64_device();
+    let one_channel = || tensor(&[0.5; 8], [2, 1, 2, 2], &device, DType::F32);
+    let zeros =
+        || Tensor::<4, Int>::from_data(TensorData::new(vec![0i64; 8], [2, 1, 2, 2]), &device);
+    // Background excluded with a single channel: nothing left to score.
+    for loss in ["multiclass_overlap", "multiclass_focal", "generalized_dice"] {
+        let options = serde_json::json!({"include_background": false});
+        let err = run(
+            loss,
+            &options,
+            Reduction::Mean,
+            one_channel(),
+            zeros().into(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                SegLossError::InvalidParameter {
+                    name: "include_background",
+                    ..
+                }
+            ),
+            "{loss}: {err}"
+        );
+    }
+    // An empty class list.
+    let config = LovaszSoftmaxConfig::new().with_classes(LovaszClasses::List(vec![]));
+    let x = tensor(&[0.5; 16], [2, 2, 2, 2], &device, DType::F32);
+    let err = lovasz_softmax(x.clone(), zeros(), &config).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SegLossError::InvalidParameter {
+                name: "classes",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Soft per-class targets with a class volume far below f32's reach of 1/Y^2: finite.
+    let mut y = vec![0.5f64; 16];
+    y[..4].copy_from_slice(&[1e-30, 0.0, 0.0, 0.0]);
+    y[4..8].copy_from_slice(&[1.0, 1.0, 1.0, 1.0]);
+    let ad = device.clone().autodiff();
+    let xt = tensor(&[0.3; 16], [2, 2, 2, 2], &ad, DType::F32).require_grad();
+    let config = GeneralizedDiceConfig::new().with_mode(ClassMode::Multilabel);
+    let value = generalized_dice(
+        xt.clone(),
+        tensor(&y, [2, 2, 2, 2], &ad, DType::F32),
+        &config,
+    )
+    .unwrap();
+    let grad = to_vec(xt.grad(&value.backward()).unwrap());
+    let v = to_vec(value)[0];
+    assert!(
+        v.is_finite() && grad.iter().all(|g| g.is_finite()),
+        "{v} {grad:?}"
+    );
+}

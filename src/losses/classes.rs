@@ -3,7 +3,7 @@
 
 use burn::config::Config;
 use burn::tensor::activation::{sigmoid, softmax};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 use crate::SegLossError;
 use crate::check;
@@ -89,22 +89,35 @@ fn per_class_targets<const D: usize>(
                 });
             }
             check::same_device(logits, "logits", &indices, "targets")?;
-            let indices = indices.reshape([n, 1, -1]);
-            let full = [n as usize, classes, indices.dims()[2]];
-            let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device())
-                .reshape([1, classes as i64, 1])
-                .expand(full);
-            let one_hot = indices
-                .clone()
-                .expand(full)
-                .equal(class_range)
-                .float()
-                .cast(dtype);
+            let (one_hot, indices) = one_hot(indices.reshape([n, 1, -1]), classes);
             let valid =
                 ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
-            Ok((one_hot, valid))
+            Ok((one_hot.float().cast(dtype), valid))
         }
     }
+}
+
+/// The one-hot masks `[N, C, P]` of class indices `[N, 1, P]`, built on the device by comparing
+/// the indices with a class range (burn's `one_hot` reads the tensor to the host), and the
+/// indices cast to the device's default int dtype, the range's (burn panics when two int
+/// dtypes meet, and targets may come as u8 masks or i32 from a data loader).
+pub(crate) fn one_hot(
+    indices: Tensor<3, Int>,
+    classes: usize,
+) -> (Tensor<3, Bool>, Tensor<3, Int>) {
+    let [n, _, pixels] = indices.dims();
+    let full = [n, classes, pixels];
+    let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device());
+    let indices = if indices.dtype() == class_range.dtype() {
+        indices
+    } else {
+        indices.cast(class_range.dtype())
+    };
+    let one_hot = indices
+        .clone()
+        .expand(full)
+        .equal(class_range.reshape([1, classes as i64, 1]).expand(full));
+    (one_hot, indices)
 }
 
 /// The class probabilities and the per-class targets, both `[N, C, P]` in the logits' dtype,
@@ -185,6 +198,7 @@ pub(crate) fn class_weights(
     include_background: bool,
     classes: usize,
 ) -> Result<Vec<f64>, SegLossError> {
+    check_background(include_background, classes)?;
     let mut weights = match weights {
         Some(w) if w.len() != classes => {
             return Err(SegLossError::InvalidParameter {
@@ -205,4 +219,19 @@ pub(crate) fn class_weights(
         weights[0] = 0.0;
     }
     Ok(weights)
+}
+
+/// `include_background = false` needs a class besides the background.
+pub(crate) fn check_background(
+    include_background: bool,
+    classes: usize,
+) -> Result<(), SegLossError> {
+    if !include_background && classes <= 1 {
+        return Err(SegLossError::InvalidParameter {
+            name: "include_background",
+            value: 0.0,
+            allowed: "true when the logits have a single channel (nothing else to score)",
+        });
+    }
+    Ok(())
 }

@@ -21,9 +21,10 @@ pub struct SoftDiceConfig {
     #[config(default = false)]
     pub squared: bool,
     /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`,
-    /// the L1 form of Wang & Blaschko (MONAI's and smp's `soft_label`): the same value and
-    /// gradient for hard targets, and for soft targets the loss is minimal at `p = y`, where
-    /// with `sum(p y)` it is not. Needs `squared = false`.
+    /// the L1 form of Wang & Blaschko (MONAI's and smp's `soft_label`): the same value for
+    /// hard targets (and the same gradient, except at probabilities of exactly 0 or 1, where
+    /// `|p - y|` has a kink), and for soft targets the loss is minimal at `p = y`, where with
+    /// `sum(p y)` it is not. Needs `squared = false`.
     #[config(default = false)]
     pub soft_label: bool,
     /// `false` (default): `loss = 1 - score`; `true`: `loss = -ln(max(score, 1e-7))` (smp's

@@ -4,7 +4,9 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::losses::classes::{ClassMode, ClassTargets, probabilities_and_targets};
+use crate::losses::classes::{
+    ClassMode, ClassTargets, check_background, probabilities_and_targets,
+};
 use crate::losses::overlap::loss_of_ratio;
 use crate::{Aggregation, Reduction, SegLossError};
 
@@ -69,8 +71,9 @@ pub struct GeneralizedDiceConfig {
 /// every backend, with no read to the host.
 ///
 /// # Errors
-/// Rank < 2, a zero-sized dimension, mismatched target shape or device, negative smoothing,
-/// `ignore_index` with per-class targets, `include_background = false` with one class.
+/// Rank < 2, a zero-sized dimension, mismatched target shape or device, negative or
+/// non-finite smoothing, `ignore_index` with per-class targets, `include_background = false`
+/// with one class.
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -90,14 +93,9 @@ pub fn generalized_dice<const D: usize>(
 ) -> Result<Tensor<1>, SegLossError> {
     check::non_negative("smooth_nr", config.smooth_nr)?;
     check::non_negative("smooth_dr", config.smooth_dr)?;
-    let (n, classes) = (logits.dims()[0], logits.dims().get(1).copied().unwrap_or(0));
-    if !config.include_background && classes == 1 {
-        return Err(SegLossError::InvalidParameter {
-            name: "include_background",
-            value: 0.0,
-            allowed: "true when the logits have a single channel (nothing else to score)",
-        });
-    }
+    check::batch_shape(&logits, "logits")?;
+    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    check_background(config.include_background, classes)?;
     let (p, y) = probabilities_and_targets(
         logits,
         targets.into(),
@@ -142,21 +140,25 @@ pub fn generalized_dice<const D: usize>(
     })
 }
 
-/// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`) gets
-/// the row's largest weight among the present classes, 0 if there is none.
+/// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a
+/// weight beyond the f32 range) gets the row's largest weight among the other classes, 0 if
+/// there is none.
 fn class_weights(target: &Tensor<2>, weight: GeneralizedDiceWeight) -> Tensor<2> {
     let volume = target.clone().detach();
     if weight == GeneralizedDiceWeight::Uniform {
         return volume.ones_like();
     }
-    let absent = volume.clone().lower_equal_elem(0.0);
-    // 1 in place of the absent volumes: no division by zero, no infinity anywhere.
-    let safe = volume.mask_fill(absent.clone(), 1.0);
-    let finite = match weight {
+    let empty = volume.clone().lower_equal_elem(0.0);
+    // 1 in place of the empty volumes: no division by zero.
+    let safe = volume.mask_fill(empty.clone(), 1.0);
+    let raw = match weight {
         GeneralizedDiceWeight::Square => safe.square().recip(),
         _ => safe.recip(),
-    }
-    .mask_fill(absent.clone(), 0.0);
+    };
+    // A tiny soft volume can still overflow (1 / 1e-20^2 in f32): treated as absent too, as
+    // MONAI treats every infinite weight.
+    let absent = empty.bool_or(raw.clone().greater_elem(f64::from(f32::MAX)));
+    let finite = raw.mask_fill(absent.clone(), 0.0);
     let largest = finite.clone().max_dim(1).expand(finite.dims());
     finite.mask_where(absent, largest)
 }

@@ -4,6 +4,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::check;
 use crate::losses::classes::{
     ClassMode, ClassTargets, average_classes, present, probabilities_and_targets,
 };
@@ -18,7 +19,8 @@ pub enum LovaszClasses {
     Present,
     /// Every class; an absent class scores the largest probability given to it.
     All,
-    /// These class indices (each in `0..C`), present or not.
+    /// These class indices (each in `0..C`, at least one), present or not; a class listed
+    /// twice counts once (Berman's code would count it twice).
     List(Vec<usize>),
 }
 
@@ -68,7 +70,8 @@ pub struct LovaszSoftmaxConfig {
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
 /// the logits' (per-class one-hot), different devices, non-binary per-class targets,
-/// `ignore_index` with per-class targets, a class in `LovaszClasses::List` outside `0..C`.
+/// `ignore_index` with per-class targets, an empty `LovaszClasses::List` or a class in it
+/// outside `0..C`.
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -86,15 +89,23 @@ pub fn lovasz_softmax<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &LovaszSoftmaxConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    let (n, classes) = (logits.dims()[0], logits.dims().get(1).copied().unwrap_or(0));
-    if let LovaszClasses::List(list) = &config.classes
-        && let Some(&bad) = list.iter().find(|&&c| c >= classes)
-    {
-        return Err(SegLossError::InvalidParameter {
-            name: "classes",
-            value: bad as f64,
-            allowed: "class indices in 0..C (the logits' channel count)",
-        });
+    check::batch_shape(&logits, "logits")?;
+    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    if let LovaszClasses::List(list) = &config.classes {
+        if list.is_empty() {
+            return Err(SegLossError::InvalidParameter {
+                name: "classes",
+                value: 0.0,
+                allowed: "at least one class in LovaszClasses::List",
+            });
+        }
+        if let Some(&bad) = list.iter().find(|&&c| c >= classes) {
+            return Err(SegLossError::InvalidParameter {
+                name: "classes",
+                value: bad as f64,
+                allowed: "class indices in 0..C (the logits' channel count)",
+            });
+        }
     }
     let (p, y) = probabilities_and_targets(
         logits,

@@ -1,4 +1,5 @@
-//! Differentiable binary segmentation losses over burn tensors.
+//! Differentiable segmentation losses over burn tensors: the paper's binary losses, and
+//! binary and multiclass losses beyond it.
 //!
 //! Every loss is a free function `loss(logits, targets, &Config) -> Result<Tensor<1>, _>`
 //! that runs on the device of its inputs (any burn backend, with or without autodiff):
@@ -20,12 +21,12 @@
 //! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | beyond the paper: e.g. nnU-Net's Dice + CE |
 //!
-//! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), targets of the
-//! same shape with values in `[0, 1]`, `from_logits` (default `true`) telling whether the
-//! inputs are raw scores or probabilities, per-image losses combined by a
-//! [`Reduction`](crate::Reduction).
+//! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), binary
+//! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
+//! targets as [`ClassTargets`]), `from_logits` (default `true`) telling whether the inputs are
+//! raw scores or probabilities, per-image losses combined by a [`Reduction`](crate::Reduction).
 
-mod classes;
+pub(crate) mod classes;
 mod compound;
 mod cross_entropy;
 mod dice;

@@ -60,8 +60,9 @@ pub struct MulticlassFocalConfig {
 /// every backend (no host kernel yet), with no read to the host.
 ///
 /// # Errors
-/// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma < 0`, a
-/// negative class weight or one of the wrong count, `ignore_index` with per-class targets.
+/// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma` negative or
+/// beyond the f32 range, a negative or non-finite class weight or one of the wrong count,
+/// `ignore_index` with per-class targets, `include_background = false` with one class.
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {

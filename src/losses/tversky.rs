@@ -57,7 +57,11 @@ pub struct TverskyConfig {
 /// `|p| + |y|`). On hard predictions the index is `TP / (TP + alpha FP + beta FN)`, the
 /// weighted form of Eq. 1. Matches MONAI `TverskyLoss(sigmoid=True, alpha, beta, smooth_nr,
 /// smooth_dr, batch, soft_label)`. `soft_label` and `log_loss` work as for soft Dice. A zero
-/// denominator (both all-zero, `smooth_dr = 0`) counts as a perfect match, loss 0.
+/// denominator counts as a perfect match, loss 0; it needs `smooth_dr = 0` and a zero
+/// intersection, and then both masks all-zero, or, with `alpha = 0` or `beta = 0`, the
+/// prediction or the target alone (where an f32 sigmoid rounds to exactly 0, which happens on
+/// the device path below -104 and never in the host kernel, so the two paths can differ
+/// there).
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative `alpha`,

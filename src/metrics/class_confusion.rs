@@ -4,6 +4,7 @@
 use burn::tensor::{Int, Tensor};
 
 use super::{Confusion, mean_over_images};
+use crate::losses::classes::one_hot;
 use crate::{EmptyPolicy, SegLossError, check};
 
 /// One-vs-rest confusion counts of every class, per image: `classes[c]` holds the binary
@@ -54,7 +55,7 @@ impl ClassConfusion {
         ignore_index: Option<i64>,
     ) -> Result<Self, SegLossError> {
         check::same_shape_and_device(&pred, "pred", &target, "target")?;
-        let (n, pixels) = check::batch_shape(&pred, "pred")?;
+        let (n, pixels) = (pred.dims()[0], pred.dims()[1..].iter().product());
         if classes == 0 {
             return Err(SegLossError::InvalidParameter {
                 name: "classes",
@@ -63,22 +64,14 @@ impl ClassConfusion {
             });
         }
         let full = [n, classes, pixels];
-        let class_range = Tensor::<1, Int>::arange(0..classes as i64, &pred.device())
-            .reshape([1, classes as i64, 1])
-            .expand(full);
-        let one_hot = |t: Tensor<D, Int>| {
-            t.reshape([n as i64, 1, -1])
-                .expand(full)
-                .equal(class_range.clone())
-                .int()
-        };
-        let target_flat = target.clone().reshape([n as i64, 1, -1]);
+        let (pred, _) = one_hot(pred.reshape([n as i64, 1, -1]), classes);
+        let (target, target_indices) = one_hot(target.reshape([n as i64, 1, -1]), classes);
         let valid = match ignore_index {
-            Some(ignored) => target_flat.not_equal_elem(ignored).int(),
-            None => target_flat.ones_like(),
+            Some(ignored) => target_indices.not_equal_elem(ignored).int(),
+            None => Tensor::<3, Int>::ones([n, 1, pixels], &target_indices.device()),
         };
-        let p = one_hot(pred).mul(valid.clone().expand(full));
-        let y = one_hot(target).mul(valid.clone().expand(full));
+        let p = pred.int().mul(valid.clone().expand(full));
+        let y = target.int().mul(valid.clone().expand(full));
         let sums = |t: Tensor<3, Int>| t.sum_dim(2).reshape([n * classes]);
         let counts = Tensor::cat(
             vec![
