@@ -52,6 +52,21 @@ pub(crate) fn check_values<T: Copy + Into<f64>>(
         TargetKind::Hard => v != 0.0 && v != 1.0,
         TargetKind::Soft => !(0.0..=1.0).contains(&v),
     };
+    // A branch-free scan first (it vectorises; the Lovász losses check every target on every
+    // call), then the position only when something is wrong.
+    let any_bad = match kind {
+        TargetKind::Hard => values.iter().fold(false, |acc, &v| {
+            let v: f64 = v.into();
+            acc | ((v != 0.0) & (v != 1.0))
+        }),
+        TargetKind::Soft => values.iter().fold(false, |acc, &v| {
+            let v: f64 = v.into();
+            acc | !((v >= 0.0) & (v <= 1.0))
+        }),
+    };
+    if !any_bad {
+        return Ok(());
+    }
     match values.iter().position(|&v| bad(v.into())) {
         None => Ok(()),
         Some(i) => Err(SegLossError::InvalidTargets {

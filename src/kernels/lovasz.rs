@@ -3,6 +3,7 @@
 //! then one pass over the sorted pixels computing the Lovász weights, the value and the
 //! gradient together. Problems (images) run in parallel.
 
+use super::lanes;
 use super::math::Real;
 use super::parallel::{self, Chunk};
 
@@ -36,36 +37,63 @@ pub(crate) fn lovasz<F: Real>(
             range: row * len..(row + 1) * len,
         })
         .collect();
-    parallel::map_mut(&chunks, x, |c, xs| {
-        problem(xs, &y[c.range.clone()], errors, grad)
+    parallel::map_mut_with(&chunks, x, Scratch::default, |scratch, c, xs| {
+        problem(xs, &y[c.range.clone()], errors, grad, scratch)
     })
 }
 
+/// A worker's buffers, reused for every problem it solves: otherwise each image allocates,
+/// and page-faults on, about 28 bytes per pixel (errors, keys, the sort buffer, the order).
+struct Scratch<F> {
+    errors: Vec<F>,
+    /// Sort keys `(!error bits << 32) | pixel`, sorted in place: the order is their low half.
+    keys: Vec<u64>,
+    /// The radix sort's second buffer.
+    buffer: Vec<u64>,
+}
+
+impl<F> Default for Scratch<F> {
+    fn default() -> Self {
+        Scratch {
+            errors: Vec::new(),
+            keys: Vec::new(),
+            buffer: Vec::new(),
+        }
+    }
+}
+
 /// One problem: the value; when `grad`, `x` is overwritten with the gradient.
-fn problem<F: Real>(x: &mut [F], y: &[F], errors: Errors, grad: bool) -> f64 {
+fn problem<F: Real>(
+    x: &mut [F],
+    y: &[F],
+    errors: Errors,
+    grad: bool,
+    scratch: &mut Scratch<F>,
+) -> f64 {
     // One pass computes each error and, when needed, replaces x_i by d e_i / d x_i, so the
     // pass over the sorted pixels only scales it (no second sigmoid per pixel).
-    let e: Vec<F> = if grad {
-        x.iter_mut()
-            .zip(y)
-            .map(|(xi, &yi)| {
-                let (error, derivative) = error_and_derivative(*xi, yi, errors);
-                *xi = derivative;
-                error
-            })
-            .collect()
+    let e = &mut scratch.errors;
+    e.clear();
+    if grad {
+        e.extend(x.iter_mut().zip(y).map(|(xi, &yi)| {
+            let (error, derivative) = error_and_derivative(*xi, yi, errors);
+            *xi = derivative;
+            error
+        }));
     } else {
-        x.iter()
-            .zip(y)
-            .map(|(&xi, &yi)| error_and_derivative(xi, yi, errors).0)
-            .collect()
-    };
-    let order = descending_order(&e);
+        e.extend(
+            x.iter()
+                .zip(y)
+                .map(|(&xi, &yi)| error_and_derivative(xi, yi, errors).0),
+        );
+    }
+    descending_order(e, &mut scratch.keys, &mut scratch.buffer);
+    let e = &scratch.errors;
 
-    let total: f64 = y.iter().map(|&v| v.to_f64()).sum();
+    let [total] = lanes::sum(y, y, |v, _| [v]);
     let (mut cum_fg, mut cum_bg, mut previous, mut value) = (0.0, 0.0, 0.0, 0.0);
-    for &i in &order {
-        let i = i as usize;
+    for &key in &scratch.keys {
+        let i = key as u32 as usize;
         let label = y[i].to_f64();
         cum_fg += label;
         cum_bg += 1.0 - label;
@@ -128,39 +156,39 @@ fn probability<F: Real>(x: F, from_logits: bool) -> F {
     }
 }
 
-/// Pixel indices by decreasing error, equal errors in ascending pixel order.
-fn descending_order<F: Real>(e: &[F]) -> Vec<u32> {
-    match F::sort_key_bits(e) {
-        Some(bits) => radix_descending(&bits),
-        None => {
-            let mut order: Vec<u32> = (0..e.len() as u32).collect();
-            // Stable: equal errors keep ascending pixel order.
-            order.sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
-            order
-        }
+/// Sorts pixel indices by decreasing error, equal errors in ascending pixel order, into the
+/// low 32 bits of `keys` (`buffer` is scratch space).
+fn descending_order<F: Real>(e: &[F], keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
+    keys.clear();
+    if F::ZERO.radix_key().is_some() {
+        // `!bits` ascending is bits descending (the errors are non-negative).
+        keys.extend(e.iter().enumerate().map(|(i, v)| {
+            let bits = v.radix_key().unwrap_or_default();
+            (u64::from(!bits) << 32) | i as u64
+        }));
+        radix_sort_high_half(keys, buffer);
+    } else {
+        keys.extend(0..e.len() as u64);
+        // Stable: equal errors keep ascending pixel order.
+        keys.sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
     }
 }
 
-/// Stable LSD radix sort of indices by decreasing `bits` (non-negative f32 bit patterns, which
-/// order like the floats). Sorts `(!bits << 32) | index` on the top 32 bits in three 11-bit
-/// passes, skipping any pass whose digit is the same for every key.
-fn radix_descending(bits: &[u32]) -> Vec<u32> {
+/// Stable LSD radix sort of `keys` by their top 32 bits, in three 11-bit passes, skipping any
+/// pass whose digit is the same for every key.
+fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
     const DIGIT: u32 = 11;
     const BUCKETS: usize = 1 << DIGIT;
-    let mut keys: Vec<u64> = bits
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| (u64::from(!b) << 32) | i as u64)
-        .collect();
-    let mut counts = vec![[0usize; BUCKETS]; 3];
+    let mut counts = [[0usize; BUCKETS]; 3];
     let digit =
         |k: u64, pass: usize| ((k >> (32 + DIGIT as usize * pass)) as usize) & (BUCKETS - 1);
-    for &k in &keys {
+    for &k in keys.iter() {
         for (pass, c) in counts.iter_mut().enumerate() {
             c[digit(k, pass)] += 1;
         }
     }
-    let mut buffer = vec![0u64; keys.len()];
+    buffer.clear();
+    buffer.resize(keys.len(), 0);
     for (pass, c) in counts.iter().enumerate() {
         if c.contains(&keys.len()) {
             continue;
@@ -171,14 +199,13 @@ fn radix_descending(bits: &[u32]) -> Vec<u32> {
             *s = sum;
             sum += n;
         }
-        for &k in &keys {
+        for &k in keys.iter() {
             let d = digit(k, pass);
             buffer[start[d]] = k;
             start[d] += 1;
         }
-        std::mem::swap(&mut keys, &mut buffer);
+        std::mem::swap(keys, buffer);
     }
-    keys.into_iter().map(|k| k as u32).collect()
 }
 
 #[cfg(test)]
@@ -188,10 +215,12 @@ mod tests {
     #[test]
     fn radix_order_is_descending_and_stable() {
         let values = [0.5_f32, 0.0, 2.0, 0.5, 1e-30, 7.0, 0.0, 2.0, 3e30];
-        let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
-        let order = radix_descending(&bits);
+        let (mut keys, mut buffer) = (Vec::new(), Vec::new());
+        descending_order(&values, &mut keys, &mut buffer);
+        let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
         assert_eq!(order, vec![8, 5, 2, 7, 0, 3, 4, 1, 6]);
-        let f64_order = descending_order(&values.map(f64::from));
+        descending_order(&values.map(f64::from), &mut keys, &mut buffer);
+        let f64_order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
         assert_eq!(f64_order, order);
     }
 }

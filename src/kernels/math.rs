@@ -38,9 +38,9 @@ pub(crate) trait Real:
     fn abs(self) -> Self;
     /// IEEE total order (as `f32::total_cmp`).
     fn total_cmp_f(self, other: Self) -> core::cmp::Ordering;
-    /// Bit patterns that sort like the values, for non-negative values, where a radix sort
+    /// A bit pattern that sorts like the value, for a non-negative value, where a radix sort
     /// applies (f32); `None` to sort by comparison (f64, the checking path).
-    fn sort_key_bits(values: &[Self]) -> Option<Vec<u32>>;
+    fn radix_key(self) -> Option<u32>;
     fn max(self, other: Self) -> Self {
         if self > other { self } else { other }
     }
@@ -83,7 +83,7 @@ impl Real for f64 {
         self.total_cmp(&other)
     }
     #[inline(always)]
-    fn sort_key_bits(_: &[Self]) -> Option<Vec<u32>> {
+    fn radix_key(self) -> Option<u32> {
         None
     }
 }
@@ -131,8 +131,8 @@ impl Real for f32 {
         self.total_cmp(&other)
     }
     #[inline(always)]
-    fn sort_key_bits(values: &[Self]) -> Option<Vec<u32>> {
-        Some(values.iter().map(|v| v.to_bits()).collect())
+    fn radix_key(self) -> Option<u32> {
+        Some(self.to_bits())
     }
 }
 

@@ -79,6 +79,19 @@ where
     T: Send,
     F: Fn(&Chunk, &mut [E]) -> T + Sync,
 {
+    map_mut_with(chunks, out, || (), |(), c, o| f(c, o))
+}
+
+/// Like [`map_mut`], with a worker state made once per thread by `init` and handed to every
+/// chunk that thread runs (scratch buffers reused across chunks instead of allocated per
+/// chunk: fresh memory costs page faults).
+pub(crate) fn map_mut_with<E, S, T, I, F>(chunks: &[Chunk], out: &mut [E], init: I, f: F) -> Vec<T>
+where
+    E: Send,
+    T: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &Chunk, &mut [E]) -> T + Sync,
+{
     // Hand every chunk its own disjoint slice of `out` (the chunks tile `out` in order).
     let mut pieces: Vec<(&Chunk, &mut [E])> = Vec::with_capacity(chunks.len());
     let mut rest = out;
@@ -91,7 +104,11 @@ where
     }
     let workers = threads().min(pieces.len());
     if workers <= 1 {
-        return pieces.into_iter().map(|(c, o)| f(c, o)).collect();
+        let mut state = init();
+        return pieces
+            .into_iter()
+            .map(|(c, o)| f(&mut state, c, o))
+            .collect();
     }
     let per_worker = pieces.len().div_ceil(workers);
     std::thread::scope(|scope| {
@@ -99,10 +116,14 @@ where
         let mut pieces = pieces;
         while !pieces.is_empty() {
             let group: Vec<_> = pieces.drain(..per_worker.min(pieces.len())).collect();
-            let f = &f;
-            handles.push(
-                scope.spawn(move || group.into_iter().map(|(c, o)| f(c, o)).collect::<Vec<T>>()),
-            );
+            let (f, init) = (&f, &init);
+            handles.push(scope.spawn(move || {
+                let mut state = init();
+                group
+                    .into_iter()
+                    .map(|(c, o)| f(&mut state, c, o))
+                    .collect::<Vec<T>>()
+            }));
         }
         handles
             .into_iter()
