@@ -61,7 +61,7 @@ pub(crate) fn check_values<T: Copy + Into<f64>>(
         }),
         TargetKind::Soft => values.iter().fold(false, |acc, &v| {
             let v: f64 = v.into();
-            acc | !((v >= 0.0) & (v <= 1.0))
+            acc | !(0.0..=1.0).contains(&v)
         }),
     };
     if !any_bad {
