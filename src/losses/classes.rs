@@ -5,8 +5,8 @@ use burn::config::Config;
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::SegLossError;
 use crate::check;
+use crate::{Aggregation, SegLossError};
 
 /// The targets of a multiclass loss.
 #[derive(Clone, Debug)]
@@ -165,9 +165,21 @@ fn class_probabilities(x: Tensor<3>, mode: ClassMode, from_logits: bool) -> Tens
     }
 }
 
+/// Sums over the pixels of `[N, C, P]`, per image and class `[N, C]`, or over the batch too
+/// (`[1, C]`) for [`Aggregation::Batch`].
+pub(crate) fn class_sums(t: Tensor<3>, aggregation: Aggregation) -> Tensor<2> {
+    let [n, classes, _] = t.dims();
+    let per_image = t.sum_dim(2).reshape([n, classes]);
+    match aggregation {
+        Aggregation::PerImage => per_image,
+        Aggregation::Batch => per_image.sum_dim(0),
+    }
+}
+
 /// `sum_c m_c l_rc / sum_c m_c` per row of `losses` `[R, C]`, with `mask` `[1, C]` or `[R, C]`
-/// (constants); 0 with zero gradient for a row whose mask is all zero (no class to score).
-pub(crate) fn average_classes(losses: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {
+/// (constants): a weighted mean over classes, or over pixels; 0 with zero gradient for a row
+/// whose mask is all zero (nothing to score).
+pub(crate) fn weighted_mean(losses: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {
     let mask = mask.expand(losses.dims());
     let total = mask.clone().sum_dim(1);
     let weighted = losses.mul(mask).sum_dim(1);

@@ -118,11 +118,9 @@ pub(crate) fn host_loss<const D: usize>(
         };
         loss = loss + (s.clone() - s.detach());
     }
-    Ok(if kernel.per_image() {
-        reduction.apply(loss)
-    } else {
-        loss
-    })
+    // Reduced over images; with one problem for the whole batch ([1]) any reduction is the
+    // value itself.
+    Ok(reduction.apply(loss))
 }
 
 /// Runs the kernel on the slices of `x` and `y` as `F`; returns the values and, when `tracked`,

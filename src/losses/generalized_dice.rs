@@ -5,9 +5,10 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::losses::classes::{
-    ClassMode, ClassTargets, check_background, probabilities_and_targets,
+    ClassMode, ClassTargets, check_background, class_sums, probabilities_and_targets,
 };
-use crate::losses::overlap::loss_of_ratio;
+use crate::losses::overlap::{loss_of_ratio, soft_statistics};
+use crate::losses::row_sums;
 use crate::{Aggregation, Reduction, SegLossError};
 
 /// The class weights of [`generalized_dice`], from the target volume `Y_c = sum(y_c)`.
@@ -94,7 +95,7 @@ pub fn generalized_dice<const D: usize>(
     check::non_negative("smooth_nr", config.smooth_nr)?;
     check::non_negative("smooth_dr", config.smooth_dr)?;
     check::batch_shape(&logits, "logits")?;
-    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    let classes = logits.dims()[1];
     check_background(config.include_background, classes)?;
     let (p, y) = probabilities_and_targets(
         logits,
@@ -109,35 +110,16 @@ pub fn generalized_dice<const D: usize>(
         let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
         (rest(p), rest(y))
     };
-    let kept = if config.include_background {
-        classes
-    } else {
-        classes - 1
-    };
-    let sum = |t: Tensor<3>| -> Tensor<2> {
-        let s = t.sum_dim(2).reshape([n, kept]);
-        match config.aggregation {
-            Aggregation::PerImage => s,
-            Aggregation::Batch => s.sum_dim(0),
-        }
-    };
-    let intersection = sum(p.clone().mul(y.clone()));
-    let predicted = sum(p);
-    let target = sum(y);
-    let w = class_weights(&target, config.weight);
-    let total = |t: Tensor<2>| {
-        let rows = t.dims()[0];
-        t.sum_dim(1).reshape([rows])
-    };
-    let numerator = total(w.clone().mul(intersection))
+    let s = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
+    let w = class_weights(&s.target, config.weight);
+    let numerator = row_sums(w.clone().mul(s.intersection))
         .mul_scalar(2.0)
         .add_scalar(config.smooth_nr);
-    let denominator = total(w.mul(predicted + target)).add_scalar(config.smooth_dr);
-    let per_image = loss_of_ratio(numerator, denominator, false);
-    Ok(match config.aggregation {
-        Aggregation::PerImage => config.reduction.apply(per_image),
-        Aggregation::Batch => per_image,
-    })
+    let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(config.smooth_dr);
+    // With batch statistics there is one problem: any reduction of it is the value itself.
+    Ok(config
+        .reduction
+        .apply(loss_of_ratio(numerator, denominator, false)))
 }
 
 /// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a

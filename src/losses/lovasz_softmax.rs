@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::losses::classes::{
-    ClassMode, ClassTargets, average_classes, present, probabilities_and_targets,
+    ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
 };
 use crate::losses::{LovaszConfig, lovasz_sigmoid};
 use crate::{Execution, Reduction, SegLossError};
@@ -140,10 +140,6 @@ pub fn lovasz_softmax<const D: usize>(
             crate::host::upload(m, [1, classes], &losses.device(), losses.dtype())
         }
     };
-    let per_problem = average_classes(losses, mask);
-    Ok(if config.per_image {
-        config.reduction.apply(per_problem)
-    } else {
-        per_problem
-    })
+    // With per_image = false there is one problem: any reduction of it is the value itself.
+    Ok(config.reduction.apply(weighted_mean(losses, mask)))
 }

@@ -10,11 +10,12 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::kernels::overlap::OverlapParams;
 use crate::losses::classes::{
-    ClassAverage, ClassMode, ClassTargets, average_classes, class_weights, present,
-    probabilities_and_targets,
+    ClassAverage, ClassMode, ClassTargets, class_sums, class_weights, present,
+    probabilities_and_targets, weighted_mean,
 };
-use crate::losses::overlap::{Ratio, linear, loss_of_ratio};
+use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
 use crate::{Aggregation, Reduction, SegLossError};
 
 /// The overlap score of a multiclass loss.
@@ -136,8 +137,6 @@ pub fn multiclass_overlap<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    check::non_negative("smooth_nr", config.smooth_nr)?;
-    check::non_negative("smooth_dr", config.smooth_dr)?;
     let ratio = match config.score {
         OverlapScore::Dice => Ratio::DICE,
         OverlapScore::Jaccard => Ratio::JACCARD,
@@ -147,15 +146,19 @@ pub fn multiclass_overlap<const D: usize>(
             Ratio::tversky(alpha, beta)
         }
     };
-    if config.soft_label && config.squared {
-        return Err(SegLossError::InvalidParameter {
-            name: "soft_label",
-            value: 1.0,
-            allowed: "soft_label = true needs squared = false",
-        });
-    }
+    let params = OverlapParams {
+        ratio,
+        smooth_nr: config.smooth_nr,
+        smooth_dr: config.smooth_dr,
+        squared: config.squared,
+        soft_label: config.soft_label,
+        log_loss: config.log_loss,
+        batch: config.aggregation == Aggregation::Batch,
+        from_logits: config.from_logits,
+    };
+    check_params(&params)?;
     check::batch_shape(&logits, "logits")?;
-    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+    let classes = logits.dims()[1];
     let weights = class_weights(
         config.class_weights.as_deref(),
         config.include_background,
@@ -169,48 +172,17 @@ pub fn multiclass_overlap<const D: usize>(
         config.from_logits,
         config.ignore_index,
     )?;
-    let sum = |t: Tensor<3>| -> Tensor<2> {
-        let s = t.sum_dim(2).reshape([n, classes]);
-        match config.aggregation {
-            Aggregation::PerImage => s,
-            Aggregation::Batch => s.sum_dim(0),
-        }
-    };
-    let first = if config.soft_label {
-        sum(p.clone().sub(y.clone()).abs())
-    } else {
-        sum(p.clone().mul(y.clone()))
-    };
-    let (predicted, target) = if config.squared {
-        (sum(p.square()), sum(y.square()))
-    } else {
-        (sum(p), sum(y))
-    };
-    let intersection = if config.soft_label {
-        (predicted.clone() + target.clone() - first).mul_scalar(0.5)
-    } else {
-        first
-    };
-    let numerator = linear(&[(ratio.nr_intersection, &intersection)], config.smooth_nr);
-    let denominator = linear(
-        &[
-            (ratio.dr_intersection, &intersection),
-            (ratio.dr_predicted, &predicted),
-            (ratio.dr_target, &target),
-        ],
-        config.smooth_dr,
-    );
+    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+        class_sums(t, config.aggregation)
+    });
     // [N, C] (or [1, C]): the loss of every image and class.
-    let losses = loss_of_ratio(numerator, denominator, config.log_loss);
+    let losses = loss_of_statistics(&statistics, &params);
 
     // m_c: class weights, background removed, absent classes removed (constants: no gradient).
     let mut mask = crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
     if config.average == ClassAverage::Present {
-        mask = mask.mul(present(&target));
+        mask = mask.mul(present(&statistics.target));
     }
-    let per_image = average_classes(losses, mask);
-    Ok(match config.aggregation {
-        Aggregation::PerImage => config.reduction.apply(per_image),
-        Aggregation::Batch => per_image,
-    })
+    // With batch statistics there is one problem: any reduction of it is the value itself.
+    Ok(config.reduction.apply(weighted_mean(losses, mask)))
 }

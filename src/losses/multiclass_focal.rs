@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
 use crate::check;
-use crate::losses::classes::{ClassMode, ClassTargets, class_rows, class_weights};
+use crate::losses::classes::{ClassMode, ClassTargets, class_rows, class_weights, weighted_mean};
 use crate::losses::cross_entropy::MIN_PROB;
 use crate::losses::focal::focal_terms;
 use crate::{Reduction, SegLossError};
@@ -113,28 +113,14 @@ pub fn multiclass_focal<const D: usize>(
         }
         ClassMode::Multilabel => focal_terms(x, y, config.gamma, config.from_logits),
     };
-    let device = terms.device();
-    let dtype = terms.dtype();
-    let w = crate::host::upload(weights, [1, classes, 1], &device, dtype);
-    // [N, 1, P]: the loss of every pixel, summed over the classes.
     let full = terms.dims();
-    let mut per_pixel = terms.mul(w.expand(full)).sum_dim(1);
+    let w = crate::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
+    // [N, P]: the loss of every pixel, summed over the classes.
+    let per_pixel = terms.mul(w.expand(full)).sum_dim(1).reshape([n, full[2]]);
     let per_image = match valid {
-        None => {
-            let pixels = per_pixel.dims()[2] as f64;
-            per_pixel.sum_dim(2).reshape([n]).div_scalar(pixels)
-        }
-        Some(valid) => {
-            per_pixel = per_pixel.mul(valid.clone());
-            let counted = valid.sum_dim(2).reshape([n]);
-            // An image with every pixel ignored scores 0 (not 0/0).
-            let none = counted.clone().lower_equal_elem(0.0);
-            per_pixel
-                .sum_dim(2)
-                .reshape([n])
-                .mask_fill(none.clone(), 0.0)
-                .div(counted.mask_fill(none, 1.0))
-        }
+        None => per_pixel.mean_dim(1).reshape([n]),
+        // The mean over the counted pixels; an image with all of them ignored scores 0.
+        Some(valid) => weighted_mean(per_pixel, valid.reshape([n, full[2]])),
     };
     Ok(config.reduction.apply(per_image))
 }

@@ -45,16 +45,6 @@ pub(crate) fn overlap_loss<const D: usize>(
     ratio: Ratio,
     options: &OverlapOptions,
 ) -> Result<Tensor<1>, SegLossError> {
-    check::non_negative("smooth_nr", options.smooth_nr)?;
-    check::non_negative("smooth_dr", options.smooth_dr)?;
-    if options.soft_label && options.squared {
-        return Err(SegLossError::InvalidParameter {
-            name: "soft_label",
-            value: 1.0,
-            allowed: "soft_label = true needs squared = false (the L1 intersection is defined \
-                      for plain sums)",
-        });
-    }
     let targets = check::binary_pair(&logits, targets)?;
     let params = OverlapParams {
         ratio,
@@ -66,30 +56,62 @@ pub(crate) fn overlap_loss<const D: usize>(
         batch: options.aggregation == Aggregation::Batch,
         from_logits: options.from_logits,
     };
+    check_params(&params)?;
     if runs_on_host(options.execution, &logits, &targets)? {
         return host_loss(logits, targets, options.reduction, &OverlapKernel(params));
     }
-    let s = soft_statistics(logits, targets, options);
-    let numerator = linear(
-        &[(ratio.nr_intersection, &s.intersection)],
-        params.smooth_nr,
-    );
+    let p = rows(probabilities(logits, options.from_logits));
+    let y = rows(targets);
+    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+        let per_image = row_sums(t);
+        if params.batch {
+            per_image.sum()
+        } else {
+            per_image
+        }
+    });
+    Ok(options
+        .reduction
+        .apply(loss_of_statistics(&statistics, &params)))
+}
+
+/// The checks every overlap loss shares: smoothing in range, and `soft_label` only with plain
+/// sums.
+pub(crate) fn check_params(params: &OverlapParams) -> Result<(), SegLossError> {
+    check::non_negative("smooth_nr", params.smooth_nr)?;
+    check::non_negative("smooth_dr", params.smooth_dr)?;
+    if params.soft_label && params.squared {
+        return Err(SegLossError::InvalidParameter {
+            name: "soft_label",
+            value: 1.0,
+            allowed: "soft_label = true needs squared = false (the L1 intersection is defined \
+                      for plain sums)",
+        });
+    }
+    Ok(())
+}
+
+/// The loss of `params.ratio` of the statistics, elementwise (one value per problem).
+pub(crate) fn loss_of_statistics<const D: usize>(
+    s: &SoftStatistics<D>,
+    params: &OverlapParams,
+) -> Tensor<D> {
+    let r = params.ratio;
+    let numerator = linear(&[(r.nr_intersection, &s.intersection)], params.smooth_nr);
     let denominator = linear(
         &[
-            (ratio.dr_intersection, &s.intersection),
-            (ratio.dr_predicted, &s.predicted),
-            (ratio.dr_target, &s.target),
+            (r.dr_intersection, &s.intersection),
+            (r.dr_predicted, &s.predicted),
+            (r.dr_target, &s.target),
         ],
         params.smooth_dr,
     );
-    Ok(options
-        .reduction
-        .apply(loss_of_ratio(numerator, denominator, options.log_loss)))
+    loss_of_ratio(numerator, denominator, params.log_loss)
 }
 
 /// `sum_k c_k t_k + constant`, skipping zero coefficients and multiplications by one (so
 /// Dice's denominator stays `|p| + |y| + s_dr` on the device).
-pub(crate) fn linear<const D: usize>(terms: &[(f64, &Tensor<D>)], constant: f64) -> Tensor<D> {
+fn linear<const D: usize>(terms: &[(f64, &Tensor<D>)], constant: f64) -> Tensor<D> {
     let mut sum: Option<Tensor<D>> = None;
     for &(c, t) in terms {
         if c == 0.0 {
@@ -109,39 +131,36 @@ pub(crate) fn linear<const D: usize>(terms: &[(f64, &Tensor<D>)], constant: f64)
     sum.add_scalar(constant)
 }
 
-/// Soft statistics, each `[N]` (per image) or `[1]` (batch aggregation).
-struct SoftStatistics {
+/// Soft statistics, one value per problem (an image, an image and class, or the batch).
+pub(crate) struct SoftStatistics<const D: usize> {
     /// `sum(p * y)`, or `(|p| + |y| - sum|p - y|) / 2` with soft labels.
-    intersection: Tensor<1>,
+    pub intersection: Tensor<D>,
     /// `sum(p)`, or `sum(p^2)` when squared.
-    predicted: Tensor<1>,
+    pub predicted: Tensor<D>,
     /// `sum(y)`, or `sum(y^2)` when squared.
-    target: Tensor<1>,
+    pub target: Tensor<D>,
 }
 
-/// The soft statistics as burn operations (the device path).
-fn soft_statistics<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    options: &OverlapOptions,
-) -> SoftStatistics {
-    let p = rows(probabilities(logits, options.from_logits));
-    let y = rows(targets);
-    let first = if options.soft_label {
-        row_sums(p.clone().sub(y.clone()).abs())
+/// The soft statistics of probabilities `p` and targets `y` as burn operations (the device
+/// path), `sum` reducing a `p`-shaped tensor to one value per problem.
+pub(crate) fn soft_statistics<const I: usize, const O: usize>(
+    p: Tensor<I>,
+    y: Tensor<I>,
+    soft_label: bool,
+    squared: bool,
+    sum: impl Fn(Tensor<I>) -> Tensor<O>,
+) -> SoftStatistics<O> {
+    let first = if soft_label {
+        sum(p.clone().sub(y.clone()).abs())
     } else {
-        row_sums(p.clone().mul(y.clone()))
+        sum(p.clone().mul(y.clone()))
     };
-    let (predicted, target) = if options.squared {
-        (row_sums(p.square()), row_sums(y.square()))
+    let (predicted, target) = if squared {
+        (sum(p.square()), sum(y.square()))
     } else {
-        (row_sums(p), row_sums(y))
+        (sum(p), sum(y))
     };
-    let (first, predicted, target) = match options.aggregation {
-        Aggregation::PerImage => (first, predicted, target),
-        Aggregation::Batch => (first.sum(), predicted.sum(), target.sum()),
-    };
-    let intersection = if options.soft_label {
+    let intersection = if soft_label {
         (predicted.clone() + target.clone() - first).mul_scalar(0.5)
     } else {
         first
