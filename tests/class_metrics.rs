@@ -6,7 +6,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use common::*;
 use segloss::metrics::ClassConfusion;
 use segloss::{EmptyPolicy, SegLossError};
@@ -14,16 +14,6 @@ use serde_json::Value;
 
 fn fixtures() -> Value {
     serde_json::from_str(include_str!("reference/multiclass_metrics.json")).unwrap()
-}
-
-fn indices<const D: usize>(values: &Value, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
-    let v: Vec<i64> = values
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_i64().unwrap())
-        .collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
 }
 
 /// Equal, or both NaN (JSON `null`: an undefined score).
@@ -38,14 +28,7 @@ fn assert_scores(actual: &[f64], expected: &[f64], what: &str) {
 }
 
 fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, backend: &str) {
-    let shape: [usize; D] = input["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
+    let shape: [usize; D] = shape_of(&input["shape"]);
     let classes = input["num_classes"].as_u64().unwrap() as usize;
     let ignore = case["ignore_index"].as_i64();
     let target = &input[case["targets"].as_str().unwrap()];

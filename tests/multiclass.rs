@@ -179,26 +179,6 @@ fn config(options: &Value, reduction: Reduction) -> MulticlassOverlapConfig {
         .with_reduction(reduction)
 }
 
-fn shape_of<const D: usize>(v: &Value) -> [usize; D] {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap()
-}
-
-fn indices<const D: usize>(values: &Value, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
-    let v: Vec<i64> = values
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_i64().unwrap())
-        .collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
-
 fn check_case<const D: usize>(
     loss: &str,
     case: &Value,

@@ -29,14 +29,7 @@ fn check_case<const D: usize>(
     backend: &str,
     execution: &str,
 ) {
-    let shape: [usize; D] = input["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
+    let shape: [usize; D] = shape_of(&input["shape"]);
     let loss = case["loss"].as_str().unwrap();
     let options = &with_execution(&case["options"], execution);
     let x = match &case["input_values"] {

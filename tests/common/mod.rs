@@ -2,7 +2,7 @@
 //! that runs any loss by name with options given as JSON (the fixtures' format).
 #![allow(dead_code)]
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use segloss::losses::*;
 use segloss::{Aggregation, Execution, Reduction, SegLossError};
 use serde_json::Value;
@@ -299,6 +299,32 @@ pub fn value_and_grad<const D: usize>(
     let grads = l.backward();
     let g = to_vec(xt.grad(&grads).expect("input has a gradient"));
     (to_vec(l)[0], g)
+}
+
+/// A fixture's shape (a JSON array of sizes) as a rank-`D` shape.
+pub fn shape_of<const D: usize>(v: &Value) -> [usize; D] {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
+}
+
+/// Class indices (a JSON array of integers) as an i64 tensor of `shape` on `device`.
+pub fn indices<const D: usize>(
+    values: &Value,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D, Int> {
+    let v: Vec<i64> = values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
 }
 
 /// A JSON array of numbers as `f64`; `null` (JSON has no NaN) reads as NaN.
