@@ -16,7 +16,7 @@ References (no segloss code is involved):
 - Lovász hinge: smp `_lovasz_hinge` (a port of Berman's reference), per_image True/False
 - Lovász-sigmoid: smp `_lovasz_softmax` (Berman's `lovasz_softmax`) on sigmoid probabilities
   with one channel and classes=[1]
-  (both Lovász references run in float64: see `float64_lovasz`)
+  (both Lovász references run in float64: see `float_is_double`)
 
 Inputs are float32 (what the Rust tests feed); every reference is computed in float64 from
 those exact float32 values. Gradients are of the mean-reduced loss w.r.t. the input.
@@ -30,6 +30,7 @@ import monai
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses._functional import soft_jaccard_score
 from segmentation_models_pytorch.losses.lovasz import _lovasz_hinge, _lovasz_softmax
+from fixture_common import float_is_double, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses.json")
@@ -47,10 +48,6 @@ def make_input(rng, shape, empty_first=False, full_last=False):
     if full_last:
         targets[-1] = 1.0
     return logits, targets
-
-
-def per_image_mean(t):
-    return t.reshape(t.shape[0], -1).mean(dim=1)
 
 
 def bce(x, y, opts):
@@ -98,21 +95,8 @@ def jaccard(x, y, opts):
     return (1.0 - score).reshape(-1)
 
 
-class float64_lovasz:
-    """smp's (like Berman's) Lovász code casts labels with `.float()`, i.e. to float32, and its
-    float32 cumsum over a few hundred pixels is only good to ~1e-5. Inside this context
-    `Tensor.float()` returns float64, so the unmodified reference code runs in float64."""
-
-    def __enter__(self):
-        self.saved = torch.Tensor.float
-        torch.Tensor.float = lambda t, *a, **k: t.double()
-
-    def __exit__(self, *exc):
-        torch.Tensor.float = self.saved
-
-
 def lovasz_hinge(x, y, opts):
-    with float64_lovasz():
+    with float_is_double():
         return _lovasz_hinge_ref(x, y, opts)
 
 
@@ -125,7 +109,7 @@ def _lovasz_hinge_ref(x, y, opts):
 
 
 def lovasz_sigmoid(x, y, opts):
-    with float64_lovasz():
+    with float_is_double():
         return _lovasz_sigmoid_ref(x, y, opts)
 
 

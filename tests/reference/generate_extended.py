@@ -41,6 +41,7 @@ import pathlib
 import numpy as np
 import torch
 import monai
+from fixture_common import float_is_double, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses_extended.json")
@@ -61,21 +62,6 @@ def make_input(rng, shape, empty_first=False, full_last=False):
     if full_last:
         targets[-1] = 1.0
     return logits, targets
-
-
-def per_image_mean(t):
-    return t.reshape(t.shape[0], -1).mean(dim=1)
-
-
-class float_is_double:
-    """Inside this context `Tensor.float()` returns float64 (MONAI's FocalLoss calls it)."""
-
-    def __enter__(self):
-        self.saved = torch.Tensor.float
-        torch.Tensor.float = lambda t, *a, **k: t.double()
-
-    def __exit__(self, *exc):
-        torch.Tensor.float = self.saved
 
 
 def make_soft_input(rng, shape, n_zero=4, n_one=4):

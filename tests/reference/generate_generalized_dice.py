@@ -60,23 +60,13 @@ import pathlib
 import numpy as np
 import torch
 import monai
+from fixture_common import IGNORE, TOL, activate, assert_close, one_hot_f64, case_record, write_fixtures
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("generalized_dice.json")
-TOL = 1e-10
-IGNORE = 255
 
 
-def assert_close(a, b, tol=TOL, what=""):
-    err = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-    assert err <= tol, f"{what}: max abs diff {err}"
-
-
-def _one_hot_f64(labels, num_classes, dtype=torch.float, dim=1):
-    return monai.networks.utils.one_hot(labels, num_classes, dtype=torch.float64, dim=dim)
-
-
-monai.losses.dice.one_hot = _one_hot_f64
+monai.losses.dice.one_hot = one_hot_f64
 
 
 class float64_weights:
@@ -169,12 +159,6 @@ def case_list(name):
         ("indices_ignore", opts(ignore_index=IGNORE)),
         ("indices", opts(ignore_index=0, include_background=False)),
     ]
-
-
-def activate(x, o):
-    if not o["from_logits"]:
-        return x
-    return torch.softmax(x, 1) if o["mode"] == "softmax" else torch.sigmoid(x)
 
 
 def targets_and_valid(t, c, kind, o):
@@ -290,7 +274,6 @@ def main():
     cases = []
     for name, inp in inputs.items():
         print(name, "target requiring grad:", check_autograd_through_weights(inp))
-        c = inp["logits"].shape[1]
         for kind, o in case_list(name):
             x = torch.from_numpy(inp["logits"].astype(np.float64))
             if not o["from_logits"]:
@@ -314,18 +297,7 @@ def main():
             cf.mean().backward()
             assert_close(per_item, cf, TOL, f"{name} {kind} {o}: closed form value")
             assert_close(x.grad, x2.grad, TOL, f"{name} {kind} {o}: closed form grad")
-            cases.append(
-                {
-                    "input": name,
-                    "targets": kind,
-                    "options": o,
-                    "input_values": None if o["from_logits"] else x.detach().reshape(-1).tolist(),
-                    "per_item": per_item.detach().tolist(),
-                    "mean": per_item.mean().item(),
-                    "sum": per_item.sum().item(),
-                    "grad_mean": x.grad.reshape(-1).tolist(),
-                }
-            )
+            cases.append(case_record(name, kind, o, x, per_item))
     by = {(c["input"], c["targets"], json.dumps(c["options"], sort_keys=True)): c for c in cases}
     # bg_only2d image 0 without background: every weight infinite -> 0 -> 1 - s_nr/s_dr = 0
     v = by[("bg_only2d", "indices", json.dumps(opts(include_background=False), sort_keys=True))]["per_item"]
@@ -334,23 +306,14 @@ def main():
     a = by[("img2d", "indices", json.dumps(opts(), sort_keys=True))]
     b = by[("img2d", "per_class", json.dumps(opts(), sort_keys=True))]
     assert_close(a["per_item"], b["per_item"], 1e-14, "indices vs per_class")
-    doc = {
-        "generator": "tests/reference/generate_generalized_dice.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__},
-        "inputs": {
-            k: {
-                "shape": list(v["logits"].shape),
-                "logits": v["logits"].reshape(-1).tolist(),
-                "indices": v["indices"].reshape(-1).tolist(),
-                "indices_ignore": v["indices_ignore"].reshape(-1).tolist(),
-                "per_class": v["per_class"].reshape(-1).tolist(),
-            }
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
-    OUT.write_text(json.dumps(doc))
-    print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
+    write_fixtures(
+        OUT,
+        "tests/reference/generate_generalized_dice.py",
+        {"torch": torch.__version__, "monai": monai.__version__},
+        inputs,
+        ("logits", "indices", "indices_ignore", "per_class"),
+        cases,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ false); ignored pixels get a zero gradient.
 Reference (no segloss code is involved): segmentation_models_pytorch.losses.lovasz
 `_lovasz_softmax(probas [N, C, 1, P], labels [N, 1, P], classes, per_image, ignore)`, smp's
 verbatim copy of Berman's code, run in float64 (smp casts labels with `.float()`; inside
-`float64_lovasz` that returns float64). Behaviours checked here:
+`float_is_double` that returns float64). Behaviours checked here:
 - classes="present" skips a class with no pixel in the problem (after ignored pixels are
   removed); "all" and a list do not, and an absent class then scores max_i p_ic
   (lovasz_grad of an all-zero fg is [1, 0, ...]) (checked).
@@ -49,29 +49,10 @@ import numpy as np
 import torch
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses.lovasz import _lovasz_softmax
+from fixture_common import IGNORE, TOL, assert_close, case_record, float_is_double, write_fixtures
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("lovasz_softmax.json")
-TOL = 1e-10
-IGNORE = 255
-
-
-def assert_close(a, b, tol=TOL, what=""):
-    err = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-    assert err <= tol, f"{what}: max abs diff {err}"
-
-
-class float64_lovasz:
-    """smp's (like Berman's) Lovász code casts labels with `.float()`, i.e. to float32. Inside
-    this context `Tensor.float()` returns float64, so the unmodified reference code runs in
-    float64."""
-
-    def __enter__(self):
-        self.saved = torch.Tensor.float
-        torch.Tensor.float = lambda t, *a, **k: t.double()
-
-    def __exit__(self, *exc):
-        torch.Tensor.float = self.saved
 
 
 # ---- inputs ----
@@ -148,7 +129,7 @@ def reference(x, lab, o):
     p4 = p.reshape(n, c, 1, -1)
     l3 = lab.reshape(n, 1, -1)
     kw = dict(classes=o["classes"], ignore=o["ignore_index"])
-    with float64_lovasz():
+    with float_is_double():
         if o["per_image"]:
             lib = _lovasz_softmax(p4, l3, per_image=True, **kw)
             per_item = torch.stack(
@@ -206,7 +187,7 @@ def check_library_behaviour(x, lab, c):
     """One-off checks of smp/Berman behaviour stated in the docstring."""
     n = x.shape[0]
     p = torch.softmax(x, 1)
-    with float64_lovasz():
+    with float_is_double():
         # N-D layout: [N, C, D, H, W] directly equals the [N, C, 1, P] layout.
         a = _lovasz_softmax(p, lab[:, 0], classes="all", per_image=False)
         b = _lovasz_softmax(p.reshape(n, c, 1, -1), lab.reshape(n, 1, -1), classes="all", per_image=False)
@@ -234,7 +215,7 @@ def main():
         lab_i = torch.from_numpy(inp["indices_ignore"])
         keep = (lab_i.reshape(-1) != IGNORE)
         pf = torch.softmax(x64, 1).movedim(1, -1).reshape(-1, c)
-        with float64_lovasz():
+        with float_is_double():
             a = _lovasz_softmax(torch.softmax(x64, 1).reshape(x64.shape[0], c, 1, -1), lab_i.reshape(x64.shape[0], 1, -1), ignore=IGNORE)
             b = _lovasz_softmax(pf[keep].t().reshape(1, c, 1, -1), lab_i.reshape(-1)[keep].reshape(1, 1, -1))
         assert_close(a, b, 1e-14, "ignore = dropping the pixels")
@@ -264,40 +245,21 @@ def main():
             cf.mean().backward()
             assert_close(per_item, cf, TOL, f"{name} {kind} {o}: closed form value")
             assert_close(x.grad, x2.grad, TOL, f"{name} {kind} {o}: closed form grad")
-            cases.append(
-                {
-                    "input": name,
-                    "targets": kind,
-                    "options": o,
-                    "input_values": None if o["from_logits"] else x.detach().reshape(-1).tolist(),
-                    "per_item": per_item.detach().tolist(),
-                    "mean": per_item.mean().item(),
-                    "sum": per_item.sum().item(),
-                    "grad_mean": x.grad.reshape(-1).tolist(),
-                }
-            )
+            cases.append(case_record(name, kind, o, x, per_item))
     # 'present' must differ from 'all' on img2d per image (images 0 and 1 miss a class),
     # and agree on image 2 (all classes present)
     by = {(c["input"], c["targets"], json.dumps(c["options"], sort_keys=True)): c for c in cases}
     pr = by[("img2d", "indices", json.dumps(opts(per_image=True), sort_keys=True))]["per_item"]
     al = by[("img2d", "indices", json.dumps(opts(per_image=True, classes="all"), sort_keys=True))]["per_item"]
     assert abs(pr[0] - al[0]) > 1e-3 and abs(pr[1] - al[1]) > 1e-3 and abs(pr[2] - al[2]) < 1e-15
-    doc = {
-        "generator": "tests/reference/generate_lovasz_softmax.py",
-        "versions": {"torch": torch.__version__, "smp": smp.__version__},
-        "inputs": {
-            k: {
-                "shape": list(v["logits"].shape),
-                "logits": v["logits"].reshape(-1).tolist(),
-                "indices": v["indices"].reshape(-1).tolist(),
-                "indices_ignore": v["indices_ignore"].reshape(-1).tolist(),
-            }
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
-    OUT.write_text(json.dumps(doc))
-    print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
+    write_fixtures(
+        OUT,
+        "tests/reference/generate_lovasz_softmax.py",
+        {"torch": torch.__version__, "smp": smp.__version__},
+        inputs,
+        ("logits", "indices", "indices_ignore"),
+        cases,
+    )
 
 
 if __name__ == "__main__":

@@ -59,54 +59,27 @@ import pathlib
 import numpy as np
 import torch
 import monai
+from fixture_common import (
+    IGNORE,
+    TOL,
+    activate,
+    assert_close,
+    average_classes,
+    class_mask,
+    class_terms,
+    make_class_input,
+    one_hot_f64,
+    targets_and_valid,
+    case_record,
+    write_fixtures,
+)
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("multiclass.json")
 LOG_CLAMP = 1e-7
-TOL = 1e-10
-IGNORE = 255
-
-
-def assert_close(a, b, tol=TOL, what=""):
-    err = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-    assert err <= tol, f"{what}: max abs diff {err}"
 
 
 # ---- inputs ----
-
-
-def make_input(rng, shape, missing=None, n_ignore_per_image=2):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; `missing` = (image, class)
-    removed from that image; indices_ignore = indices with a few pixels set to IGNORE;
-    per_class = one-hot of indices; per_class_soft = random soft targets summing to 1 over C."""
-    n, c = shape[0], shape[1]
-    spatial = shape[2:]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    if missing is not None:
-        img, cls = missing
-        others = [k for k in range(c) if k != cls]
-        sel = indices[img] == cls
-        indices[img][sel] = rng.choice(others, size=int(sel.sum()))
-    for i in range(n):
-        present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - ({missing[1]} if missing is not None and missing[0] == i else set())
-        assert present == expect, f"image {i}: classes {present}, expected {expect}"
-    ignore = indices.copy()
-    for i in range(n):
-        flat = ignore[i].reshape(-1)
-        flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
-    per_class = np.moveaxis(np.eye(c, dtype=np.float32)[indices[:, 0]], -1, 1)
-    assert per_class.shape == shape
-    soft = rng.uniform(0.05, 1.0, size=shape)
-    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
-    return {
-        "logits": logits,
-        "indices": indices,
-        "indices_ignore": ignore,
-        "per_class": per_class,
-        "per_class_soft": soft,
-    }
 
 
 # ---- options ----
@@ -163,59 +136,6 @@ def case_list(name, c):
 # ---- closed form (our definition), used only as a check ----
 
 
-def activate(x, o):
-    if not o["from_logits"]:
-        return x
-    return torch.softmax(x, 1) if o["mode"] == "softmax" else torch.sigmoid(x)
-
-
-def targets_and_valid(t, c, kind, o):
-    """Returns y [N,C,...] and the valid-pixel mask [N,1,...] (float64)."""
-    if kind.startswith("indices"):
-        lab = t
-        valid = torch.ones_like(lab, dtype=torch.float64)
-        if o["ignore_index"] is not None:
-            valid = (lab != o["ignore_index"]).double()
-            lab = torch.where(lab == o["ignore_index"], torch.zeros_like(lab), lab)
-        assert int(lab.min()) >= 0 and int(lab.max()) < c
-        y = torch.nn.functional.one_hot(lab[:, 0], c).movedim(-1, 1).double()
-        return y, valid
-    assert o["ignore_index"] is None
-    return t, torch.ones_like(t[:, :1])
-
-
-def class_terms(p, y, o):
-    """I, P, Y of shape [N, C] (per image) or [1, C] (batch)."""
-    n, c = p.shape[:2]
-    p, y = p.reshape(n, c, -1), y.reshape(n, c, -1)
-    dims = (0, 2) if o["aggregation"] == "batch" else (2,)
-    keep = o["aggregation"] == "batch"
-    s = lambda t: t.sum(dims, keepdim=keep).reshape(-1, c)
-    if o["soft_label"]:
-        i = (s(p) + s(y) - s((p - y).abs())) / 2
-    else:
-        i = s(p * y)
-    if o["squared"]:
-        return i, s(p * p), s(y * y)
-    return i, s(p), s(y)
-
-
-def class_mask(y_sum, c, o):
-    m = torch.ones(c) if o["class_weights"] is None else torch.tensor(o["class_weights"])
-    if not o["include_background"]:
-        m = m.clone()
-        m[0] = 0.0
-    m = m.expand_as(y_sum).clone()
-    if o["average"] == "present":
-        m = m * (y_sum > 0).double()
-    return m
-
-
-def average_classes(l, m):
-    den = m.sum(1)
-    return torch.where(den == 0, torch.zeros_like(den), (m * l).sum(1) / torch.where(den == 0, 1.0, den))
-
-
 def closed_form(x, t, kind, o):
     c = x.shape[1]
     p = activate(x, o)
@@ -237,14 +157,10 @@ def closed_form(x, t, kind, o):
 # ---- reference: MONAI per-class losses, averaged here ----
 
 
-def _one_hot_f64(labels, num_classes, dtype=torch.float, dim=1):
-    return monai.networks.utils.one_hot(labels, num_classes, dtype=torch.float64, dim=dim)
-
-
 # MONAI's one_hot defaults to float32; with squared_pred its ||y||^2 (vector_norm, then pow) is
 # then computed in float32 (errors ~1e-8). One-hot targets are built in float64 instead.
-monai.losses.dice.one_hot = _one_hot_f64
-monai.losses.tversky.one_hot = _one_hot_f64
+monai.losses.dice.one_hot = one_hot_f64
+monai.losses.tversky.one_hot = one_hot_f64
 
 
 def monai_fn(o, kind, include_background, weight):
@@ -339,8 +255,8 @@ def check_soft_label(inp):
 def main():
     rng = np.random.default_rng(20240611)
     inputs = {
-        "img2d": make_input(rng, (3, 4, 7, 6), missing=(0, 2)),
-        "vol3d": make_input(rng, (2, 3, 2, 4, 5)),
+        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=(0, 2)),
+        "vol3d": make_class_input(rng, (2, 3, 2, 4, 5)),
     }
     cases = []
     for name, inp in inputs.items():
@@ -368,41 +284,20 @@ def main():
             cf.mean().backward()
             assert_close(per_item, cf, TOL, f"{name} {kind} {o}: closed form value")
             assert_close(x.grad, x2.grad, TOL, f"{name} {kind} {o}: closed form grad")
-            cases.append(
-                {
-                    "input": name,
-                    "targets": kind,
-                    "options": o,
-                    "input_values": None if o["from_logits"] else x.detach().reshape(-1).tolist(),
-                    "per_item": per_item.detach().tolist(),
-                    "mean": per_item.mean().item(),
-                    "sum": per_item.sum().item(),
-                    "grad_mean": x.grad.reshape(-1).tolist(),
-                }
-            )
+            cases.append(case_record(name, kind, o, x, per_item))
     # average "present" must show the missing class on img2d (image 0 lacks class 2)
     by = {(c["input"], c["targets"], json.dumps(c["options"], sort_keys=True)): c for c in cases}
     d = by[("img2d", "indices", json.dumps(opts(), sort_keys=True))]
     pr = by[("img2d", "indices", json.dumps(opts(average="present"), sort_keys=True))]
     assert abs(d["per_item"][0] - pr["per_item"][0]) > 1e-3 and abs(d["per_item"][1] - pr["per_item"][1]) < 1e-15
-    doc = {
-        "generator": "tests/reference/generate_multiclass.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__},
-        "inputs": {
-            k: {
-                "shape": list(v["logits"].shape),
-                "logits": v["logits"].reshape(-1).tolist(),
-                "indices": v["indices"].reshape(-1).tolist(),
-                "indices_ignore": v["indices_ignore"].reshape(-1).tolist(),
-                "per_class": v["per_class"].reshape(-1).tolist(),
-                "per_class_soft": v["per_class_soft"].reshape(-1).tolist(),
-            }
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
-    OUT.write_text(json.dumps(doc))
-    print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
+    write_fixtures(
+        OUT,
+        "tests/reference/generate_multiclass.py",
+        {"torch": torch.__version__, "monai": monai.__version__},
+        inputs,
+        ("logits", "indices", "indices_ignore", "per_class", "per_class_soft"),
+        cases,
+    )
 
 
 if __name__ == "__main__":

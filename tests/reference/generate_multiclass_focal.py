@@ -52,72 +52,29 @@ Every per_item and gradient is also checked (1e-10) against a closed-form torch 
 implementation of the definition above (`closed_form`). Inputs are float32 (what the Rust tests
 feed); every reference is computed in float64 from those exact float32 values.
 """
-import json
 import pathlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import monai
+from fixture_common import (
+    IGNORE,
+    TOL,
+    assert_close,
+    float_is_double,
+    make_class_input,
+    targets_and_valid,
+    case_record,
+    write_fixtures,
+)
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("multiclass_focal.json")
 F32_MIN_POSITIVE = 1.1754943508222875e-38
-TOL = 1e-10
-IGNORE = 255
-
-
-def assert_close(a, b, tol=TOL, what=""):
-    err = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-    assert err <= tol, f"{what}: max abs diff {err}"
-
-
-class float_is_double:
-    """Inside this context `Tensor.float()` returns float64 (MONAI's FocalLoss calls it)."""
-
-    def __enter__(self):
-        self.saved = torch.Tensor.float
-        torch.Tensor.float = lambda t, *a, **k: t.double()
-
-    def __exit__(self, *exc):
-        torch.Tensor.float = self.saved
 
 
 # ---- inputs (same layout as generate_multiclass.py) ----
-
-
-def make_input(rng, shape, missing=None, n_ignore_per_image=2):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; `missing` = (image, class)
-    removed from that image; indices_ignore = indices with a few pixels set to IGNORE;
-    per_class = one-hot of indices; per_class_soft = random soft targets summing to 1 over C."""
-    n, c = shape[0], shape[1]
-    spatial = shape[2:]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    if missing is not None:
-        img, cls = missing
-        others = [k for k in range(c) if k != cls]
-        sel = indices[img] == cls
-        indices[img][sel] = rng.choice(others, size=int(sel.sum()))
-    for i in range(n):
-        present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - ({missing[1]} if missing is not None and missing[0] == i else set())
-        assert present == expect, f"image {i}: classes {present}, expected {expect}"
-    ignore = indices.copy()
-    for i in range(n):
-        flat = ignore[i].reshape(-1)
-        flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
-    per_class = np.moveaxis(np.eye(c, dtype=np.float32)[indices[:, 0]], -1, 1)
-    assert per_class.shape == shape
-    soft = rng.uniform(0.05, 1.0, size=shape)
-    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
-    return {
-        "logits": logits,
-        "indices": indices,
-        "indices_ignore": ignore,
-        "per_class": per_class,
-        "per_class_soft": soft,
-    }
 
 
 # ---- options ----
@@ -157,21 +114,6 @@ def case_list(name, c):
 
 
 # ---- closed form (our definition), used only as a check ----
-
-
-def targets_and_valid(t, c, kind, o):
-    """Returns y [N,C,...] and the valid-pixel mask [N,1,...] (float64)."""
-    if kind.startswith("indices"):
-        lab = t
-        valid = torch.ones_like(lab, dtype=torch.float64)
-        if o["ignore_index"] is not None:
-            valid = (lab != o["ignore_index"]).double()
-            lab = torch.where(lab == o["ignore_index"], torch.zeros_like(lab), lab)
-        assert int(lab.min()) >= 0 and int(lab.max()) < c
-        y = torch.nn.functional.one_hot(lab[:, 0], c).movedim(-1, 1).double()
-        return y, valid
-    assert o["ignore_index"] is None
-    return t, torch.ones_like(t[:, :1])
 
 
 def class_weights(c, o):
@@ -318,8 +260,8 @@ def check_soft_softmax(inp):
 def main():
     rng = np.random.default_rng(20240617)
     inputs = {
-        "img2d": make_input(rng, (3, 4, 7, 6), missing=(0, 2)),
-        "vol3d": make_input(rng, (2, 3, 2, 4, 5)),
+        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=(0, 2)),
+        "vol3d": make_class_input(rng, (2, 3, 2, 4, 5)),
     }
     cases = []
     for name, inp in inputs.items():
@@ -357,18 +299,7 @@ def main():
             cf.mean().backward()
             assert_close(per_item, cf, TOL, f"{name} {kind} {o}: closed form value")
             assert_close(x.grad, x2.grad, TOL, f"{name} {kind} {o}: closed form grad")
-            cases.append(
-                {
-                    "input": name,
-                    "targets": kind,
-                    "options": o,
-                    "input_values": None if o["from_logits"] else x.detach().reshape(-1).tolist(),
-                    "per_item": per_item.detach().tolist(),
-                    "mean": per_item.mean().item(),
-                    "sum": per_item.sum().item(),
-                    "grad_mean": x.grad.reshape(-1).tolist(),
-                }
-            )
+            cases.append(case_record(name, kind, o, x, per_item))
     # the options must matter: every case differs from the defaults case on the same input
     # (except per_class one-hot targets and from_logits false)
     for name in inputs:
@@ -380,24 +311,14 @@ def main():
             if c["input"] == name and c is not d and c is not pc and c["options"]["from_logits"]:
                 assert abs(c["mean"] - d["mean"]) > 1e-6, f"{name} {c['targets']} {c['options']} equals defaults"
         assert max(abs(a - b) for a, b in zip(pc["per_item"], d["per_item"])) < 1e-14
-    doc = {
-        "generator": "tests/reference/generate_multiclass_focal.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__},
-        "inputs": {
-            k: {
-                "shape": list(v["logits"].shape),
-                "logits": v["logits"].reshape(-1).tolist(),
-                "indices": v["indices"].reshape(-1).tolist(),
-                "indices_ignore": v["indices_ignore"].reshape(-1).tolist(),
-                "per_class": v["per_class"].reshape(-1).tolist(),
-                "per_class_soft": v["per_class_soft"].reshape(-1).tolist(),
-            }
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
-    OUT.write_text(json.dumps(doc))
-    print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
+    write_fixtures(
+        OUT,
+        "tests/reference/generate_multiclass_focal.py",
+        {"torch": torch.__version__, "monai": monai.__version__},
+        inputs,
+        ("logits", "indices", "indices_ignore", "per_class", "per_class_soft"),
+        cases,
+    )
 
 
 if __name__ == "__main__":

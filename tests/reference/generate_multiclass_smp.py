@@ -50,25 +50,29 @@ Every per_item and gradient is also checked (1e-10) against the closed form of o
 torch float64. Inputs are float32 (what the Rust tests feed); references are float64 from those
 exact float32 values.
 """
-import json
 import pathlib
 
 import numpy as np
 import torch
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses import DiceLoss, JaccardLoss, TverskyLoss
+from fixture_common import (
+    IGNORE,
+    TOL,
+    activate,
+    assert_close,
+    average_classes,
+    class_mask,
+    class_terms,
+    targets_and_valid,
+    case_record,
+    write_fixtures,
+)
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("multiclass_smp.json")
 LOG_CLAMP = 1e-7
-TOL = 1e-10
-IGNORE = 255
 SMP_EPS = 1e-7
-
-
-def assert_close(a, b, tol=TOL, what=""):
-    err = (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-    assert err <= tol, f"{what}: max abs diff {err}"
 
 
 # ---- inputs ----
@@ -164,59 +168,6 @@ CASES = [
 
 
 # ---- closed form (our definition; as in generate_multiclass.py), used only as a check ----
-
-
-def activate(x, o):
-    if not o["from_logits"]:
-        return x
-    return torch.softmax(x, 1) if o["mode"] == "softmax" else torch.sigmoid(x)
-
-
-def targets_and_valid(t, c, kind, o):
-    """Returns y [N,C,...] and the valid-pixel mask [N,1,...] (float64)."""
-    if kind.startswith("indices"):
-        lab = t
-        valid = torch.ones_like(lab, dtype=torch.float64)
-        if o["ignore_index"] is not None:
-            valid = (lab != o["ignore_index"]).double()
-            lab = torch.where(lab == o["ignore_index"], torch.zeros_like(lab), lab)
-        assert int(lab.min()) >= 0 and int(lab.max()) < c
-        y = torch.nn.functional.one_hot(lab[:, 0], c).movedim(-1, 1).double()
-        return y, valid
-    assert o["ignore_index"] is None
-    return t, torch.ones_like(t[:, :1])
-
-
-def class_terms(p, y, o):
-    """I, P, Y of shape [N, C] (per image) or [1, C] (batch)."""
-    n, c = p.shape[:2]
-    p, y = p.reshape(n, c, -1), y.reshape(n, c, -1)
-    dims = (0, 2) if o["aggregation"] == "batch" else (2,)
-    keep = o["aggregation"] == "batch"
-    s = lambda t: t.sum(dims, keepdim=keep).reshape(-1, c)
-    if o["soft_label"]:
-        i = (s(p) + s(y) - s((p - y).abs())) / 2
-    else:
-        i = s(p * y)
-    if o["squared"]:
-        return i, s(p * p), s(y * y)
-    return i, s(p), s(y)
-
-
-def class_mask(y_sum, c, o):
-    m = torch.ones(c) if o["class_weights"] is None else torch.tensor(o["class_weights"])
-    if not o["include_background"]:
-        m = m.clone()
-        m[0] = 0.0
-    m = m.expand_as(y_sum).clone()
-    if o["average"] == "present":
-        m = m * (y_sum > 0).double()
-    return m
-
-
-def average_classes(l, m):
-    den = m.sum(1)
-    return torch.where(den == 0, torch.zeros_like(den), (m * l).sum(1) / torch.where(den == 0, 1.0, den))
 
 
 def ratio(x, t, kind, o):
@@ -370,36 +321,16 @@ def main():
             cf.mean().backward()
             assert_close(per_item, cf.detach(), TOL, f"{name} {kind} {o}: closed form value")
             assert_close(x.grad, x2.grad, TOL, f"{name} {kind} {o}: closed form grad")
-            cases.append(
-                {
-                    "input": name,
-                    "targets": kind,
-                    "options": o,
-                    "input_values": None,
-                    "per_item": per_item.tolist(),
-                    "mean": per_item.mean().item(),
-                    "sum": per_item.sum().item(),
-                    "grad_mean": x.grad.reshape(-1).tolist(),
-                }
-            )
-    doc = {
-        "generator": "tests/reference/generate_multiclass_smp.py",
-        "versions": {"torch": torch.__version__, "segmentation_models_pytorch": smp.__version__},
-        "inputs": {
-            k: {
-                "shape": list(v["logits"].shape),
-                "logits": v["logits"].reshape(-1).tolist(),
-                "indices": v["indices"].reshape(-1).tolist(),
-                "indices_ignore": v["indices_ignore"].reshape(-1).tolist(),
-                "per_class": v["per_class"].reshape(-1).tolist(),
-                "per_class_soft": v["per_class_soft"].reshape(-1).tolist(),
-            }
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
-    OUT.write_text(json.dumps(doc))
-    print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
+            assert o["from_logits"]
+            cases.append(case_record(name, kind, o, x, per_item))
+    write_fixtures(
+        OUT,
+        "tests/reference/generate_multiclass_smp.py",
+        {"torch": torch.__version__, "segmentation_models_pytorch": smp.__version__},
+        inputs,
+        ("logits", "indices", "indices_ignore", "per_class", "per_class_soft"),
+        cases,
+    )
 
 
 if __name__ == "__main__":
