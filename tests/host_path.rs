@@ -1,10 +1,11 @@
 //! The host kernels against the burn-operations path: every loss and option, values (every
 //! reduction) and gradients, on random shapes and on fixed batches; composition with other
-//! losses in one graph; untracked inputs; the errors specific to `Execution::Host`.
+//! losses in one graph; per-image weights on the values, gradient checkpointing and strided
+//! views; untracked inputs; the errors specific to `Execution::Host`.
 
 mod common;
 
-use burn::tensor::{DType, Device};
+use burn::tensor::{DType, Device, Tensor};
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -277,6 +278,53 @@ fn host_losses_compose_with_others_in_one_graph() {
             let what = format!("{backend} dice {a} + bce {b}");
             assert!((value - reference_value).abs() < 1e-5, "{what}: {value}");
             assert_close(&grad, &reference, 1e-5, 0.0, &what);
+        }
+    }
+}
+
+#[test]
+fn host_gradients_follow_the_graph_around_the_loss() {
+    // On flex and ndarray the host path joins the graph as a custom autodiff operation. Its
+    // backward must scale each image's gradient by what flows into that image's value
+    // (here unequal weights on `Reduction::None`), work under gradient checkpointing, and take
+    // a strided view of the logits (`swap_dims`) as well as a contiguous tensor.
+    const SHAPE: [usize; 4] = [3, 1, 4, 5];
+    let n: usize = SHAPE.iter().product();
+    let mut rng = TestRng::new(11);
+    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
+    let y = rng.mask(n, 0.4);
+    for (backend, device) in cpu_devices() {
+        let autodiff = device.clone().autodiff();
+        let checkpointed = device.clone().autodiff().gradient_checkpointing();
+        for loss in ALL_LOSSES {
+            let run = |execution: &str, device: &Device, strided: bool| {
+                let xt = tensor(&x, SHAPE, device, DType::F32).require_grad();
+                let yt = tensor(&y, SHAPE, device, DType::F32);
+                let (logits, targets) = if strided {
+                    (xt.clone().swap_dims(2, 3), yt.swap_dims(2, 3))
+                } else {
+                    (xt.clone(), yt)
+                };
+                let options = json!({ "execution": execution });
+                let values = run_loss(loss, &options, Reduction::None, logits, targets).unwrap();
+                let problems = values.dims()[0];
+                let weights: Vec<f64> = (0..problems).map(|k| 1.0 + k as f64).collect();
+                let weights = Tensor::<1>::from_floats(weights.as_slice(), device);
+                let total = (values.clone() * weights).sum();
+                let grad = to_vec(xt.grad(&total.backward()).expect("a gradient"));
+                (to_vec(values), grad)
+            };
+            let (reference_values, reference_grad) = run("device", &autodiff, false);
+            for (what, device, strided) in [
+                ("contiguous", &autodiff, false),
+                ("checkpointed", &checkpointed, false),
+                ("strided", &autodiff, true),
+            ] {
+                let (values, grad) = run("host", device, strided);
+                let what = format!("{backend} {loss} {what}");
+                assert_close(&values, &reference_values, 1e-5, 1e-6, &what);
+                assert_close(&grad, &reference_grad, 1e-5, 1e-7, &what);
+            }
         }
     }
 }

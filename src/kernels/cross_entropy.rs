@@ -17,15 +17,15 @@ pub(crate) enum ClassWeights {
 }
 
 /// Per-image mean of `w_fg y (-ln p) + w_bg (1-y) (-ln(1-p))` over the `len` pixels of each of
-/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; when
-/// `grad`, overwrites `x` with `d loss_row / d x`.
+/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; writes
+/// `d loss_row / d x` into `grad` when given.
 pub(crate) fn cross_entropy<F: Real>(
-    x: &mut [F],
+    x: &[F],
     y: &[F],
     rows: usize,
     from_logits: bool,
     weights: ClassWeights,
-    grad: bool,
+    grad: Option<&mut [F]>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -35,22 +35,23 @@ pub(crate) fn cross_entropy<F: Real>(
     // Weight times target first: where the target is 0 the weight may be huge, and
     // (w * y) * l stays 0 while w * (y * l) could not.
     let partial: Vec<[f64; 1]> = match (grad, from_logits) {
-        (false, true) => parallel::map(&chunks, |c| {
+        (None, true) => parallel::map(&chunks, |c| {
             let r = c.range.clone();
             lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
                 let (neg_log_p, neg_log_not_p, _) = from_logit(xi);
                 [(fg * yi) * neg_log_p + (bg * (F::ONE - yi)) * neg_log_not_p]
             })
         }),
-        (false, false) => parallel::map(&chunks, |c| {
+        (None, false) => parallel::map(&chunks, |c| {
             let r = c.range.clone();
             lanes::sum(&x[r.clone()], &y[r], |pi, yi| {
                 let (neg_log_p, neg_log_not_p) = from_probability(pi);
                 [(fg * yi) * neg_log_p.0 + (bg * (F::ONE - yi)) * neg_log_not_p.0]
             })
         }),
-        (true, true) => parallel::map_mut(&chunks, x, |c, xs| {
-            lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
+        (Some(out), true) => parallel::map_mut(&chunks, out, |c, out| {
+            let r = c.range.clone();
+            lanes::sum_and_write(&x[r.clone()], &y[r], out, |xi, yi| {
                 let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
                 let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
                 // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
@@ -58,8 +59,9 @@ pub(crate) fn cross_entropy<F: Real>(
                 ([wy * neg_log_p + wn * neg_log_not_p], d * inv_len)
             })
         }),
-        (true, false) => parallel::map_mut(&chunks, x, |c, xs| {
-            lanes::sum_and_replace(xs, &y[c.range.clone()], |pi, yi| {
+        (Some(out), false) => parallel::map_mut(&chunks, out, |c, out| {
+            let r = c.range.clone();
+            lanes::sum_and_write(&x[r.clone()], &y[r], out, |pi, yi| {
                 let (neg_log_p, neg_log_not_p) = from_probability(pi);
                 let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
                 let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;

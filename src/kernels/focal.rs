@@ -14,14 +14,14 @@ pub(crate) struct FocalParams {
 }
 
 /// Per-image mean of `alpha_t * m * ce` over the `len` pixels of each of the `rows` images
-/// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`); when `grad`, overwrites `x`
-/// with `d loss_row / d x`.
+/// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`); writes `d loss_row / d x` into
+/// `grad` when given.
 pub(crate) fn focal<F: Real>(
-    x: &mut [F],
+    x: &[F],
     y: &[F],
     rows: usize,
     params: FocalParams,
-    grad: bool,
+    grad: Option<&mut [F]>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -38,12 +38,14 @@ pub(crate) fn focal<F: Real>(
         inv_len: F::from_f64(1.0 / len as f64),
         from_logits: params.from_logits,
     };
-    let partial: Vec<[f64; 1]> = if grad {
-        parallel::map_mut(&chunks, x, |c, xs| {
+    let partial: Vec<[f64; 1]> = if let Some(out) = grad {
+        parallel::map_mut(&chunks, out, |c, out| {
+            let r = c.range.clone();
             // Forced inline: LLVM otherwise calls this large body out of line, scalar.
-            lanes::sum_and_replace(
-                xs,
-                &y[c.range.clone()],
+            lanes::sum_and_write(
+                &x[r.clone()],
+                &y[r],
+                out,
                 #[inline(always)]
                 |xi, yi| {
                     let (term, d) = pixel.term_and_derivative(xi, yi);
@@ -52,11 +54,10 @@ pub(crate) fn focal<F: Real>(
             )
         })
     } else {
-        let read_only: &[F] = x;
         parallel::map(&chunks, |c| {
             let r = c.range.clone();
             lanes::sum(
-                &read_only[r.clone()],
+                &x[r.clone()],
                 &y[r],
                 #[inline(always)]
                 |xi, yi| [pixel.term_and_derivative(xi, yi).0],

@@ -34,23 +34,23 @@ pub(crate) fn sum<F: Real, const K: usize>(
     sum_body(x, y, f)
 }
 
-/// Like [`sum`], and also overwrites each `x_i` with `out_i` (the gradient) from the same
-/// evaluation: `f(x_i, y_i) = (terms, out_i)`. Writing in place saves the host path a
-/// gradient buffer: the buffer the logits were read into becomes the gradient.
+/// Like [`sum`], and also writes `out_i` (the gradient) from the same evaluation:
+/// `f(x_i, y_i) = (terms, out_i)`. `out` has the length of `x`.
 #[inline]
-pub(crate) fn sum_and_replace<F: Real, const K: usize>(
-    x: &mut [F],
+pub(crate) fn sum_and_write<F: Real, const K: usize>(
+    x: &[F],
     y: &[F],
+    out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
-        SimdLevel::Avx512 => return unsafe { x86::sum_and_replace_avx512(x, y, f) },
-        SimdLevel::Avx2 => return unsafe { x86::sum_and_replace_avx2(x, y, f) },
+        SimdLevel::Avx512 => return unsafe { x86::sum_and_write_avx512(x, y, out, f) },
+        SimdLevel::Avx2 => return unsafe { x86::sum_and_write_avx2(x, y, out, f) },
         SimdLevel::Baseline => {}
     }
-    sum_and_replace_body(x, y, f)
+    sum_and_write_body(x, y, out, f)
 }
 
 #[inline(always)]
@@ -74,19 +74,25 @@ fn sum_body<F: Real, const K: usize>(x: &[F], y: &[F], f: impl Fn(F, F) -> [F; K
 }
 
 #[inline(always)]
-fn sum_and_replace_body<F: Real, const K: usize>(
-    x: &mut [F],
+fn sum_and_write_body<F: Real, const K: usize>(
+    x: &[F],
     y: &[F],
+    out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
     debug_assert_eq!(x.len(), y.len());
+    debug_assert_eq!(x.len(), out.len());
     let mut total = [0.0_f64; K];
     let mut terms = [[F::ZERO; BLOCK]; K];
-    for (xs, ys) in x.chunks_mut(BLOCK).zip(y.chunks(BLOCK)) {
-        let n = xs.len().min(ys.len());
+    let blocks = x
+        .chunks(BLOCK)
+        .zip(y.chunks(BLOCK))
+        .zip(out.chunks_mut(BLOCK));
+    for ((xs, ys), os) in blocks {
+        let n = xs.len().min(ys.len()).min(os.len());
         for i in 0..n {
             let (t, o) = f(xs[i], ys[i]);
-            xs[i] = o;
+            os[i] = o;
             for k in 0..K {
                 terms[k][i] = t[k];
             }
@@ -144,7 +150,7 @@ fn simd_level() -> SimdLevel {
 /// whose target features let the compiler use 256- and 512-bit vectors.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Real, sum_and_replace_body, sum_body};
+    use super::{Real, sum_and_write_body, sum_body};
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn sum_avx2<F: Real, const K: usize>(
@@ -165,21 +171,23 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn sum_and_replace_avx2<F: Real, const K: usize>(
-        x: &mut [F],
+    pub(super) unsafe fn sum_and_write_avx2<F: Real, const K: usize>(
+        x: &[F],
         y: &[F],
+        out: &mut [F],
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> [f64; K] {
-        sum_and_replace_body(x, y, f)
+        sum_and_write_body(x, y, out, f)
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn sum_and_replace_avx512<F: Real, const K: usize>(
-        x: &mut [F],
+    pub(super) unsafe fn sum_and_write_avx512<F: Real, const K: usize>(
+        x: &[F],
         y: &[F],
+        out: &mut [F],
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> [f64; K] {
-        sum_and_replace_body(x, y, f)
+        sum_and_write_body(x, y, out, f)
     }
 }
 
@@ -188,14 +196,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_and_replaces_every_element_including_the_remainder() {
+    fn sums_and_writes_every_element_including_the_remainder() {
         for n in [0, 1, 7, 8, 9, 100, 1500] {
             let x: Vec<f64> = (0..n).map(f64::from).collect();
             let y = vec![2.0; n as usize];
             let expected = f64::from(n * (n - 1).max(0)) / 2.0;
             assert_eq!(sum(&x, &y, |a, b| [a, a * b]), [expected, 2.0 * expected]);
-            let mut out = x.clone();
-            let s = sum_and_replace(&mut out, &y, |a, b| ([a], a + b));
+            let mut out = vec![0.0; x.len()];
+            let s = sum_and_write(&x, &y, &mut out, |a, b| ([a], a + b));
             assert_eq!(s, [expected]);
             assert!(out.iter().enumerate().all(|(i, &o)| o == i as f64 + 2.0));
         }

@@ -16,15 +16,15 @@ pub(crate) enum Errors {
     Hinge,
 }
 
-/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); when
-/// `grad`, overwrites `x` with `d loss_problem / d x`. `y` must hold 0/1 labels.
+/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); writes
+/// `d loss_problem / d x` into `grad` when given. `y` must hold 0/1 labels.
 pub(crate) fn lovasz<F: Real>(
-    x: &mut [F],
+    x: &[F],
     y: &[F],
     rows: usize,
     per_image: bool,
     errors: Errors,
-    grad: bool,
+    grad: Option<&mut [F]>,
 ) -> Vec<f64> {
     let (problems, len) = if per_image {
         (rows, x.len() / rows)
@@ -37,8 +37,9 @@ pub(crate) fn lovasz<F: Real>(
             range: row * len..(row + 1) * len,
         })
         .collect();
-    parallel::map_mut_with(&chunks, x, Scratch::default, |scratch, c, xs| {
-        problem(xs, &y[c.range.clone()], errors, grad, scratch)
+    parallel::map_with(&chunks, grad, Scratch::default, |scratch, c, out| {
+        let r = c.range.clone();
+        problem(&x[r.clone()], &y[r], errors, out, scratch)
     })
 }
 
@@ -62,22 +63,22 @@ impl<F> Default for Scratch<F> {
     }
 }
 
-/// One problem: the value; when `grad`, `x` is overwritten with the gradient.
+/// One problem: the value; the gradient is written into `grad` when given.
 fn problem<F: Real>(
-    x: &mut [F],
+    x: &[F],
     y: &[F],
     errors: Errors,
-    grad: bool,
+    mut grad: Option<&mut [F]>,
     scratch: &mut Scratch<F>,
 ) -> f64 {
-    // One pass computes each error and, when needed, replaces x_i by d e_i / d x_i, so the
-    // pass over the sorted pixels only scales it (no second sigmoid per pixel).
+    // One pass computes each error and, when needed, writes d e_i / d x_i into the gradient,
+    // so the pass over the sorted pixels only scales it (no second sigmoid per pixel).
     let e = &mut scratch.errors;
     e.clear();
-    if grad {
-        e.extend(x.iter_mut().zip(y).map(|(xi, &yi)| {
-            let (error, derivative) = error_and_derivative(*xi, yi, errors);
-            *xi = derivative;
+    if let Some(out) = grad.as_deref_mut() {
+        e.extend(x.iter().zip(y).zip(out.iter_mut()).map(|((&xi, &yi), o)| {
+            let (error, derivative) = error_and_derivative(xi, yi, errors);
+            *o = derivative;
             error
         }));
     } else {
@@ -102,8 +103,8 @@ fn problem<F: Real>(
         let weight = jaccard - previous;
         previous = jaccard;
         value += e[i].to_f64() * weight;
-        if grad {
-            x[i] = F::from_f64(weight) * x[i];
+        if let Some(out) = grad.as_deref_mut() {
+            out[i] = F::from_f64(weight) * out[i];
         }
     }
     value

@@ -62,15 +62,15 @@ pub(crate) struct OverlapParams {
     pub from_logits: bool,
 }
 
-/// The loss of the score per problem (each of the `rows` images, or one for the batch); when
-/// `grad`, overwrites `x` with `d loss_problem / d x`. A zero denominator scores loss 0 with
-/// zero gradient, as in the device path.
+/// The loss of the score per problem (each of the `rows` images, or one for the batch); writes
+/// `d loss_problem / d x` into `grad` when given. A zero denominator scores loss 0 with zero
+/// gradient, as in the device path.
 pub(crate) fn overlap<F: Real>(
-    x: &mut [F],
+    x: &[F],
     y: &[F],
     rows: usize,
     params: OverlapParams,
-    grad: bool,
+    grad: Option<&mut [F]>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -78,10 +78,9 @@ pub(crate) fn overlap<F: Real>(
     let squared = params.squared;
     let soft_label = params.soft_label;
     // Statistics: [sum(p y) or sum|p - y|, |p|, |y|].
-    let read_only: &[F] = x;
     let partial = parallel::map(&chunks, |c| {
         let r = c.range.clone();
-        lanes::sum(&read_only[r.clone()], &y[r], |xi, yi| {
+        lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
             let p = probability(xi, from_logits);
             let first = if soft_label { (p - yi).abs() } else { p * yi };
             if squared {
@@ -100,11 +99,12 @@ pub(crate) fn overlap<F: Real>(
     }
     let scored: Vec<Scored> = stats.iter().map(|s| score(s, &params)).collect();
 
-    if grad {
-        parallel::map_mut(&chunks, x, |c, xs| {
+    if let Some(out) = grad {
+        parallel::map_mut(&chunks, out, |c, out| {
             let s = &scored[if params.batch { 0 } else { c.row }];
             let (a, b) = (F::from_f64(s.d_first), F::from_f64(s.d_predicted));
-            lanes::sum_and_replace(xs, &y[c.range.clone()], |xi, yi| {
+            let r = c.range.clone();
+            lanes::sum_and_write(&x[r.clone()], &y[r], out, |xi, yi| {
                 let p = probability(xi, from_logits);
                 let dp = if from_logits {
                     p * (F::ONE - p)
@@ -206,7 +206,7 @@ mod tests {
         // 3e7 pixels of p = 1/2, y = 1: an f32 running sum of the 1/2s stalls at 2^23, while
         // the exact statistics give Dice = 1 - 3e7 / 4.5e7 = 1/3.
         let len = 30_000_000;
-        let mut x = vec![0.0_f32; len];
+        let x = vec![0.0_f32; len];
         let y = vec![1.0_f32; len];
         let params = OverlapParams {
             ratio: Ratio::DICE,
@@ -218,7 +218,7 @@ mod tests {
             batch: false,
             from_logits: true,
         };
-        let loss = overlap(&mut x, &y, 1, params, false);
+        let loss = overlap(&x, &y, 1, params, None);
         assert!((loss[0] - 1.0 / 3.0).abs() < 1e-12, "{}", loss[0]);
     }
 }

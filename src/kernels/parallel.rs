@@ -71,36 +71,49 @@ where
 }
 
 /// Runs `f(chunk, out_slice)` on every chunk in parallel, where `out_slice` is the chunk's
-/// range of `out` (the input being replaced by its gradient); returns the results in chunk
-/// order.
+/// range of `out` (the gradient being written); returns the results in chunk order.
 pub(crate) fn map_mut<E, T, F>(chunks: &[Chunk], out: &mut [E], f: F) -> Vec<T>
 where
     E: Send,
     T: Send,
     F: Fn(&Chunk, &mut [E]) -> T + Sync,
 {
-    map_mut_with(chunks, out, || (), |(), c, o| f(c, o))
+    map_with(
+        chunks,
+        Some(out),
+        || (),
+        |(), c, o| f(c, o.unwrap_or_default()),
+    )
 }
 
-/// Like [`map_mut`], with a worker state made once per thread by `init` and handed to every
-/// chunk that thread runs (scratch buffers reused across chunks instead of allocated per
-/// chunk: fresh memory costs page faults).
-pub(crate) fn map_mut_with<E, S, T, I, F>(chunks: &[Chunk], out: &mut [E], init: I, f: F) -> Vec<T>
+/// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`), and a
+/// worker state made once per thread by `init` and handed to every chunk that thread runs
+/// (scratch buffers reused across chunks instead of allocated per chunk: fresh memory costs
+/// page faults).
+pub(crate) fn map_with<E, S, T, I, F>(
+    chunks: &[Chunk],
+    out: Option<&mut [E]>,
+    init: I,
+    f: F,
+) -> Vec<T>
 where
     E: Send,
     T: Send,
     I: Fn() -> S + Sync,
-    F: Fn(&mut S, &Chunk, &mut [E]) -> T + Sync,
+    F: Fn(&mut S, &Chunk, Option<&mut [E]>) -> T + Sync,
 {
     // Hand every chunk its own disjoint slice of `out` (the chunks tile `out` in order).
-    let mut pieces: Vec<(&Chunk, &mut [E])> = Vec::with_capacity(chunks.len());
+    let mut pieces: Vec<(&Chunk, Option<&mut [E]>)> = Vec::with_capacity(chunks.len());
     let mut rest = out;
     let mut offset = 0;
     for chunk in chunks {
-        let (piece, tail) = rest.split_at_mut(chunk.range.end - offset);
-        pieces.push((chunk, &mut piece[chunk.range.start - offset..]));
+        let piece = rest.take().map(|r| {
+            let (piece, tail) = r.split_at_mut(chunk.range.end - offset);
+            rest = Some(tail);
+            &mut piece[chunk.range.start - offset..]
+        });
+        pieces.push((chunk, piece));
         offset = chunk.range.end;
-        rest = tail;
     }
     let workers = threads().min(pieces.len());
     if workers <= 1 {

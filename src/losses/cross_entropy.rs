@@ -248,10 +248,10 @@ impl HostKernel for CrossEntropyKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &mut [F],
+        x: &[F],
         y: &[F],
         rows: usize,
-        grad: bool,
+        grad: Option<&mut [F]>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(cross_entropy(
             x,

@@ -1,15 +1,18 @@
 //! The choice between the device path (burn tensor operations) and the host path (the fused
 //! kernels of `crate::kernels`), and how a host-computed gradient joins the autodiff graph.
 //!
-//! The host path reads the logits and targets once, runs a kernel that returns each problem's
-//! value and `g = d value / d x`, uploads `g` once, and returns
+//! The host path runs a kernel that returns each problem's value and `g = d value / d x`. On
+//! flex and ndarray it runs on the backends' own buffers and joins the graph as a custom
+//! autodiff operation (`losses::native`). Elsewhere (a forced `Execution::Host` on another
+//! backend, or a non-contiguous view) it reads the logits and targets once, uploads `g` once,
+//! and returns
 //!
 //! `value + (s - detach(s))`, with `s = sum(x * g)` per problem,
 //!
 //! whose value is exactly `value` (`s - s` is 0) and whose gradient with respect to `x` is
-//! exactly `g`, so the result composes with anything else in the graph (sums of losses,
-//! reductions). When the logits take no part in autodiff, the bare values are returned and no
-//! gradient is computed at all.
+//! exactly `g`. Either way the result composes with anything else in the graph (sums of
+//! losses, reductions), and when the logits take no part in autodiff the bare values are
+//! returned and no gradient is computed at all.
 
 use std::borrow::Cow;
 
@@ -19,22 +22,22 @@ use crate::SegLossError;
 use crate::check;
 use crate::host::{read, upload};
 use crate::kernels::math::Real;
+use crate::losses::native::native_loss;
 use crate::losses::{row_sums, rows};
 use crate::{Execution, Reduction};
 
-/// A loss as the host path runs it: values per problem from slices and, when `grad`, the
-/// gradient of each problem's value with respect to `x` written over `x` itself (the buffer
-/// the logits were read into becomes the gradient, so no other full-size buffer is made).
+/// A loss as the host path runs it: values per problem from slices and, when `grad` is given,
+/// the gradient of each problem's value with respect to `x` written into it.
 pub(crate) trait HostKernel {
     /// `true` when the loss has one problem per image (`[N]` values), `false` for one
     /// problem over the whole batch (`[1]`).
     fn per_image(&self) -> bool;
     fn run<F: Real>(
         &self,
-        x: &mut [F],
+        x: &[F],
         y: &[F],
         rows: usize,
-        grad: bool,
+        grad: Option<&mut [F]>,
     ) -> Result<Vec<f64>, SegLossError>;
 }
 
@@ -89,6 +92,11 @@ pub(crate) fn host_loss<const D: usize>(
     kernel: &impl HostKernel,
 ) -> Result<Tensor<1>, SegLossError> {
     let (n, _) = check::batch_shape(&logits, "logits")?;
+    if let Some(loss) = native_loss(&logits, &targets, n, kernel)? {
+        // Reduced over images; with one problem for the whole batch ([1]) any reduction is
+        // the value itself.
+        return Ok(reduction.apply(loss));
+    }
     let (device, dtype) = (logits.device(), logits.dtype());
     let tracked = logits.is_tracked();
     let x = read(logits.clone());
@@ -124,7 +132,7 @@ pub(crate) fn host_loss<const D: usize>(
 }
 
 /// Runs the kernel on the slices of `x` and `y` as `F`; returns the values and, when `tracked`,
-/// the gradient as tensor data (written over the read copy of `x`).
+/// the gradient as tensor data.
 fn run_typed<F: Real>(
     kernel: &impl HostKernel,
     x: TensorData,
@@ -132,18 +140,11 @@ fn run_typed<F: Real>(
     rows: usize,
     tracked: bool,
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
-    let ys = slice::<F>(y);
-    // Reuses the read buffer (it is owned: `read` made it); copies only if it is misaligned.
-    let mut xs: Vec<F> = x
-        .try_into_vec::<F>()
-        .map_err(|_| SegLossError::InvalidParameter {
-            name: "execution",
-            value: 0.0,
-            allowed: "the host path takes f32 or f64 inputs",
-        })?;
-    let values = kernel.run(&mut xs, &ys, rows, tracked)?;
+    let (xs, ys) = (slice::<F>(&x), slice::<F>(y));
+    let mut grad = tracked.then(|| vec![F::ZERO; xs.len()]);
+    let values = kernel.run(&xs, &ys, rows, grad.as_deref_mut())?;
     let len = xs.len() / rows;
-    Ok((values, tracked.then(|| TensorData::new(xs, [rows, len]))))
+    Ok((values, grad.map(|g| TensorData::new(g, [rows, len]))))
 }
 
 /// The data as a slice of `F`: borrowed when its bytes are aligned for `F` (always, in

@@ -135,10 +135,10 @@ impl HostKernel for FocalKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &mut [F],
+        x: &[F],
         y: &[F],
         rows: usize,
-        grad: bool,
+        grad: Option<&mut [F]>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(focal_kernel(x, y, rows, self.0, grad))
     }

@@ -251,10 +251,10 @@ impl HostKernel for LovaszKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &mut [F],
+        x: &[F],
         y: &[F],
         rows: usize,
-        grad: bool,
+        grad: Option<&mut [F]>,
     ) -> Result<Vec<f64>, SegLossError> {
         check_values(y, TargetKind::Hard)?;
         Ok(lovasz_kernel(x, y, rows, self.per_image, self.errors, grad))

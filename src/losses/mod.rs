@@ -38,6 +38,7 @@ mod lovasz;
 mod lovasz_softmax;
 mod multiclass;
 mod multiclass_focal;
+mod native;
 mod overlap;
 mod tversky;
 

@@ -203,10 +203,10 @@ impl HostKernel for OverlapKernel {
     }
     fn run<F: Real>(
         &self,
-        x: &mut [F],
+        x: &[F],
         y: &[F],
         rows: usize,
-        grad: bool,
+        grad: Option<&mut [F]>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(overlap(x, y, rows, self.0, grad))
     }

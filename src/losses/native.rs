@@ -1,0 +1,331 @@
+//! The host path on the CPU backends themselves (flex, ndarray): the kernel reads the logits and
+//! targets where the backend keeps them (borrowed slices, no copy), writes the gradient once
+//! into a fresh buffer, and the loss joins the autodiff graph as one custom operation whose
+//! backward hands that buffer on, scaled in place by the incoming gradient.
+//!
+//! Why not the generic attach of `execution` (`value + (s - detach(s))`, `s = sum(x * g)`)
+//! everywhere: through burn's tensor API it costs six full-size buffers per forward+backward
+//! (a copy of the logits and of the targets to read them, `x * g`, and in the backward
+//! burn-autodiff's `sum` builds `ones(shape) * grad` before the product's backward makes the
+//! gradient). Each fresh 16 MB buffer costs page faults (about 6 ms on the 2-core development
+//! machine, more than the kernel itself), because glibc hands large freed blocks back to the
+//! kernel. Here a forward+backward makes exactly one: the gradient the caller receives.
+//!
+//! The custom operation is burn-autodiff's public extension API (`Backward`, `OpsKind`), on the
+//! concrete backend primitives that burn 0.22 exposes through `Tensor::try_into_primitive`.
+//! Tensors it cannot take (other backends, non-contiguous views) go to the generic path.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
+use burn::tensor::{Shape, Tensor, TensorData};
+
+use crate::SegLossError;
+use crate::kernels::math::Real;
+use crate::kernels::parallel;
+use crate::losses::execution::HostKernel;
+
+/// The contiguous values of a float tensor, borrowed from the backend's buffer.
+pub(crate) enum Values<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+/// The values of a float tensor, borrowed mutably (the tensor owns its buffer alone).
+pub(crate) enum ValuesMut<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+}
+
+/// A CPU backend whose float tensors the host kernels read and write in place.
+pub(crate) trait NativeBackend: Backend {
+    /// The tensor's values when they are contiguous f32 or f64 (`None` otherwise).
+    fn values(tensor: &Self::FloatTensorPrimitive) -> Option<Values<'_>>;
+    /// The values, when the tensor is contiguous and the only owner of its buffer.
+    fn values_mut(tensor: &mut Self::FloatTensorPrimitive) -> Option<ValuesMut<'_>>;
+    /// A tensor that takes `data`'s buffer (no copy).
+    fn from_data(data: TensorData) -> Self::FloatTensorPrimitive;
+    /// The values of a small tensor, whatever its layout, as f64.
+    fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64>;
+}
+
+#[cfg(feature = "flex")]
+impl NativeBackend for burn::backend::Flex {
+    fn values(tensor: &Self::FloatTensorPrimitive) -> Option<Values<'_>> {
+        match tensor.dtype() {
+            burn::tensor::DType::F32 => tensor.as_slice::<f32>().map(Values::F32),
+            burn::tensor::DType::F64 => tensor.as_slice::<f64>().map(Values::F64),
+            _ => None,
+        }
+    }
+    fn values_mut(tensor: &mut Self::FloatTensorPrimitive) -> Option<ValuesMut<'_>> {
+        let offsets = tensor.layout().contiguous_offsets();
+        let (start, end) = offsets.filter(|&(start, _)| start == 0)?;
+        match tensor.dtype() {
+            burn::tensor::DType::F32 => tensor
+                .try_storage_mut::<f32>()
+                .map(|s| ValuesMut::F32(&mut s[start..end])),
+            burn::tensor::DType::F64 => tensor
+                .try_storage_mut::<f64>()
+                .map(|s| ValuesMut::F64(&mut s[start..end])),
+            _ => None,
+        }
+    }
+    fn from_data(data: TensorData) -> Self::FloatTensorPrimitive {
+        burn::backend::flex::FlexTensor::from_data(data)
+    }
+    fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64> {
+        tensor
+            .to_contiguous()
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
+impl NativeBackend for burn::backend::NdArray {
+    fn values(tensor: &Self::FloatTensorPrimitive) -> Option<Values<'_>> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match tensor {
+            NdArrayTensor::F32(s) => s.view().to_slice().map(Values::F32),
+            NdArrayTensor::F64(s) => s.view().to_slice().map(Values::F64),
+            _ => None,
+        }
+    }
+    fn values_mut(tensor: &mut Self::FloatTensorPrimitive) -> Option<ValuesMut<'_>> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match tensor {
+            NdArrayTensor::F32(s) if s.is_unique() => {
+                s.ensure_owned().as_slice_mut().map(ValuesMut::F32)
+            }
+            NdArrayTensor::F64(s) if s.is_unique() => {
+                s.ensure_owned().as_slice_mut().map(ValuesMut::F64)
+            }
+            _ => None,
+        }
+    }
+    fn from_data(data: TensorData) -> Self::FloatTensorPrimitive {
+        burn::backend::ndarray::NdArrayTensor::from_data(data)
+    }
+    fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match tensor {
+            NdArrayTensor::F32(s) => s.view().iter().map(|&v| f64::from(v)).collect(),
+            NdArrayTensor::F64(s) => s.view().iter().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs `kernel` on `logits` and `targets` natively when they live on a backend of this
+/// crate's [`NativeBackend`]s and their values can be borrowed; `Ok(None)` sends the call to
+/// the generic path. The result is one value per problem (`[N]`, or `[1]` for the batch).
+pub(crate) fn native_loss<const D: usize>(
+    logits: &Tensor<D>,
+    targets: &Tensor<D>,
+    rows: usize,
+    kernel: &impl HostKernel,
+) -> Result<Option<Tensor<1>>, SegLossError> {
+    #[cfg(feature = "flex")]
+    if let Some(loss) = on_backend::<burn::backend::Flex, D>(logits, targets, rows, kernel)? {
+        return Ok(Some(loss));
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if let Some(loss) = on_backend::<burn::backend::NdArray, D>(logits, targets, rows, kernel)? {
+        return Ok(Some(loss));
+    }
+    let _ = (logits, targets, rows, kernel);
+    Ok(None)
+}
+
+/// [`native_loss`] on backend `B`, with or without autodiff (either checkpointing strategy).
+#[allow(dead_code)] // Unused in builds without a CPU backend.
+fn on_backend<B: NativeBackend, const D: usize>(
+    logits: &Tensor<D>,
+    targets: &Tensor<D>,
+    rows: usize,
+    kernel: &impl HostKernel,
+) -> Result<Option<Tensor<1>>, SegLossError>
+where
+    DispatchTensor: DispatchKindConversion<B>
+        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
+        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
+{
+    let Some(y) = inner_primitive::<B, D>(targets) else {
+        return Ok(None);
+    };
+    if let Ok(x) = logits.clone().try_into_primitive::<B>() {
+        let Some((values, _)) = run::<B>(kernel, &x, &y, rows, false)? else {
+            return Ok(None);
+        };
+        return Ok(Some(Tensor::from_primitive::<B>(values)));
+    }
+    if let Some(loss) = with_autodiff::<B, NoCheckpointing, D>(logits, &y, rows, kernel)? {
+        return Ok(Some(loss));
+    }
+    with_autodiff::<B, BalancedCheckpointing, D>(logits, &y, rows, kernel)
+}
+
+/// The loss as a node of burn-autodiff's graph on `Autodiff<B, C>`, when `logits` live there.
+fn with_autodiff<B, C, const D: usize>(
+    logits: &Tensor<D>,
+    y: &B::FloatTensorPrimitive,
+    rows: usize,
+    kernel: &impl HostKernel,
+) -> Result<Option<Tensor<1>>, SegLossError>
+where
+    B: NativeBackend,
+    C: CheckpointStrategy,
+    DispatchTensor: DispatchKindConversion<Autodiff<B, C>>,
+{
+    let Ok(x) = logits.clone().try_into_primitive::<Autodiff<B, C>>() else {
+        return Ok(None);
+    };
+    if B::values(x.primitive()).is_none() {
+        return Ok(None);
+    }
+    // The kernel writes the gradient only when the graph will ask for it.
+    let output = match HostGradient
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => match run::<B>(kernel, x.primitive(), y, rows, true)? {
+            Some((values, Some(gradient))) => prep.finish(gradient, values),
+            _ => return Ok(None),
+        },
+        OpsKind::UnTracked(prep) => match run::<B>(kernel, x.primitive(), y, rows, false)? {
+            Some((values, _)) => prep.finish(values),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Tensor::from_primitive::<Autodiff<B, C>>(output)))
+}
+
+/// The backend primitive of a tensor that takes no gradient (targets), on `B` with or without
+/// autodiff.
+fn inner_primitive<B: NativeBackend, const D: usize>(
+    tensor: &Tensor<D>,
+) -> Option<B::FloatTensorPrimitive>
+where
+    DispatchTensor: DispatchKindConversion<B>
+        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
+        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
+{
+    let tensor = tensor.clone();
+    if let Ok(t) = tensor.clone().try_into_primitive::<B>() {
+        return Some(t);
+    }
+    if let Ok(t) = tensor
+        .clone()
+        .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+    {
+        return Some(t.into_primitive());
+    }
+    tensor
+        .try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
+        .ok()
+        .map(|t| t.into_primitive())
+}
+
+/// The kernel on borrowed values: the values per problem as a tensor and, when `grad`, the
+/// gradient as a tensor shaped like `x`. `None` when either tensor cannot be borrowed.
+#[allow(clippy::type_complexity)]
+fn run<B: NativeBackend>(
+    kernel: &impl HostKernel,
+    x: &B::FloatTensorPrimitive,
+    y: &B::FloatTensorPrimitive,
+    rows: usize,
+    grad: bool,
+) -> Result<Option<(B::FloatTensorPrimitive, Option<B::FloatTensorPrimitive>)>, SegLossError> {
+    let shape = TensorMetadata::shape(x);
+    let (values, gradient) = match (B::values(x), B::values(y)) {
+        (Some(Values::F32(x)), Some(Values::F32(y))) => typed(kernel, x, y, rows, grad, shape)?,
+        (Some(Values::F64(x)), Some(Values::F64(y))) => typed(kernel, x, y, rows, grad, shape)?,
+        _ => return Ok(None),
+    };
+    Ok(Some((B::from_data(values), gradient.map(B::from_data))))
+}
+
+/// [`run`] in the element type `F`. The gradient buffer is zeroed by the allocator (`calloc`
+/// maps fresh zero pages), so the kernel's writes are its only pass over it.
+fn typed<F: Real>(
+    kernel: &impl HostKernel,
+    x: &[F],
+    y: &[F],
+    rows: usize,
+    grad: bool,
+    shape: Shape,
+) -> Result<(TensorData, Option<TensorData>), SegLossError> {
+    let mut gradient = grad.then(|| vec![F::ZERO; x.len()]);
+    let values = kernel.run(x, y, rows, gradient.as_deref_mut())?;
+    let problems = values.len();
+    let values: Vec<F> = values.into_iter().map(F::from_f64).collect();
+    Ok((
+        TensorData::new(values, [problems]),
+        gradient.map(|g| TensorData::new(g, shape)),
+    ))
+}
+
+/// The backward of a host-kernel loss: its state is `g = d value_problem / d x` (shaped like
+/// `x`, problems along the first axis in equal rows), and the gradient with respect to `x` is
+/// `g` with each problem's rows scaled by the incoming gradient of that problem's value.
+#[derive(Debug)]
+struct HostGradient;
+
+impl<B: NativeBackend> Backward<B, 1> for HostGradient {
+    type State = B::FloatTensorPrimitive;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let gradient = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |incoming| {
+            scale_problems::<B>(gradient, &B::to_f64(&incoming))
+        });
+    }
+}
+
+/// `g` with problem `k`'s equal share of rows multiplied by `factors[k]`: in place (the state
+/// is the buffer's only owner), and not at all when every factor is 1 (a plain `sum`).
+fn scale_problems<B: NativeBackend>(
+    mut g: B::FloatTensorPrimitive,
+    factors: &[f64],
+) -> B::FloatTensorPrimitive {
+    if factors.iter().all(|&f| f == 1.0) {
+        return g;
+    }
+    match B::values_mut(&mut g) {
+        Some(ValuesMut::F32(values)) => scale(values, factors),
+        Some(ValuesMut::F64(values)) => scale(values, factors),
+        None => {
+            // Shared or strided (not produced by this module): scale a contiguous copy.
+            let shape = TensorMetadata::shape(&g);
+            let data = B::to_f64(&g);
+            let mut copy = data;
+            scale(&mut copy, factors);
+            let dtype = TensorMetadata::dtype(&g);
+            return B::from_data(TensorData::new(copy, shape).convert_dtype(dtype));
+        }
+    }
+    g
+}
+
+/// Multiplies each of `factors.len()` equal consecutive parts of `values` by its factor, in
+/// parallel.
+fn scale<F: Real>(values: &mut [F], factors: &[f64]) {
+    let problems = factors.len().max(1);
+    let chunks = parallel::chunks(problems, values.len() / problems);
+    parallel::map_mut(&chunks, values, |c, part| {
+        let f = F::from_f64(factors[c.row]);
+        for v in part {
+            *v = *v * f;
+        }
+    });
+}
