@@ -1,7 +1,8 @@
 //! The host kernels against the burn-operations path: every loss and option, values (every
 //! reduction) and gradients, on random shapes and on fixed batches; composition with other
 //! losses in one graph; per-image weights on the values, gradient checkpointing and strided
-//! views; untracked inputs; the errors specific to `Execution::Host`.
+//! views; compound losses whose host terms share one gradient; untracked inputs; the errors
+//! specific to `Execution::Host`.
 
 mod common;
 
@@ -9,8 +10,11 @@ use burn::tensor::{DType, Device, Tensor};
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use segloss::losses::{SoftDiceConfig, soft_dice};
-use segloss::{Execution, Reduction, SegLossError};
+use segloss::losses::{
+    BinaryCrossEntropyConfig, CompoundConfig, FocalConfig, Loss, LovaszConfig, SoftDiceConfig,
+    SoftJaccardConfig, compound, soft_dice,
+};
+use segloss::{Aggregation, Execution, Reduction, SegLossError};
 use serde_json::{Value, json};
 
 /// Options that change the computation, per loss, sampled.
@@ -325,6 +329,83 @@ fn host_gradients_follow_the_graph_around_the_loss() {
                 assert_close(&values, &reference_values, 1e-5, 1e-6, &what);
                 assert_close(&grad, &reference_grad, 1e-5, 1e-7, &what);
             }
+        }
+    }
+}
+
+#[test]
+fn compound_host_terms_match_the_sum_of_the_separate_terms() {
+    // A compound's host terms run as one operation with one shared gradient buffer; each
+    // term's reduction (mean, sum, batch statistics, a batch-wide Lovász problem) scales its
+    // share. Reference: the same terms computed one by one and added in the graph.
+    const SHAPE: [usize; 4] = [3, 1, 6, 7];
+    let n: usize = SHAPE.iter().product();
+    let mut rng = TestRng::new(12);
+    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
+    let y = rng.mask(n, 0.4);
+    let reduced = vec![
+        (0.7, Loss::SoftDice(SoftDiceConfig::new())),
+        (
+            1.3,
+            Loss::BinaryCrossEntropy(
+                BinaryCrossEntropyConfig::new().with_reduction(Reduction::Sum),
+            ),
+        ),
+        (
+            0.4,
+            Loss::SoftJaccard(SoftJaccardConfig::new().with_aggregation(Aggregation::Batch)),
+        ),
+        (
+            0.9,
+            Loss::LovaszHinge(LovaszConfig::new().with_per_image(false)),
+        ),
+        // A device-path term among the host terms.
+        (
+            0.2,
+            Loss::Focal(FocalConfig::new().with_execution(Execution::Device)),
+        ),
+    ];
+    let per_image = vec![
+        (
+            0.6,
+            Loss::SoftDice(SoftDiceConfig::new().with_reduction(Reduction::None)),
+        ),
+        (
+            1.1,
+            Loss::Focal(FocalConfig::new().with_reduction(Reduction::None)),
+        ),
+        (
+            0.3,
+            Loss::LovaszSigmoid(LovaszConfig::new().with_reduction(Reduction::None)),
+        ),
+    ];
+    for (backend, device) in cpu_devices() {
+        let device = device.autodiff();
+        for terms in [&reduced, &per_image] {
+            // Unequal weights on the values reach every image's share of the gradient.
+            let total = |values: Tensor<1>| {
+                let weights: Vec<f64> = (0..values.dims()[0]).map(|k| 1.0 + k as f64).collect();
+                (values * Tensor::<1>::from_floats(weights.as_slice(), &device)).sum()
+            };
+            let xt = tensor(&x, SHAPE, &device, DType::F32).require_grad();
+            let yt = tensor(&y, SHAPE, &device, DType::F32);
+            let mut config = CompoundConfig::new();
+            for (weight, loss) in terms.iter() {
+                config = config.with_term(*weight, loss.clone());
+            }
+            let values = compound(xt.clone(), yt.clone(), &config).unwrap();
+            let grad = to_vec(xt.grad(&total(values.clone()).backward()).unwrap());
+
+            let xr = tensor(&x, SHAPE, &device, DType::F32).require_grad();
+            let reference = terms
+                .iter()
+                .map(|(w, loss)| loss.compute(xr.clone(), yt.clone()).unwrap().mul_scalar(*w))
+                .reduce(|a, b| a + b)
+                .unwrap();
+            let reference_grad = to_vec(xr.grad(&total(reference.clone()).backward()).unwrap());
+            let what = format!("{backend} {} terms", terms.len());
+            assert_close(&to_vec(values), &to_vec(reference), 1e-5, 1e-6, &what);
+            assert_close(&grad, &reference_grad, 1e-5, 1e-7, &what);
         }
     }
 }

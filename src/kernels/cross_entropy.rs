@@ -1,9 +1,9 @@
 //! Binary cross-entropy and weighted cross-entropy: value per image and gradient, one fused
 //! pass.
 
-use super::lanes;
 use super::math::{Real, sigmoid_from};
 use super::parallel::{self, Chunk};
+use super::{Gradient, lanes};
 
 /// The class weights of the cross-entropy: `w_fg` on `-y ln p`, `w_bg` on `-(1-y) ln(1-p)`.
 #[derive(Clone, Copy, Debug)]
@@ -25,13 +25,12 @@ pub(crate) fn cross_entropy<F: Real>(
     rows: usize,
     from_logits: bool,
     weights: ClassWeights,
-    grad: Option<&mut [F]>,
+    grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
     let (fg, bg) = resolve(weights, y, &chunks);
     let (fg, bg) = (F::from_f64(fg), F::from_f64(bg));
-    let inv_len = F::from_f64(1.0 / len as f64);
     // Weight times target first: where the target is 0 the weight may be huge, and
     // (w * y) * l stays 0 while w * (y * l) could not.
     let partial: Vec<[f64; 1]> = match (grad, from_logits) {
@@ -49,25 +48,45 @@ pub(crate) fn cross_entropy<F: Real>(
                 [(fg * yi) * neg_log_p.0 + (bg * (F::ONE - yi)) * neg_log_not_p.0]
             })
         }),
-        (Some(out), true) => parallel::map_mut(&chunks, out, |c, out| {
-            let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], out, |xi, yi| {
-                let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
-                let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
-                // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
-                let d = wy * (p - F::ONE) + wn * p;
-                ([wy * neg_log_p + wn * neg_log_not_p], d * inv_len)
+        (
+            Some(Gradient {
+                out,
+                scale,
+                accumulate,
+            }),
+            true,
+        ) => {
+            let step = F::from_f64(scale / len as f64);
+            parallel::map_mut(&chunks, out, |c, out| {
+                let r = c.range.clone();
+                lanes::sum_and_write(&x[r.clone()], &y[r], out, accumulate, |xi, yi| {
+                    let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
+                    let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
+                    // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
+                    let d = wy * (p - F::ONE) + wn * p;
+                    ([wy * neg_log_p + wn * neg_log_not_p], d * step)
+                })
             })
-        }),
-        (Some(out), false) => parallel::map_mut(&chunks, out, |c, out| {
-            let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], out, |pi, yi| {
-                let (neg_log_p, neg_log_not_p) = from_probability(pi);
-                let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
-                let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;
-                ([wy * neg_log_p.0 + wn * neg_log_not_p.0], d * inv_len)
+        }
+        (
+            Some(Gradient {
+                out,
+                scale,
+                accumulate,
+            }),
+            false,
+        ) => {
+            let step = F::from_f64(scale / len as f64);
+            parallel::map_mut(&chunks, out, |c, out| {
+                let r = c.range.clone();
+                lanes::sum_and_write(&x[r.clone()], &y[r], out, accumulate, |pi, yi| {
+                    let (neg_log_p, neg_log_not_p) = from_probability(pi);
+                    let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
+                    let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;
+                    ([wy * neg_log_p.0 + wn * neg_log_not_p.0], d * step)
+                })
             })
-        }),
+        }
     };
     parallel::per_row(&chunks, &partial, rows)
         .into_iter()

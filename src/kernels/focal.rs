@@ -1,9 +1,9 @@
 //! The binary focal loss: value per image and gradient, one fused pass.
 
 use super::cross_entropy::{from_logit, from_probability};
-use super::lanes;
 use super::math::{Real, sigmoid_from};
 use super::parallel;
+use super::{Gradient, lanes};
 
 /// The options of the focal loss, as the kernel sees them.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +21,7 @@ pub(crate) fn focal<F: Real>(
     y: &[F],
     rows: usize,
     params: FocalParams,
-    grad: Option<&mut [F]>,
+    grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -31,14 +31,18 @@ pub(crate) fn focal<F: Real>(
         Some(a) => (F::from_f64(1.0 - a), F::from_f64(2.0 * a - 1.0)),
         None => (F::ONE, F::ZERO),
     };
+    let scale = grad.as_ref().map_or(1.0, |g| g.scale);
     let pixel = Pixel {
         gamma,
         alpha_0,
         alpha_1,
-        inv_len: F::from_f64(1.0 / len as f64),
+        step: F::from_f64(scale / len as f64),
         from_logits: params.from_logits,
     };
-    let partial: Vec<[f64; 1]> = if let Some(out) = grad {
+    let partial: Vec<[f64; 1]> = if let Some(Gradient {
+        out, accumulate, ..
+    }) = grad
+    {
         parallel::map_mut(&chunks, out, |c, out| {
             let r = c.range.clone();
             // Forced inline: LLVM otherwise calls this large body out of line, scalar.
@@ -46,6 +50,7 @@ pub(crate) fn focal<F: Real>(
                 &x[r.clone()],
                 &y[r],
                 out,
+                accumulate,
                 #[inline(always)]
                 |xi, yi| {
                     let (term, d) = pixel.term_and_derivative(xi, yi);
@@ -76,12 +81,13 @@ struct Pixel<F> {
     gamma: F,
     alpha_0: F,
     alpha_1: F,
-    inv_len: F,
+    /// The gradient's factor: its scale over the pixels of an image.
+    step: F,
     from_logits: bool,
 }
 
 impl<F: Real> Pixel<F> {
-    /// `(alpha_t m ce, d(alpha_t m ce)/dx / len)` of one pixel, forced inline (with the
+    /// `(alpha_t m ce, step * d(alpha_t m ce)/dx)` of one pixel, forced inline (with the
     /// closures around it) into the SIMD copies of the loops: called out of line it runs
     /// scalar, 20x slower (measured).
     #[inline(always)]
@@ -114,9 +120,6 @@ impl<F: Real> Pixel<F> {
             let dce = yi * d_neg_log_p + (F::ONE - yi) * d_neg_log_not_p;
             (m, dm, ce, dce)
         };
-        (
-            alpha_t * m * ce,
-            alpha_t * (dm * ce + m * dce) * self.inv_len,
-        )
+        (alpha_t * m * ce, alpha_t * (dm * ce + m * dce) * self.step)
     }
 }

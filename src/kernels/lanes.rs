@@ -34,23 +34,25 @@ pub(crate) fn sum<F: Real, const K: usize>(
     sum_body(x, y, f)
 }
 
-/// Like [`sum`], and also writes `out_i` (the gradient) from the same evaluation:
-/// `f(x_i, y_i) = (terms, out_i)`. `out` has the length of `x`.
+/// Like [`sum`], and also writes `g_i` (the gradient) from the same evaluation,
+/// `f(x_i, y_i) = (terms, g_i)`: `out_i = g_i`, or `out_i += g_i` when `accumulate` (a term
+/// of a sum of losses). `out` has the length of `x`.
 #[inline]
 pub(crate) fn sum_and_write<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
     out: &mut [F],
+    accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
-        SimdLevel::Avx512 => return unsafe { x86::sum_and_write_avx512(x, y, out, f) },
-        SimdLevel::Avx2 => return unsafe { x86::sum_and_write_avx2(x, y, out, f) },
+        SimdLevel::Avx512 => return unsafe { x86::sum_and_write_avx512(x, y, out, accumulate, f) },
+        SimdLevel::Avx2 => return unsafe { x86::sum_and_write_avx2(x, y, out, accumulate, f) },
         SimdLevel::Baseline => {}
     }
-    sum_and_write_body(x, y, out, f)
+    sum_and_write_body(x, y, out, accumulate, f)
 }
 
 #[inline(always)]
@@ -78,6 +80,22 @@ fn sum_and_write_body<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
     out: &mut [F],
+    accumulate: bool,
+    f: impl Fn(F, F) -> ([F; K], F),
+) -> [f64; K] {
+    // The choice is made once, outside the loop, so that each loop stays a plain map.
+    if accumulate {
+        write_body::<F, K, true>(x, y, out, f)
+    } else {
+        write_body::<F, K, false>(x, y, out, f)
+    }
+}
+
+#[inline(always)]
+fn write_body<F: Real, const K: usize, const ADD: bool>(
+    x: &[F],
+    y: &[F],
+    out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
     debug_assert_eq!(x.len(), y.len());
@@ -92,7 +110,7 @@ fn sum_and_write_body<F: Real, const K: usize>(
         let n = xs.len().min(ys.len()).min(os.len());
         for i in 0..n {
             let (t, o) = f(xs[i], ys[i]);
-            os[i] = o;
+            os[i] = if ADD { os[i] + o } else { o };
             for k in 0..K {
                 terms[k][i] = t[k];
             }
@@ -175,9 +193,10 @@ mod x86 {
         x: &[F],
         y: &[F],
         out: &mut [F],
+        accumulate: bool,
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> [f64; K] {
-        sum_and_write_body(x, y, out, f)
+        sum_and_write_body(x, y, out, accumulate, f)
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
@@ -185,9 +204,10 @@ mod x86 {
         x: &[F],
         y: &[F],
         out: &mut [F],
+        accumulate: bool,
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> [f64; K] {
-        sum_and_write_body(x, y, out, f)
+        sum_and_write_body(x, y, out, accumulate, f)
     }
 }
 
@@ -203,9 +223,15 @@ mod tests {
             let expected = f64::from(n * (n - 1).max(0)) / 2.0;
             assert_eq!(sum(&x, &y, |a, b| [a, a * b]), [expected, 2.0 * expected]);
             let mut out = vec![0.0; x.len()];
-            let s = sum_and_write(&x, &y, &mut out, |a, b| ([a], a + b));
+            let s = sum_and_write(&x, &y, &mut out, false, |a, b| ([a], a + b));
             assert_eq!(s, [expected]);
             assert!(out.iter().enumerate().all(|(i, &o)| o == i as f64 + 2.0));
+            sum_and_write(&x, &y, &mut out, true, |a, _| ([a], a));
+            assert!(
+                out.iter()
+                    .enumerate()
+                    .all(|(i, &o)| o == 2.0 * i as f64 + 2.0)
+            );
         }
     }
 

@@ -3,9 +3,9 @@
 //! then one pass over the sorted pixels computing the Lovász weights, the value and the
 //! gradient together. Problems (images) run in parallel.
 
-use super::lanes;
 use super::math::Real;
 use super::parallel::{self, Chunk};
+use super::{Gradient, lanes};
 
 /// The per-pixel errors whose Lovász extension is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub(crate) fn lovasz<F: Real>(
     rows: usize,
     per_image: bool,
     errors: Errors,
-    grad: Option<&mut [F]>,
+    grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
     let (problems, len) = if per_image {
         (rows, x.len() / rows)
@@ -37,16 +37,31 @@ pub(crate) fn lovasz<F: Real>(
             range: row * len..(row + 1) * len,
         })
         .collect();
-    parallel::map_with(&chunks, grad, Scratch::default, |scratch, c, out| {
-        let r = c.range.clone();
-        problem(&x[r.clone()], &y[r], errors, out, scratch)
-    })
+    let (scale, accumulate) = grad
+        .as_ref()
+        .map_or((1.0, false), |g| (g.scale, g.accumulate));
+    parallel::map_with(
+        &chunks,
+        grad.map(|g| g.out),
+        Scratch::default,
+        |scratch, c, out| {
+            let r = c.range.clone();
+            let out = out.map(|out| Gradient {
+                out,
+                scale,
+                accumulate,
+            });
+            problem(&x[r.clone()], &y[r], errors, out, scratch)
+        },
+    )
 }
 
 /// A worker's buffers, reused for every problem it solves: otherwise each image allocates,
 /// and page-faults on, about 28 bytes per pixel (errors, keys, the sort buffer, the order).
 struct Scratch<F> {
     errors: Vec<F>,
+    /// `d e_i / d x_i`, when the gradient is asked for.
+    derivatives: Vec<F>,
     /// Sort keys `(!error bits << 32) | pixel`, sorted in place: the order is their low half.
     keys: Vec<u64>,
     /// The radix sort's second buffer.
@@ -57,6 +72,7 @@ impl<F> Default for Scratch<F> {
     fn default() -> Self {
         Scratch {
             errors: Vec::new(),
+            derivatives: Vec::new(),
             keys: Vec::new(),
             buffer: Vec::new(),
         }
@@ -68,17 +84,19 @@ fn problem<F: Real>(
     x: &[F],
     y: &[F],
     errors: Errors,
-    mut grad: Option<&mut [F]>,
+    mut grad: Option<Gradient<'_, F>>,
     scratch: &mut Scratch<F>,
 ) -> f64 {
-    // One pass computes each error and, when needed, writes d e_i / d x_i into the gradient,
-    // so the pass over the sorted pixels only scales it (no second sigmoid per pixel).
+    // One pass computes each error and, when needed, d e_i / d x_i, so the pass over the
+    // sorted pixels only scales it (no second sigmoid per pixel).
     let e = &mut scratch.errors;
     e.clear();
-    if let Some(out) = grad.as_deref_mut() {
-        e.extend(x.iter().zip(y).zip(out.iter_mut()).map(|((&xi, &yi), o)| {
+    if grad.is_some() {
+        let derivatives = &mut scratch.derivatives;
+        derivatives.clear();
+        e.extend(x.iter().zip(y).map(|(&xi, &yi)| {
             let (error, derivative) = error_and_derivative(xi, yi, errors);
-            *o = derivative;
+            derivatives.push(derivative);
             error
         }));
     } else {
@@ -103,8 +121,9 @@ fn problem<F: Real>(
         let weight = jaccard - previous;
         previous = jaccard;
         value += e[i].to_f64() * weight;
-        if let Some(out) = grad.as_deref_mut() {
-            out[i] = F::from_f64(weight) * out[i];
+        if let Some(g) = grad.as_mut() {
+            let d = F::from_f64(g.scale * weight) * scratch.derivatives[i];
+            g.out[i] = if g.accumulate { g.out[i] + d } else { d };
         }
     }
     value

@@ -15,3 +15,23 @@ pub(crate) mod lovasz;
 pub(crate) mod math;
 pub(crate) mod overlap;
 pub(crate) mod parallel;
+
+/// Where a kernel writes the gradient of each problem's value with respect to `x`, and how:
+/// `out = scale * g`, or `out += scale * g` when `accumulate`. A lone loss writes `g` itself;
+/// a term of a compound loss adds its weighted share into the buffer the terms share.
+pub(crate) struct Gradient<'a, F> {
+    pub out: &'a mut [F],
+    pub scale: f64,
+    pub accumulate: bool,
+}
+
+impl<'a, F> Gradient<'a, F> {
+    /// `out = g`.
+    pub fn new(out: &'a mut [F]) -> Self {
+        Gradient {
+            out,
+            scale: 1.0,
+            accumulate: false,
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Soft Dice, soft Jaccard and Tversky: one pass for the soft statistics, one for the
 //! gradient.
 
-use super::lanes;
 use super::math::{Real, sigmoid_from};
 use super::parallel;
+use super::{Gradient, lanes};
 
 /// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics
 /// `I` (intersection), `|p|` and `|y|`, as the coefficients of a linear ratio.
@@ -70,7 +70,7 @@ pub(crate) fn overlap<F: Real>(
     y: &[F],
     rows: usize,
     params: OverlapParams,
-    grad: Option<&mut [F]>,
+    grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
@@ -99,12 +99,20 @@ pub(crate) fn overlap<F: Real>(
     }
     let scored: Vec<Scored> = stats.iter().map(|s| score(s, &params)).collect();
 
-    if let Some(out) = grad {
+    if let Some(Gradient {
+        out,
+        scale,
+        accumulate,
+    }) = grad
+    {
         parallel::map_mut(&chunks, out, |c, out| {
             let s = &scored[if params.batch { 0 } else { c.row }];
-            let (a, b) = (F::from_f64(s.d_first), F::from_f64(s.d_predicted));
+            let (a, b) = (
+                F::from_f64(scale * s.d_first),
+                F::from_f64(scale * s.d_predicted),
+            );
             let r = c.range.clone();
-            lanes::sum_and_write(&x[r.clone()], &y[r], out, |xi, yi| {
+            lanes::sum_and_write(&x[r.clone()], &y[r], out, accumulate, |xi, yi| {
                 let p = probability(xi, from_logits);
                 let dp = if from_logits {
                     p * (F::ONE - p)

@@ -3,14 +3,22 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::SegLossError;
+use crate::kernels::Gradient;
+use crate::kernels::math::Real;
+use crate::losses::cross_entropy::{binary_cross_entropy_plan, weighted_cross_entropy_plan};
+use crate::losses::dice::soft_dice_plan;
+use crate::losses::execution::{AnyKernel, HostKernel, Plan, host_loss};
+use crate::losses::focal::focal_plan;
+use crate::losses::jaccard::soft_jaccard_plan;
+use crate::losses::lovasz::{lovasz_hinge_plan, lovasz_sigmoid_plan};
+use crate::losses::tversky::tversky_plan;
 use crate::losses::{
     BinaryCrossEntropyConfig, ClassTargets, FocalConfig, GeneralizedDiceConfig, LovaszConfig,
     LovaszSoftmaxConfig, MulticlassFocalConfig, MulticlassOverlapConfig, SoftDiceConfig,
-    SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, binary_cross_entropy, focal,
-    generalized_dice, lovasz_hinge, lovasz_sigmoid, lovasz_softmax, multiclass_focal,
-    multiclass_overlap, soft_dice, soft_jaccard, tversky, weighted_cross_entropy,
+    SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, generalized_dice, lovasz_softmax,
+    multiclass_focal, multiclass_overlap,
 };
+use crate::{Reduction, SegLossError};
 
 /// Any binary loss of the crate together with its options: a term of a [`CompoundConfig`],
 /// and a way to pick a loss at run time (from a config file, say).
@@ -44,15 +52,24 @@ impl Loss {
         logits: Tensor<D>,
         targets: Tensor<D>,
     ) -> Result<Tensor<1>, SegLossError> {
+        self.plan(logits, targets)?.run()
+    }
+
+    /// [`Loss::compute`] up to the choice of the execution path.
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+    ) -> Result<Plan<D>, SegLossError> {
         match self {
-            Loss::BinaryCrossEntropy(c) => binary_cross_entropy(logits, targets, c),
-            Loss::WeightedCrossEntropy(c) => weighted_cross_entropy(logits, targets, c),
-            Loss::SoftDice(c) => soft_dice(logits, targets, c),
-            Loss::SoftJaccard(c) => soft_jaccard(logits, targets, c),
-            Loss::Tversky(c) => tversky(logits, targets, c),
-            Loss::Focal(c) => focal(logits, targets, c),
-            Loss::LovaszSigmoid(c) => lovasz_sigmoid(logits, targets, c),
-            Loss::LovaszHinge(c) => lovasz_hinge(logits, targets, c),
+            Loss::BinaryCrossEntropy(c) => binary_cross_entropy_plan(logits, targets, c),
+            Loss::WeightedCrossEntropy(c) => weighted_cross_entropy_plan(logits, targets, c),
+            Loss::SoftDice(c) => soft_dice_plan(logits, targets, c),
+            Loss::SoftJaccard(c) => soft_jaccard_plan(logits, targets, c),
+            Loss::Tversky(c) => tversky_plan(logits, targets, c),
+            Loss::Focal(c) => focal_plan(logits, targets, c),
+            Loss::LovaszSigmoid(c) => lovasz_sigmoid_plan(logits, targets, c),
+            Loss::LovaszHinge(c) => lovasz_hinge_plan(logits, targets, c),
         }
     }
 }
@@ -93,6 +110,10 @@ impl CompoundConfig {
 /// MONAI `DiceFocalLoss`. Bertels et al. (Sect. 4) note that metric-sensitive losses may
 /// profit from a CE term early in training; a compound loss is the usual way to add one.
 ///
+/// The terms that take the host path (flex and ndarray with `Execution::Auto`) run as one
+/// operation: each term's kernel adds its weighted gradient into one shared buffer, so the
+/// sum costs one gradient buffer, not one per term and another for their sum.
+///
 /// # Errors
 /// No terms, a negative or non-finite weight, results of different shapes, and any error of
 /// a term.
@@ -119,9 +140,108 @@ pub fn compound<const D: usize>(
     targets: Tensor<D>,
     config: &CompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    weighted_sum(config.terms.iter().map(|t| (t.weight, &t.loss)), |loss| {
-        loss.compute(logits.clone(), targets.clone())
-    })
+    check_weights(config.terms.iter().map(|t| t.weight))?;
+    let mut parts = Vec::with_capacity(config.terms.len());
+    let mut host: Vec<(f64, Plan<D>)> = Vec::new();
+    for term in &config.terms {
+        match term.loss.plan(logits.clone(), targets.clone())? {
+            Plan::Computed(loss) => parts.push(loss.mul_scalar(term.weight)),
+            plan => host.push((term.weight, plan)),
+        }
+    }
+    parts.extend(host_terms(host)?);
+    sum_of(parts)
+}
+
+/// The weighted sum of the host terms of a [`compound`] loss: one [`CompoundKernel`] when
+/// their results have one shape, each term alone otherwise (the sum then reports the
+/// mismatch).
+fn host_terms<const D: usize>(terms: Vec<(f64, Plan<D>)>) -> Result<Vec<Tensor<1>>, SegLossError> {
+    let per_image_result = |plan: &Plan<D>| match plan {
+        Plan::Host {
+            reduction, kernel, ..
+        } => kernel.per_image() && *reduction == Reduction::None,
+        Plan::Computed(_) => false,
+    };
+    let same_shape = terms
+        .windows(2)
+        .all(|w| per_image_result(&w[0].1) == per_image_result(&w[1].1));
+    if terms.len() < 2 || !same_shape {
+        return terms
+            .into_iter()
+            .map(|(weight, plan)| Ok(plan.run()?.mul_scalar(weight)))
+            .collect();
+    }
+    let per_image = per_image_result(&terms[0].1);
+    let mut inputs = None;
+    let mut kernel = CompoundKernel {
+        terms: Vec::with_capacity(terms.len()),
+        per_image,
+    };
+    for (weight, plan) in terms {
+        if let Plan::Host {
+            logits,
+            targets,
+            reduction,
+            kernel: term,
+        } = plan
+        {
+            // Every plan holds the same inputs (the compound's logits and targets).
+            inputs.get_or_insert((logits, targets));
+            kernel.terms.push((weight, reduction, term));
+        }
+    }
+    let Some((logits, targets)) = inputs else {
+        return Ok(Vec::new());
+    };
+    // The kernel applies each term's reduction itself.
+    Ok(vec![host_loss(logits, targets, Reduction::None, &kernel)?])
+}
+
+/// `sum_t weight_t * reduce_t(values_t)` over host terms, in one host operation: each term
+/// writes `weight_t * d reduce_t / d values_t * g_t` into the gradient buffer, the first term
+/// by assignment and the others by addition. Its values are per image (`[N]`) when every
+/// term is per image with `Reduction::None`, one value (`[1]`) otherwise.
+struct CompoundKernel {
+    terms: Vec<(f64, Reduction, AnyKernel)>,
+    per_image: bool,
+}
+
+impl HostKernel for CompoundKernel {
+    fn per_image(&self) -> bool {
+        self.per_image
+    }
+    fn run<F: Real>(
+        &self,
+        x: &[F],
+        y: &[F],
+        rows: usize,
+        mut grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        let mut total = vec![0.0; if self.per_image { rows } else { 1 }];
+        for (t, (weight, reduction, kernel)) in self.terms.iter().enumerate() {
+            // d reduce(values) / d values_k: 1/N for a mean over images, else 1.
+            let factor = if kernel.per_image() && *reduction == Reduction::Mean {
+                1.0 / rows as f64
+            } else {
+                1.0
+            };
+            let term_grad = grad.as_mut().map(|g| Gradient {
+                out: &mut *g.out,
+                scale: g.scale * weight * factor,
+                accumulate: g.accumulate || t > 0,
+            });
+            let values = kernel.run(x, y, rows, term_grad)?;
+            if self.per_image {
+                for (sum, v) in total.iter_mut().zip(&values) {
+                    *sum += weight * v;
+                }
+            } else {
+                total[0] += weight * factor * values.iter().sum::<f64>();
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// Any multiclass loss of the crate with its options: a term of a
@@ -211,23 +331,32 @@ pub fn multiclass_compound<const D: usize>(
     config: &MulticlassCompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let targets = targets.into();
-    weighted_sum(config.terms.iter().map(|t| (t.weight, &t.loss)), |loss| {
-        loss.compute(logits.clone(), targets.clone())
-    })
+    check_weights(config.terms.iter().map(|t| t.weight))?;
+    let parts = config
+        .terms
+        .iter()
+        .map(|t| {
+            Ok(t.loss
+                .compute(logits.clone(), targets.clone())?
+                .mul_scalar(t.weight))
+        })
+        .collect::<Result<Vec<_>, SegLossError>>()?;
+    sum_of(parts)
 }
 
-/// `sum_k weight_k * compute(loss_k)`, checking the weights, that there is a term, and that
-/// every term has the shape of the first.
-fn weighted_sum<'a, L: 'a>(
-    terms: impl Iterator<Item = (f64, &'a L)> + Clone,
-    compute: impl Fn(&L) -> Result<Tensor<1>, SegLossError>,
-) -> Result<Tensor<1>, SegLossError> {
-    for (weight, _) in terms.clone() {
+/// Every weight finite and non-negative.
+fn check_weights(weights: impl Iterator<Item = f64>) -> Result<(), SegLossError> {
+    for weight in weights {
         crate::check::non_negative("weight", weight)?;
     }
+    Ok(())
+}
+
+/// The sum of the weighted terms, checking that there is a term and that every term has the
+/// shape of the first.
+fn sum_of(parts: Vec<Tensor<1>>) -> Result<Tensor<1>, SegLossError> {
     let mut total: Option<Tensor<1>> = None;
-    for (weight, loss) in terms {
-        let value = compute(loss)?.mul_scalar(weight);
+    for value in parts {
         total = Some(match total {
             None => value,
             Some(sum) => {

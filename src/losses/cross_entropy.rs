@@ -5,9 +5,10 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
+use crate::kernels::Gradient;
 use crate::kernels::cross_entropy::{ClassWeights, cross_entropy};
 use crate::kernels::math::Real;
-use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
+use crate::losses::execution::{HostKernel, Plan, runs_on_host};
 use crate::losses::rows;
 use crate::{Execution, Reduction, SegLossError};
 
@@ -67,21 +68,30 @@ pub fn binary_cross_entropy<const D: usize>(
     targets: Tensor<D>,
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    binary_cross_entropy_plan(logits, targets, config)?.run()
+}
+
+/// [`binary_cross_entropy`] up to the choice of the execution path.
+pub(crate) fn binary_cross_entropy_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &BinaryCrossEntropyConfig,
+) -> Result<Plan<D>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
     if runs_on_host(config.execution, &logits, &targets)? {
         let kernel = CrossEntropyKernel {
             from_logits: config.from_logits,
             weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
         };
-        return host_loss(logits, targets, config.reduction, &kernel);
+        return Plan::host(logits, targets, config.reduction, kernel);
     }
     let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
     let y = rows(targets);
     // -[y ln p + (1 - y) ln(1 - p)]
     let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
-    Ok(config
-        .reduction
-        .apply(super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel))))
+    Ok(Plan::Computed(config.reduction.apply(
+        super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
+    )))
 }
 
 /// The foreground prior `q` that sets the weights of [`weighted_cross_entropy`].
@@ -143,6 +153,15 @@ pub fn weighted_cross_entropy<const D: usize>(
     targets: Tensor<D>,
     config: &WeightedCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    weighted_cross_entropy_plan(logits, targets, config)?.run()
+}
+
+/// [`weighted_cross_entropy`] up to the choice of the execution path.
+pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &WeightedCrossEntropyConfig,
+) -> Result<Plan<D>, SegLossError> {
     if let Prior::Fixed(q) = config.prior {
         check::open_unit("prior", q)?;
         // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
@@ -171,7 +190,7 @@ pub fn weighted_cross_entropy<const D: usize>(
             from_logits: config.from_logits,
             weights,
         };
-        return host_loss(logits, targets, config.reduction, &kernel);
+        return Plan::host(logits, targets, config.reduction, kernel);
     }
     let y = rows(targets);
     let (w_fg, w_bg) = class_weights(&y, config);
@@ -181,9 +200,9 @@ pub fn weighted_cross_entropy<const D: usize>(
     let fg = w_fg.mul(y.clone()).mul(pos);
     let bg = w_bg.mul(y.neg().add_scalar(1.0)).mul(neg);
     let pixel = fg + bg;
-    Ok(config
-        .reduction
-        .apply(super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel))))
+    Ok(Plan::Computed(config.reduction.apply(
+        super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
+    )))
 }
 
 /// `(w_fg, w_bg)` as `[1, 1]` tensors that broadcast over `[N, P]`.
@@ -237,7 +256,7 @@ pub(crate) fn pixel_count(rows: &Tensor<2>) -> f64 {
 }
 
 /// The host path of both cross-entropies.
-struct CrossEntropyKernel {
+pub(crate) struct CrossEntropyKernel {
     from_logits: bool,
     weights: ClassWeights,
 }
@@ -251,7 +270,7 @@ impl HostKernel for CrossEntropyKernel {
         x: &[F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(cross_entropy(
             x,

@@ -3,7 +3,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::losses::overlap::{OverlapOptions, Ratio, overlap_loss};
+use crate::losses::execution::Plan;
+use crate::losses::overlap::{OverlapOptions, Ratio, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
@@ -81,6 +82,15 @@ pub fn soft_dice<const D: usize>(
     targets: Tensor<D>,
     config: &SoftDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    soft_dice_plan(logits, targets, config)?.run()
+}
+
+/// [`soft_dice`] up to the choice of the execution path.
+pub(crate) fn soft_dice_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &SoftDiceConfig,
+) -> Result<Plan<D>, SegLossError> {
     let options = OverlapOptions {
         smooth_nr: config.smooth_nr,
         smooth_dr: config.smooth_dr,
@@ -92,5 +102,5 @@ pub fn soft_dice<const D: usize>(
         reduction: config.reduction,
         execution: config.execution,
     };
-    overlap_loss(logits, targets, Ratio::DICE, &options)
+    overlap_plan(logits, targets, Ratio::DICE, &options)
 }

@@ -21,8 +21,13 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use crate::SegLossError;
 use crate::check;
 use crate::host::{read, upload};
+use crate::kernels::Gradient;
 use crate::kernels::math::Real;
+use crate::losses::cross_entropy::CrossEntropyKernel;
+use crate::losses::focal::FocalKernel;
+use crate::losses::lovasz::LovaszKernel;
 use crate::losses::native::native_loss;
+use crate::losses::overlap::OverlapKernel;
 use crate::losses::{row_sums, rows};
 use crate::{Execution, Reduction};
 
@@ -37,8 +42,109 @@ pub(crate) trait HostKernel {
         x: &[F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError>;
+}
+
+/// How a binary loss runs, as its body decides: on the host (everything [`host_loss`] needs,
+/// kept apart so that [`compound`](crate::losses::compound) can run several host terms with
+/// one shared gradient buffer), or already computed with burn operations.
+#[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.
+pub(crate) enum Plan<const D: usize> {
+    Host {
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        reduction: Reduction,
+        kernel: AnyKernel,
+    },
+    Computed(Tensor<1>),
+}
+
+impl<const D: usize> Plan<D> {
+    /// The host plan of `kernel`.
+    pub fn host(
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        reduction: Reduction,
+        kernel: impl Into<AnyKernel>,
+    ) -> Result<Self, SegLossError> {
+        Ok(Plan::Host {
+            logits,
+            targets,
+            reduction,
+            kernel: kernel.into(),
+        })
+    }
+
+    /// Runs the plan.
+    pub fn run(self) -> Result<Tensor<1>, SegLossError> {
+        match self {
+            Plan::Host {
+                logits,
+                targets,
+                reduction,
+                kernel,
+            } => host_loss(logits, targets, reduction, &kernel),
+            Plan::Computed(loss) => Ok(loss),
+        }
+    }
+}
+
+/// The host kernel of any binary loss.
+pub(crate) enum AnyKernel {
+    CrossEntropy(CrossEntropyKernel),
+    Overlap(OverlapKernel),
+    Focal(FocalKernel),
+    Lovasz(LovaszKernel),
+}
+
+impl HostKernel for AnyKernel {
+    fn per_image(&self) -> bool {
+        match self {
+            AnyKernel::CrossEntropy(k) => k.per_image(),
+            AnyKernel::Overlap(k) => k.per_image(),
+            AnyKernel::Focal(k) => k.per_image(),
+            AnyKernel::Lovasz(k) => k.per_image(),
+        }
+    }
+    fn run<F: Real>(
+        &self,
+        x: &[F],
+        y: &[F],
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        match self {
+            AnyKernel::CrossEntropy(k) => k.run(x, y, rows, grad),
+            AnyKernel::Overlap(k) => k.run(x, y, rows, grad),
+            AnyKernel::Focal(k) => k.run(x, y, rows, grad),
+            AnyKernel::Lovasz(k) => k.run(x, y, rows, grad),
+        }
+    }
+}
+
+impl From<CrossEntropyKernel> for AnyKernel {
+    fn from(kernel: CrossEntropyKernel) -> Self {
+        AnyKernel::CrossEntropy(kernel)
+    }
+}
+
+impl From<OverlapKernel> for AnyKernel {
+    fn from(kernel: OverlapKernel) -> Self {
+        AnyKernel::Overlap(kernel)
+    }
+}
+
+impl From<FocalKernel> for AnyKernel {
+    fn from(kernel: FocalKernel) -> Self {
+        AnyKernel::Focal(kernel)
+    }
+}
+
+impl From<LovaszKernel> for AnyKernel {
+    fn from(kernel: LovaszKernel) -> Self {
+        AnyKernel::Lovasz(kernel)
+    }
 }
 
 /// Whether this call runs on the host: `Host`, or `Auto` on a CPU backend with f32/f64 input
@@ -142,7 +248,7 @@ fn run_typed<F: Real>(
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
     let (xs, ys) = (slice::<F>(&x), slice::<F>(y));
     let mut grad = tracked.then(|| vec![F::ZERO; xs.len()]);
-    let values = kernel.run(&xs, &ys, rows, grad.as_deref_mut())?;
+    let values = kernel.run(&xs, &ys, rows, grad.as_deref_mut().map(Gradient::new))?;
     let len = xs.len() / rows;
     Ok((values, grad.map(|g| TensorData::new(g, [rows, len]))))
 }

@@ -5,10 +5,11 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
+use crate::kernels::Gradient;
 use crate::kernels::focal::{FocalParams, focal as focal_kernel};
 use crate::kernels::math::Real;
 use crate::losses::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
-use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
+use crate::losses::execution::{HostKernel, Plan, runs_on_host};
 use crate::losses::{row_sums, rows};
 use crate::{Execution, Reduction, SegLossError};
 
@@ -77,6 +78,15 @@ pub fn focal<const D: usize>(
     targets: Tensor<D>,
     config: &FocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    focal_plan(logits, targets, config)?.run()
+}
+
+/// [`focal`] up to the choice of the execution path.
+pub(crate) fn focal_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &FocalConfig,
+) -> Result<Plan<D>, SegLossError> {
     check::non_negative("gamma", config.gamma)?;
     if let Some(alpha) = config.alpha {
         check::closed_unit("alpha", alpha)?;
@@ -88,7 +98,7 @@ pub fn focal<const D: usize>(
         from_logits: config.from_logits,
     };
     if runs_on_host(config.execution, &logits, &targets)? {
-        return host_loss(logits, targets, config.reduction, &FocalKernel(params));
+        return Plan::host(logits, targets, config.reduction, FocalKernel(params));
     }
     let y = rows(targets);
     let mut pixel = focal_terms(rows(logits), y.clone(), config.gamma, config.from_logits);
@@ -99,7 +109,9 @@ pub fn focal<const D: usize>(
             .mul(pixel);
     }
     let count = pixel_count(&pixel);
-    Ok(config.reduction.apply(row_sums(pixel).div_scalar(count)))
+    Ok(Plan::Computed(
+        config.reduction.apply(row_sums(pixel).div_scalar(count)),
+    ))
 }
 
 /// The per-element focal term `m * ce` (without `alpha_t`) as burn operations, for any shape:
@@ -127,7 +139,7 @@ pub(crate) fn focal_terms<const D: usize>(
 }
 
 /// The host path of the focal loss.
-struct FocalKernel(FocalParams);
+pub(crate) struct FocalKernel(FocalParams);
 
 impl HostKernel for FocalKernel {
     fn per_image(&self) -> bool {
@@ -138,7 +150,7 @@ impl HostKernel for FocalKernel {
         x: &[F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(focal_kernel(x, y, rows, self.0, grad))
     }

@@ -3,7 +3,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::losses::overlap::{OverlapOptions, Ratio, overlap_loss};
+use crate::losses::execution::Plan;
+use crate::losses::overlap::{OverlapOptions, Ratio, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_jaccard`]. Same fields and defaults as
@@ -70,6 +71,15 @@ pub fn soft_jaccard<const D: usize>(
     targets: Tensor<D>,
     config: &SoftJaccardConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    soft_jaccard_plan(logits, targets, config)?.run()
+}
+
+/// [`soft_jaccard`] up to the choice of the execution path.
+pub(crate) fn soft_jaccard_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &SoftJaccardConfig,
+) -> Result<Plan<D>, SegLossError> {
     let options = OverlapOptions {
         smooth_nr: config.smooth_nr,
         smooth_dr: config.smooth_dr,
@@ -81,5 +91,5 @@ pub fn soft_jaccard<const D: usize>(
         reduction: config.reduction,
         execution: config.execution,
     };
-    overlap_loss(logits, targets, Ratio::JACCARD, &options)
+    overlap_plan(logits, targets, Ratio::JACCARD, &options)
 }

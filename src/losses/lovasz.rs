@@ -35,9 +35,10 @@ use burn::tensor::activation::relu;
 
 use crate::check;
 use crate::host::{read_f64, upload};
+use crate::kernels::Gradient;
 use crate::kernels::lovasz::{Errors, lovasz as lovasz_kernel};
 use crate::kernels::math::Real;
-use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
+use crate::losses::execution::{HostKernel, Plan, runs_on_host};
 use crate::losses::{probabilities, row_sums, rows};
 use crate::validate::{TargetKind, check_values};
 use crate::{Execution, Reduction, SegLossError};
@@ -95,6 +96,15 @@ pub fn lovasz_sigmoid<const D: usize>(
     targets: Tensor<D>,
     config: &LovaszConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    lovasz_sigmoid_plan(logits, targets, config)?.run()
+}
+
+/// [`lovasz_sigmoid`] up to the choice of the execution path.
+pub(crate) fn lovasz_sigmoid_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &LovaszConfig,
+) -> Result<Plan<D>, SegLossError> {
     let from_logits = config.from_logits;
     lovasz(
         logits,
@@ -123,6 +133,15 @@ pub fn lovasz_hinge<const D: usize>(
     targets: Tensor<D>,
     config: &LovaszConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    lovasz_hinge_plan(logits, targets, config)?.run()
+}
+
+/// [`lovasz_hinge`] up to the choice of the execution path.
+pub(crate) fn lovasz_hinge_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &LovaszConfig,
+) -> Result<Plan<D>, SegLossError> {
     if !config.from_logits {
         return Err(SegLossError::InvalidParameter {
             name: "from_logits",
@@ -187,7 +206,7 @@ fn lovasz<const D: usize>(
     config: &LovaszConfig,
     kind: Errors,
     errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
-) -> Result<Tensor<1>, SegLossError> {
+) -> Result<Plan<D>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
     let (n, p) = check::batch_shape(&logits, "logits")?;
     let problem_len = if config.per_image { p } else { n * p };
@@ -205,7 +224,7 @@ fn lovasz<const D: usize>(
             per_image: config.per_image,
             errors: kind,
         };
-        return host_loss(logits, targets, config.reduction, &kernel);
+        return Plan::host(logits, targets, config.reduction, kernel);
     }
     let (device, dtype) = (logits.device(), logits.dtype());
     let x = rows(logits);
@@ -232,15 +251,15 @@ fn lovasz<const D: usize>(
     let weights = upload(weights, [n, p], &device, dtype);
 
     let weighted = errors(x, y).mul(weights);
-    Ok(if config.per_image {
+    Ok(Plan::Computed(if config.per_image {
         config.reduction.apply(row_sums(weighted))
     } else {
         weighted.sum()
-    })
+    }))
 }
 
 /// The host path of the Lovász losses.
-struct LovaszKernel {
+pub(crate) struct LovaszKernel {
     per_image: bool,
     errors: Errors,
 }
@@ -254,7 +273,7 @@ impl HostKernel for LovaszKernel {
         x: &[F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         check_values(y, TargetKind::Hard)?;
         Ok(lovasz_kernel(x, y, rows, self.per_image, self.errors, grad))

@@ -15,6 +15,9 @@
 //! concrete backend primitives that burn 0.22 exposes through `Tensor::try_into_primitive`.
 //! Tensors it cannot take (other backends, non-contiguous views) go to the generic path.
 
+// Without a CPU backend compiled in, nothing here has a backend to run on.
+#![cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{
     BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
@@ -25,6 +28,7 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, T
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use crate::SegLossError;
+use crate::kernels::Gradient;
 use crate::kernels::math::Real;
 use crate::kernels::parallel;
 use crate::losses::execution::HostKernel;
@@ -147,7 +151,6 @@ pub(crate) fn native_loss<const D: usize>(
 }
 
 /// [`native_loss`] on backend `B`, with or without autodiff (either checkpointing strategy).
-#[allow(dead_code)] // Unused in builds without a CPU backend.
 fn on_backend<B: NativeBackend, const D: usize>(
     logits: &Tensor<D>,
     targets: &Tensor<D>,
@@ -266,7 +269,7 @@ fn typed<F: Real>(
     shape: Shape,
 ) -> Result<(TensorData, Option<TensorData>), SegLossError> {
     let mut gradient = grad.then(|| vec![F::ZERO; x.len()]);
-    let values = kernel.run(x, y, rows, gradient.as_deref_mut())?;
+    let values = kernel.run(x, y, rows, gradient.as_deref_mut().map(Gradient::new))?;
     let problems = values.len();
     let values: Vec<F> = values.into_iter().map(F::from_f64).collect();
     Ok((

@@ -15,9 +15,10 @@
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::kernels::Gradient;
 use crate::kernels::math::Real;
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams, overlap};
-use crate::losses::execution::{HostKernel, host_loss, runs_on_host};
+use crate::losses::execution::{HostKernel, Plan, runs_on_host};
 use crate::losses::{probabilities, row_sums, rows};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -39,12 +40,12 @@ pub(crate) struct OverlapOptions {
 /// The loss of `ratio` of the soft statistics, per image or per batch, reduced: the body of
 /// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
 /// [`tversky`](crate::losses::tversky).
-pub(crate) fn overlap_loss<const D: usize>(
+pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     ratio: Ratio,
     options: &OverlapOptions,
-) -> Result<Tensor<1>, SegLossError> {
+) -> Result<Plan<D>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
     let params = OverlapParams {
         ratio,
@@ -58,7 +59,7 @@ pub(crate) fn overlap_loss<const D: usize>(
     };
     check_params(&params)?;
     if runs_on_host(options.execution, &logits, &targets)? {
-        return host_loss(logits, targets, options.reduction, &OverlapKernel(params));
+        return Plan::host(logits, targets, options.reduction, OverlapKernel(params));
     }
     let p = rows(probabilities(logits, options.from_logits));
     let y = rows(targets);
@@ -70,9 +71,11 @@ pub(crate) fn overlap_loss<const D: usize>(
             per_image
         }
     });
-    Ok(options
-        .reduction
-        .apply(loss_of_statistics(&statistics, &params)))
+    Ok(Plan::Computed(
+        options
+            .reduction
+            .apply(loss_of_statistics(&statistics, &params)),
+    ))
 }
 
 /// The checks every overlap loss shares: smoothing in range, and `soft_label` only with plain
@@ -195,7 +198,7 @@ pub(crate) fn loss_of_ratio<const D: usize>(
 }
 
 /// The host path of the overlap losses.
-struct OverlapKernel(OverlapParams);
+pub(crate) struct OverlapKernel(OverlapParams);
 
 impl HostKernel for OverlapKernel {
     fn per_image(&self) -> bool {
@@ -206,7 +209,7 @@ impl HostKernel for OverlapKernel {
         x: &[F],
         y: &[F],
         rows: usize,
-        grad: Option<&mut [F]>,
+        grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         Ok(overlap(x, y, rows, self.0, grad))
     }

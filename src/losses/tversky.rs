@@ -4,7 +4,8 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::losses::overlap::{OverlapOptions, Ratio, overlap_loss};
+use crate::losses::execution::Plan;
+use crate::losses::overlap::{OverlapOptions, Ratio, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
@@ -85,6 +86,15 @@ pub fn tversky<const D: usize>(
     targets: Tensor<D>,
     config: &TverskyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    tversky_plan(logits, targets, config)?.run()
+}
+
+/// [`tversky`] up to the choice of the execution path.
+pub(crate) fn tversky_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &TverskyConfig,
+) -> Result<Plan<D>, SegLossError> {
     check::non_negative("alpha", config.alpha)?;
     check::non_negative("beta", config.beta)?;
     let options = OverlapOptions {
@@ -98,7 +108,7 @@ pub fn tversky<const D: usize>(
         reduction: config.reduction,
         execution: config.execution,
     };
-    overlap_loss(
+    overlap_plan(
         logits,
         targets,
         Ratio::tversky(config.alpha, config.beta),
