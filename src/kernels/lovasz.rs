@@ -4,7 +4,7 @@
 //! gradient together. Problems (images) run in parallel.
 
 use super::math::Real;
-use super::parallel::{self, Chunk};
+use super::parallel;
 use super::{Gradient, lanes};
 
 /// The per-pixel errors whose Lovász extension is taken.
@@ -31,12 +31,7 @@ pub(crate) fn lovasz<F: Real>(
     } else {
         (1, x.len())
     };
-    let chunks: Vec<Chunk> = (0..problems)
-        .map(|row| Chunk {
-            row,
-            range: row * len..(row + 1) * len,
-        })
-        .collect();
+    let chunks = parallel::rows(problems, len);
     let (scale, accumulate) = grad
         .as_ref()
         .map_or((1.0, false), |g| (g.scale, g.accumulate));

@@ -37,6 +37,16 @@ pub(crate) fn chunks(rows: usize, len: usize) -> Vec<Chunk> {
     out
 }
 
+/// One chunk per row: for kernels that solve a row (an image) at a time.
+pub(crate) fn rows(rows: usize, len: usize) -> Vec<Chunk> {
+    (0..rows)
+        .map(|row| Chunk {
+            row,
+            range: row * len..(row + 1) * len,
+        })
+        .collect()
+}
+
 /// Threads to use: the machine's available parallelism (at least 1), read once per process
 /// (on Linux it reads cgroup files, too slow to repeat for every pass).
 pub(crate) fn threads() -> usize {
