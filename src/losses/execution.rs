@@ -32,7 +32,8 @@ use crate::losses::{row_sums, rows};
 use crate::{Execution, Reduction};
 
 /// A loss as the host path runs it: values per problem from slices and, when `grad` is given,
-/// the gradient of each problem's value with respect to `x` written into it.
+/// the gradient of each problem's value with respect to `x` written into it (scaled, or
+/// added to what is there: see [`Gradient`]).
 pub(crate) trait HostKernel {
     /// `true` when the loss has one problem per image (`[N]` values), `false` for one
     /// problem over the whole batch (`[1]`).
@@ -61,7 +62,7 @@ pub(crate) enum Plan<const D: usize> {
 }
 
 impl<const D: usize> Plan<D> {
-    /// The host plan of `kernel`.
+    /// The host plan of `kernel` (always `Ok`, so that a loss body can return it directly).
     pub fn host(
         logits: Tensor<D>,
         targets: Tensor<D>,
