@@ -24,21 +24,21 @@ use crate::{Reduction, SegLossError};
 /// and a way to pick a loss at run time (from a config file, say).
 #[derive(Config, Debug)]
 pub enum Loss {
-    /// [`binary_cross_entropy`].
+    /// [`binary_cross_entropy`](crate::losses::binary_cross_entropy).
     BinaryCrossEntropy(BinaryCrossEntropyConfig),
-    /// [`weighted_cross_entropy`].
+    /// [`weighted_cross_entropy`](crate::losses::weighted_cross_entropy).
     WeightedCrossEntropy(WeightedCrossEntropyConfig),
-    /// [`soft_dice`].
+    /// [`soft_dice`](crate::losses::soft_dice).
     SoftDice(SoftDiceConfig),
-    /// [`soft_jaccard`].
+    /// [`soft_jaccard`](crate::losses::soft_jaccard).
     SoftJaccard(SoftJaccardConfig),
-    /// [`tversky`].
+    /// [`tversky`](crate::losses::tversky).
     Tversky(TverskyConfig),
-    /// [`focal`].
+    /// [`focal`](crate::losses::focal).
     Focal(FocalConfig),
-    /// [`lovasz_sigmoid`].
+    /// [`lovasz_sigmoid`](crate::losses::lovasz_sigmoid).
     LovaszSigmoid(LovaszConfig),
-    /// [`lovasz_hinge`].
+    /// [`lovasz_hinge`](crate::losses::lovasz_hinge).
     LovaszHinge(LovaszConfig),
 }
 

@@ -258,8 +258,8 @@ fn run<B: NativeBackend>(
     Ok(Some((B::from_data(values), gradient.map(B::from_data))))
 }
 
-/// [`run`] in the element type `F`. The gradient buffer is zeroed by the allocator (`calloc`
-/// maps fresh zero pages), so the kernel's writes are its only pass over it.
+/// [`run`] in the element type `F`. The gradient buffer comes zeroed from the allocator
+/// (`calloc`: fresh pages are zero already, reused memory is cleared).
 fn typed<F: Real>(
     kernel: &impl HostKernel,
     x: &[F],
@@ -310,8 +310,7 @@ fn scale_problems<B: NativeBackend>(
         None => {
             // Shared or strided (not produced by this module): scale a contiguous copy.
             let shape = TensorMetadata::shape(&g);
-            let data = B::to_f64(&g);
-            let mut copy = data;
+            let mut copy = B::to_f64(&g);
             scale(&mut copy, factors);
             let dtype = TensorMetadata::dtype(&g);
             return B::from_data(TensorData::new(copy, shape).convert_dtype(dtype));
