@@ -194,9 +194,7 @@ proptest! {
 fn host_kernels_match_burn_operations_in_f64_and_on_every_cpu_backend() {
     const SHAPE: [usize; 4] = [3, 1, 9, 7];
     let n: usize = SHAPE.iter().product();
-    let mut rng = TestRng::new(21);
-    let x: Vec<f64> = (0..n).map(|_| rng.range(-5.0, 5.0)).collect();
-    let y = rng.mask(n, 0.35);
+    let (x, y) = TestRng::new(21).logits_and_mask(n, 5.0, 0.35);
     let option_sets = [
         json!({}),
         json!({"from_logits": false}),
@@ -248,9 +246,7 @@ fn host_losses_compose_with_others_in_one_graph() {
     // 2 * dice + bce, host and device paths mixed both ways: the gradient is the same sum.
     const SHAPE: [usize; 3] = [2, 5, 6];
     let n: usize = SHAPE.iter().product();
-    let mut rng = TestRng::new(5);
-    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
-    let y = rng.mask(n, 0.5);
+    let (x, y) = TestRng::new(5).logits_and_mask(n, 3.0, 0.5);
     for (backend, device) in cpu_devices() {
         let ad = device.clone().autodiff();
         let grad_of = |dice_path: &str, bce_path: &str| {
@@ -294,9 +290,7 @@ fn host_gradients_follow_the_graph_around_the_loss() {
     // a strided view of the logits (`swap_dims`) as well as a contiguous tensor.
     const SHAPE: [usize; 4] = [3, 1, 4, 5];
     let n: usize = SHAPE.iter().product();
-    let mut rng = TestRng::new(11);
-    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
-    let y = rng.mask(n, 0.4);
+    let (x, y) = TestRng::new(11).logits_and_mask(n, 3.0, 0.4);
     for (backend, device) in cpu_devices() {
         let autodiff = device.clone().autodiff();
         let checkpointed = device.clone().autodiff().gradient_checkpointing();
@@ -340,9 +334,7 @@ fn compound_host_terms_match_the_sum_of_the_separate_terms() {
     // share. Reference: the same terms computed one by one and added in the graph.
     const SHAPE: [usize; 4] = [3, 1, 6, 7];
     let n: usize = SHAPE.iter().product();
-    let mut rng = TestRng::new(12);
-    let x: Vec<f64> = (0..n).map(|_| rng.range(-3.0, 3.0)).collect();
-    let y = rng.mask(n, 0.4);
+    let (x, y) = TestRng::new(12).logits_and_mask(n, 3.0, 0.4);
     let reduced = vec![
         (0.7, Loss::SoftDice(SoftDiceConfig::new())),
         (

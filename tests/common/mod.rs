@@ -379,4 +379,10 @@ impl TestRng {
             .map(|_| f64::from(u8::from(self.uniform() < p)))
             .collect()
     }
+    /// `n` logits uniform in `[-spread, spread)` and `n` hard labels, each 1 with
+    /// probability `p`.
+    pub fn logits_and_mask(&mut self, n: usize, spread: f64, p: f64) -> (Vec<f64>, Vec<f64>) {
+        let x = (0..n).map(|_| self.range(-spread, spread)).collect();
+        (x, self.mask(n, p))
+    }
 }
