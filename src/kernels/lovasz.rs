@@ -52,7 +52,7 @@ pub(crate) fn lovasz<F: Real>(
 }
 
 /// A worker's buffers, reused for every problem it solves: otherwise each image allocates,
-/// and page-faults on, about 28 bytes per pixel (errors, keys, the sort buffer, the order).
+/// and page-faults on, 24 bytes per f32 pixel (errors, derivatives, keys, the sort buffer).
 struct Scratch<F> {
     errors: Vec<F>,
     /// `d e_i / d x_i`, when the gradient is asked for.
