@@ -80,8 +80,9 @@ pub enum Execution {
     Auto,
     /// Always burn tensor operations on the inputs' device (fusable on wgpu).
     Device,
-    /// Always the host kernels, on any device (the inputs are read to the host and the
-    /// gradient uploaded back). f32 and f64 inputs only; targets get no gradient, so tracked
-    /// targets are an error.
+    /// Always the host kernels, on any device (on flex and ndarray they read the backend's
+    /// buffers in place; elsewhere the inputs are read to the host and the gradient uploaded
+    /// back). f32 and f64 inputs only; targets get no gradient, so tracked targets are an
+    /// error.
     Host,
 }

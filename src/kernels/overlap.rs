@@ -90,7 +90,10 @@ pub(crate) fn overlap<F: Real>(
             || (),
             |(), c, out| {
                 let r = c.range.clone();
-                let s = score(&statistics(&x[r.clone()], &y[r.clone()], &params), &params);
+                let s = score(
+                    &row_statistics(&x[r.clone()], &y[r.clone()], &params),
+                    &params,
+                );
                 if let Some(out) = out {
                     write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
                 }
@@ -119,6 +122,18 @@ pub(crate) fn overlap<F: Real>(
         });
     }
     scored.iter().map(|s| s.loss).collect()
+}
+
+/// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their
+/// order: the same sums, bit for bit, as the chunk-wise scheme, so the result does not depend
+/// on which scheme the thread count picks.
+fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 3] {
+    let chunks = parallel::chunks(1, x.len());
+    let partial: Vec<[f64; 3]> = chunks
+        .iter()
+        .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], params))
+        .collect();
+    parallel::per_row(&chunks, &partial, 1)[0]
 }
 
 /// The statistics `[sum(p y) or sum|p - y|, |p|, |y|]` of a slice (squared sizes when
@@ -247,6 +262,39 @@ fn probability<F: Real>(x: F, from_logits: bool) -> F {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_schemes_sum_the_statistics_in_the_same_order() {
+        // The row-wise scheme (one image per thread) and the chunk-wise one (chunks over all
+        // threads) must give the same bits, whatever the thread count picks.
+        let (rows, len) = (3, 2 * parallel::CHUNK + 777);
+        // Logits over [-60, 60]: probabilities from 1e-26 to 1, so that the f64 sums round
+        // and their grouping shows (sums of similar f32 values are exact in f64).
+        let x: Vec<f32> = (0..rows * len)
+            .map(|i| ((i * 37 % 1001) as f32 - 500.0) * 0.12)
+            .collect();
+        let y: Vec<f32> = (0..rows * len).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let params = OverlapParams {
+            ratio: Ratio::DICE,
+            smooth_nr: 1e-5,
+            smooth_dr: 1e-5,
+            squared: false,
+            soft_label: false,
+            log_loss: false,
+            batch: false,
+            from_logits: true,
+        };
+        let chunks = parallel::chunks(rows, len);
+        let partial: Vec<[f64; 3]> = chunks
+            .iter()
+            .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], &params))
+            .collect();
+        let chunk_wise = parallel::per_row(&chunks, &partial, rows);
+        for (row, expected) in chunk_wise.iter().enumerate() {
+            let r = row * len..(row + 1) * len;
+            assert_eq!(&row_statistics(&x[r.clone()], &y[r], &params), expected);
+        }
+    }
 
     #[test]
     fn sums_of_more_than_2_pow_24_terms_stay_exact() {

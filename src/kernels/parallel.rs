@@ -3,7 +3,8 @@
 //!
 //! Chunks never cross a row, so a chunk's partial sums belong to one image; they hold at most
 //! [`CHUNK`] elements, so a sum over a chunk accumulates few enough terms to be accumulated in
-//! f64 without measurable loss, and the per-row results are sums of chunk sums.
+//! f64 without measurable loss, and the per-row results are sums of chunk sums. ([`rows`]
+//! makes one chunk per row instead, for kernels that take a whole image at a time.)
 
 use std::ops::Range;
 

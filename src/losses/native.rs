@@ -9,7 +9,8 @@
 //! burn-autodiff's `sum` builds `ones(shape) * grad` before the product's backward makes the
 //! gradient). Each fresh 16 MB buffer costs page faults (about 6 ms on the 2-core development
 //! machine, more than the kernel itself), because glibc hands large freed blocks back to the
-//! kernel. Here a forward+backward makes exactly one: the gradient the caller receives.
+//! kernel. Here a forward+backward makes one: the gradient the caller receives (plus the
+//! targets' cast to the logits' dtype, made before, when their dtypes differ).
 //!
 //! The custom operation is burn-autodiff's public extension API (`Backward`, `OpsKind`), on the
 //! concrete backend primitives that burn 0.22 exposes through `Tensor::try_into_primitive`.
@@ -290,7 +291,13 @@ impl<B: NativeBackend> Backward<B, 1> for HostGradient {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let gradient = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |incoming| {
-            scale_problems::<B>(gradient, &B::to_f64(&incoming))
+            let factors = B::to_f64(&incoming);
+            // One factor per problem; the problems split the gradient into equal parts.
+            debug_assert!(
+                !factors.is_empty()
+                    && TensorMetadata::shape(&gradient).num_elements() % factors.len() == 0
+            );
+            scale_problems::<B>(gradient, &factors)
         });
     }
 }
