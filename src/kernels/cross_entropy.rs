@@ -3,7 +3,7 @@
 
 use super::math::{Real, sigmoid_from};
 use super::parallel::{self, Chunk};
-use super::{Gradient, lanes};
+use super::{Gradient, lanes, pixel_means};
 
 /// The class weights of the cross-entropy: `w_fg` on `-y ln p`, `w_bg` on `-(1-y) ln(1-p)`.
 #[derive(Clone, Copy, Debug)]
@@ -27,71 +27,30 @@ pub(crate) fn cross_entropy<F: Real>(
     weights: ClassWeights,
     grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
-    let len = x.len() / rows;
-    let chunks = parallel::chunks(rows, len);
-    let (fg, bg) = resolve(weights, y, &chunks);
+    let (fg, bg) = resolve(weights, y, &parallel::chunks(rows, x.len() / rows));
     let (fg, bg) = (F::from_f64(fg), F::from_f64(bg));
-    // Weight times target first: where the target is 0 the weight may be huge, and
-    // (w * y) * l stays 0 while w * (y * l) could not.
-    let partial: Vec<[f64; 1]> = match (grad, from_logits) {
-        (None, true) => parallel::map(&chunks, |c| {
-            let r = c.range.clone();
-            lanes::sum(&x[r.clone()], &y[r], |xi, yi| {
-                let (neg_log_p, neg_log_not_p, _) = from_logit(xi);
-                [(fg * yi) * neg_log_p + (bg * (F::ONE - yi)) * neg_log_not_p]
-            })
-        }),
-        (None, false) => parallel::map(&chunks, |c| {
-            let r = c.range.clone();
-            lanes::sum(&x[r.clone()], &y[r], |pi, yi| {
-                let (neg_log_p, neg_log_not_p) = from_probability(pi);
-                [(fg * yi) * neg_log_p.0 + (bg * (F::ONE - yi)) * neg_log_not_p.0]
-            })
-        }),
-        (
-            Some(Gradient {
-                out,
-                scale,
-                accumulate,
-            }),
-            true,
-        ) => {
-            let step = F::from_f64(scale / len as f64);
-            parallel::map_mut(&chunks, out, |c, out| {
-                let r = c.range.clone();
-                lanes::sum_and_write(&x[r.clone()], &y[r], out, accumulate, |xi, yi| {
-                    let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
-                    let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
-                    // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
-                    let d = wy * (p - F::ONE) + wn * p;
-                    ([wy * neg_log_p + wn * neg_log_not_p], d * step)
-                })
-            })
-        }
-        (
-            Some(Gradient {
-                out,
-                scale,
-                accumulate,
-            }),
-            false,
-        ) => {
-            let step = F::from_f64(scale / len as f64);
-            parallel::map_mut(&chunks, out, |c, out| {
-                let r = c.range.clone();
-                lanes::sum_and_write(&x[r.clone()], &y[r], out, accumulate, |pi, yi| {
-                    let (neg_log_p, neg_log_not_p) = from_probability(pi);
-                    let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
-                    let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;
-                    ([wy * neg_log_p.0 + wn * neg_log_not_p.0], d * step)
-                })
-            })
-        }
-    };
-    parallel::per_row(&chunks, &partial, rows)
-        .into_iter()
-        .map(|[sum]| sum / len as f64)
-        .collect()
+    pixel_means(
+        x,
+        y,
+        rows,
+        grad,
+        #[inline(always)]
+        |xi, yi, step| {
+            // Weight times target first: where the target is 0 the weight may be huge, and
+            // (w * y) * l stays 0 while w * (y * l) could not.
+            let (wy, wn) = (fg * yi, bg * (F::ONE - yi));
+            if from_logits {
+                let (neg_log_p, neg_log_not_p, p) = from_logit(xi);
+                // d(-ln p)/dx = p - 1, d(-ln(1 - p))/dx = p.
+                let d = wy * (p - F::ONE) + wn * p;
+                (wy * neg_log_p + wn * neg_log_not_p, d * step)
+            } else {
+                let (neg_log_p, neg_log_not_p) = from_probability(xi);
+                let d = wy * neg_log_p.1 + wn * neg_log_not_p.1;
+                (wy * neg_log_p.0 + wn * neg_log_not_p.0, d * step)
+            }
+        },
+    )
 }
 
 /// `(-ln p, -ln(1 - p), p)` from a logit, as `softplus(-x)`, `softplus(x)` and `sigmoid(x)`

@@ -2,8 +2,7 @@
 
 use super::cross_entropy::{from_logit, from_probability};
 use super::math::{Real, sigmoid_from};
-use super::parallel;
-use super::{Gradient, lanes};
+use super::{Gradient, pixel_means};
 
 /// The options of the focal loss, as the kernel sees them.
 #[derive(Clone, Copy, Debug)]
@@ -23,56 +22,25 @@ pub(crate) fn focal<F: Real>(
     params: FocalParams,
     grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
-    let len = x.len() / rows;
-    let chunks = parallel::chunks(rows, len);
-    let gamma = F::from_f64(params.gamma);
     // alpha_t = alpha y + (1 - alpha)(1 - y) = (1 - alpha) + (2 alpha - 1) y; 1 without alpha.
     let (alpha_0, alpha_1) = match params.alpha {
         Some(a) => (F::from_f64(1.0 - a), F::from_f64(2.0 * a - 1.0)),
         None => (F::ONE, F::ZERO),
     };
-    let scale = grad.as_ref().map_or(1.0, |g| g.scale);
     let pixel = Pixel {
-        gamma,
+        gamma: F::from_f64(params.gamma),
         alpha_0,
         alpha_1,
-        step: F::from_f64(scale / len as f64),
         from_logits: params.from_logits,
     };
-    let partial: Vec<[f64; 1]> = if let Some(Gradient {
-        out, accumulate, ..
-    }) = grad
-    {
-        parallel::map_mut(&chunks, out, |c, out| {
-            let r = c.range.clone();
-            // Forced inline: LLVM otherwise calls this large body out of line, scalar.
-            lanes::sum_and_write(
-                &x[r.clone()],
-                &y[r],
-                out,
-                accumulate,
-                #[inline(always)]
-                |xi, yi| {
-                    let (term, d) = pixel.term_and_derivative(xi, yi);
-                    ([term], d)
-                },
-            )
-        })
-    } else {
-        parallel::map(&chunks, |c| {
-            let r = c.range.clone();
-            lanes::sum(
-                &x[r.clone()],
-                &y[r],
-                #[inline(always)]
-                |xi, yi| [pixel.term_and_derivative(xi, yi).0],
-            )
-        })
-    };
-    parallel::per_row(&chunks, &partial, rows)
-        .into_iter()
-        .map(|[sum]| sum / len as f64)
-        .collect()
+    pixel_means(
+        x,
+        y,
+        rows,
+        grad,
+        #[inline(always)]
+        |xi, yi, step| pixel.term_and_derivative(xi, yi, step),
+    )
 }
 
 /// The per-pixel focal term with its constants.
@@ -81,8 +49,6 @@ struct Pixel<F> {
     gamma: F,
     alpha_0: F,
     alpha_1: F,
-    /// The gradient's factor: its scale over the pixels of an image.
-    step: F,
     from_logits: bool,
 }
 
@@ -91,7 +57,7 @@ impl<F: Real> Pixel<F> {
     /// closures around it) into the SIMD copies of the loops: called out of line it runs
     /// scalar, 20x slower (measured).
     #[inline(always)]
-    fn term_and_derivative(&self, xi: F, yi: F) -> (F, F) {
+    fn term_and_derivative(&self, xi: F, yi: F, step: F) -> (F, F) {
         let gamma = self.gamma;
         let alpha_t = self.alpha_0 + self.alpha_1 * yi;
         let (m, dm, ce, dce) = if self.from_logits {
@@ -120,6 +86,6 @@ impl<F: Real> Pixel<F> {
             let dce = yi * d_neg_log_p + (F::ONE - yi) * d_neg_log_not_p;
             (m, dm, ce, dce)
         };
-        (alpha_t * m * ce, alpha_t * (dm * ce + m * dce) * self.step)
+        (alpha_t * m * ce, alpha_t * (dm * ce + m * dce) * step)
     }
 }
