@@ -83,7 +83,7 @@ pub(crate) fn binary_cross_entropy_plan<const D: usize>(
             from_logits: config.from_logits,
             weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
         };
-        return Plan::host(logits, targets, config.reduction, kernel);
+        return Ok(Plan::host(logits, targets, config.reduction, kernel));
     }
     let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
     let y = rows(targets);
@@ -190,7 +190,7 @@ pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
             from_logits: config.from_logits,
             weights,
         };
-        return Plan::host(logits, targets, config.reduction, kernel);
+        return Ok(Plan::host(logits, targets, config.reduction, kernel));
     }
     let y = rows(targets);
     let (w_fg, w_bg) = class_weights(&y, config);

@@ -62,19 +62,19 @@ pub(crate) enum Plan<const D: usize> {
 }
 
 impl<const D: usize> Plan<D> {
-    /// The host plan of `kernel` (always `Ok`, so that a loss body can return it directly).
+    /// The host plan of `kernel`.
     pub fn host(
         logits: Tensor<D>,
         targets: Tensor<D>,
         reduction: Reduction,
         kernel: impl Into<AnyKernel>,
-    ) -> Result<Self, SegLossError> {
-        Ok(Plan::Host {
+    ) -> Self {
+        Plan::Host {
             logits,
             targets,
             reduction,
             kernel: kernel.into(),
-        })
+        }
     }
 
     /// Runs the plan.

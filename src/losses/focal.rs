@@ -98,7 +98,12 @@ pub(crate) fn focal_plan<const D: usize>(
         from_logits: config.from_logits,
     };
     if runs_on_host(config.execution, &logits, &targets)? {
-        return Plan::host(logits, targets, config.reduction, FocalKernel(params));
+        return Ok(Plan::host(
+            logits,
+            targets,
+            config.reduction,
+            FocalKernel(params),
+        ));
     }
     let y = rows(targets);
     let mut pixel = focal_terms(rows(logits), y.clone(), config.gamma, config.from_logits);

@@ -224,7 +224,7 @@ fn lovasz<const D: usize>(
             per_image: config.per_image,
             errors: kind,
         };
-        return Plan::host(logits, targets, config.reduction, kernel);
+        return Ok(Plan::host(logits, targets, config.reduction, kernel));
     }
     let (device, dtype) = (logits.device(), logits.dtype());
     let x = rows(logits);

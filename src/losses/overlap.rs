@@ -59,7 +59,12 @@ pub(crate) fn overlap_plan<const D: usize>(
     };
     check_params(&params)?;
     if runs_on_host(options.execution, &logits, &targets)? {
-        return Plan::host(logits, targets, options.reduction, OverlapKernel(params));
+        return Ok(Plan::host(
+            logits,
+            targets,
+            options.reduction,
+            OverlapKernel(params),
+        ));
     }
     let p = rows(probabilities(logits, options.from_logits));
     let y = rows(targets);
