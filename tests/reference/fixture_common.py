@@ -7,7 +7,8 @@
 - `one_hot_f64`: MONAI's `one_hot` in float64 (MONAI builds one-hot targets in float32);
 - `per_image_mean`: the mean over each image's pixels;
 - the multiclass inputs (`make_class_input`) and the closed form of `multiclass_overlap`
-  (`activate`, `targets_and_valid`, `class_terms`, `class_mask`, `average_classes`);
+  (`overlap_closed_form`, from `activate`, `targets_and_valid`, `class_terms`,
+  `class_scores`, `score_loss`, `class_mask`, `average_classes`; `LOG_CLAMP`);
 - the multiclass fixture format (`case_record`, `write_fixtures`).
 """
 import json
@@ -18,6 +19,8 @@ import monai
 
 TOL = 1e-10
 IGNORE = 255
+# The smallest score `-ln(score)` is taken of (the crate's `LOG_FLOOR`).
+LOG_CLAMP = 1e-7
 
 
 def assert_close(a, b, tol=TOL, what=""):
@@ -44,22 +47,28 @@ def per_image_mean(t):
     return t.reshape(t.shape[0], -1).mean(dim=1)
 
 
-def make_class_input(rng, shape, missing=None, n_ignore_per_image=2):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; `missing` = (image, class)
-    removed from that image; indices_ignore = indices with a few pixels set to IGNORE;
-    per_class = one-hot of indices; per_class_soft = random soft targets summing to 1 over C."""
+def make_class_input(rng, shape, missing=(), all_background=(), n_ignore_per_image=2, soft=True):
+    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; each (image, class) in
+    `missing` is removed from that image; images in `all_background` are all class 0;
+    indices_ignore = indices with `n_ignore_per_image` pixels per image set to IGNORE;
+    per_class = one-hot of indices; with `soft`, per_class_soft = random soft targets summing
+    to 1 over C (drawn last: without them the same seed gives the same other arrays)."""
     n, c = shape[0], shape[1]
     spatial = shape[2:]
     logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
     indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    if missing is not None:
-        img, cls = missing
-        others = [k for k in range(c) if k != cls]
-        sel = indices[img] == cls
+    gone = {}
+    for img, cls in missing:
+        gone.setdefault(img, set()).add(cls)
+    for img in all_background:
+        gone[img] = set(range(1, c))
+    for img, classes in gone.items():
+        others = [k for k in range(c) if k not in classes]
+        sel = np.isin(indices[img], list(classes))
         indices[img][sel] = rng.choice(others, size=int(sel.sum()))
     for i in range(n):
         present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - ({missing[1]} if missing is not None and missing[0] == i else set())
+        expect = set(range(c)) - gone.get(i, set())
         assert present == expect, f"image {i}: classes {present}, expected {expect}"
     ignore = indices.copy()
     for i in range(n):
@@ -67,15 +76,11 @@ def make_class_input(rng, shape, missing=None, n_ignore_per_image=2):
         flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
     per_class = np.moveaxis(np.eye(c, dtype=np.float32)[indices[:, 0]], -1, 1)
     assert per_class.shape == shape
-    soft = rng.uniform(0.05, 1.0, size=shape)
-    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
-    return {
-        "logits": logits,
-        "indices": indices,
-        "indices_ignore": ignore,
-        "per_class": per_class,
-        "per_class_soft": soft,
-    }
+    inputs = {"logits": logits, "indices": indices, "indices_ignore": ignore, "per_class": per_class}
+    if soft:
+        s = rng.uniform(0.05, 1.0, size=shape)
+        inputs["per_class_soft"] = (s / s.sum(axis=1, keepdims=True)).astype(np.float32)
+    return inputs
 
 
 def activate(x, o):
@@ -129,6 +134,37 @@ def class_mask(y_sum, c, o):
 def average_classes(l, m):
     den = m.sum(1)
     return torch.where(den == 0, torch.zeros_like(den), (m * l).sum(1) / torch.where(den == 0, 1.0, den))
+
+
+def class_scores(x, t, kind, o):
+    """The per-class score of `multiclass_overlap` (our definition), its denominator and the
+    target sums Y, each [N, C] (per image) or [1, C] (batch)."""
+    c = x.shape[1]
+    p = activate(x, o)
+    y, valid = targets_and_valid(t, c, kind, o)
+    p, y = p * valid, y * valid
+    i, sp, sy = class_terms(p, y, o)
+    nr, dr = o["smooth_nr"], o["smooth_dr"]
+    if o["score"] == "dice":
+        num, den = 2 * i + nr, sp + sy + dr
+    elif o["score"] == "jaccard":
+        num, den = i + nr, sp + sy - i + dr
+    else:
+        num, den = i + nr, i + o["alpha"] * (sp - i) + o["beta"] * (sy - i) + dr
+    score = torch.where(den == 0, torch.ones_like(den), num / torch.where(den == 0, 1.0, den))
+    return score, den, sy
+
+
+def score_loss(score, o):
+    """The loss of a score: `-ln(max(score, LOG_CLAMP))` with `log_loss`, else `1 - score`."""
+    return -torch.log(score.clamp_min(LOG_CLAMP)) if o["log_loss"] else 1.0 - score
+
+
+def overlap_closed_form(x, t, kind, o):
+    """`multiclass_overlap` in closed form: per-class losses averaged over the weighted (and,
+    with `average = present`, present) classes."""
+    score, _, sy = class_scores(x, t, kind, o)
+    return average_classes(score_loss(score, o), class_mask(sy.detach(), x.shape[1], o))
 
 
 def case_record(name, kind, o, x, per_item):

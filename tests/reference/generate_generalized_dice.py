@@ -60,7 +60,17 @@ import pathlib
 import numpy as np
 import torch
 import monai
-from fixture_common import IGNORE, TOL, activate, assert_close, one_hot_f64, case_record, write_fixtures
+from fixture_common import (
+    IGNORE,
+    TOL,
+    activate,
+    assert_close,
+    make_class_input,
+    one_hot_f64,
+    targets_and_valid,
+    case_record,
+    write_fixtures,
+)
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("generalized_dice.json")
@@ -79,39 +89,6 @@ class float64_weights:
 
     def __exit__(self, *exc):
         torch.Tensor.float = self.saved
-
-
-# ---- inputs ----
-
-
-def make_input(rng, shape, missing=(), all_background=(), n_ignore_per_image=3):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; each (image, class) in
-    `missing` is removed from that image; images in `all_background` are all class 0;
-    indices_ignore = indices with a few pixels per image set to IGNORE; per_class = one-hot."""
-    n, c = shape[0], shape[1]
-    spatial = shape[2:]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    gone = {}
-    for img, cls in missing:
-        gone.setdefault(img, set()).add(cls)
-    for img in all_background:
-        gone[img] = set(range(1, c))
-    for img, classes in gone.items():
-        others = [k for k in range(c) if k not in classes]
-        sel = np.isin(indices[img], list(classes))
-        indices[img][sel] = rng.choice(others, size=int(sel.sum()))
-    for i in range(n):
-        present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - gone.get(i, set())
-        assert present == expect, f"image {i}: classes {present}, expected {expect}"
-    ignore = indices.copy()
-    for i in range(n):
-        flat = ignore[i].reshape(-1)
-        flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
-    per_class = np.moveaxis(np.eye(c, dtype=np.float32)[indices[:, 0]], -1, 1)
-    assert per_class.shape == shape
-    return {"logits": logits, "indices": indices, "indices_ignore": ignore, "per_class": per_class}
 
 
 # ---- options ----
@@ -159,20 +136,6 @@ def case_list(name):
         ("indices_ignore", opts(ignore_index=IGNORE)),
         ("indices", opts(ignore_index=0, include_background=False)),
     ]
-
-
-def targets_and_valid(t, c, kind, o):
-    """y [N,C,...] float64 and valid [N,1,...] float64."""
-    if kind.startswith("indices"):
-        lab = t
-        valid = torch.ones_like(lab, dtype=torch.float64)
-        if o["ignore_index"] is not None:
-            valid = (lab != o["ignore_index"]).double()
-            lab = torch.where(lab == o["ignore_index"], torch.zeros_like(lab), lab)
-        assert int(lab.min()) >= 0 and int(lab.max()) < c
-        return torch.nn.functional.one_hot(lab[:, 0], c).movedim(-1, 1).double(), valid
-    assert o["ignore_index"] is None
-    return t, torch.ones_like(t[:, :1])
 
 
 # ---- closed form (our definition), used only as a check ----
@@ -267,9 +230,11 @@ def check_autograd_through_weights(inp):
 def main():
     rng = np.random.default_rng(20170714)
     inputs = {
-        "img2d": make_input(rng, (3, 4, 7, 6), missing=[(0, 2), (1, 3)]),
-        "vol3d": make_input(rng, (2, 3, 2, 4, 5), missing=[(1, 1)]),
-        "bg_only2d": make_input(rng, (2, 3, 5, 4), missing=[(1, 2)], all_background=[0]),
+        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=[(0, 2), (1, 3)], n_ignore_per_image=3, soft=False),
+        "vol3d": make_class_input(rng, (2, 3, 2, 4, 5), missing=[(1, 1)], n_ignore_per_image=3, soft=False),
+        "bg_only2d": make_class_input(
+            rng, (2, 3, 5, 4), missing=[(1, 2)], all_background=[0], n_ignore_per_image=3, soft=False
+        ),
     }
     cases = []
     for name, inp in inputs.items():

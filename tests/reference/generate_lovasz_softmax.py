@@ -49,39 +49,10 @@ import numpy as np
 import torch
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses.lovasz import _lovasz_softmax
-from fixture_common import IGNORE, TOL, assert_close, case_record, float_is_double, write_fixtures
+from fixture_common import IGNORE, TOL, assert_close, case_record, float_is_double, make_class_input, write_fixtures
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("lovasz_softmax.json")
-
-
-# ---- inputs ----
-
-
-def make_input(rng, shape, missing=(), n_ignore_per_image=3):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; each (image, class) in
-    `missing` is removed from that image; indices_ignore = indices with a few pixels per image
-    set to IGNORE."""
-    n, c = shape[0], shape[1]
-    spatial = shape[2:]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    gone = {}
-    for img, cls in missing:
-        gone.setdefault(img, set()).add(cls)
-    for img, classes in gone.items():
-        others = [k for k in range(c) if k not in classes]
-        sel = np.isin(indices[img], list(classes))
-        indices[img][sel] = rng.choice(others, size=int(sel.sum()))
-    for i in range(n):
-        present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - gone.get(i, set())
-        assert present == expect, f"image {i}: classes {present}, expected {expect}"
-    ignore = indices.copy()
-    for i in range(n):
-        flat = ignore[i].reshape(-1)
-        flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
-    return {"logits": logits, "indices": indices, "indices_ignore": ignore}
 
 
 # ---- options ----
@@ -203,8 +174,8 @@ def check_library_behaviour(x, lab, c):
 def main():
     rng = np.random.default_rng(20180618)
     inputs = {
-        "img2d": make_input(rng, (3, 4, 7, 6), missing=[(0, 2), (1, 3)]),
-        "vol3d": make_input(rng, (2, 3, 2, 4, 5), missing=[(1, 0)]),
+        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=[(0, 2), (1, 3)], n_ignore_per_image=3, soft=False),
+        "vol3d": make_class_input(rng, (2, 3, 2, 4, 5), missing=[(1, 0)], n_ignore_per_image=3, soft=False),
     }
     cases = []
     for name, inp in inputs.items():

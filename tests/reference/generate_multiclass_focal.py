@@ -260,7 +260,7 @@ def check_soft_softmax(inp):
 def main():
     rng = np.random.default_rng(20240617)
     inputs = {
-        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=(0, 2)),
+        "img2d": make_class_input(rng, (3, 4, 7, 6), missing=[(0, 2)]),
         "vol3d": make_class_input(rng, (2, 3, 2, 4, 5)),
     }
     cases = []

@@ -61,9 +61,10 @@ from fixture_common import (
     TOL,
     activate,
     assert_close,
-    average_classes,
-    class_mask,
-    class_terms,
+    class_scores,
+    make_class_input,
+    overlap_closed_form,
+    score_loss,
     targets_and_valid,
     case_record,
     write_fixtures,
@@ -71,47 +72,19 @@ from fixture_common import (
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("multiclass_smp.json")
-LOG_CLAMP = 1e-7
 SMP_EPS = 1e-7
 
 
 # ---- inputs ----
 
 
-def make_input(rng, shape, missing=(), n_ignore_per_image=2):
-    """logits float32 (std normal * 3); indices [N,1,...] in 0..C; `missing` = (image, class)
-    pairs removed from that image; every class stays present in the batch (asserted), also in
-    indices_ignore (a few pixels per image set to IGNORE); per_class = one-hot of indices;
-    per_class_soft = random soft targets summing to 1 over C."""
-    n, c = shape[0], shape[1]
-    spatial = shape[2:]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    indices = rng.integers(0, c, size=(n, 1) + spatial).astype(np.int64)
-    for img, cls in missing:
-        others = [k for k in range(c) if k != cls and (img, k) not in missing]
-        sel = indices[img] == cls
-        indices[img][sel] = rng.choice(others, size=int(sel.sum()))
-    for i in range(n):
-        present = set(np.unique(indices[i]).tolist())
-        expect = set(range(c)) - {cls for img, cls in missing if img == i}
-        assert present == expect, f"image {i}: classes {present}, expected {expect}"
-    ignore = indices.copy()
-    for i in range(n):
-        flat = ignore[i].reshape(-1)
-        flat[rng.choice(flat.size, size=n_ignore_per_image, replace=False)] = IGNORE
-    for lab in (indices, ignore):
-        assert set(np.unique(lab[lab != IGNORE]).tolist()) == set(range(c)), "a class absent from the batch"
-    per_class = np.moveaxis(np.eye(c, dtype=np.float32)[indices[:, 0]], -1, 1)
-    assert per_class.shape == shape
-    soft = rng.uniform(0.05, 1.0, size=shape)
-    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
-    return {
-        "logits": logits,
-        "indices": indices,
-        "indices_ignore": ignore,
-        "per_class": per_class,
-        "per_class_soft": soft,
-    }
+def make_input(rng, shape, missing=()):
+    """The multiclass inputs (`make_class_input`), with every class present in the batch
+    (asserted), also in indices_ignore: smp zeroes the classes absent from the batch."""
+    inputs = make_class_input(rng, shape, missing=missing)
+    for lab in (inputs["indices"], inputs["indices_ignore"]):
+        assert set(np.unique(lab[lab != IGNORE]).tolist()) == set(range(shape[1])), "a class absent from the batch"
+    return inputs
 
 
 # ---- options ----
@@ -170,34 +143,8 @@ CASES = [
 # ---- closed form (our definition; as in generate_multiclass.py), used only as a check ----
 
 
-def ratio(x, t, kind, o):
-    """Per-class (score, denominator) of our definition, [N or 1, C]."""
-    c = x.shape[1]
-    p = activate(x, o)
-    y, valid = targets_and_valid(t, c, kind, o)
-    p, y = p * valid, y * valid
-    i, sp, sy = class_terms(p, y, o)
-    nr, dr = o["smooth_nr"], o["smooth_dr"]
-    if o["score"] == "dice":
-        num, den = 2 * i + nr, sp + sy + dr
-    elif o["score"] == "jaccard":
-        num, den = i + nr, sp + sy - i + dr
-    else:
-        num, den = i + nr, i + o["alpha"] * (sp - i) + o["beta"] * (sy - i) + dr
-    score = torch.where(den == 0, torch.ones_like(den), num / torch.where(den == 0, 1.0, den))
-    return score, den, sy
-
-
 def closed_form_per_class(x, t, kind, o):
-    score, _, _ = ratio(x, t, kind, o)
-    return -torch.log(score.clamp_min(LOG_CLAMP)) if o["log_loss"] else 1.0 - score
-
-
-def closed_form(x, t, kind, o):
-    c = x.shape[1]
-    l = closed_form_per_class(x, t, kind, o)
-    _, _, sy = ratio(x.detach(), t, kind, o)
-    return average_classes(l, class_mask(sy, c, o))
+    return score_loss(class_scores(x, t, kind, o)[0], o)
 
 
 # ---- reference: smp ----
@@ -219,7 +166,7 @@ def check_case(cls, kw, x, t, kind, o, value):
     """The eps / log clamps are inactive, 3D flattening is transparent, all classes present."""
     c = x.shape[1]
     xd = x.detach()
-    score, den, sy = ratio(xd, t, kind, o)
+    score, den, sy = class_scores(xd, t, kind, o)
     assert bool((sy > 0).all()), "a class absent from the batch: smp would zero it"
     assert den.min().item() >= 1e-3, "smp denominator clamp could be active"
     assert score.min().item() >= 1e-3, "score near the log clamp"
@@ -244,7 +191,7 @@ def check_case(cls, kw, x, t, kind, o, value):
     y, valid = targets_and_valid(t, c, kind, o)
     assert not bool(((p == y) & (valid > 0)).any()), "p == y at a valid pixel"
     # the L1 intersection equals the plain one on one-hot targets, not on soft ones
-    plain = closed_form(xd, t, kind, dict(o, soft_label=False))
+    plain = overlap_closed_form(xd, t, kind, dict(o, soft_label=False))
     if kind == "per_class_soft":
         assert (plain - value).abs().item() > 1e-3, "soft targets: L1 form should differ from sum p y"
     else:
@@ -257,12 +204,12 @@ def check_smp_behaviour(inp, name):
     c = x.shape[1]
     # batch aggregation: smp != mean of per-image losses
     v = smp_loss(DiceLoss, dict(mode="multiclass"), x, t, "indices")
-    per_img = closed_form(x, t, "indices", opts(aggregation="per_image")).mean()
+    per_img = overlap_closed_form(x, t, "indices", opts(aggregation="per_image")).mean()
     assert (v - per_img).abs().item() > 1e-3, f"{name}: batch vs per image indistinguishable"
     # smooth placement: Dice s = 1 is ours with 2 (not 1); Jaccard / Tversky with s
     v1 = smp_loss(DiceLoss, dict(mode="multiclass", smooth=1.0), x, t, "indices")
-    assert_close(v1, closed_form(x, t, "indices", opts(smooth_nr=2.0, smooth_dr=2.0)), TOL, "dice s=1 -> 2")
-    assert (v1 - closed_form(x, t, "indices", opts(smooth_nr=1.0, smooth_dr=1.0))).abs().item() > 1e-6
+    assert_close(v1, overlap_closed_form(x, t, "indices", opts(smooth_nr=2.0, smooth_dr=2.0)), TOL, "dice s=1 -> 2")
+    assert (v1 - overlap_closed_form(x, t, "indices", opts(smooth_nr=1.0, smooth_dr=1.0))).abs().item() > 1e-6
     for cls, kw, o in (
         (JaccardLoss, dict(mode="multiclass", smooth=1.0), opts(score="jaccard", smooth_nr=1.0, smooth_dr=1.0)),
         (
@@ -271,7 +218,7 @@ def check_smp_behaviour(inp, name):
             opts(score="tversky", alpha=0.3, beta=0.7, smooth_nr=1.0, smooth_dr=1.0),
         ),
     ):
-        assert_close(smp_loss(cls, kw, x, t, "indices"), closed_form(x, t, "indices", o), TOL, f"{cls.__name__} s=1")
+        assert_close(smp_loss(cls, kw, x, t, "indices"), overlap_closed_form(x, t, "indices", o), TOL, f"{cls.__name__} s=1")
     # gamma: TverskyLoss returns mean^gamma
     kw = dict(mode="multiclass", alpha=0.3, beta=0.7)
     g1 = smp_loss(TverskyLoss, dict(kw, gamma=1.0), x, t, "indices")
@@ -291,8 +238,8 @@ def check_smp_behaviour(inp, name):
             vs = smp_loss(cls, kw, xs, ts, "indices")
             l = closed_form_per_class(xs, ts, "indices", o)[0]
             assert_close(vs, (l * present).sum() / c, TOL, f"{name} image {sub}: smp absent-class zeroing")
-            ours_all = closed_form(xs, ts, "indices", o)[0]
-            ours_present = closed_form(xs, ts, "indices", dict(o, average="present"))[0]
+            ours_all = overlap_closed_form(xs, ts, "indices", o)[0]
+            ours_present = overlap_closed_form(xs, ts, "indices", dict(o, average="present"))[0]
             assert (vs - ours_all).abs().item() > 1e-3 and (vs - ours_present).abs().item() > 1e-3
         return True
     return False
@@ -316,7 +263,7 @@ def main():
             assert bool(torch.isfinite(per_item).all()) and bool(torch.isfinite(x.grad).all())
             check_case(cls, kw, x, t, kind, o, value.detach())
             x2 = x.detach().clone().requires_grad_(True)
-            cf = closed_form(x2, t, kind, o)
+            cf = overlap_closed_form(x2, t, kind, o)
             assert cf.shape == (1,)
             cf.mean().backward()
             assert_close(per_item, cf.detach(), TOL, f"{name} {kind} {o}: closed form value")
