@@ -6,6 +6,7 @@
   casts with `.float()` (smp's and Berman's Lovász, MONAI's FocalLoss) runs in float64;
 - `one_hot_f64`: MONAI's `one_hot` in float64 (MONAI builds one-hot targets in float32);
 - `per_image_mean`: the mean over each image's pixels;
+- the binary inputs (`make_binary_input`);
 - the multiclass inputs (`make_class_input`) and the closed form of `multiclass_overlap`
   (`overlap_closed_form`, from `activate`, `targets_and_valid`, `class_terms`,
   `class_scores`, `score_loss`, `class_mask`, `average_classes`; `LOG_CLAMP`);
@@ -45,6 +46,22 @@ def one_hot_f64(labels, num_classes, dtype=torch.float, dim=1):
 
 def per_image_mean(t):
     return t.reshape(t.shape[0], -1).mean(dim=1)
+
+
+def make_binary_input(rng, shape, empty_first=False, full_last=False):
+    """logits float32 (std normal * 3) and hard 0/1 targets, each image with its own
+    foreground fraction in [0.05, 0.6); optionally the first image empty, the last full."""
+    n = shape[0]
+    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
+    targets = np.zeros(shape, dtype=np.float32)
+    for i in range(n):
+        frac = rng.uniform(0.05, 0.6)
+        targets[i] = (rng.uniform(size=shape[1:]) < frac).astype(np.float32)
+    if empty_first:
+        targets[0] = 0.0
+    if full_last:
+        targets[-1] = 1.0
+    return logits, targets
 
 
 def make_class_input(rng, shape, missing=(), all_background=(), n_ignore_per_image=2, soft=True):

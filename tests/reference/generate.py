@@ -30,24 +30,10 @@ import monai
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses._functional import soft_jaccard_score
 from segmentation_models_pytorch.losses.lovasz import _lovasz_hinge, _lovasz_softmax
-from fixture_common import float_is_double, per_image_mean
+from fixture_common import float_is_double, make_binary_input, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses.json")
-
-
-def make_input(rng, shape, empty_first=False, full_last=False):
-    n = shape[0]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    targets = np.zeros(shape, dtype=np.float32)
-    for i in range(n):
-        frac = rng.uniform(0.05, 0.6)
-        targets[i] = (rng.uniform(size=shape[1:]) < frac).astype(np.float32)
-    if empty_first:
-        targets[0] = 0.0
-    if full_last:
-        targets[-1] = 1.0
-    return logits, targets
 
 
 def bce(x, y, opts):
@@ -171,9 +157,9 @@ def option_sets(loss):
 def main():
     rng = np.random.default_rng(20191013)
     inputs = {
-        "batch2d": make_input(rng, (4, 1, 12, 10), empty_first=True, full_last=True),
-        "plain2d": make_input(rng, (3, 9, 7)),
-        "volume3d": make_input(rng, (2, 1, 3, 5, 6)),
+        "batch2d": make_binary_input(rng, (4, 1, 12, 10), empty_first=True, full_last=True),
+        "plain2d": make_binary_input(rng, (3, 9, 7)),
+        "volume3d": make_binary_input(rng, (2, 1, 3, 5, 6)),
     }
     cases = []
     for name, (logits, targets) in inputs.items():

@@ -41,27 +41,11 @@ import pathlib
 import numpy as np
 import torch
 import monai
-from fixture_common import float_is_double, per_image_mean
+from fixture_common import LOG_CLAMP, float_is_double, make_binary_input, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses_extended.json")
 F32_MIN_POSITIVE = 1.1754943508222875e-38
-LOG_CLAMP = 1e-7
-
-
-def make_input(rng, shape, empty_first=False, full_last=False):
-    """Hard 0/1 targets; copied from generate.py."""
-    n = shape[0]
-    logits = (rng.standard_normal(shape) * 3.0).astype(np.float32)
-    targets = np.zeros(shape, dtype=np.float32)
-    for i in range(n):
-        frac = rng.uniform(0.05, 0.6)
-        targets[i] = (rng.uniform(size=shape[1:]) < frac).astype(np.float32)
-    if empty_first:
-        targets[0] = 0.0
-    if full_last:
-        targets[-1] = 1.0
-    return logits, targets
 
 
 def make_soft_input(rng, shape, n_zero=4, n_one=4):
@@ -302,8 +286,8 @@ def option_sets(loss, input_name):
 def main():
     rng = np.random.default_rng(20240607)
     inputs = {
-        "batch2d": make_input(rng, (4, 1, 12, 10), empty_first=True, full_last=True),
-        "volume3d": make_input(rng, (2, 1, 3, 5, 6)),
+        "batch2d": make_binary_input(rng, (4, 1, 12, 10), empty_first=True, full_last=True),
+        "volume3d": make_binary_input(rng, (2, 1, 3, 5, 6)),
         "soft2d": make_soft_input(rng, (3, 1, 8, 9)),
     }
     cases = []
