@@ -72,15 +72,16 @@ pub(crate) fn from_probability<F: Real>(p: F) -> ((F, F), (F, F)) {
     let q = F::ONE - p;
     let pc = p.max(F::MIN_PROB);
     let qc = q.max(F::MIN_PROB);
-    let dp = if p >= F::MIN_PROB {
+    // `x < m` is false for NaN, so a NaN probability keeps a NaN derivative.
+    let dp = if p < F::MIN_PROB {
+        F::ZERO
+    } else {
         -F::ONE / pc
-    } else {
-        F::ZERO
     };
-    let dq = if q >= F::MIN_PROB {
-        F::ONE / qc
-    } else {
+    let dq = if q < F::MIN_PROB {
         F::ZERO
+    } else {
+        F::ONE / qc
     };
     ((-pc.ln_positive(), dp), (-qc.ln_positive(), dq))
 }

@@ -77,10 +77,11 @@ impl<F: Real> Pixel<F> {
             let b = xi + yi - (xi + xi) * yi;
             let bc = b.max(F::MIN_PROB);
             let m = (gamma * bc.ln_positive()).exp_nonpositive();
-            let dm = if b >= F::MIN_PROB {
-                gamma * m / bc * (F::ONE - yi - yi)
-            } else {
+            // `b < m` is false for NaN: a NaN probability keeps a NaN derivative.
+            let dm = if b < F::MIN_PROB {
                 F::ZERO
+            } else {
+                gamma * m / bc * (F::ONE - yi - yi)
             };
             let ce = yi * neg_log_p + (F::ONE - yi) * neg_log_not_p;
             let dce = yi * d_neg_log_p + (F::ONE - yi) * d_neg_log_not_p;

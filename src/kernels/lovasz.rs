@@ -142,15 +142,23 @@ fn error_and_derivative<F: Real>(x: F, y: F, errors: Errors) -> (F, F) {
                 dp
             } else if p < y {
                 -dp
-            } else {
+            } else if p == y {
                 F::ZERO
+            } else {
+                p - y // NaN: a NaN input keeps a NaN derivative
             };
             (error, derivative)
         }
         Errors::Hinge => {
             let s = y + y - F::ONE;
             let margin = F::ONE - x * s;
-            let derivative = if margin > F::ZERO { -s } else { F::ZERO };
+            let derivative = if margin > F::ZERO {
+                -s
+            } else if margin <= F::ZERO {
+                F::ZERO
+            } else {
+                margin // NaN: a NaN input keeps a NaN derivative
+            };
             (margin.max(F::ZERO) + F::ZERO, derivative)
         }
     }

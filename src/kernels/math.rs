@@ -41,8 +41,12 @@ pub(crate) trait Real:
     /// A bit pattern that sorts like the value, for a non-negative value, where a radix sort
     /// applies (f32); `None` to sort by comparison (f64, the checking path).
     fn radix_key(self) -> Option<u32>;
+    /// The larger of `self` and `other`, NaN when `self` is NaN (the order of the comparison
+    /// matters: `if self > other` would drop a NaN `self`, turning a diverged input into a
+    /// finite loss). Callers pass the possibly-NaN value as `self` and a constant as `other`.
+    #[inline(always)]
     fn max(self, other: Self) -> Self {
-        if self > other { self } else { other }
+        if other > self { other } else { self }
     }
 }
 
@@ -142,11 +146,12 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// `exp(x)` for `x <= 0` in f32 (Cephes `expf`: `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a
 /// degree-6 polynomial for `exp(r)`, then `2^n` put into the exponent bits). Relative error
-/// about 2 ulp. Inputs below -87 (where `exp` leaves the normal range) give `exp(-87)`, about
-/// 1.6e-38: the losses only add it to 1 or multiply it into terms that vanish there.
+/// about 2 ulp. Inputs below -87 (where `exp` leaves the normal range, `-inf` included) give
+/// `exp(-87)`, about 1.6e-38: the losses only add it to 1 or multiply it into terms that vanish
+/// there. NaN gives NaN (the clamp keeps it, and every later step propagates it).
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
-    let x = x.max(-87.0);
+    let x = if x < -87.0 { -87.0 } else { x };
     let t = x * core::f32::consts::LOG2_E + ROUND_MAGIC;
     let n = t - ROUND_MAGIC;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
@@ -164,6 +169,8 @@ fn exp_f32(x: f32) -> f32 {
 
 /// `ln(x)` for a positive normal `x` in f32 (Cephes `logf`: `x = m 2^e` with `m` in
 /// `[sqrt(1/2), sqrt(2))`, a degree-8 polynomial in `m - 1`). Relative error about 2 ulp.
+/// `ln(+inf) = +inf` and `ln(NaN) = NaN`, as the standard library (the bit manipulation alone
+/// would read both as a finite number near 88.7).
 #[inline(always)]
 fn ln_f32(x: f32) -> f32 {
     let bits = x.to_bits();
@@ -185,7 +192,9 @@ fn ln_f32(x: f32) -> f32 {
     let p = p * z - 2.499_999_4e-1;
     let p = p * z + 0.333_333_3; // Cephes: 3.3333331174e-1, rounded to f32
     let y = z * z2 * p + e * -2.121_944_4e-4 - 0.5 * z2;
-    z + y + e * 0.693_359_4
+    let finite = z + y + e * 0.693_359_4;
+    // Selects, not a branch: `x` itself is the answer for `+inf` and NaN.
+    if x.is_finite() { finite } else { x }
 }
 
 /// `sigmoid(x)` from `e = exp(-|x|)`: `1 / (1 + e)` for `x >= 0`, `e / (1 + e)` otherwise

@@ -227,10 +227,11 @@ fn score(&[first, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scor
     let d_ratio_predicted = -numerator * r.dr_predicted / d2;
     let (loss, d_loss_ratio) = if !params.log_loss {
         (1.0 - ratio, -1.0)
-    } else if ratio > LOG_FLOOR {
-        (-ratio.ln(), -1.0 / ratio)
-    } else {
+    } else if ratio <= LOG_FLOOR {
         (-LOG_FLOOR.ln(), 0.0)
+    } else {
+        // A NaN ratio (a NaN input) lands here and stays NaN.
+        (-ratio.ln(), -1.0 / ratio)
     };
     let d_intersection = d_loss_ratio * d_ratio_intersection;
     let d_predicted = d_loss_ratio * d_ratio_predicted;
