@@ -153,7 +153,7 @@ fn run(device: &Device) -> Result<(), SegLossError> {
     println!("hard metrics (logits > 0)");
     row(
         "foreground px",
-        &mut (0..4).map(|i| (counts.tp[i] + counts.fn_[i]) as f64),
+        &mut (0..4).map(|i| (counts.tp()[i] + counts.fn_()[i]) as f64),
     );
     row("Dice", &mut dice.iter().copied());
     row("Jaccard", &mut jaccard.iter().copied());

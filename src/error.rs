@@ -4,7 +4,10 @@
 ///
 /// Every public function checks its inputs up front and returns one of these instead of
 /// panicking (burn itself panics on mismatched shapes, mixed dtypes or mixed devices).
+///
+/// `#[non_exhaustive]`: later versions may add variants, so a `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SegLossError {
     /// Two tensors that must have the same shape do not.
     #[error("shape mismatch: {left_name} has shape {left:?} but {right_name} has shape {right:?}")]
@@ -52,7 +55,7 @@ pub enum SegLossError {
         right: String,
     },
 
-    /// A configuration value is outside its allowed range.
+    /// A numeric configuration value is outside its allowed range.
     #[error("invalid parameter `{name}` = {value}: allowed range is {allowed}")]
     InvalidParameter {
         /// The option's name, as in the config struct.
@@ -61,6 +64,41 @@ pub enum SegLossError {
         value: f64,
         /// The allowed range, in words or interval notation.
         allowed: &'static str,
+    },
+
+    /// A non-numeric option (a flag, an enum, a list) has a value that cannot be used here,
+    /// alone or together with the inputs (for example [`Execution::Host`](crate::Execution)
+    /// with f16 logits, or an empty list of terms).
+    #[error("invalid option `{name}` = {value}: {allowed}")]
+    InvalidOption {
+        /// The option's name, as in the config struct.
+        name: &'static str,
+        /// The value given, as Rust's `Debug` prints it.
+        value: String,
+        /// What is allowed, in words.
+        allowed: &'static str,
+    },
+
+    /// A count exceeds what a backend or an index type can hold (for example more than
+    /// `2^31 - 1` pixels per image counted on wgpu, whose integers are 32-bit).
+    #[error("{what}: {count} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was counted, and where.
+        what: &'static str,
+        /// The count.
+        count: u64,
+        /// The largest count supported.
+        limit: u64,
+    },
+
+    /// Data could not be read back from the device to the host (a backend failure, not a
+    /// problem of the values).
+    #[error("could not read {what} from the device: {reason}")]
+    HostRead {
+        /// What was being read.
+        what: &'static str,
+        /// The backend's error.
+        reason: String,
     },
 
     /// Target values are not what the function needs (e.g. a Lovász loss given a value other

@@ -48,10 +48,7 @@ pub fn dice_from_jaccard(jaccard: f64) -> f64 {
 pub fn prop2_family(a: f64, d: u64) -> Confusion {
     let fp = (a * d as f64).round() as u64;
     let tp = (a * a * d as f64).round() as u64;
-    Confusion {
-        tp: vec![tp],
-        fp: vec![fp],
-        fn_: vec![0],
-        tn: vec![d.saturating_sub(tp + fp)],
-    }
+    let mut c = Confusion::default();
+    c.push(tp, fp, 0, d.saturating_sub(tp + fp));
+    c
 }

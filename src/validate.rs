@@ -7,7 +7,7 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::SegLossError;
-use crate::check::batch_shape;
+use crate::check::{self, batch_shape};
 use crate::host::read_f64;
 
 /// Which values a target tensor may hold.
@@ -106,13 +106,7 @@ pub fn validate_class_indices<const D: usize>(
     ignore_index: Option<i64>,
 ) -> Result<(), SegLossError> {
     batch_shape(&indices, "targets")?;
-    let values = indices
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .map_err(|e| SegLossError::InvalidTargets {
-            reason: format!("class indices could not be read: {e:?}"),
-        })?;
+    let values = check::read_counts(indices.flatten::<1>(0, D - 1), "the class indices")?;
     let allowed = |v: i64| (0..classes as i64).contains(&v) || Some(v) == ignore_index;
     match values.iter().position(|&v| !allowed(v)) {
         None => Ok(()),

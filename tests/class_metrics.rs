@@ -40,7 +40,7 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
     )
     .unwrap();
     let what = format!("{backend} {} ignore {ignore:?}", case["input"]);
-    assert_eq!(c.classes.len(), classes, "{what}");
+    assert_eq!(c.classes().len(), classes, "{what}");
     // The fixture is [image][class]; ClassConfusion is [class][image].
     let by_image = |key: &str, image: usize| -> Vec<u64> {
         case[key][image]
@@ -51,13 +51,14 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
             .collect()
     };
     for image in 0..shape[0] {
-        let ours = |f: fn(&segloss::metrics::Confusion) -> &Vec<u64>| -> Vec<u64> {
-            c.classes.iter().map(|k| f(k)[image]).collect()
+        let ours = |f: fn(&segloss::metrics::Confusion) -> &[u64]| -> Vec<u64> {
+            c.classes().iter().map(|k| f(k)[image]).collect()
         };
-        assert_eq!(ours(|k| &k.tp), by_image("tp", image), "{what} tp");
-        assert_eq!(ours(|k| &k.fp), by_image("fp", image), "{what} fp");
-        assert_eq!(ours(|k| &k.fn_), by_image("fn", image), "{what} fn");
-        assert_eq!(ours(|k| &k.tn), by_image("tn", image), "{what} tn");
+        use segloss::metrics::Confusion;
+        assert_eq!(ours(Confusion::tp), by_image("tp", image), "{what} tp");
+        assert_eq!(ours(Confusion::fp), by_image("fp", image), "{what} fp");
+        assert_eq!(ours(Confusion::fn_), by_image("fn", image), "{what} fn");
+        assert_eq!(ours(Confusion::tn), by_image("tn", image), "{what} tn");
         let dice = c.dice(EmptyPolicy::Nan);
         let jaccard = c.jaccard(EmptyPolicy::Nan);
         let column = |scores: &Vec<Vec<f64>>| scores.iter().map(|k| k[image]).collect::<Vec<_>>();

@@ -50,10 +50,10 @@ fn counts_match_smp_get_stats_on_every_backend() {
     let doc = fixture();
     for (backend, device) in all_devices() {
         let c = reference_confusion(&device);
-        assert_eq!(c.tp, counts(&doc["tp"]), "{backend} tp");
-        assert_eq!(c.fp, counts(&doc["fp"]), "{backend} fp");
-        assert_eq!(c.fn_, counts(&doc["fn"]), "{backend} fn");
-        assert_eq!(c.tn, counts(&doc["tn"]), "{backend} tn");
+        assert_eq!(c.tp(), counts(&doc["tp"]), "{backend} tp");
+        assert_eq!(c.fp(), counts(&doc["fp"]), "{backend} fp");
+        assert_eq!(c.fn_(), counts(&doc["fn"]), "{backend} fn");
+        assert_eq!(c.tn(), counts(&doc["tn"]), "{backend} tn");
     }
 }
 
@@ -94,8 +94,8 @@ fn scores_match_smp_and_monai() {
     // negatives) smp says 1 where it gives (31/63 + 1) / 2.
     let wh = c.weighted_hamming(0.5, EmptyPolicy::One).unwrap();
     let mut expected = floats(&doc["balanced_accuracy_one"]);
-    assert_eq!((c.tp[1] + c.fn_[1], c.fp[1], c.tn[1]), (0, 29, 34));
-    assert_eq!((c.tp[3], c.fn_[3], c.fp[3] + c.tn[3]), (31, 32, 0));
+    assert_eq!((c.tp()[1] + c.fn_()[1], c.fp()[1], c.tn()[1]), (0, 29, 34));
+    assert_eq!((c.tp()[3], c.fn_()[3], c.fp()[3] + c.tn()[3]), (31, 32, 0));
     assert_eq!((expected[1], expected[3]), (1.0, 1.0));
     expected[1] = 0.5 * 1.0 + 0.5 * 34.0 / 63.0;
     expected[3] = 0.5 * 31.0 / 63.0 + 0.5 * 1.0;
@@ -133,12 +133,7 @@ fn scores_match_smp_and_monai() {
 
 #[test]
 fn weighted_hamming_follows_the_empty_policy_and_eq3() {
-    let c = Confusion {
-        tp: vec![0, 5, 3],
-        fp: vec![2, 0, 1],
-        fn_: vec![0, 0, 2],
-        tn: vec![8, 0, 4],
-    };
+    let c = Confusion::new(vec![0, 5, 3], vec![2, 0, 1], vec![0, 0, 2], vec![8, 0, 4]).unwrap();
     // Image 0: |y| = 0, sensitivity 0/0. Image 1: |y| = d, specificity 0/0.
     let one = c.weighted_hamming(0.3, EmptyPolicy::One).unwrap();
     assert!((one[0] - (0.3 * 1.0 + 0.7 * 0.8)).abs() < 1e-12);
@@ -181,12 +176,12 @@ fn counts_stay_exact_beyond_2_pow_25_pixels() {
         Tensor::<2, Bool>::from_data(TensorData::new(target, [1, P]), &device),
     )
     .unwrap();
-    assert_eq!(c.tp[0], count(&|i| i % 5 != 0 && i % 7 != 0));
-    assert_eq!(c.fp[0], count(&|i| i % 5 != 0 && i % 7 == 0));
-    assert_eq!(c.fn_[0], count(&|i| i % 5 == 0 && i % 7 != 0));
-    assert_eq!(c.tn[0], count(&|i| i % 35 == 0));
+    assert_eq!(c.tp()[0], count(&|i| i % 5 != 0 && i % 7 != 0));
+    assert_eq!(c.fp()[0], count(&|i| i % 5 != 0 && i % 7 == 0));
+    assert_eq!(c.fn_()[0], count(&|i| i % 5 == 0 && i % 7 != 0));
+    assert_eq!(c.tn()[0], count(&|i| i % 35 == 0));
     assert_eq!(c.pixels(0), P as u64);
-    assert!(c.tp[0] > 1 << 24);
+    assert!(c.tp()[0] > 1 << 24);
     // f32 would not even hold the pixel count.
     assert_ne!((P as f32) as u64, P as u64);
 }
@@ -198,7 +193,7 @@ fn from_logits_thresholds_and_validates_targets() {
     let y = tensor(&[1.0, 0.0, 1.0, 1.0], [1, 4], &d, DType::F32);
     let c = Confusion::from_logits(x.clone(), y, DEFAULT_LOGIT_THRESHOLD).unwrap();
     // x > 0: [1, 0, 0, 1]; y: [1, 0, 1, 1].
-    assert_eq!((c.tp[0], c.fp[0], c.fn_[0], c.tn[0]), (2, 0, 1, 1));
+    assert_eq!((c.tp()[0], c.fp()[0], c.fn_()[0], c.tn()[0]), (2, 0, 1, 1));
     let soft = tensor(&[1.0, 0.2, 1.0, 1.0], [1, 4], &d, DType::F32);
     assert!(matches!(
         Confusion::from_logits(x, soft, 0.0),

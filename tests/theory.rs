@@ -64,7 +64,7 @@ fn the_largest_dice_jaccard_gap_is_reached_at_dice_two_minus_sqrt2() {
         .collect();
     let c = confusion(pred, target, 1);
     assert_eq!(
-        (c.tp[0], c.fp[0], c.fn_[0]),
+        (c.tp()[0], c.fp()[0], c.fn_()[0]),
         (tp as u64, fp as u64, fn_ as u64)
     );
     let (d, j) = (c.dice(EmptyPolicy::One)[0], c.jaccard(EmptyPolicy::One)[0]);

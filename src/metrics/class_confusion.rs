@@ -35,17 +35,41 @@ use crate::{EmptyPolicy, SegLossError, check};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClassConfusion {
-    /// `classes[c]`: the per-image counts of class `c` against the rest.
-    pub classes: Vec<Confusion>,
+    classes: Vec<Confusion>,
 }
 
 impl ClassConfusion {
+    /// The per-class counts given by hand: `classes[c]` is the one-vs-rest [`Confusion`] of
+    /// class `c`, all over the same images.
+    ///
+    /// # Errors
+    /// [`SegLossError::ShapeMismatch`] when the classes count different numbers of images.
+    pub fn new(classes: Vec<Confusion>) -> Result<Self, SegLossError> {
+        if let Some(first) = classes.first() {
+            if let Some(other) = classes.iter().find(|c| c.len() != first.len()) {
+                return Err(SegLossError::ShapeMismatch {
+                    left_name: "images of class 0",
+                    left: vec![first.len()],
+                    right_name: "images of another class",
+                    right: vec![other.len()],
+                });
+            }
+        }
+        Ok(ClassConfusion { classes })
+    }
+
+    /// `classes()[c]`: the per-image counts of class `c` against the rest.
+    pub fn classes(&self) -> &[Confusion] {
+        &self.classes
+    }
+
     /// Counts per image and class for a predicted and a target class-index map of the same
     /// shape `[N, ...]` (rank >= 2), with `classes` classes (`C >= 1`). A target pixel equal to
     /// `ignore_index` is left out of every count.
     ///
     /// # Errors
     /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `classes = 0`,
+    /// [`SegLossError::TooLarge`] for more pixels per image than the backend's integers count,
     /// and [`SegLossError::InvalidTargets`] when a target (not `ignore_index`) or a prediction
     /// lies outside `0..classes` (found from the counts, no extra read).
     pub fn from_indices<const D: usize>(
@@ -72,8 +96,10 @@ impl ClassConfusion {
         };
         let p = pred.int().mul(valid.clone().expand(full));
         let y = target.int().mul(valid.clone().expand(full));
+        check::countable(pixels, &p)?;
         let sums = |t: Tensor<3, Int>| t.sum_dim(2).reshape([n * classes]);
-        let counts = Tensor::cat(
+        let counts = check::read_counts(
+            Tensor::cat(
             vec![
                 sums(p.clone().mul(y.clone())),
                 sums(p),
@@ -81,13 +107,9 @@ impl ClassConfusion {
                 valid.sum_dim(2).reshape([n]),
             ],
             0,
-        )
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .map_err(|e| SegLossError::InvalidTargets {
-            reason: format!("the counts could not be read: {e:?}"),
-        })?;
+            ),
+            "the class confusion counts",
+        )?;
         let at = |block: usize, image: usize, class: usize| {
             counts[block * n * classes + image * classes + class] as u64
         };
@@ -118,12 +140,12 @@ impl ClassConfusion {
                 for image in 0..n {
                     let (tp, predicted, actual) =
                         (at(0, image, c), at(1, image, c), at(2, image, c));
-                    confusion.tp.push(tp);
-                    confusion.fp.push(predicted - tp);
-                    confusion.fn_.push(actual - tp);
-                    confusion
-                        .tn
-                        .push(valid_pixels(image) + tp - predicted - actual);
+                    confusion.push(
+                        tp,
+                        predicted - tp,
+                        actual - tp,
+                        valid_pixels(image) + tp - predicted - actual,
+                    );
                 }
                 confusion
             })
@@ -138,13 +160,15 @@ impl ClassConfusion {
         let mut total = Confusion::default();
         let images = self.classes.first().map_or(0, Confusion::len);
         for image in 0..images {
-            let sum = |f: fn(&Confusion) -> &Vec<u64>| -> u64 {
+            let sum = |f: fn(&Confusion) -> &[u64]| -> u64 {
                 self.classes.iter().map(|c| f(c)[image]).sum()
             };
-            total.tp.push(sum(|c| &c.tp));
-            total.fp.push(sum(|c| &c.fp));
-            total.fn_.push(sum(|c| &c.fn_));
-            total.tn.push(sum(|c| &c.tn));
+            total.push(
+                sum(Confusion::tp),
+                sum(Confusion::fp),
+                sum(Confusion::fn_),
+                sum(Confusion::tn),
+            );
         }
         total
     }

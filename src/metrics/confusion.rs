@@ -11,24 +11,92 @@ use crate::losses::rows;
 /// The counts are integer sums on the device (no float accumulation, so they stay exact far
 /// beyond the 2^24 pixels where an f32 sum starts to drop units); only `3N` integers are read
 /// back. burn's integer sums use the backend's int type (i64 on the CPU backends, i32 on
-/// wgpu), so one image may hold up to 2^31 - 1 pixels on every backend.
+/// wgpu): an image of more than 2^31 - 1 pixels on a backend with 32-bit integers is an
+/// error ([`SegLossError::TooLarge`]), never a wrapped count.
+///
+/// The four vectors always have one entry per image: the fields are private, and
+/// [`Confusion::new`] checks the lengths of counts built by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Confusion {
-    /// True positives per image: predicted and target foreground.
-    pub tp: Vec<u64>,
-    /// False positives per image: predicted foreground, target background.
-    pub fp: Vec<u64>,
-    /// False negatives per image: predicted background, target foreground.
-    pub fn_: Vec<u64>,
-    /// True negatives per image.
-    pub tn: Vec<u64>,
+    tp: Vec<u64>,
+    fp: Vec<u64>,
+    fn_: Vec<u64>,
+    tn: Vec<u64>,
 }
 
 impl Confusion {
+    /// Counts given per image (one entry per image in each vector), e.g. accumulated
+    /// elsewhere or read from a file.
+    ///
+    /// # Errors
+    /// [`SegLossError::ShapeMismatch`] when the vectors differ in length;
+    /// [`SegLossError::TooLarge`] when an image's `TP + FP + FN + TN` overflows `u64`.
+    pub fn new(
+        tp: Vec<u64>,
+        fp: Vec<u64>,
+        fn_: Vec<u64>,
+        tn: Vec<u64>,
+    ) -> Result<Self, SegLossError> {
+        for (name, v) in [("fp", &fp), ("fn_", &fn_), ("tn", &tn)] {
+            if v.len() != tp.len() {
+                return Err(SegLossError::ShapeMismatch {
+                    left_name: "tp",
+                    left: vec![tp.len()],
+                    right_name: name,
+                    right: vec![v.len()],
+                });
+            }
+        }
+        let overflows = (0..tp.len()).any(|i| {
+            tp[i]
+                .checked_add(fp[i])
+                .and_then(|s| s.checked_add(fn_[i]))
+                .and_then(|s| s.checked_add(tn[i]))
+                .is_none()
+        });
+        if overflows {
+            return Err(SegLossError::TooLarge {
+                what: "the pixels of an image (TP + FP + FN + TN)",
+                count: u64::MAX,
+                limit: u64::MAX,
+            });
+        }
+        Ok(Confusion { tp, fp, fn_, tn })
+    }
+
+    /// True positives per image: predicted and target foreground.
+    pub fn tp(&self) -> &[u64] {
+        &self.tp
+    }
+
+    /// False positives per image: predicted foreground, target background.
+    pub fn fp(&self) -> &[u64] {
+        &self.fp
+    }
+
+    /// False negatives per image: predicted background, target foreground.
+    pub fn fn_(&self) -> &[u64] {
+        &self.fn_
+    }
+
+    /// True negatives per image.
+    pub fn tn(&self) -> &[u64] {
+        &self.tn
+    }
+
+    /// Pushes one image's counts (the constructors' own use: their counts are consistent).
+    pub(crate) fn push(&mut self, tp: u64, fp: u64, fn_: u64, tn: u64) {
+        self.tp.push(tp);
+        self.fp.push(fp);
+        self.fn_.push(fn_);
+        self.tn.push(tn);
+    }
+
     /// Counts per image for boolean masks `[N, ...]` (rank >= 2) of the same shape.
     ///
     /// # Errors
-    /// Shape mismatch, rank < 2, a zero-sized dimension or different devices.
+    /// Shape mismatch, rank < 2, a zero-sized dimension or different devices;
+    /// [`SegLossError::TooLarge`] for more pixels per image than the backend's integers count.
     pub fn from_masks<const D: usize>(
         pred: Tensor<D, Bool>,
         target: Tensor<D, Bool>,
@@ -36,25 +104,19 @@ impl Confusion {
         check::same_shape_and_device(&pred, "pred", &target, "target")?;
         let (n, pixels) = check::batch_shape(&pred, "pred")?;
         let p = rows(pred.int());
+        check::countable(pixels, &p)?;
         let y = rows(target.int());
         let sums = |t: Tensor<2, Int>| t.sum_dim(1).reshape([n]);
         let tp = sums(p.clone().mul(y.clone()));
         // One read of 3N integers: [tp..., |pred|..., |target|...].
-        let counts = Tensor::cat(vec![tp, sums(p), sums(y)], 0)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .expect("converted TensorData holds i64");
+        let counts = check::read_counts(Tensor::cat(vec![tp, sums(p), sums(y)], 0), "the counts")?;
         let (tp, rest) = counts.split_at(n);
         let (predicted, target) = rest.split_at(n);
         let mut c = Confusion::default();
         for i in 0..n {
             let (t, p, y) = (tp[i] as u64, predicted[i] as u64, target[i] as u64);
-            c.tp.push(t);
-            c.fp.push(p - t);
-            c.fn_.push(y - t);
             // |pred ∪ target| = p + y - t <= pixels; add t first so nothing underflows.
-            c.tn.push(pixels as u64 + t - p - y);
+            c.push(t, p - t, y - t, pixels as u64 + t - p - y);
         }
         Ok(c)
     }

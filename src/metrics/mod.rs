@@ -11,7 +11,7 @@
 //! let logits = Tensor::<3>::from_floats([[[3.0, -2.0], [1.0, -1.0]]], &device);
 //! let target = Tensor::<3, Bool>::from_bool([[[true, false], [false, false]]], &device);
 //! let c = Confusion::from_masks(threshold_logits(logits, DEFAULT_LOGIT_THRESHOLD), target)?;
-//! assert_eq!((c.tp[0], c.fp[0], c.fn_[0], c.tn[0]), (1, 1, 0, 2));
+//! assert_eq!((c.tp()[0], c.fp()[0], c.fn_()[0], c.tn()[0]), (1, 1, 0, 2));
 //! assert_eq!(c.dice(EmptyPolicy::One), vec![2.0 / 3.0]);
 //! assert_eq!(c.jaccard(EmptyPolicy::One), vec![0.5]);
 //! # }

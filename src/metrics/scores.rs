@@ -18,8 +18,8 @@ impl Confusion {
     pub fn dice(&self, empty: EmptyPolicy) -> Vec<f64> {
         (0..self.len())
             .map(|i| {
-                let tp2 = 2 * self.tp[i];
-                ratio(tp2, tp2 + self.fp[i] + self.fn_[i], empty)
+                let tp2 = 2 * self.tp()[i];
+                ratio(tp2, tp2 + self.fp()[i] + self.fn_()[i], empty)
             })
             .collect()
     }
@@ -27,7 +27,7 @@ impl Confusion {
     /// Jaccard index per image (Eq. 1): `J = TP / (TP + FP + FN)`; `empty` decides `0/0`.
     pub fn jaccard(&self, empty: EmptyPolicy) -> Vec<f64> {
         (0..self.len())
-            .map(|i| ratio(self.tp[i], self.tp[i] + self.fp[i] + self.fn_[i], empty))
+            .map(|i| ratio(self.tp()[i], self.tp()[i] + self.fp()[i] + self.fn_()[i], empty))
             .collect()
     }
 
@@ -35,7 +35,7 @@ impl Confusion {
     /// defined: an image has at least one pixel).
     pub fn hamming(&self) -> Vec<f64> {
         (0..self.len())
-            .map(|i| 1.0 - (self.fp[i] + self.fn_[i]) as f64 / self.pixels(i) as f64)
+            .map(|i| 1.0 - (self.fp()[i] + self.fn_()[i]) as f64 / self.pixels(i) as f64)
             .collect()
     }
 
@@ -60,8 +60,8 @@ impl Confusion {
         check::closed_unit("gamma", gamma)?;
         Ok((0..self.len())
             .map(|i| {
-                let foreground = self.tp[i] + self.fn_[i];
-                let background = self.tn[i] + self.fp[i];
+                let foreground = self.tp()[i] + self.fn_()[i];
+                let background = self.tn()[i] + self.fp()[i];
                 // A term with weight 0 is left out, so an undefined (NaN) term it would
                 // multiply cannot leak into the score.
                 let term = |weight: f64, numerator, denominator| {
@@ -71,7 +71,7 @@ impl Confusion {
                         weight * ratio(numerator, denominator, empty)
                     }
                 };
-                term(gamma, self.tp[i], foreground) + term(1.0 - gamma, self.tn[i], background)
+                term(gamma, self.tp()[i], foreground) + term(1.0 - gamma, self.tn()[i], background)
             })
             .collect())
     }
