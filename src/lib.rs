@@ -48,7 +48,14 @@
 //! [`Reduction::None`] (`[1]` whatever the reduction when the statistics cover the whole
 //! batch: `Aggregation::Batch`, Lovász with `per_image = false`).
 //! Every function returns `Result<_, SegLossError>` and checks its input instead of
-//! panicking.
+//! panicking. A NaN in the input gives a NaN loss (and a NaN gradient at that pixel) on every
+//! backend and path, as in PyTorch, so a diverged run is seen at once.
+//!
+//! Every loss is also a burn module ([`losses::modules`]): `SoftDiceConfig::new().init()?`
+//! checks the options once and gives a [`SoftDiceLoss`](losses::SoftDiceLoss) whose
+//! `forward(logits, targets)` fits in a `TrainStep` (it panics on bad input, as burn-nn's
+//! losses do; `try_forward` returns the error), and every module implements
+//! [`SegmentationLoss`](losses::SegmentationLoss) for losses chosen at run time.
 //!
 //! ```
 //! # #[cfg(feature = "flex")] {
@@ -65,6 +72,11 @@
 //! # Ok::<(), segloss::SegLossError>(())
 //! ```
 
+// Unsafe code is allowed in one place only: the SIMD dispatch of `kernels::lanes`, which calls
+// functions compiled for AVX2/AVX-512 after detecting the CPU features.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
 mod check;
 mod error;
 mod host;
@@ -78,6 +90,11 @@ mod validate;
 pub use error::SegLossError;
 pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
 pub use validate::{TargetKind, validate_class_indices, validate_targets};
+
+// The README's code blocks, compiled and run as doctests so that its example stays true.
+#[cfg(all(doctest, feature = "flex"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Everything needed to call the losses: `use segloss::prelude::*;`.
 pub mod prelude {

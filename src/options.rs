@@ -68,7 +68,7 @@ impl EmptyPolicy {
 }
 
 /// Which implementation of a loss runs: burn tensor operations on the inputs' device, or the
-/// fused multi-threaded host kernels of the crate (DESIGN.md, "Performance architecture").
+/// fused multi-threaded host kernels of the crate (both described in the crate docs).
 ///
 /// Both compute the same value and gradient (tested to 1e-5); they differ in speed. The choice
 /// is made once per call.

@@ -444,7 +444,7 @@ fn host_execution_rejects_tracked_targets() {
     let host = SoftDiceConfig::new().with_execution(Execution::Host);
     assert!(matches!(
         soft_dice(x.clone(), y.clone(), &host),
-        Err(SegLossError::InvalidParameter {
+        Err(SegLossError::InvalidOption {
             name: "execution",
             ..
         })

@@ -39,27 +39,26 @@ impl Loss {
         }
     }
 
-    /// The loss of a batch. `prior` is the foreground fraction of the training set: wCE
-    /// weighs foreground pixels `1/(2p)` and background pixels `1/(2-2p)`, as in the paper.
-    pub fn compute(
+    /// The segloss loss module of this entry of the table, as the crate's run-time choice of
+    /// a loss: its config, then `init`. `prior` is the foreground fraction of the training
+    /// set: wCE weighs foreground pixels `1/(2p)` and background pixels `1/(2-2p)`, as in the
+    /// paper.
+    pub fn module(
         self,
-        logits: Tensor<4>,
-        targets: Tensor<4>,
         prior: f64,
-    ) -> Result<Tensor<1>, SegLossError> {
-        match self {
-            Loss::CrossEntropy => {
-                binary_cross_entropy(logits, targets, &BinaryCrossEntropyConfig::new())
-            }
-            Loss::WeightedCrossEntropy => weighted_cross_entropy(
-                logits,
-                targets,
-                &WeightedCrossEntropyConfig::new().with_prior(Prior::Fixed(prior)),
+    ) -> Result<Box<dyn SegmentationLoss<4, Targets = Tensor<4>>>, SegLossError> {
+        let config = match self {
+            Loss::CrossEntropy => segloss::losses::Loss::BinaryCrossEntropy(
+                BinaryCrossEntropyConfig::new(),
             ),
-            Loss::SoftDice => soft_dice(logits, targets, &SoftDiceConfig::new()),
-            Loss::SoftJaccard => soft_jaccard(logits, targets, &SoftJaccardConfig::new()),
-            Loss::LovaszSigmoid => lovasz_sigmoid(logits, targets, &LovaszConfig::new()),
-        }
+            Loss::WeightedCrossEntropy => segloss::losses::Loss::WeightedCrossEntropy(
+                WeightedCrossEntropyConfig::new().with_prior(Prior::Fixed(prior)),
+            ),
+            Loss::SoftDice => segloss::losses::Loss::SoftDice(SoftDiceConfig::new()),
+            Loss::SoftJaccard => segloss::losses::Loss::SoftJaccard(SoftJaccardConfig::new()),
+            Loss::LovaszSigmoid => segloss::losses::Loss::LovaszSigmoid(LovaszConfig::new()),
+        };
+        config.init()
     }
 }
 
@@ -108,7 +107,8 @@ pub fn train(
     rng: &mut Rng,
     label: &str,
 ) -> Result<(UNet, f64), SegLossError> {
-    let (train_set, val_set, prior) = (data.train, data.val, data.prior);
+    let (train_set, val_set) = (data.train, data.val);
+    let objective = loss.module(data.prior)?;
     let mut optimizer = AdamConfig::new().init();
     let steps_per_epoch = train_set.len().div_ceil(schedule.batch_size);
     let bar = ProgressBar::new((schedule.epochs * steps_per_epoch) as u64);
@@ -122,12 +122,12 @@ pub fn train(
     for epoch in 0..schedule.epochs {
         for chunk in rng.permutation(train_set.len()).chunks(schedule.batch_size) {
             let (x, y) = batch(train_set, chunk, schedule.size, device);
-            let value = loss.compute(model.forward(x), y, prior)?;
+            let value = objective.try_forward(model.forward(x), y)?;
             let grads = GradientsParams::from_grads(value.backward(), &model);
             model = optimizer.step(schedule.learning_rate, model, grads);
             bar.inc(1);
         }
-        let val = validation_loss(&model, loss, val_set, prior, schedule, device)?;
+        let val = validation_loss(&model, objective.as_ref(), val_set, schedule, device)?;
         if val < best.1 {
             best = (model.clone(), val);
         }
@@ -144,9 +144,8 @@ pub fn train(
 /// Mean of the batch losses over the validation set (no gradient kept).
 fn validation_loss(
     model: &UNet,
-    loss: Loss,
+    objective: &dyn SegmentationLoss<4, Targets = Tensor<4>>,
     val_set: &[Sample],
-    prior: f64,
     schedule: &Schedule,
     device: &Device,
 ) -> Result<f64, SegLossError> {
@@ -155,7 +154,7 @@ fn validation_loss(
     for chunk in indices.chunks(schedule.batch_size) {
         let (x, y) = batch(val_set, chunk, schedule.size, device);
         let logits = model.forward(x).detach();
-        let value: f32 = loss.compute(logits, y, prior)?.into_scalar();
+        let value: f32 = objective.try_forward(logits, y)?.into_scalar();
         total += f64::from(value) * chunk.len() as f64;
     }
     Ok(total / val_set.len() as f64)

@@ -1,4 +1,4 @@
-//! Host kernels: the CPU fast path of every loss (DESIGN.md, "Performance architecture").
+//! Host kernels: the CPU fast path of every loss.
 //!
 //! Each kernel is a pure function over slices (`&[f32]`, or `&[f64]` for exact checks) that
 //! computes a loss's value per problem (image or batch) and, when asked, its gradient with
@@ -12,6 +12,7 @@ use math::Real;
 
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;
+#[allow(unsafe_code)] // the one module allowed unsafe code: see its docs
 pub(crate) mod lanes;
 pub(crate) mod lovasz;
 pub(crate) mod math;

@@ -2,10 +2,11 @@
 //! probabilities, the one-hot targets built on the device, and the average over classes.
 
 use burn::config::Config;
-use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor};
 
 use crate::check;
+use crate::losses::sigmoid_keeping_nan;
 use crate::{Aggregation, SegLossError};
 
 /// The targets of a multiclass loss.
@@ -68,9 +69,9 @@ fn per_class_targets<const D: usize>(
     match targets {
         ClassTargets::PerClass(y) => {
             if ignore_index.is_some() {
-                return Err(SegLossError::InvalidParameter {
+                return Err(SegLossError::InvalidOption {
                     name: "ignore_index",
-                    value: ignore_index.unwrap_or_default() as f64,
+                    value: format!("{ignore_index:?}"),
                     allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
                 });
             }
@@ -160,7 +161,7 @@ pub(crate) fn class_rows<const D: usize>(
 fn class_probabilities(x: Tensor<3>, mode: ClassMode, from_logits: bool) -> Tensor<3> {
     match (from_logits, mode) {
         (true, ClassMode::Softmax) => softmax(x, 1),
-        (true, ClassMode::Multilabel) => sigmoid(x),
+        (true, ClassMode::Multilabel) => sigmoid_keeping_nan(x),
         (false, _) => x,
     }
 }
@@ -220,9 +221,7 @@ pub(crate) fn class_weights(
             });
         }
         Some(w) => {
-            for &v in w {
-                check::non_negative("class_weights", v)?;
-            }
+            check_class_weights(Some(w))?;
             w.to_vec()
         }
         None => vec![1.0; classes],
@@ -234,14 +233,22 @@ pub(crate) fn class_weights(
 }
 
 /// `include_background = false` needs a class besides the background.
+/// Every class weight `>= 0` and finite in f32.
+pub(crate) fn check_class_weights(weights: Option<&[f64]>) -> Result<(), SegLossError> {
+    for &v in weights.unwrap_or_default() {
+        check::non_negative("class_weights", v)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_background(
     include_background: bool,
     classes: usize,
 ) -> Result<(), SegLossError> {
     if !include_background && classes <= 1 {
-        return Err(SegLossError::InvalidParameter {
+        return Err(SegLossError::InvalidOption {
             name: "include_background",
-            value: 0.0,
+            value: "false".into(),
             allowed: "true when the logits have a single channel (nothing else to score)",
         });
     }

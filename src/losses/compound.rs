@@ -55,8 +55,22 @@ impl Loss {
         self.plan(logits, targets)?.run()
     }
 
+    /// The checks of this loss's options alone (those its function makes before looking at
+    /// the inputs).
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        match self {
+            Loss::BinaryCrossEntropy(_) | Loss::LovaszSigmoid(_) => Ok(()),
+            Loss::WeightedCrossEntropy(c) => c.validate(),
+            Loss::SoftDice(c) => c.validate(),
+            Loss::SoftJaccard(c) => c.validate(),
+            Loss::Tversky(c) => c.validate(),
+            Loss::Focal(c) => c.validate(),
+            Loss::LovaszHinge(c) => c.validate_hinge(),
+        }
+    }
+
     /// [`Loss::compute`] up to the choice of the execution path.
-    fn plan<const D: usize>(
+    pub(crate) fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
         targets: Tensor<D>,
@@ -97,6 +111,13 @@ impl CompoundConfig {
     pub fn with_term(mut self, weight: f64, loss: Loss) -> Self {
         self.terms.push(CompoundTerm::new(weight, loss));
         self
+    }
+
+    /// The checks of the options alone: at least one term, every weight finite and `>= 0`,
+    /// every term's options valid.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check_terms(self.terms.iter().map(|t| t.weight))?;
+        self.terms.iter().try_for_each(|t| t.loss.validate())
     }
 }
 
@@ -140,7 +161,7 @@ pub fn compound<const D: usize>(
     targets: Tensor<D>,
     config: &CompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    check_weights(config.terms.iter().map(|t| t.weight))?;
+    config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
     let mut host: Vec<(f64, Plan<D>)> = Vec::new();
     for term in &config.terms {
@@ -259,6 +280,16 @@ pub enum MulticlassLoss {
 }
 
 impl MulticlassLoss {
+    /// The checks of this loss's options alone.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        match self {
+            MulticlassLoss::Overlap(c) => c.validate(),
+            MulticlassLoss::GeneralizedDice(c) => c.validate(),
+            MulticlassLoss::LovaszSoftmax(c) => c.validate(),
+            MulticlassLoss::Focal(c) => c.validate(),
+        }
+    }
+
     /// Computes this loss with its options: the same as calling its function.
     ///
     /// # Errors
@@ -301,6 +332,12 @@ impl MulticlassCompoundConfig {
         self.terms.push(MulticlassCompoundTerm::new(weight, loss));
         self
     }
+
+    /// The checks of the options alone, as [`CompoundConfig`]'s.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check_terms(self.terms.iter().map(|t| t.weight))?;
+        self.terms.iter().try_for_each(|t| t.loss.validate())
+    }
 }
 
 /// A weighted sum of multiclass losses, as [`compound`] for class targets: with
@@ -331,7 +368,7 @@ pub fn multiclass_compound<const D: usize>(
     config: &MulticlassCompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let targets = targets.into();
-    check_weights(config.terms.iter().map(|t| t.weight))?;
+    config.validate()?;
     let parts = config
         .terms
         .iter()
@@ -344,38 +381,41 @@ pub fn multiclass_compound<const D: usize>(
     sum_of(parts)
 }
 
-/// Every weight finite and non-negative.
-fn check_weights(weights: impl Iterator<Item = f64>) -> Result<(), SegLossError> {
+/// At least one term, every weight finite and non-negative.
+fn check_terms(weights: impl ExactSizeIterator<Item = f64>) -> Result<(), SegLossError> {
+    if weights.len() == 0 {
+        return Err(no_terms());
+    }
     for weight in weights {
         crate::check::non_negative("weight", weight)?;
     }
     Ok(())
 }
 
-/// The sum of the weighted terms, checking that there is a term and that every term has the
-/// shape of the first.
-fn sum_of(parts: Vec<Tensor<1>>) -> Result<Tensor<1>, SegLossError> {
-    let mut total: Option<Tensor<1>> = None;
-    for value in parts {
-        total = Some(match total {
-            None => value,
-            Some(sum) => {
-                let (left, right) = (sum.dims(), value.dims());
-                if left != right {
-                    return Err(SegLossError::ShapeMismatch {
-                        left_name: "the sum of the earlier terms",
-                        left: left.to_vec(),
-                        right_name: "the next term",
-                        right: right.to_vec(),
-                    });
-                }
-                sum + value
-            }
-        });
-    }
-    total.ok_or(SegLossError::InvalidParameter {
+fn no_terms() -> SegLossError {
+    SegLossError::InvalidOption {
         name: "terms",
-        value: 0.0,
+        value: "[]".into(),
         allowed: "at least one term (with_term)",
-    })
+    }
+}
+
+/// The sum of the weighted terms (at least one: [`check_terms`]), checking that every term
+/// has the shape of the first.
+fn sum_of(parts: Vec<Tensor<1>>) -> Result<Tensor<1>, SegLossError> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().ok_or_else(no_terms)?;
+    for value in parts {
+        let (left, right) = (total.dims(), value.dims());
+        if left != right {
+            return Err(SegLossError::ShapeMismatch {
+                left_name: "the sum of the earlier terms",
+                left: left.to_vec(),
+                right_name: "the next term",
+                right: right.to_vec(),
+            });
+        }
+        total = total + value;
+    }
+    Ok(total)
 }

@@ -156,24 +156,33 @@ pub fn weighted_cross_entropy<const D: usize>(
     weighted_cross_entropy_plan(logits, targets, config)?.run()
 }
 
+impl WeightedCrossEntropyConfig {
+    /// The checks of the options alone (no input needed): a fixed prior in `(0, 1)` whose
+    /// weights stay finite in f32, explicit weights positive and finite.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        if let Prior::Fixed(q) = self.prior {
+            check::open_unit("prior", q)?;
+            // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
+            check::positive("prior: 1/(2q)", 0.5 / q)?;
+            check::positive("prior: 1/(2-2q)", 0.5 / (1.0 - q))?;
+        }
+        if let Some(w) = self.fg_weight {
+            check::positive("fg_weight", w)?;
+        }
+        if let Some(w) = self.bg_weight {
+            check::positive("bg_weight", w)?;
+        }
+        Ok(())
+    }
+}
+
 /// [`weighted_cross_entropy`] up to the choice of the execution path.
 pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &WeightedCrossEntropyConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    if let Prior::Fixed(q) = config.prior {
-        check::open_unit("prior", q)?;
-        // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
-        check::positive("prior: 1/(2q)", 0.5 / q)?;
-        check::positive("prior: 1/(2-2q)", 0.5 / (1.0 - q))?;
-    }
-    if let Some(w) = config.fg_weight {
-        check::positive("fg_weight", w)?;
-    }
-    if let Some(w) = config.bg_weight {
-        check::positive("bg_weight", w)?;
-    }
+    config.validate()?;
     let targets = check::binary_pair(&logits, targets)?;
     if runs_on_host(config.execution, &logits, &targets)? {
         let weights = match config.prior {

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::losses::execution::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, overlap_plan};
+use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
@@ -85,22 +85,34 @@ pub fn soft_dice<const D: usize>(
     soft_dice_plan(logits, targets, config)?.run()
 }
 
+impl SoftDiceConfig {
+    /// The options as the overlap body takes them.
+    fn options(&self) -> OverlapOptions {
+        OverlapOptions {
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            squared: self.squared,
+            soft_label: self.soft_label,
+            log_loss: self.log_loss,
+            aggregation: self.aggregation,
+            from_logits: self.from_logits,
+            reduction: self.reduction,
+            execution: self.execution,
+        }
+    }
+
+    /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with
+    /// `squared = false`.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check_params(&self.options().params(Ratio::DICE))
+    }
+}
+
 /// [`soft_dice`] up to the choice of the execution path.
 pub(crate) fn soft_dice_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &SoftDiceConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    let options = OverlapOptions {
-        smooth_nr: config.smooth_nr,
-        smooth_dr: config.smooth_dr,
-        squared: config.squared,
-        soft_label: config.soft_label,
-        log_loss: config.log_loss,
-        aggregation: config.aggregation,
-        from_logits: config.from_logits,
-        reduction: config.reduction,
-        execution: config.execution,
-    };
-    overlap_plan(logits, targets, Ratio::DICE, &options)
+    overlap_plan(logits, targets, Ratio::DICE, &config.options())
 }

@@ -10,7 +10,9 @@
 //! `value + (s - detach(s))`, with `s = sum(x * g)` per problem,
 //!
 //! whose value is exactly `value` (`s - s` is 0) and whose gradient with respect to `x` is
-//! exactly `g`. Either way the result composes with anything else in the graph (sums of
+//! exactly `g`, for finite logits: an infinite logit makes `s` infinite or NaN and the loss
+//! NaN on this attach (the in-place operation of flex and ndarray has no such term, and gives
+//! what burn operations give). Either way the result composes with anything else in the graph (sums of
 //! losses, reductions), and when the logits take no part in autodiff the bare values are
 //! returned and no gradient is computed at all.
 
@@ -159,14 +161,14 @@ pub(crate) fn runs_on_host<const D: usize>(
     match execution {
         Execution::Device => Ok(false),
         Execution::Auto => Ok(supported_dtype && !targets.is_tracked() && is_cpu(&logits.device())),
-        Execution::Host if !supported_dtype => Err(SegLossError::InvalidParameter {
+        Execution::Host if !supported_dtype => Err(SegLossError::InvalidOption {
             name: "execution",
-            value: 0.0,
+            value: "Execution::Host".into(),
             allowed: "Execution::Host takes f32 or f64 inputs; use Auto or Device",
         }),
-        Execution::Host if targets.is_tracked() => Err(SegLossError::InvalidParameter {
+        Execution::Host if targets.is_tracked() => Err(SegLossError::InvalidOption {
             name: "execution",
-            value: 0.0,
+            value: "Execution::Host".into(),
             allowed: "Execution::Host gives targets no gradient; use Auto or Device for \
                       targets that require one",
         }),
@@ -212,9 +214,9 @@ pub(crate) fn host_loss<const D: usize>(
         DType::F32 => run_typed::<f32>(kernel, x, &y, n, tracked)?,
         DType::F64 => run_typed::<f64>(kernel, x, &y, n, tracked)?,
         _ => {
-            return Err(SegLossError::InvalidParameter {
+            return Err(SegLossError::InvalidOption {
                 name: "execution",
-                value: 0.0,
+                value: format!("the host path with {dtype:?} inputs"),
                 allowed: "the host path takes f32 or f64 inputs",
             });
         }

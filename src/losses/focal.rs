@@ -81,16 +81,24 @@ pub fn focal<const D: usize>(
     focal_plan(logits, targets, config)?.run()
 }
 
+impl FocalConfig {
+    /// The checks of the options alone: `gamma >= 0` (finite), `alpha` in `[0, 1]`.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("gamma", self.gamma)?;
+        if let Some(alpha) = self.alpha {
+            check::closed_unit("alpha", alpha)?;
+        }
+        Ok(())
+    }
+}
+
 /// [`focal`] up to the choice of the execution path.
 pub(crate) fn focal_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &FocalConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    check::non_negative("gamma", config.gamma)?;
-    if let Some(alpha) = config.alpha {
-        check::closed_unit("alpha", alpha)?;
-    }
+    config.validate()?;
     let targets = check::binary_pair(&logits, targets)?;
     let params = FocalParams {
         gamma: config.gamma,

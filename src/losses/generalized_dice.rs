@@ -56,6 +56,14 @@ pub struct GeneralizedDiceConfig {
     pub reduction: Reduction,
 }
 
+impl GeneralizedDiceConfig {
+    /// The checks of the options alone: smoothing `>= 0` and finite.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("smooth_nr", self.smooth_nr)?;
+        check::non_negative("smooth_dr", self.smooth_dr)
+    }
+}
+
 /// Generalized Dice loss (Sudre et al. 2017; beyond the paper). Per image (or over the batch
 /// with [`Aggregation::Batch`]), with `I_c = sum(p_c y_c)`, `P_c = sum(p_c)`,
 /// `Y_c = sum(y_c)` over the pixels and `c` over the classes taken:
@@ -92,8 +100,7 @@ pub fn generalized_dice<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &GeneralizedDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    check::non_negative("smooth_nr", config.smooth_nr)?;
-    check::non_negative("smooth_dr", config.smooth_dr)?;
+    config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let classes = logits.dims()[1];
     check_background(config.include_background, classes)?;

@@ -99,6 +99,21 @@ pub fn lovasz_sigmoid<const D: usize>(
     lovasz_sigmoid_plan(logits, targets, config)?.run()
 }
 
+impl LovaszConfig {
+    /// The checks of the options for [`lovasz_hinge`]: `from_logits = true` (the hinge is
+    /// defined on raw scores). Every option is valid for [`lovasz_sigmoid`].
+    pub(crate) fn validate_hinge(&self) -> Result<(), SegLossError> {
+        if !self.from_logits {
+            return Err(SegLossError::InvalidOption {
+                name: "from_logits",
+                value: "false".into(),
+                allowed: "true only: the Lovász hinge is defined on raw scores (logits)",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// [`lovasz_sigmoid`] up to the choice of the execution path.
 pub(crate) fn lovasz_sigmoid_plan<const D: usize>(
     logits: Tensor<D>,
@@ -142,13 +157,7 @@ pub(crate) fn lovasz_hinge_plan<const D: usize>(
     targets: Tensor<D>,
     config: &LovaszConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    if !config.from_logits {
-        return Err(SegLossError::InvalidParameter {
-            name: "from_logits",
-            value: 0.0,
-            allowed: "true only: the Lovász hinge is defined on raw scores (logits)",
-        });
-    }
+    config.validate_hinge()?;
     // The sort key is relu(e) rather than Berman's e: the two orders differ only among pixels
     // with e <= 0, which come last in both and contribute relu(e) = 0 to value and gradient.
     lovasz(logits, targets, config, Errors::Hinge, |x, y| {

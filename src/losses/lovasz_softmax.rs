@@ -52,6 +52,21 @@ pub struct LovaszSoftmaxConfig {
     pub execution: Execution,
 }
 
+impl LovaszSoftmaxConfig {
+    /// The checks of the options alone: a class list, when given, is not empty (its indices
+    /// are checked against the logits' channels in each call).
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        if matches!(&self.classes, LovaszClasses::List(list) if list.is_empty()) {
+            return Err(SegLossError::InvalidOption {
+                name: "classes",
+                value: "LovaszClasses::List([])".into(),
+                allowed: "at least one class in LovaszClasses::List",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Lovász-softmax loss (beyond the paper, which is binary): for each problem (the batch, or
 /// an image with `per_image`) and each class `c` averaged over,
 ///
@@ -89,16 +104,10 @@ pub fn lovasz_softmax<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &LovaszSoftmaxConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     if let LovaszClasses::List(list) = &config.classes {
-        if list.is_empty() {
-            return Err(SegLossError::InvalidParameter {
-                name: "classes",
-                value: 0.0,
-                allowed: "at least one class in LovaszClasses::List",
-            });
-        }
         if let Some(&bad) = list.iter().find(|&&c| c >= classes) {
             return Err(SegLossError::InvalidParameter {
                 name: "classes",

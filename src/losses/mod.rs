@@ -36,6 +36,7 @@ mod generalized_dice;
 mod jaccard;
 mod lovasz;
 mod lovasz_softmax;
+pub mod modules;
 mod multiclass;
 mod multiclass_focal;
 mod native;
@@ -57,6 +58,12 @@ pub use generalized_dice::{GeneralizedDiceConfig, GeneralizedDiceWeight, general
 pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
 pub use lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
+pub use modules::{
+    BinaryCrossEntropyLoss, CompoundLoss, FocalLoss, GeneralizedDiceLoss, LovaszHingeLoss,
+    LovaszSigmoidLoss, LovaszSoftmaxLoss, MulticlassCompoundLoss, MulticlassFocalLoss,
+    MulticlassOverlapLoss, SegmentationLoss, SoftDiceLoss, SoftJaccardLoss, TverskyLoss,
+    WeightedCrossEntropyLoss,
+};
 pub use multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
 pub use multiclass_focal::{MulticlassFocalConfig, multiclass_focal};
 pub use tversky::{TverskyConfig, tversky};
@@ -70,9 +77,26 @@ pub(crate) fn rows<const D: usize, K: Basic>(tensor: Tensor<D, K>) -> Tensor<2, 
     tensor.flatten::<2>(1, D - 1)
 }
 
-/// `p = sigmoid(x)` for logits, the input itself for probabilities.
+/// `p = sigmoid(x)` for logits (NaN kept: [`sigmoid_keeping_nan`]), the input itself for
+/// probabilities.
 pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool) -> Tensor<D> {
-    if from_logits { sigmoid(input) } else { input }
+    if from_logits {
+        sigmoid_keeping_nan(input)
+    } else {
+        input
+    }
+}
+
+/// `sigmoid(x)`, NaN where `x` is NaN on every backend, with a NaN gradient there.
+///
+/// burn 0.22's wgpu `sigmoid` turns a NaN logit into a number (measured on Mesa's lavapipe:
+/// soft Dice of a batch with one NaN logit came out finite), so a diverged run would go on
+/// unnoticed. Adding `x` where it is NaN and 0 elsewhere (`mask_fill`, so an infinite logit
+/// adds 0, not `inf * 0`) restores the NaN; the term is exactly 0 at every other pixel, and so
+/// is its gradient.
+pub(crate) fn sigmoid_keeping_nan<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let not_nan = x.clone().is_nan().bool_not();
+    sigmoid(x.clone()) + x.mask_fill(not_nan, 0.0)
 }
 
 /// Sum over each row of `[N, P]`, as a vector `[N]`.

@@ -12,7 +12,7 @@ use burn::tensor::Tensor;
 use crate::check;
 use crate::kernels::overlap::OverlapParams;
 use crate::losses::classes::{
-    ClassAverage, ClassMode, ClassTargets, class_sums, class_weights, present,
+    ClassAverage, ClassMode, ClassTargets, check_class_weights, class_sums, class_weights, present,
     probabilities_and_targets, weighted_mean,
 };
 use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
@@ -87,6 +87,39 @@ pub struct MulticlassOverlapConfig {
     pub reduction: Reduction,
 }
 
+impl MulticlassOverlapConfig {
+    /// The kernel's view of the score and its options.
+    fn params(&self) -> OverlapParams {
+        let ratio = match self.score {
+            OverlapScore::Dice => Ratio::DICE,
+            OverlapScore::Jaccard => Ratio::JACCARD,
+            OverlapScore::Tversky { alpha, beta } => Ratio::tversky(alpha, beta),
+        };
+        OverlapParams {
+            ratio,
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            squared: self.squared,
+            soft_label: self.soft_label,
+            log_loss: self.log_loss,
+            batch: self.aggregation == Aggregation::Batch,
+            from_logits: self.from_logits,
+        }
+    }
+
+    /// The checks of the options alone: Tversky's `alpha`, `beta` and the smoothing `>= 0`
+    /// and finite, `soft_label` only with `squared = false`, class weights `>= 0` and finite
+    /// (their count is checked against the logits' channels in each call).
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        if let OverlapScore::Tversky { alpha, beta } = self.score {
+            check::non_negative("alpha", alpha)?;
+            check::non_negative("beta", beta)?;
+        }
+        check_params(&self.params())?;
+        check_class_weights(self.class_weights.as_deref())
+    }
+}
+
 /// Multiclass or multilabel soft Dice, soft Jaccard or Tversky loss (beyond the paper, which is
 /// binary).
 ///
@@ -137,26 +170,8 @@ pub fn multiclass_overlap<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    let ratio = match config.score {
-        OverlapScore::Dice => Ratio::DICE,
-        OverlapScore::Jaccard => Ratio::JACCARD,
-        OverlapScore::Tversky { alpha, beta } => {
-            check::non_negative("alpha", alpha)?;
-            check::non_negative("beta", beta)?;
-            Ratio::tversky(alpha, beta)
-        }
-    };
-    let params = OverlapParams {
-        ratio,
-        smooth_nr: config.smooth_nr,
-        smooth_dr: config.smooth_dr,
-        squared: config.squared,
-        soft_label: config.soft_label,
-        log_loss: config.log_loss,
-        batch: config.aggregation == Aggregation::Batch,
-        from_logits: config.from_logits,
-    };
-    check_params(&params)?;
+    config.validate()?;
+    let params = config.params();
     check::batch_shape(&logits, "logits")?;
     let classes = logits.dims()[1];
     let weights = class_weights(

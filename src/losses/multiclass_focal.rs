@@ -5,7 +5,9 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
 use crate::check;
-use crate::losses::classes::{ClassMode, ClassTargets, class_rows, class_weights, weighted_mean};
+use crate::losses::classes::{
+    ClassMode, ClassTargets, check_class_weights, class_rows, class_weights, weighted_mean,
+};
 use crate::losses::cross_entropy::MIN_PROB;
 use crate::losses::focal::focal_terms;
 use crate::{Reduction, SegLossError};
@@ -37,6 +39,15 @@ pub struct MulticlassFocalConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+}
+
+impl MulticlassFocalConfig {
+    /// The checks of the options alone: `gamma >= 0` and finite, class weights `>= 0` and
+    /// finite (their count is checked against the logits' channels in each call).
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("gamma", self.gamma)?;
+        check_class_weights(self.class_weights.as_deref())
+    }
 }
 
 /// Multiclass or multilabel focal loss (Lin et al. 2017; beyond the paper). Per image, the
@@ -82,7 +93,7 @@ pub fn multiclass_focal<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassFocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    check::non_negative("gamma", config.gamma)?;
+    config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let weights = class_weights(

@@ -37,6 +37,22 @@ pub(crate) struct OverlapOptions {
     pub execution: Execution,
 }
 
+impl OverlapOptions {
+    /// The kernel's view of these options with `ratio`.
+    pub fn params(&self, ratio: Ratio) -> OverlapParams {
+        OverlapParams {
+            ratio,
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            squared: self.squared,
+            soft_label: self.soft_label,
+            log_loss: self.log_loss,
+            batch: self.aggregation == Aggregation::Batch,
+            from_logits: self.from_logits,
+        }
+    }
+}
+
 /// The loss of `ratio` of the soft statistics, per image or per batch, reduced: the body of
 /// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
 /// [`tversky`](crate::losses::tversky).
@@ -46,18 +62,9 @@ pub(crate) fn overlap_plan<const D: usize>(
     ratio: Ratio,
     options: &OverlapOptions,
 ) -> Result<Plan<D>, SegLossError> {
-    let targets = check::binary_pair(&logits, targets)?;
-    let params = OverlapParams {
-        ratio,
-        smooth_nr: options.smooth_nr,
-        smooth_dr: options.smooth_dr,
-        squared: options.squared,
-        soft_label: options.soft_label,
-        log_loss: options.log_loss,
-        batch: options.aggregation == Aggregation::Batch,
-        from_logits: options.from_logits,
-    };
+    let params = options.params(ratio);
     check_params(&params)?;
+    let targets = check::binary_pair(&logits, targets)?;
     if runs_on_host(options.execution, &logits, &targets)? {
         return Ok(Plan::host(
             logits,
@@ -89,9 +96,9 @@ pub(crate) fn check_params(params: &OverlapParams) -> Result<(), SegLossError> {
     check::non_negative("smooth_nr", params.smooth_nr)?;
     check::non_negative("smooth_dr", params.smooth_dr)?;
     if params.soft_label && params.squared {
-        return Err(SegLossError::InvalidParameter {
+        return Err(SegLossError::InvalidOption {
             name: "soft_label",
-            value: 1.0,
+            value: "true".into(),
             allowed: "soft_label = true needs squared = false (the L1 intersection is defined \
                       for plain sums)",
         });

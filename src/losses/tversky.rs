@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::losses::execution::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, overlap_plan};
+use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
@@ -89,29 +89,41 @@ pub fn tversky<const D: usize>(
     tversky_plan(logits, targets, config)?.run()
 }
 
+impl TverskyConfig {
+    /// The options as the overlap body takes them.
+    fn options(&self) -> OverlapOptions {
+        OverlapOptions {
+            smooth_nr: self.smooth_nr,
+            smooth_dr: self.smooth_dr,
+            squared: false,
+            soft_label: self.soft_label,
+            log_loss: self.log_loss,
+            aggregation: self.aggregation,
+            from_logits: self.from_logits,
+            reduction: self.reduction,
+            execution: self.execution,
+        }
+    }
+
+    /// The checks of the options alone: `alpha`, `beta` and the smoothing `>= 0` and finite.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("alpha", self.alpha)?;
+        check::non_negative("beta", self.beta)?;
+        check_params(&self.options().params(Ratio::tversky(self.alpha, self.beta)))
+    }
+}
+
 /// [`tversky`] up to the choice of the execution path.
 pub(crate) fn tversky_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &TverskyConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    check::non_negative("alpha", config.alpha)?;
-    check::non_negative("beta", config.beta)?;
-    let options = OverlapOptions {
-        smooth_nr: config.smooth_nr,
-        smooth_dr: config.smooth_dr,
-        squared: false,
-        soft_label: config.soft_label,
-        log_loss: config.log_loss,
-        aggregation: config.aggregation,
-        from_logits: config.from_logits,
-        reduction: config.reduction,
-        execution: config.execution,
-    };
+    config.validate()?;
     overlap_plan(
         logits,
         targets,
         Ratio::tversky(config.alpha, config.beta),
-        &options,
+        &config.options(),
     )
 }
