@@ -210,10 +210,16 @@ impl SegmentationMetric {
             Aggregation::PerImage => "per image",
             Aggregation::Batch => "micro",
         };
+        // burn-train names its metric log files after the metric: no character a file system
+        // rejects (such as `>` on Windows), and only the options that change the score
+        // (Hamming has no 0/0, so no empty policy).
+        let empty = match self.score {
+            Score::Hamming => String::new(),
+            _ => format!(", empty {:?}", self.empty),
+        };
         self.name = Arc::new(format!(
-            "{} ({aggregation}, empty {:?}) @ logit > {}",
+            "{} ({aggregation}{empty}, logit threshold {})",
             self.score.label(),
-            self.empty,
             self.threshold
         ));
     }

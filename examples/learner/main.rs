@@ -1,0 +1,332 @@
+//! segloss inside burn-train's own training loop: a small U-Net learns synthetic 2D binary
+//! masks with burn-train's `SupervisedTraining` and `Learner`. Its loss is a segloss
+//! [`CompoundLoss`] (soft Dice plus binary cross-entropy) held in the model, and segloss's hard
+//! Dice, Jaccard and Hamming scores sit on burn-train's dashboard next to its `LossMetric`.
+//!
+//! ```sh
+//! cargo run --release --features train --example learner              # 10 epochs of 480 48x48 images (a few minutes on 2 cores)
+//! cargo run --release --features train --example learner -- --quick   # a smoke test for CI (seconds)
+//! cargo run --release --features train --example learner -- --help
+//! ```
+//!
+//! In a terminal, burn-train's TUI dashboard draws the metrics live (`q`, then `s`, stops the
+//! training). When stdout is not a terminal (CI, a pipe), or with `--no-tui`, a plain-text
+//! renderer prints one line per epoch and split instead. Either way burn-train writes its
+//! logs, metric files and checkpoints (`checkpoint/model-N.bpk`: the last two epochs and the
+//! one with the best validation loss) under `--out` (default `target/learner`), and prints a
+//! summary at the end.
+//!
+//! # What a user adds to their own `TrainStep`
+//!
+//! About ten lines, marked `segloss (1/3)` to `(3/3)` in the code below:
+//!
+//! ```ignore
+//! use segloss::losses::{BinaryCrossEntropyConfig, CompoundConfig, CompoundLoss, Loss, SoftDiceConfig};
+//! use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
+//!
+//! // (1/3) The loss is a field of the model (a burn Module without parameters)...
+//! loss: CompoundLoss,
+//! // ...built once, with the model; `init` checks the options:
+//! let loss = CompoundConfig::new()
+//!     .with_term(1.0, Loss::SoftDice(SoftDiceConfig::new()))
+//!     .with_term(1.0, Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()))
+//!     .init()?;
+//!
+//! // (2/3) The step's output (`type Output = SegmentationOutput` in both step traits):
+//! let loss = self.loss.forward(logits.clone(), masks.clone());
+//! let output = SegmentationOutput::new(loss, logits, masks);
+//! // InferenceStep::step returns `output`; TrainStep::step adds the gradients:
+//! TrainOutput::new(self, output.loss.backward(), output)
+//!
+//! // (3/3) On the SupervisedTraining builder, for both splits:
+//! .metrics((LossMetric::new(), SegmentationMetric::dice(),
+//!           SegmentationMetric::jaccard(), SegmentationMetric::hamming()))
+//! ```
+
+mod data;
+mod plain;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::optim::AdamConfig;
+use burn::tensor::activation::relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Tensor};
+use burn::train::metric::LossMetric;
+use burn::train::renderer::MetricsRenderer;
+use burn::train::renderer::tui::TuiMetricsRendererWrapper;
+use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
+use clap::Parser;
+use segloss::losses::{
+    BinaryCrossEntropyConfig, CompoundConfig, CompoundLoss, Loss, SoftDiceConfig,
+};
+use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
+
+use data::{MaskBatch, MaskBatcher, Rng, generate};
+use plain::PlainRenderer;
+
+/// Train a small U-Net on synthetic masks with burn-train's Learner and segloss's losses
+/// and metrics.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Artifact directory: burn-train's logs, metric files and checkpoints.
+    #[arg(long, default_value = "target/learner")]
+    out: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Training images (validation: a quarter as many more).
+    #[arg(long, default_value_t = 480)]
+    images: usize,
+    /// Image side in pixels (even: the U-Net halves it once).
+    #[arg(long, default_value_t = 48)]
+    size: usize,
+    /// Channels of the U-Net at full resolution (twice as many at half resolution).
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    learning_rate: f64,
+    /// Seed of the data, the initial weights and the shuffling.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Smoke test for CI: 4 epochs of 256 images of 32x32, a narrower U-Net (seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Plain-text progress even in a terminal.
+    #[arg(long)]
+    no_tui: bool,
+}
+
+/// A two-level U-Net: 3x3 convolutions with ReLU, max pooling down, nearest-neighbour
+/// upsampling and a skip connection up, one logit per pixel.
+#[derive(Module, Debug)]
+struct UNet {
+    enc1a: Conv2d,
+    enc1b: Conv2d,
+    pool: MaxPool2d,
+    enc2a: Conv2d,
+    enc2b: Conv2d,
+    dec1a: Conv2d,
+    dec1b: Conv2d,
+    head: Conv2d,
+}
+
+fn conv3(input: usize, output: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([input, output], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .init(device)
+}
+
+impl UNet {
+    fn new(width: usize, device: &Device) -> Self {
+        UNet {
+            enc1a: conv3(1, width, device),
+            enc1b: conv3(width, width, device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            enc2a: conv3(width, 2 * width, device),
+            enc2b: conv3(2 * width, 2 * width, device),
+            dec1a: conv3(3 * width, width, device),
+            dec1b: conv3(width, width, device),
+            head: Conv2dConfig::new([width, 1], [1, 1]).init(device),
+        }
+    }
+
+    /// `[N, 1, H, W]` images to `[N, 1, H, W]` logits.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let e1 = relu(self.enc1b.forward(relu(self.enc1a.forward(x))));
+        let e2 = self.pool.forward(e1.clone());
+        let e2 = relu(self.enc2b.forward(relu(self.enc2a.forward(e2))));
+        let up = interpolate(
+            e2,
+            InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
+        );
+        let d1 = Tensor::cat(vec![up, e1], 1);
+        let d1 = relu(self.dec1b.forward(relu(self.dec1a.forward(d1))));
+        self.head.forward(d1)
+    }
+}
+
+/// What burn-train trains: the network and its loss. The loss lives in the model so that
+/// `TrainStep` and `InferenceStep`, which only get `&self` and a batch, can reach it; it has
+/// no parameters, so checkpoints hold the U-Net's weights alone.
+#[derive(Module, Debug)]
+struct Segmenter {
+    unet: UNet,
+    // segloss (1/3): the loss as a field of the model.
+    loss: CompoundLoss,
+}
+
+impl Segmenter {
+    fn new(width: usize, device: &Device) -> Result<Self, segloss::SegLossError> {
+        // segloss (1/3): Dice for the overlap, BCE for well-behaved gradients from the first
+        // step on (soft Dice alone learns slowly while the predictions are all ~0.5).
+        let loss = CompoundConfig::new()
+            .with_term(1.0, Loss::SoftDice(SoftDiceConfig::new()))
+            .with_term(
+                1.0,
+                Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
+            )
+            .init()?;
+        Ok(Segmenter {
+            unet: UNet::new(width, device),
+            loss,
+        })
+    }
+
+    /// The step shared by training and validation (as burn's own examples do it).
+    fn forward_segmentation(&self, batch: MaskBatch) -> SegmentationOutput {
+        let logits = self.unet.forward(batch.images);
+        // segloss (2/3): the loss, and the output that feeds both burn-train's LossMetric and
+        // segloss's Dice/Jaccard/Hamming metrics.
+        let loss = self.loss.forward(logits.clone(), batch.masks.clone());
+        SegmentationOutput::new(loss, logits, batch.masks)
+    }
+}
+
+impl TrainStep for Segmenter {
+    type Input = MaskBatch;
+    type Output = SegmentationOutput;
+
+    fn step(&self, batch: MaskBatch) -> TrainOutput<SegmentationOutput> {
+        let output = self.forward_segmentation(batch);
+        // segloss (2/3): backward through the segloss loss like any burn loss.
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl InferenceStep for Segmenter {
+    type Input = MaskBatch;
+    type Output = SegmentationOutput;
+
+    fn step(&self, batch: MaskBatch) -> SegmentationOutput {
+        self.forward_segmentation(batch)
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.epochs = 4;
+        args.images = 256;
+        args.size = 32;
+        args.width = 8;
+        args.batch_size = 8;
+    }
+    if args.size < 2 || args.size % 2 != 0 || args.images == 0 || args.batch_size == 0 {
+        return Err("--size must be even and >= 2; --images and --batch-size >= 1".into());
+    }
+    let start = Instant::now();
+
+    // flex: burn's pure-Rust CPU backend, the fastest of the CPU backends to train on. Any
+    // burn device works here (e.g. `Device::wgpu_options().init()?` with the `wgpu` feature):
+    // nothing below names a backend.
+    let device = Device::flex().autodiff();
+    device.seed(args.seed);
+
+    // Each run starts from clean logs: burn-train's summary reads every epoch folder it finds
+    // under the artifact directory, including those of an earlier, longer run.
+    for stale in ["train", "valid", "checkpoint"] {
+        let path = args.out.join(stale);
+        if path.exists() {
+            std::fs::remove_dir_all(path)?;
+        }
+    }
+    std::fs::create_dir_all(&args.out)?;
+
+    let mut rng = Rng::new(args.seed);
+    let train_set = generate(args.images, args.size, &mut rng);
+    let valid_set = generate(args.images.div_ceil(4), args.size, &mut rng);
+    println!(
+        "{} training / {} validation images of {s}x{s}, U-Net width {}, batch {}, {} epochs",
+        train_set.len(),
+        valid_set.len(),
+        args.width,
+        args.batch_size,
+        args.epochs,
+        s = args.size
+    );
+    let train_loader = DataLoaderBuilder::new(MaskBatcher { size: args.size })
+        .batch_size(args.batch_size)
+        .shuffle(args.seed)
+        .build(InMemDataset::new(train_set));
+    let valid_loader = DataLoaderBuilder::new(MaskBatcher { size: args.size })
+        .batch_size(args.batch_size)
+        .build(InMemDataset::new(valid_set));
+
+    let training = SupervisedTraining::new(&args.out, train_loader, valid_loader)
+        // segloss (3/3): the metrics, on both splits; burn-train's LossMetric reads the
+        // step's loss through SegmentationOutput too.
+        .metrics((
+            LossMetric::new(),
+            SegmentationMetric::dice(),
+            SegmentationMetric::jaccard(),
+            SegmentationMetric::hamming(),
+        ))
+        // burn-train's FileCheckpointer under `<out>/checkpoint`; its default strategy keeps
+        // the last two epochs and the one with the lowest validation loss.
+        .with_default_checkpointers()
+        .num_epochs(args.epochs)
+        .summary();
+    // The TUI takes over the terminal and needs one to draw on: in CI its escape codes would
+    // only garble the log. The TUI's `q` must stop this training, so it shares its interrupter.
+    let renderer: Box<dyn MetricsRenderer> = if std::io::stdout().is_terminal() && !args.no_tui {
+        Box::new(TuiMetricsRendererWrapper::new(training.interrupter(), None))
+    } else {
+        Box::new(PlainRenderer::new())
+    };
+
+    let model = Segmenter::new(args.width, &device)?;
+    let learner = Learner::new(model, AdamConfig::new().init(), args.learning_rate);
+    let result = training.renderer(renderer).launch(learner);
+    // Dropping the renderer closes the TUI (and prints its summary) before the lines below.
+    drop(result.renderer);
+    // Only the plain renderer leaves the error here: the TUI resets the interrupter, error
+    // included, when training ends; burn-train also logs it to `<out>/experiment.log`.
+    if let Some(error) = result.error {
+        return Err(format!("training failed: {error}").into());
+    }
+
+    println!(
+        "checkpoints: {}",
+        list_checkpoints(&args.out.join("checkpoint"))?.join(", ")
+    );
+    println!(
+        "logs and metric files: {} ({:.1} s in all)",
+        args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The model checkpoints burn-train left, sorted by epoch.
+fn list_checkpoints(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut files: Vec<(usize, String)> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_string();
+            let epoch = name
+                .strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()?;
+            Some((epoch, path.display().to_string()))
+        })
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
+}
