@@ -1,5 +1,5 @@
 //! Splitting a batch `[N, P]` (N problems of P contiguous elements) into chunks and running
-//! them on scoped threads.
+//! them on rayon's global thread pool (one persistent pool, shared with burn's flex backend).
 //!
 //! Chunks never cross a row, so a chunk's partial sums belong to one image; they hold at most
 //! [`CHUNK`] elements, so a sum over a chunk accumulates few enough terms to be accumulated in
@@ -8,9 +8,12 @@
 
 use std::ops::Range;
 
-/// Elements per chunk: large enough that a thread's start-up cost (tens of microseconds) is
-/// paid over milliseconds of work, small enough that 2 threads get balanced work on
-/// a 256x256 image.
+use rayon::prelude::*;
+
+/// Elements per chunk: large enough that handing a chunk to a pool thread (microseconds) is
+/// paid over a fraction of a millisecond of work, small enough that 2 threads get balanced
+/// work on a 256x256 image. Fixed, so the chunks, and with them every sum, do not depend on
+/// the thread count.
 pub(crate) const CHUNK: usize = 1 << 15;
 
 /// A chunk of the flattened batch: `row` it belongs to and its element range (in the flat
@@ -48,37 +51,27 @@ pub(crate) fn rows(rows: usize, len: usize) -> Vec<Chunk> {
         .collect()
 }
 
-/// Threads to use: the machine's available parallelism (at least 1), read once per process
-/// (on Linux it reads cgroup files, too slow to repeat for every pass).
+/// Threads the kernels run on: those of rayon's global pool, which burn's flex backend uses
+/// too (so the kernels and the backend share one set of threads instead of oversubscribing
+/// the cores), sized by `RAYON_NUM_THREADS` or else the machine's available parallelism.
+///
+/// Only the choice between two schemes of the overlap kernel depends on it, and both give the
+/// same bits: every result is independent of the thread count, because the chunks are fixed
+/// by [`chunks`] and their partial results are added in chunk order.
 pub(crate) fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    rayon::current_num_threads()
 }
 
-/// Runs `f` on every chunk, in parallel, and returns the results in chunk order.
+/// Runs `f` on every chunk, in parallel on the pool, and returns the results in chunk order.
 pub(crate) fn map<T, F>(chunks: &[Chunk], f: F) -> Vec<T>
 where
     T: Send,
-    F: Fn(&Chunk) -> T + Sync,
+    F: Fn(&Chunk) -> T + Send + Sync,
 {
-    let workers = threads().min(chunks.len());
-    if workers <= 1 {
+    if chunks.len() <= 1 {
         return chunks.iter().map(f).collect();
     }
-    let per_worker = chunks.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .chunks(per_worker)
-            .map(|group| {
-                let f = &f;
-                scope.spawn(move || group.iter().map(f).collect::<Vec<T>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a kernel thread panicked"))
-            .collect()
-    })
+    chunks.par_iter().map(f).collect()
 }
 
 /// Runs `f(chunk, out_slice)` on every chunk in parallel, where `out_slice` is the chunk's
@@ -87,7 +80,7 @@ pub(crate) fn map_mut<E, T, F>(chunks: &[Chunk], out: &mut [E], f: F) -> Vec<T>
 where
     E: Send,
     T: Send,
-    F: Fn(&Chunk, &mut [E]) -> T + Sync,
+    F: Fn(&Chunk, &mut [E]) -> T + Send + Sync,
 {
     map_with(
         chunks,
@@ -98,9 +91,10 @@ where
 }
 
 /// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`), and a
-/// worker state made once per thread by `init` and handed to every chunk that thread runs
+/// worker state made by `init` and handed to every chunk of a run of chunks on one thread
 /// (scratch buffers reused across chunks instead of allocated per chunk: fresh memory costs
-/// page faults).
+/// page faults). rayon makes a state for each piece of work it splits off, so a thread may
+/// make a few; the results do not depend on which chunks share one.
 pub(crate) fn map_with<E, S, T, I, F>(
     chunks: &[Chunk],
     out: Option<&mut [E]>,
@@ -110,8 +104,8 @@ pub(crate) fn map_with<E, S, T, I, F>(
 where
     E: Send,
     T: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, &Chunk, Option<&mut [E]>) -> T + Sync,
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, &Chunk, Option<&mut [E]>) -> T + Send + Sync,
 {
     // Hand every chunk its own disjoint slice of `out` (the chunks tile `out` in order).
     let mut pieces: Vec<(&Chunk, Option<&mut [E]>)> = Vec::with_capacity(chunks.len());
@@ -126,34 +120,17 @@ where
         pieces.push((chunk, piece));
         offset = chunk.range.end;
     }
-    let workers = threads().min(pieces.len());
-    if workers <= 1 {
+    if pieces.len() <= 1 {
         let mut state = init();
         return pieces
             .into_iter()
             .map(|(c, o)| f(&mut state, c, o))
             .collect();
     }
-    let per_worker = pieces.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(workers);
-        let mut pieces = pieces;
-        while !pieces.is_empty() {
-            let group: Vec<_> = pieces.drain(..per_worker.min(pieces.len())).collect();
-            let (f, init) = (&f, &init);
-            handles.push(scope.spawn(move || {
-                let mut state = init();
-                group
-                    .into_iter()
-                    .map(|(c, o)| f(&mut state, c, o))
-                    .collect::<Vec<T>>()
-            }));
-        }
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a kernel thread panicked"))
-            .collect()
-    })
+    pieces
+        .into_par_iter()
+        .map_init(init, |state, (c, o)| f(state, c, o))
+        .collect()
 }
 
 /// Adds per-chunk values into one total per row.
