@@ -63,7 +63,10 @@ fn class_outcome(
 fn dice_ce() -> CompoundConfig {
     CompoundConfig::new()
         .with_term(1.0, Loss::SoftDice(SoftDiceConfig::new()))
-        .with_term(1.0, Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()))
+        .with_term(
+            1.0,
+            Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
+        )
 }
 
 fn multiclass_dice_ce() -> MulticlassCompoundConfig {
@@ -165,10 +168,16 @@ fn init_checks_the_options_once() {
     let bad = FocalConfig::new().with_alpha(Some(1.5));
     same_error(bad.init(), focal(x.clone(), y.clone(), &bad));
     let bad = WeightedCrossEntropyConfig::new().with_prior(Prior::Fixed(1.0));
-    same_error(bad.init(), weighted_cross_entropy(x.clone(), y.clone(), &bad));
+    same_error(
+        bad.init(),
+        weighted_cross_entropy(x.clone(), y.clone(), &bad),
+    );
     let bad = LovaszConfig::new().with_from_logits(false);
     same_error(bad.init_hinge(), lovasz_hinge(x.clone(), y.clone(), &bad));
-    assert!(bad.init_sigmoid().is_ok(), "probabilities suit Lovász-sigmoid");
+    assert!(
+        bad.init_sigmoid().is_ok(),
+        "probabilities suit Lovász-sigmoid"
+    );
     let empty = CompoundConfig::new();
     same_error(empty.init(), compound(x.clone(), y.clone(), &empty));
     let bad_term = dice_ce().with_term(1.0, Loss::Focal(FocalConfig::new().with_gamma(-1.0)));
@@ -231,7 +240,11 @@ fn loss_modules_are_fields_of_a_model_without_parameters() {
         lovasz: LovaszConfig::new().init_hinge().unwrap(),
         multiclass: multiclass_dice_ce().init().unwrap(),
     };
-    assert_eq!(model.num_params(), conv_params, "the losses add no parameter");
+    assert_eq!(
+        model.num_params(),
+        conv_params,
+        "the losses add no parameter"
+    );
     // Moving, cloning and printing the model keep the losses and their options.
     let model = model.fork(&device.clone().autodiff()).clone();
     let shown = model.to_string();
@@ -262,7 +275,11 @@ fn any_loss_runs_behind_the_common_trait() {
     for config in &binary {
         let loss: Box<dyn SegmentationLoss<4, Targets = Tensor<4>>> = config.init().unwrap();
         let expected = to_vec(config.compute(x.clone(), y.clone()).unwrap());
-        assert_eq!(to_vec(loss.forward(x.clone(), y.clone())), expected, "{config:?}");
+        assert_eq!(
+            to_vec(loss.forward(x.clone(), y.clone())),
+            expected,
+            "{config:?}"
+        );
     }
     // Modules made directly are the same trait objects.
     let held: Vec<Box<dyn SegmentationLoss<4, Targets = Tensor<4>>>> = vec![
@@ -294,6 +311,10 @@ fn any_loss_runs_behind_the_common_trait() {
     for config in &multiclass {
         let loss: Box<dyn SegmentationLoss<4, Targets = ClassTargets<4>>> = config.init().unwrap();
         let expected = to_vec(config.compute(x.clone(), y.clone()).unwrap());
-        assert_eq!(to_vec(loss.forward(x.clone(), y.clone().into())), expected, "{config:?}");
+        assert_eq!(
+            to_vec(loss.forward(x.clone(), y.clone().into())),
+            expected,
+            "{config:?}"
+        );
     }
 }

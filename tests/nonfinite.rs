@@ -45,7 +45,10 @@ fn cases() -> Vec<(&'static str, Value)> {
         cases.push((loss, json!({ "log_loss": true })));
         cases.push((loss, json!({ "aggregation": "batch" })));
     }
-    cases.push(("tversky", json!({ "alpha": 0.3, "beta": 0.7, "log_loss": true })));
+    cases.push((
+        "tversky",
+        json!({ "alpha": 0.3, "beta": 0.7, "log_loss": true }),
+    ));
     cases.push(("focal", json!({ "alpha": 0.25 })));
     cases.push(("weighted_cross_entropy", json!({ "prior": 0.3 })));
     cases.push(("lovasz_sigmoid", json!({ "per_image": false })));
@@ -83,7 +86,11 @@ fn a_nan_logit_gives_a_nan_loss_and_a_nan_gradient_on_every_path() {
             }
         }
     }
-    assert!(failures.is_empty(), "a NaN logit vanished:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "a NaN logit vanished:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -109,7 +116,11 @@ fn a_nan_probability_gives_a_nan_loss_and_a_nan_gradient_on_every_path() {
             }
         }
     }
-    assert!(failures.is_empty(), "a NaN probability vanished:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "a NaN probability vanished:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// `a` and `b` agree: both NaN, equal infinities, or close.
@@ -185,7 +196,9 @@ fn multiclass_losses_propagate_a_nan_logit() {
         ),
         MulticlassLoss::Focal(MulticlassFocalConfig::new()),
     ];
-    let values: Vec<f64> = (0..2 * 3 * 8).map(|i| ((i * 5 % 11) as f64) / 3.0 - 1.5).collect();
+    let values: Vec<f64> = (0..2 * 3 * 8)
+        .map(|i| ((i * 5 % 11) as f64) / 3.0 - 1.5)
+        .collect();
     let classes: Vec<i64> = (0..2 * 8).map(|i| (i % 3) as i64).collect();
     for (backend, device) in all_devices() {
         let ad = device.clone().autodiff();
@@ -193,8 +206,10 @@ fn multiclass_losses_propagate_a_nan_logit() {
             let mut x = values.clone();
             x[4] = f64::NAN;
             let logits = tensor(&x, [2, 3, 8], &ad, DType::F32).require_grad();
-            let targets =
-                Tensor::<3, Int>::from_data(burn::tensor::TensorData::new(classes.clone(), [2, 1, 8]), &ad);
+            let targets = Tensor::<3, Int>::from_data(
+                burn::tensor::TensorData::new(classes.clone(), [2, 1, 8]),
+                &ad,
+            );
             let value = loss
                 .compute(logits.clone(), targets.clone())
                 .unwrap_or_else(|e| panic!("{loss:?} on {backend}: {e}"));
@@ -202,16 +217,25 @@ fn multiclass_losses_propagate_a_nan_logit() {
             let value = to_vec(value)[0];
             let grad = to_vec(logits.grad(&grads).unwrap());
             assert!(value.is_nan(), "{loss:?} on {backend}: loss {value}");
-            assert!(grad[4].is_nan(), "{loss:?} on {backend}: gradient {}", grad[4]);
+            assert!(
+                grad[4].is_nan(),
+                "{loss:?} on {backend}: gradient {}",
+                grad[4]
+            );
         }
         let dice_ce = MulticlassCompoundConfig::new()
             .with_term(1.0, MulticlassLoss::Overlap(MulticlassOverlapConfig::new()))
-            .with_term(1.0, MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)));
+            .with_term(
+                1.0,
+                MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
+            );
         let mut x = values.clone();
         x[20] = f64::NAN;
         let logits = tensor(&x, [2, 3, 8], &ad, DType::F32);
-        let targets =
-            Tensor::<3, Int>::from_data(burn::tensor::TensorData::new(classes.clone(), [2, 1, 8]), &ad);
+        let targets = Tensor::<3, Int>::from_data(
+            burn::tensor::TensorData::new(classes.clone(), [2, 1, 8]),
+            &ad,
+        );
         let value = to_vec(multiclass_compound(logits, targets, &dice_ce).unwrap())[0];
         assert!(value.is_nan(), "Dice + CE on {backend}: loss {value}");
     }

@@ -48,9 +48,9 @@ impl Loss {
         prior: f64,
     ) -> Result<Box<dyn SegmentationLoss<4, Targets = Tensor<4>>>, SegLossError> {
         let config = match self {
-            Loss::CrossEntropy => segloss::losses::Loss::BinaryCrossEntropy(
-                BinaryCrossEntropyConfig::new(),
-            ),
+            Loss::CrossEntropy => {
+                segloss::losses::Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new())
+            }
             Loss::WeightedCrossEntropy => segloss::losses::Loss::WeightedCrossEntropy(
                 WeightedCrossEntropyConfig::new().with_prior(Prior::Fixed(prior)),
             ),

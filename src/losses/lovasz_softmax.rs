@@ -107,14 +107,14 @@ pub fn lovasz_softmax<const D: usize>(
     config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
-    if let LovaszClasses::List(list) = &config.classes {
-        if let Some(&bad) = list.iter().find(|&&c| c >= classes) {
-            return Err(SegLossError::InvalidParameter {
-                name: "classes",
-                value: bad as f64,
-                allowed: "class indices in 0..C (the logits' channel count)",
-            });
-        }
+    if let LovaszClasses::List(list) = &config.classes
+        && let Some(&bad) = list.iter().find(|&&c| c >= classes)
+    {
+        return Err(SegLossError::InvalidParameter {
+            name: "classes",
+            value: bad as f64,
+            allowed: "class indices in 0..C (the logits' channel count)",
+        });
     }
     let (p, y) = probabilities_and_targets(
         logits,

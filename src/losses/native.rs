@@ -398,7 +398,10 @@ mod tests {
                 for loss in &losses {
                     let plan = loss.plan(logits.clone(), tensor(&y)).unwrap();
                     let Plan::Host {
-                        logits, targets, kernel, ..
+                        logits,
+                        targets,
+                        kernel,
+                        ..
                     } = plan
                     else {
                         panic!("{loss:?} on {name}: Auto must choose the host path");

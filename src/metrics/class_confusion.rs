@@ -45,15 +45,15 @@ impl ClassConfusion {
     /// # Errors
     /// [`SegLossError::ShapeMismatch`] when the classes count different numbers of images.
     pub fn new(classes: Vec<Confusion>) -> Result<Self, SegLossError> {
-        if let Some(first) = classes.first() {
-            if let Some(other) = classes.iter().find(|c| c.len() != first.len()) {
-                return Err(SegLossError::ShapeMismatch {
-                    left_name: "images of class 0",
-                    left: vec![first.len()],
-                    right_name: "images of another class",
-                    right: vec![other.len()],
-                });
-            }
+        if let Some(first) = classes.first()
+            && let Some(other) = classes.iter().find(|c| c.len() != first.len())
+        {
+            return Err(SegLossError::ShapeMismatch {
+                left_name: "images of class 0",
+                left: vec![first.len()],
+                right_name: "images of another class",
+                right: vec![other.len()],
+            });
         }
         Ok(ClassConfusion { classes })
     }
@@ -100,13 +100,13 @@ impl ClassConfusion {
         let sums = |t: Tensor<3, Int>| t.sum_dim(2).reshape([n * classes]);
         let counts = check::read_counts(
             Tensor::cat(
-            vec![
-                sums(p.clone().mul(y.clone())),
-                sums(p),
-                sums(y),
-                valid.sum_dim(2).reshape([n]),
-            ],
-            0,
+                vec![
+                    sums(p.clone().mul(y.clone())),
+                    sums(p),
+                    sums(y),
+                    valid.sum_dim(2).reshape([n]),
+                ],
+                0,
             ),
             "the class confusion counts",
         )?;

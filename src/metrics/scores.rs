@@ -27,7 +27,13 @@ impl Confusion {
     /// Jaccard index per image (Eq. 1): `J = TP / (TP + FP + FN)`; `empty` decides `0/0`.
     pub fn jaccard(&self, empty: EmptyPolicy) -> Vec<f64> {
         (0..self.len())
-            .map(|i| ratio(self.tp()[i], self.tp()[i] + self.fp()[i] + self.fn_()[i], empty))
+            .map(|i| {
+                ratio(
+                    self.tp()[i],
+                    self.tp()[i] + self.fp()[i] + self.fn_()[i],
+                    empty,
+                )
+            })
             .collect()
     }
 
