@@ -44,6 +44,9 @@
 //! ```
 
 mod data;
+// The paper experiment's two-level U-Net (16/32 channels at the default width), shared.
+#[path = "../paper_experiment/model.rs"]
+mod model;
 mod plain;
 
 use std::io::IsTerminal;
@@ -53,14 +56,8 @@ use std::time::Instant;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::optim::AdamConfig;
-use burn::tensor::activation::relu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -72,6 +69,7 @@ use segloss::losses::{
 use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
 
 use data::{MaskBatch, MaskBatcher, Rng, generate};
+use model::UNet;
 use plain::PlainRenderer;
 
 /// Train a small U-Net on synthetic masks with burn-train's Learner and segloss's losses
@@ -108,56 +106,6 @@ struct Args {
     /// Plain-text progress even in a terminal.
     #[arg(long)]
     no_tui: bool,
-}
-
-/// A two-level U-Net: 3x3 convolutions with ReLU, max pooling down, nearest-neighbour
-/// upsampling and a skip connection up, one logit per pixel.
-#[derive(Module, Debug)]
-struct UNet {
-    enc1a: Conv2d,
-    enc1b: Conv2d,
-    pool: MaxPool2d,
-    enc2a: Conv2d,
-    enc2b: Conv2d,
-    dec1a: Conv2d,
-    dec1b: Conv2d,
-    head: Conv2d,
-}
-
-fn conv3(input: usize, output: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([input, output], [3, 3])
-        .with_padding(PaddingConfig2d::Same)
-        .init(device)
-}
-
-impl UNet {
-    fn new(width: usize, device: &Device) -> Self {
-        UNet {
-            enc1a: conv3(1, width, device),
-            enc1b: conv3(width, width, device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            enc2a: conv3(width, 2 * width, device),
-            enc2b: conv3(2 * width, 2 * width, device),
-            dec1a: conv3(3 * width, width, device),
-            dec1b: conv3(width, width, device),
-            head: Conv2dConfig::new([width, 1], [1, 1]).init(device),
-        }
-    }
-
-    /// `[N, 1, H, W]` images to `[N, 1, H, W]` logits.
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        let e1 = relu(self.enc1b.forward(relu(self.enc1a.forward(x))));
-        let e2 = self.pool.forward(e1.clone());
-        let e2 = relu(self.enc2b.forward(relu(self.enc2a.forward(e2))));
-        let up = interpolate(
-            e2,
-            InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
-        );
-        let d1 = Tensor::cat(vec![up, e1], 1);
-        let d1 = relu(self.dec1b.forward(relu(self.dec1a.forward(d1))));
-        self.head.forward(d1)
-    }
 }
 
 /// What burn-train trains: the network and its loss. The loss lives in the model so that

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::losses::execution::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_plan};
+use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
@@ -88,17 +88,7 @@ pub fn soft_dice<const D: usize>(
 impl SoftDiceConfig {
     /// The options as the overlap body takes them.
     fn options(&self) -> OverlapOptions {
-        OverlapOptions {
-            smooth_nr: self.smooth_nr,
-            smooth_dr: self.smooth_dr,
-            squared: self.squared,
-            soft_label: self.soft_label,
-            log_loss: self.log_loss,
-            aggregation: self.aggregation,
-            from_logits: self.from_logits,
-            reduction: self.reduction,
-            execution: self.execution,
-        }
+        overlap_options!(self, squared: self.squared)
     }
 
     /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with

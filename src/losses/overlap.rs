@@ -37,6 +37,25 @@ pub(crate) struct OverlapOptions {
     pub execution: Execution,
 }
 
+/// The [`OverlapOptions`] of a binary overlap loss's config (its fields share these names),
+/// with `squared` given (Tversky has no such option).
+macro_rules! overlap_options {
+    ($config:expr, squared: $squared:expr) => {
+        $crate::losses::overlap::OverlapOptions {
+            smooth_nr: $config.smooth_nr,
+            smooth_dr: $config.smooth_dr,
+            squared: $squared,
+            soft_label: $config.soft_label,
+            log_loss: $config.log_loss,
+            aggregation: $config.aggregation,
+            from_logits: $config.from_logits,
+            reduction: $config.reduction,
+            execution: $config.execution,
+        }
+    };
+}
+pub(crate) use overlap_options;
+
 impl OverlapOptions {
     /// The kernel's view of these options with `ratio`.
     pub fn params(&self, ratio: Ratio) -> OverlapParams {

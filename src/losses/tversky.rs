@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::losses::execution::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_plan};
+use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
@@ -92,17 +92,7 @@ pub fn tversky<const D: usize>(
 impl TverskyConfig {
     /// The options as the overlap body takes them.
     fn options(&self) -> OverlapOptions {
-        OverlapOptions {
-            smooth_nr: self.smooth_nr,
-            smooth_dr: self.smooth_dr,
-            squared: false,
-            soft_label: self.soft_label,
-            log_loss: self.log_loss,
-            aggregation: self.aggregation,
-            from_logits: self.from_logits,
-            reduction: self.reduction,
-            execution: self.execution,
-        }
+        overlap_options!(self, squared: false)
     }
 
     /// The checks of the options alone: `alpha`, `beta` and the smoothing `>= 0` and finite.
