@@ -41,6 +41,12 @@ pub(crate) trait Real:
     /// A bit pattern that sorts like the value, for a non-negative value, where a radix sort
     /// applies (f32); `None` to sort by comparison (f64, the checking path).
     fn radix_key(self) -> Option<u32>;
+    /// `true` for NaN, the one value that is not equal to itself.
+    #[inline(always)]
+    #[allow(clippy::eq_op)]
+    fn is_nan(self) -> bool {
+        self != self
+    }
     /// The larger of `self` and `other`, NaN when `self` is NaN (the order of the comparison
     /// matters: `if self > other` would drop a NaN `self`, turning a diverged input into a
     /// finite loss). Callers pass the possibly-NaN value as `self` and a constant as `other`.

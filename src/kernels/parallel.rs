@@ -93,8 +93,8 @@ where
 /// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`), and a
 /// worker state made by `init` and handed to every chunk of a run of chunks on one thread
 /// (scratch buffers reused across chunks instead of allocated per chunk: fresh memory costs
-/// page faults). rayon makes a state for each piece of work it splits off, so a thread may
-/// make a few; the results do not depend on which chunks share one.
+/// page faults). The chunks go to the threads in runs of `ceil(chunks / threads)`, so each
+/// thread makes one state; the results do not depend on which chunks share one.
 pub(crate) fn map_with<E, S, T, I, F>(
     chunks: &[Chunk],
     out: Option<&mut [E]>,
@@ -127,8 +127,13 @@ where
             .map(|(c, o)| f(&mut state, c, o))
             .collect();
     }
+    // One run of consecutive chunks per thread, as rayon would otherwise split the work down
+    // to single chunks when threads steal it, and make a state (megabytes of scratch for a
+    // Lovász image, page-faulted afresh) for each: measured 0.78x on [16,1,512,512].
+    let per_thread = pieces.len().div_ceil(threads());
     pieces
         .into_par_iter()
+        .with_min_len(per_thread)
         .map_init(init, |state, (c, o)| f(state, c, o))
         .collect()
 }

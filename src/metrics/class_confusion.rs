@@ -96,7 +96,7 @@ impl ClassConfusion {
         };
         let p = pred.int().mul(valid.clone().expand(full));
         let y = target.int().mul(valid.clone().expand(full));
-        check::countable(pixels, &p)?;
+        check::countable(pixels, p.dtype())?;
         let sums = |t: Tensor<3, Int>| t.sum_dim(2).reshape([n * classes]);
         let counts = check::read_counts(
             Tensor::cat(

@@ -10,9 +10,9 @@ use crate::losses::rows;
 ///
 /// The counts are integer sums on the device (no float accumulation, so they stay exact far
 /// beyond the 2^24 pixels where an f32 sum starts to drop units); only `3N` integers are read
-/// back. burn's integer sums use the backend's int type (i64 on the CPU backends, i32 on
-/// wgpu): an image of more than 2^31 - 1 pixels on a backend with 32-bit integers is an
-/// error ([`SegLossError::TooLarge`]), never a wrapped count.
+/// back. burn's integer sums use the backend's int type (i64 on ndarray, i32 on flex and
+/// wgpu, measured with burn 0.22.1): an image of more than 2^31 - 1 pixels on a backend with
+/// 32-bit integers is an error ([`SegLossError::TooLarge`]), never a wrapped count.
 ///
 /// The four vectors always have one entry per image: the fields are private, and
 /// [`Confusion::new`] checks the lengths of counts built by hand.
@@ -104,7 +104,7 @@ impl Confusion {
         check::same_shape_and_device(&pred, "pred", &target, "target")?;
         let (n, pixels) = check::batch_shape(&pred, "pred")?;
         let p = rows(pred.int());
-        check::countable(pixels, &p)?;
+        check::countable(pixels, p.dtype())?;
         let y = rows(target.int());
         let sums = |t: Tensor<2, Int>| t.sum_dim(1).reshape([n]);
         let tp = sums(p.clone().mul(y.clone()));
