@@ -8,8 +8,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 /// Elements per chunk: large enough that handing a chunk to a pool thread (microseconds) is
 /// paid over a fraction of a millisecond of work, small enough that 2 threads get balanced
 /// work on a 256x256 image. Fixed, so the chunks, and with them every sum, do not depend on
@@ -68,10 +66,7 @@ where
     T: Send,
     F: Fn(&Chunk) -> T + Send + Sync,
 {
-    if chunks.len() <= 1 {
-        return chunks.iter().map(f).collect();
-    }
-    chunks.par_iter().map(f).collect()
+    map_with(chunks, None::<&mut [()]>, || (), |(), c, _| f(c))
 }
 
 /// Runs `f(chunk, out_slice)` on every chunk in parallel, where `out_slice` is the chunk's
@@ -93,8 +88,8 @@ where
 /// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`), and a
 /// worker state made by `init` and handed to every chunk of a run of chunks on one thread
 /// (scratch buffers reused across chunks instead of allocated per chunk: fresh memory costs
-/// page faults). The chunks go to the threads in runs of `ceil(chunks / threads)`, so each
-/// thread makes one state; the results do not depend on which chunks share one.
+/// page faults). The chunks go in runs of `ceil(chunks / threads)`, one state per run; the
+/// results do not depend on which chunks share one.
 pub(crate) fn map_with<E, S, T, I, F>(
     chunks: &[Chunk],
     out: Option<&mut [E]>,
@@ -108,7 +103,7 @@ where
     F: Fn(&mut S, &Chunk, Option<&mut [E]>) -> T + Send + Sync,
 {
     // Hand every chunk its own disjoint slice of `out` (the chunks tile `out` in order).
-    let mut pieces: Vec<(&Chunk, Option<&mut [E]>)> = Vec::with_capacity(chunks.len());
+    let mut pieces: Run<'_, E> = Vec::with_capacity(chunks.len());
     let mut rest = out;
     let mut offset = 0;
     for chunk in chunks {
@@ -127,16 +122,38 @@ where
             .map(|(c, o)| f(&mut state, c, o))
             .collect();
     }
-    // One run of consecutive chunks per thread, as rayon would otherwise split the work down
-    // to single chunks when threads steal it, and make a state (megabytes of scratch for a
-    // Lovász image, page-faulted afresh) for each: measured 0.78x on [16,1,512,512].
+    // One run of consecutive chunks per thread, each with one state. The calling thread runs
+    // the first run itself (`in_place_scope`) and hands the others to the pool: handing every
+    // run to the pool and waiting measured 5-7% slower on [16,1,512,512] than threads spawned
+    // per pass, and letting rayon split the runs further made a state per stolen chunk
+    // (megabytes of Lovász scratch).
     let per_thread = pieces.len().div_ceil(threads());
-    pieces
-        .into_par_iter()
-        .with_min_len(per_thread)
-        .map_init(init, |state, (c, o)| f(state, c, o))
-        .collect()
+    let mut runs: Vec<Run<'_, E>> = Vec::new();
+    let mut pieces = pieces.into_iter().peekable();
+    while pieces.peek().is_some() {
+        runs.push(pieces.by_ref().take(per_thread).collect());
+    }
+    let mut results: Vec<Vec<T>> = runs.iter().map(|_| Vec::new()).collect();
+    let (init, f) = (&init, &f);
+    let solve = move |run: Run<'_, E>, slot: &mut Vec<T>| {
+        let mut state = init();
+        *slot = run.into_iter().map(|(c, o)| f(&mut state, c, o)).collect();
+    };
+    rayon::in_place_scope(|scope| {
+        let mut jobs = runs.into_iter().zip(results.iter_mut());
+        let first = jobs.next();
+        for (run, slot) in jobs {
+            scope.spawn(move |_| solve(run, slot));
+        }
+        if let Some((run, slot)) = first {
+            solve(run, slot);
+        }
+    });
+    results.into_iter().flatten().collect()
 }
+
+/// Chunks, each with its slice of the output (if any), in chunk order.
+type Run<'a, E> = Vec<(&'a Chunk, Option<&'a mut [E]>)>;
 
 /// Adds per-chunk values into one total per row.
 pub(crate) fn per_row<const K: usize>(
