@@ -73,14 +73,14 @@ pub enum SegLossError {
     InvalidOption {
         /// The option's name, as in the config struct.
         name: &'static str,
-        /// The value given, as Rust's `Debug` prints it.
+        /// The value given, as Rust prints it (or the combination that is not allowed).
         value: String,
         /// What is allowed, in words.
         allowed: &'static str,
     },
 
     /// A count exceeds what a backend or an index type can hold (for example more than
-    /// `2^31 - 1` pixels per image counted on wgpu, whose integers are 32-bit).
+    /// `2^31 - 1` pixels per image counted on flex or wgpu, whose integers are 32-bit).
     #[error("{what}: {count} exceeds the limit of {limit}")]
     TooLarge {
         /// What was counted, and where.

@@ -48,8 +48,8 @@
 //! [`Reduction::None`] (`[1]` whatever the reduction when the statistics cover the whole
 //! batch: `Aggregation::Batch`, Lovász with `per_image = false`).
 //! Every function returns `Result<_, SegLossError>` and checks its input instead of
-//! panicking. A NaN in the input gives a NaN loss (and a NaN gradient at that pixel) on every
-//! backend and path, as in PyTorch, so a diverged run is seen at once.
+//! panicking. A NaN in the input gives a NaN loss on every backend and path, as in PyTorch, so
+//! a diverged run is seen at once (and, on the host kernels, a NaN gradient at that pixel).
 //!
 //! Every loss is also a burn module ([`losses::modules`]): `SoftDiceConfig::new().init()?`
 //! checks the options once and gives a [`SoftDiceLoss`](losses::SoftDiceLoss) whose

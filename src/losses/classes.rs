@@ -232,7 +232,6 @@ pub(crate) fn class_weights(
     Ok(weights)
 }
 
-/// `include_background = false` needs a class besides the background.
 /// Every class weight `>= 0` and finite in f32.
 pub(crate) fn check_class_weights(weights: Option<&[f64]>) -> Result<(), SegLossError> {
     for &v in weights.unwrap_or_default() {
@@ -241,6 +240,7 @@ pub(crate) fn check_class_weights(weights: Option<&[f64]>) -> Result<(), SegLoss
     Ok(())
 }
 
+/// `include_background = false` needs a class besides the background.
 pub(crate) fn check_background(
     include_background: bool,
     classes: usize,

@@ -12,9 +12,9 @@
 //! whose value is exactly `value` (`s - s` is 0) and whose gradient with respect to `x` is
 //! exactly `g`, for finite logits: an infinite logit makes `s` infinite or NaN and the loss
 //! NaN on this attach (the in-place operation of flex and ndarray has no such term, and gives
-//! what burn operations give). Either way the result composes with anything else in the graph (sums of
-//! losses, reductions), and when the logits take no part in autodiff the bare values are
-//! returned and no gradient is computed at all.
+//! what burn operations give). Either way the result composes with anything else in the graph
+//! (sums of losses, reductions), and when the logits take no part in autodiff the bare values
+//! are returned and no gradient is computed at all.
 
 use std::borrow::Cow;
 

@@ -87,7 +87,7 @@ pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool)
     }
 }
 
-/// `sigmoid(x)`, NaN where `x` is NaN on every backend, with a NaN gradient there.
+/// `sigmoid(x)`, NaN where `x` is NaN on every backend.
 ///
 /// burn 0.22's wgpu `sigmoid` turns a NaN logit into a number (measured on Mesa's lavapipe:
 /// soft Dice of a batch with one NaN logit came out finite), so a diverged run would go on

@@ -140,7 +140,11 @@ macro_rules! binary_module {
             ///
             /// # Panics
             /// With the error's message where [`try_forward`](Self::try_forward) returns one.
-            pub fn forward<const D: usize>(&self, logits: Tensor<D>, targets: Tensor<D>) -> Tensor<1> {
+            pub fn forward<const D: usize>(
+                &self,
+                logits: Tensor<D>,
+                targets: Tensor<D>,
+            ) -> Tensor<1> {
                 SegmentationLoss::forward(self, logits, targets)
             }
 
