@@ -38,20 +38,15 @@ pub(crate) fn lovasz<F: Real>(
     let (scale, accumulate) = grad
         .as_ref()
         .map_or((1.0, false), |g| (g.scale, g.accumulate));
-    parallel::map_with(
-        &chunks,
-        grad.map(|g| g.out),
-        || (),
-        |(), c, out| {
-            let r = c.range.clone();
-            let out = out.map(|out| Gradient {
-                out,
-                scale,
-                accumulate,
-            });
-            with_scratch(|scratch| problem(&x[r.clone()], &y[r], errors, out, scratch))
-        },
-    )
+    parallel::map_with(&chunks, grad.map(|g| g.out), |c, out| {
+        let r = c.range.clone();
+        let out = out.map(|out| Gradient {
+            out,
+            scale,
+            accumulate,
+        });
+        with_scratch(|scratch| problem(&x[r.clone()], &y[r], errors, out, scratch))
+    })
 }
 
 /// Runs `f` with this thread's [`Scratch`] for `F`, kept between calls: the kernel runs on the

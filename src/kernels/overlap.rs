@@ -84,22 +84,17 @@ pub(crate) fn overlap<F: Real>(
         .map_or((1.0, false), |g| (g.scale, g.accumulate));
     let out = grad.map(|g| g.out);
     if !params.batch && rows >= parallel::threads() {
-        return parallel::map_with(
-            &parallel::rows(rows, len),
-            out,
-            || (),
-            |(), c, out| {
-                let r = c.range.clone();
-                let s = score(
-                    &row_statistics(&x[r.clone()], &y[r.clone()], &params),
-                    &params,
-                );
-                if let Some(out) = out {
-                    write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
-                }
-                s.loss
-            },
-        );
+        return parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
+            let r = c.range.clone();
+            let s = score(
+                &row_statistics(&x[r.clone()], &y[r.clone()], &params),
+                &params,
+            );
+            if let Some(out) = out {
+                write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
+            }
+            s.loss
+        });
     }
     let chunks = parallel::chunks(rows, len);
     let partial = parallel::map(&chunks, |c| {

@@ -66,7 +66,7 @@ where
     T: Send,
     F: Fn(&Chunk) -> T + Send + Sync,
 {
-    map_with(chunks, None::<&mut [()]>, || (), |(), c, _| f(c))
+    map_with(chunks, None::<&mut [()]>, |c, _| f(c))
 }
 
 /// Runs `f(chunk, out_slice)` on every chunk in parallel, where `out_slice` is the chunk's
@@ -77,30 +77,16 @@ where
     T: Send,
     F: Fn(&Chunk, &mut [E]) -> T + Send + Sync,
 {
-    map_with(
-        chunks,
-        Some(out),
-        || (),
-        |(), c, o| f(c, o.unwrap_or_default()),
-    )
+    map_with(chunks, Some(out), |c, o| f(c, o.unwrap_or_default()))
 }
 
-/// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`), and a
-/// worker state made by `init` and handed to every chunk of a run of chunks on one thread
-/// (scratch buffers reused across chunks instead of allocated per chunk: fresh memory costs
-/// page faults). The chunks go in runs of `ceil(chunks / threads)`, one state per run; the
-/// results do not depend on which chunks share one.
-pub(crate) fn map_with<E, S, T, I, F>(
-    chunks: &[Chunk],
-    out: Option<&mut [E]>,
-    init: I,
-    f: F,
-) -> Vec<T>
+/// Like [`map_mut`] with an optional `out` (each chunk gets its slice of it, or `None`). The
+/// chunks go to the threads in runs of `ceil(chunks / threads)` consecutive chunks.
+pub(crate) fn map_with<E, T, F>(chunks: &[Chunk], out: Option<&mut [E]>, f: F) -> Vec<T>
 where
     E: Send,
     T: Send,
-    I: Fn() -> S + Send + Sync,
-    F: Fn(&mut S, &Chunk, Option<&mut [E]>) -> T + Send + Sync,
+    F: Fn(&Chunk, Option<&mut [E]>) -> T + Send + Sync,
 {
     // Hand every chunk its own disjoint slice of `out` (the chunks tile `out` in order).
     let mut pieces: Run<'_, E> = Vec::with_capacity(chunks.len());
@@ -116,17 +102,11 @@ where
         offset = chunk.range.end;
     }
     if pieces.len() <= 1 {
-        let mut state = init();
-        return pieces
-            .into_iter()
-            .map(|(c, o)| f(&mut state, c, o))
-            .collect();
+        return pieces.into_iter().map(|(c, o)| f(c, o)).collect();
     }
-    // One run of consecutive chunks per thread, each with one state. The calling thread runs
-    // the first run itself (`in_place_scope`) and hands the others to the pool: handing every
-    // run to the pool and waiting measured 5-7% slower on [16,1,512,512] than threads spawned
-    // per pass, and letting rayon split the runs further made a state per stolen chunk
-    // (megabytes of Lovász scratch).
+    // One run of consecutive chunks per thread. The calling thread runs the first run itself
+    // (`in_place_scope`) and hands the others to the pool: handing every run to the pool and
+    // waiting measured 5-7% slower on [16,1,512,512] than threads spawned per pass.
     let per_thread = pieces.len().div_ceil(threads());
     let mut runs: Vec<Run<'_, E>> = Vec::new();
     let mut pieces = pieces.into_iter().peekable();
@@ -134,10 +114,9 @@ where
         runs.push(pieces.by_ref().take(per_thread).collect());
     }
     let mut results: Vec<Vec<T>> = runs.iter().map(|_| Vec::new()).collect();
-    let (init, f) = (&init, &f);
+    let f = &f;
     let solve = move |run: Run<'_, E>, slot: &mut Vec<T>| {
-        let mut state = init();
-        *slot = run.into_iter().map(|(c, o)| f(&mut state, c, o)).collect();
+        *slot = run.into_iter().map(|(c, o)| f(c, o)).collect();
     };
     rayon::in_place_scope(|scope| {
         let mut jobs = runs.into_iter().zip(results.iter_mut());
