@@ -157,21 +157,6 @@ pub(crate) fn countable(count: usize, int_dtype: burn::tensor::DType) -> Result<
     Ok(())
 }
 
-/// Reads integer counts to the host as `i64`.
-pub(crate) fn read_counts(
-    counts: Tensor<1, burn::tensor::Int>,
-    what: &'static str,
-) -> Result<Vec<i64>, SegLossError> {
-    counts
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .map_err(|e| SegLossError::HostRead {
-            what,
-            reason: format!("{e:?}"),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use burn::tensor::DType;

@@ -1,6 +1,8 @@
 //! Moving data between a tensor and the host, written once.
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use crate::SegLossError;
 
 /// Reads a float tensor to the host (detached), in its own dtype.
 ///
@@ -31,4 +33,19 @@ pub(crate) fn upload<const D: usize>(
 ) -> Tensor<D> {
     let data = TensorData::new(values, shape).convert_dtype(dtype);
     Tensor::from_data(data, (device, dtype))
+}
+
+/// Reads integer counts to the host as `i64`.
+pub(crate) fn read_counts(
+    counts: Tensor<1, Int>,
+    what: &'static str,
+) -> Result<Vec<i64>, SegLossError> {
+    counts
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| SegLossError::HostRead {
+            what,
+            reason: format!("{e:?}"),
+        })
 }

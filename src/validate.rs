@@ -7,8 +7,8 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::SegLossError;
-use crate::check::{self, batch_shape};
-use crate::host::read_f64;
+use crate::check::batch_shape;
+use crate::host::{read_counts, read_f64};
 
 /// Which values a target tensor may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn validate_class_indices<const D: usize>(
     ignore_index: Option<i64>,
 ) -> Result<(), SegLossError> {
     batch_shape(&indices, "targets")?;
-    let values = check::read_counts(indices.flatten::<1>(0, D - 1), "the class indices")?;
+    let values = read_counts(indices.flatten::<1>(0, D - 1), "the class indices")?;
     let allowed = |v: i64| (0..classes as i64).contains(&v) || Some(v) == ignore_index;
     match values.iter().position(|&v| !allowed(v)) {
         None => Ok(()),

@@ -104,5 +104,6 @@ pub(crate) fn soft_dice_plan<const D: usize>(
     targets: Tensor<D>,
     config: &SoftDiceConfig,
 ) -> Result<Plan<D>, SegLossError> {
+    config.validate()?;
     overlap_plan(logits, targets, Ratio::DICE, &config.options())
 }

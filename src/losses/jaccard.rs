@@ -93,5 +93,6 @@ pub(crate) fn soft_jaccard_plan<const D: usize>(
     targets: Tensor<D>,
     config: &SoftJaccardConfig,
 ) -> Result<Plan<D>, SegLossError> {
+    config.validate()?;
     overlap_plan(logits, targets, Ratio::JACCARD, &config.options())
 }

@@ -74,7 +74,8 @@ impl OverlapOptions {
 
 /// The loss of `ratio` of the soft statistics, per image or per batch, reduced: the body of
 /// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
-/// [`tversky`](crate::losses::tversky).
+/// [`tversky`](crate::losses::tversky). The options are checked by the caller (each config's
+/// `validate`, which also checks that loss's own options).
 pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -82,7 +83,6 @@ pub(crate) fn overlap_plan<const D: usize>(
     options: &OverlapOptions,
 ) -> Result<Plan<D>, SegLossError> {
     let params = options.params(ratio);
-    check_params(&params)?;
     let targets = check::binary_pair(&logits, targets)?;
     if runs_on_host(options.execution, &logits, &targets)? {
         return Ok(Plan::host(

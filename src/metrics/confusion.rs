@@ -4,6 +4,7 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::SegLossError;
 use crate::check;
+use crate::host::read_counts;
 use crate::losses::rows;
 
 /// True/false positives/negatives per image, exact (`u64`).
@@ -109,7 +110,7 @@ impl Confusion {
         let sums = |t: Tensor<2, Int>| t.sum_dim(1).reshape([n]);
         let tp = sums(p.clone().mul(y.clone()));
         // One read of 3N integers: [tp..., |pred|..., |target|...].
-        let counts = check::read_counts(Tensor::cat(vec![tp, sums(p), sums(y)], 0), "the counts")?;
+        let counts = read_counts(Tensor::cat(vec![tp, sums(p), sums(y)], 0), "the counts")?;
         let (tp, rest) = counts.split_at(n);
         let (predicted, target) = rest.split_at(n);
         let mut c = Confusion::default();
