@@ -48,6 +48,10 @@ mod data;
 #[path = "../paper_experiment/model.rs"]
 mod model;
 mod plain;
+// The paper experiment's seeded generator; the learner uses part of its API.
+#[allow(dead_code)]
+#[path = "../paper_experiment/rng.rs"]
+mod rng;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -68,9 +72,10 @@ use segloss::losses::{
 };
 use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
 
-use data::{MaskBatch, MaskBatcher, Rng, generate};
+use data::{MaskBatch, MaskBatcher, generate};
 use model::UNet;
 use plain::PlainRenderer;
+use rng::Rng;
 
 /// Train a small U-Net on synthetic masks with burn-train's Learner and segloss's losses
 /// and metrics.

@@ -16,6 +16,7 @@ mod data;
 mod evaluate;
 mod model;
 mod report;
+mod rng;
 mod train;
 
 use std::path::PathBuf;
