@@ -115,19 +115,23 @@ fn copy_bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-/// The multiclass losses with their defaults (softmax over [`MULTICLASS_SHAPE`]'s 4
-/// channels, class-index targets). All but Lovász-softmax run as burn operations on every
-/// backend (no host kernel yet); Lovász-softmax sorts in the host kernel on flex and ndarray.
-/// Throughput counts logits (pixels x classes).
-fn multiclass(c: &mut Criterion, backends: &[(&'static str, Device)]) {
-    let shape = MULTICLASS_SHAPE;
+/// The multiclass losses with their defaults (softmax, class-index targets) on one shape.
+/// Throughput counts logits (pixels x classes). On the first shape, `flex-device` and
+/// `ndarray-device` also measure the burn-operations path (`Execution::Device`).
+fn multiclass<const D: usize>(
+    c: &mut Criterion,
+    shape: [usize; D],
+    backends: &[(&'static str, Device)],
+    with_device_path: bool,
+) {
     let elements: usize = shape.iter().product();
     let id = shape_name(&shape);
+    let variants = variants(backends, with_device_path);
     for loss in MULTICLASS_LOSSES {
         for (mode, autodiff) in [("fwd", false), ("fwd_bwd", true)] {
             let mut group = c.benchmark_group(format!("{loss}/{mode}/{id}"));
             configure(&mut group, elements);
-            for (backend, device) in backends {
+            for (variant, device, execution) in &variants {
                 let device = if autodiff {
                     device.clone().autodiff()
                 } else {
@@ -135,8 +139,8 @@ fn multiclass(c: &mut Criterion, backends: &[(&'static str, Device)]) {
                 };
                 let (x, y) = multiclass_inputs(shape, &device);
                 let x = if autodiff { x.require_grad() } else { x };
-                group.bench_function(*backend, |b| {
-                    b.iter(|| multiclass_step(loss, &x, &y, autodiff))
+                group.bench_function(variant.as_str(), |b| {
+                    b.iter(|| multiclass_step(loss, *execution, &x, &y, autodiff))
                 });
             }
             group.finish();
@@ -151,7 +155,9 @@ fn losses(c: &mut Criterion) {
         bench_shape(c, shape, &backends);
     }
     bench_shape(c, SHAPE_3D, &backends);
-    multiclass(c, &backends);
+    multiclass(c, MULTICLASS_2D, &backends, true);
+    multiclass(c, MULTICLASS_3D, &backends, false);
+    multiclass(c, MULTICLASS_MANY, &backends, false);
 }
 
 criterion_group!(benches, losses);

@@ -1,5 +1,6 @@
-//! Peak resident memory (RSS) of one forward+backward pass per loss on [16,1,512,512], on the
-//! CPU backends. Linux only (reads `/proc/self/status`).
+//! Peak resident memory (RSS) of one forward+backward pass per loss on [16,1,512,512] (the
+//! multiclass losses on [8,4,256,256] with i64 class indices), on the CPU backends. Linux
+//! only (reads `/proc/self/status`).
 //!
 //! ```text
 //! cargo bench --bench peak_memory
@@ -10,7 +11,8 @@
 //! backend (the baseline), creates the inputs, runs forward+backward twice (the second pass
 //! sees warm pools, as in training) and reports its peak RSS (`VmHWM`). The table gives the
 //! peak above the baseline, which includes the inputs themselves, in MB and as a multiple of
-//! the input bytes (logits + targets, f32). wgpu is left out: its buffers live in device
+//! the input bytes (binary: logits + targets, f32; multiclass: logits + indices + the
+//! gradient, the least any forward+backward must hold). wgpu is left out: its buffers live in device
 //! memory, which RSS does not measure.
 
 mod support;
@@ -46,10 +48,18 @@ fn child(loss: &str, backend: &str) {
     // Initialise the backend (thread pools, allocators) before the baseline.
     let _ = Tensor::<1>::ones([16], &device).sum().into_data();
     let baseline = status_bytes("VmRSS:");
-    let (x, y) = inputs(SHAPE, &device);
-    let x = x.require_grad();
-    for _ in 0..2 {
-        drop(forward_backward(loss, Execution::Auto, &x, &y));
+    if MULTICLASS_LOSSES.contains(&loss) {
+        let (x, y) = multiclass_inputs(MULTICLASS_2D, &device);
+        let x = x.require_grad();
+        for _ in 0..2 {
+            multiclass_step(loss, Execution::Auto, &x, &y, true);
+        }
+    } else {
+        let (x, y) = inputs(SHAPE, &device);
+        let x = x.require_grad();
+        for _ in 0..2 {
+            drop(forward_backward(loss, Execution::Auto, &x, &y));
+        }
     }
     println!("{} {}", baseline, status_bytes("VmHWM:"));
 }
@@ -60,37 +70,56 @@ fn main() {
         child(&args[at + 1], &args[at + 2]);
         return;
     }
-    let input_bytes = 2 * SHAPE.iter().product::<usize>() * std::mem::size_of::<f32>();
-    let mb = |b: u64| b as f64 / 1e6;
-    println!(
-        "peak RSS above baseline, forward+backward on {} (inputs: {:.1} MB)",
-        shape_name(&SHAPE),
-        mb(input_bytes as u64)
-    );
-    println!("| loss | backend | peak above baseline (MB) | x input bytes |");
-    println!("|---|---|---:|---:|");
     let exe = std::env::current_exe().expect("own path");
-    for loss in LOSSES {
-        for backend in ["flex", "ndarray"] {
-            if support::backend(backend).is_none() {
-                continue;
+    let mb = |b: u64| b as f64 / 1e6;
+    let elements: usize = SHAPE.iter().product();
+    let binary_bytes = 2 * elements * size_of::<f32>();
+    let logits: usize = MULTICLASS_2D.iter().product();
+    let pixels = logits / MULTICLASS_2D[1];
+    let multiclass_bytes = 2 * logits * size_of::<f32>() + pixels * size_of::<i64>();
+    for (losses, shape, input_bytes, inputs) in [
+        (
+            &LOSSES[..],
+            shape_name(&SHAPE),
+            binary_bytes,
+            "logits + targets",
+        ),
+        (
+            &MULTICLASS_LOSSES[..],
+            shape_name(&MULTICLASS_2D),
+            multiclass_bytes,
+            "logits + i64 indices + gradient",
+        ),
+    ] {
+        println!(
+            "peak RSS above baseline, forward+backward on {shape} ({inputs}: {:.1} MB)",
+            mb(input_bytes as u64)
+        );
+        println!("| loss | backend | peak above baseline (MB) | x input bytes |");
+        println!("|---|---|---:|---:|");
+        for loss in losses {
+            for backend in ["flex", "ndarray"] {
+                if support::backend(backend).is_none() {
+                    continue;
+                }
+                let out = Command::new(&exe)
+                    .args([CHILD_FLAG, loss, backend])
+                    .output()
+                    .expect("child process");
+                assert!(out.status.success(), "{loss} on {backend}: {out:?}");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let numbers: Vec<u64> = text
+                    .split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                let above = numbers[1].saturating_sub(numbers[0]);
+                println!(
+                    "| {loss} | {backend} | {:.1} | {:.2} |",
+                    mb(above),
+                    above as f64 / input_bytes as f64
+                );
             }
-            let out = Command::new(&exe)
-                .args([CHILD_FLAG, loss, backend])
-                .output()
-                .expect("child process");
-            assert!(out.status.success(), "{loss} on {backend}: {out:?}");
-            let text = String::from_utf8_lossy(&out.stdout);
-            let numbers: Vec<u64> = text
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            let above = numbers[1].saturating_sub(numbers[0]);
-            println!(
-                "| {loss} | {backend} | {:.1} | {:.2} |",
-                mb(above),
-                above as f64 / input_bytes as f64
-            );
         }
+        println!();
     }
 }

@@ -24,6 +24,17 @@ Implementations per loss (every one computes the crate's loss up to where its do
   `TverskyLoss("binary")` (batch statistics).
 - focal (gamma 2): MONAI `FocalLoss(use_softmax=False)`; smp `FocalLoss("binary")`.
 - compound (soft Dice + BCE): MONAI `DiceCELoss(sigmoid=True)`.
+
+Multiclass (softmax, class-index targets `[N, 1, ...]`, shapes `MULTICLASS_SHAPES`; throughput
+counts logits, pixels x classes):
+- multiclass_overlap: MONAI `DiceLoss(softmax=True, to_onehot_y=True)`; smp
+  `DiceLoss("multiclass")` (batch statistics).
+- generalized_dice: MONAI `GeneralizedDiceLoss(softmax=True, to_onehot_y=True)`.
+- multiclass_focal (gamma 2): MONAI `FocalLoss(use_softmax=True, to_onehot_y=True)`; smp
+  `FocalLoss("multiclass")`.
+- multiclass_ce (focal with gamma 0): torch `cross_entropy`.
+- multiclass_compound (Dice + CE): MONAI `DiceCELoss(softmax=True, to_onehot_y=True)`.
+- lovasz_softmax: smp `LovaszLoss("multiclass")` (Berman's `lovasz_softmax`, batch).
 """
 
 import argparse
@@ -39,6 +50,7 @@ import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses.lovasz import _lovasz_softmax
 
 SHAPES = [(8, 1, 256, 256), (16, 1, 512, 512), (2, 1, 64, 128, 128)]
+MULTICLASS_SHAPES = [(8, 4, 256, 256), (2, 4, 64, 128, 128), (4, 14, 128, 128)]
 
 
 def wce(x, y):
@@ -73,6 +85,35 @@ def implementations():
         ("focal", "smp FocalLoss", smp.losses.FocalLoss("binary")),
         ("compound", "MONAI DiceCELoss", monai.losses.DiceCELoss(sigmoid=True)),
     ]
+
+
+def multiclass_implementations():
+    """(loss, implementation, fn(logits, indices [N, 1, ...] int64))."""
+    squeeze = lambda fn: (lambda x, y: fn(x, y[:, 0]))
+    return [
+        ("multiclass_overlap", "MONAI DiceLoss", monai.losses.DiceLoss(softmax=True, to_onehot_y=True)),
+        ("multiclass_overlap", "smp DiceLoss", squeeze(smp.losses.DiceLoss("multiclass"))),
+        ("generalized_dice", "MONAI GeneralizedDiceLoss",
+         monai.losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=True)),
+        ("multiclass_focal", "MONAI FocalLoss",
+         monai.losses.FocalLoss(use_softmax=True, to_onehot_y=True, gamma=2.0)),
+        ("multiclass_focal", "smp FocalLoss", squeeze(smp.losses.FocalLoss("multiclass"))),
+        ("multiclass_ce", "torch cross_entropy", squeeze(F.cross_entropy)),
+        ("multiclass_compound", "MONAI DiceCELoss",
+         monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)),
+        ("lovasz_softmax", "smp LovaszLoss", squeeze(smp.losses.LovaszLoss("multiclass"))),
+    ]
+
+
+def multiclass_inputs(shape, device):
+    """Logits uniform in [-4, 4) and indices floor(C u^2), u uniform (as the Rust benches)."""
+    g = torch.Generator().manual_seed(0xC1A55)
+    x = torch.rand(shape, generator=g) * 8 - 4
+    classes = shape[1]
+    index_shape = (shape[0], 1) + tuple(shape[2:])
+    u = torch.rand(index_shape, generator=g, dtype=torch.float64)
+    y = (classes * u * u).long().clamp_max(classes - 1)
+    return x.to(device), y.to(device)
 
 
 def inputs(shape, device):
@@ -120,13 +161,16 @@ def main():
     print("| loss | implementation | shape | fwd Melem/s | fwd+bwd Melem/s |")
     print("|---|---|---|---:|---:|")
     results = []
-    for shape in SHAPES:
+    cases = [(shape, inputs, implementations) for shape in SHAPES] + [
+        (shape, multiclass_inputs, multiclass_implementations) for shape in MULTICLASS_SHAPES
+    ]
+    for shape, make_inputs, make_implementations in cases:
         shape_id = "x".join(map(str, shape))
         if args.shape and args.shape != shape_id:
             continue
-        x, y = inputs(shape, device)
+        x, y = make_inputs(shape, device)
         elements = x.numel()
-        for loss, name, fn in implementations():
+        for loss, name, fn in make_implementations():
             if args.only not in loss:
                 continue
 

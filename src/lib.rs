@@ -78,12 +78,15 @@
 #![warn(missing_docs)]
 
 mod check;
+mod cpu;
+mod engine;
 mod error;
 mod host;
 mod kernels;
 pub mod losses;
 pub mod metrics;
 mod options;
+mod tensors;
 pub mod theory;
 mod validate;
 

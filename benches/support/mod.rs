@@ -96,58 +96,95 @@ pub fn inputs<const D: usize>(shape: [usize; D], device: &Device) -> (Tensor<D>,
     (upload(logits), upload(targets))
 }
 
-/// The multiclass benchmark's shape: 8 images of 256x256 pixels, 4 classes.
-pub const MULTICLASS_SHAPE: [usize; 4] = [8, 4, 256, 256];
+/// The multiclass benchmarks' shapes: a 2D batch with 4 classes, a 3D batch, and 14 classes
+/// (BTCV's organ count).
+pub const MULTICLASS_2D: [usize; 4] = [8, 4, 256, 256];
+pub const MULTICLASS_3D: [usize; 5] = [2, 4, 64, 128, 128];
+pub const MULTICLASS_MANY: [usize; 4] = [4, 14, 128, 128];
 
-/// Logits uniform in [-4, 4) of `shape` `[N, C, H, W]` and class indices `[N, 1, H, W]`
-/// (from the same SplitMix64 stream as [`inputs`]; with 4 classes their frequencies are about
-/// 0.49, 0.21, 0.21 and 0.09, an unbalanced class map).
-pub fn multiclass_inputs(shape: [usize; 4], device: &Device) -> (Tensor<4>, Tensor<4, Int>) {
-    let (x, u) = inputs(shape, device);
+/// Logits uniform in [-4, 4) of `shape` `[N, C, ...]` and class indices `[N, 1, ...]`,
+/// `floor(C u^2)` for `u` uniform (from the same SplitMix64 stream as [`inputs`]): every class
+/// occurs, class 0 most often (half the pixels with 4 classes), an unbalanced class map.
+pub fn multiclass_inputs<const D: usize>(
+    shape: [usize; D],
+    device: &Device,
+) -> (Tensor<D>, Tensor<D, Int>) {
+    let (x, _) = inputs(shape, device);
     let classes = shape[1];
-    // One index per pixel, from the first channel of a second uniform field.
-    let u: Vec<f32> = u
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap();
-    let per_image = shape[2] * shape[3];
-    let index: Vec<i64> = (0..shape[0] * per_image)
-        .map(|i| {
-            let (n, p) = (i / per_image, i % per_image);
-            // u is 0/1 with 30% ones in each channel: combine two channels into 4 classes.
-            let a = u[n * classes * per_image + p] as i64;
-            let b = u[n * classes * per_image + per_image + p] as i64;
-            (2 * a + b) % classes as i64
+    let mut index_shape = shape;
+    index_shape[1] = 1;
+    let pixels: usize = index_shape.iter().product();
+    let mut state = 0xC1A55_u64;
+    let index: Vec<i64> = (0..pixels)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            let u = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+            ((classes as f64 * u * u) as i64).min(classes as i64 - 1)
         })
         .collect();
-    let y = Tensor::from_data(
-        TensorData::new(index, [shape[0], 1, shape[2], shape[3]]),
-        device,
-    );
+    let y = Tensor::from_data(TensorData::new(index, index_shape), device);
     (x, y)
 }
 
-/// The multiclass losses, by the name used in benchmark ids.
-pub const MULTICLASS_LOSSES: [&str; 4] = [
+/// The multiclass losses, by the name used in benchmark ids: each with its defaults (softmax,
+/// class-index targets); `multiclass_ce` is `multiclass_focal` with `gamma = 0` (the
+/// cross-entropy), `multiclass_compound` nnU-Net's Dice + CE.
+pub const MULTICLASS_LOSSES: [&str; 6] = [
     "multiclass_overlap",
     "generalized_dice",
     "lovasz_softmax",
     "multiclass_focal",
+    "multiclass_ce",
+    "multiclass_compound",
 ];
+
+/// Runs multiclass `loss` with its default configuration, on the given execution path.
+pub fn run_multiclass<const D: usize>(
+    loss: &str,
+    execution: Execution,
+    x: Tensor<D>,
+    y: Tensor<D, Int>,
+) -> Result<Tensor<1>, SegLossError> {
+    let e = execution;
+    let dice = MulticlassOverlapConfig::new().with_execution(e);
+    let ce = MulticlassFocalConfig::new()
+        .with_gamma(0.0)
+        .with_execution(e);
+    match loss {
+        "multiclass_overlap" => multiclass_overlap(x, y, &dice),
+        "generalized_dice" => {
+            generalized_dice(x, y, &GeneralizedDiceConfig::new().with_execution(e))
+        }
+        "lovasz_softmax" => lovasz_softmax(x, y, &LovaszSoftmaxConfig::new().with_execution(e)),
+        "multiclass_focal" => {
+            multiclass_focal(x, y, &MulticlassFocalConfig::new().with_execution(e))
+        }
+        "multiclass_ce" => multiclass_focal(x, y, &ce),
+        "multiclass_compound" => multiclass_compound(
+            x,
+            y,
+            &MulticlassCompoundConfig::new()
+                .with_term(1.0, MulticlassLoss::Overlap(dice))
+                .with_term(1.0, MulticlassLoss::Focal(ce)),
+        ),
+        other => panic!("unknown multiclass loss {other}"),
+    }
+}
 
 /// One step of a multiclass loss with its default configuration (forward, or
 /// forward+backward when `backward`), waited for.
-pub fn multiclass_step(loss: &str, x: &Tensor<4>, y: &Tensor<4, Int>, backward: bool) {
-    let (x_, y_) = (x.clone(), y.clone());
-    let value = match loss {
-        "multiclass_overlap" => multiclass_overlap(x_, y_, &MulticlassOverlapConfig::new()),
-        "generalized_dice" => generalized_dice(x_, y_, &GeneralizedDiceConfig::new()),
-        "lovasz_softmax" => lovasz_softmax(x_, y_, &LovaszSoftmaxConfig::new()),
-        "multiclass_focal" => multiclass_focal(x_, y_, &MulticlassFocalConfig::new()),
-        other => panic!("unknown multiclass loss {other}"),
-    }
-    .expect("benchmark inputs are valid");
+pub fn multiclass_step<const D: usize>(
+    loss: &str,
+    execution: Execution,
+    x: &Tensor<D>,
+    y: &Tensor<D, Int>,
+    backward: bool,
+) {
+    let value =
+        run_multiclass(loss, execution, x.clone(), y.clone()).expect("benchmark inputs are valid");
     if backward {
         let grads = value.backward();
         let grad = x.grad(&grads).expect("the input takes part in autodiff");

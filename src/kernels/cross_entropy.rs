@@ -1,9 +1,12 @@
 //! Binary cross-entropy and weighted cross-entropy: value per image and gradient, one fused
 //! pass.
 
-use super::math::{Real, sigmoid_from};
-use super::parallel::{self, Chunk};
-use super::{Gradient, lanes, pixel_means};
+use super::pixel_means;
+use crate::SegLossError;
+use crate::cpu::lanes;
+use crate::cpu::math::{Real, sigmoid_from};
+use crate::cpu::parallel::{self, Chunk};
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 /// The class weights of the cross-entropy: `w_fg` on `-y ln p`, `w_bg` on `-(1-y) ln(1-p)`.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +54,35 @@ pub(crate) fn cross_entropy<F: Real>(
             }
         },
     )
+}
+
+/// The engine's view of both cross-entropies.
+pub(crate) struct CrossEntropyKernel {
+    pub from_logits: bool,
+    pub weights: ClassWeights,
+}
+
+impl TypedKernel for CrossEntropyKernel {
+    fn per_image(&self) -> bool {
+        true
+    }
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        let y = y.values()?;
+        Ok(cross_entropy(
+            x,
+            y,
+            rows,
+            self.from_logits,
+            self.weights,
+            grad,
+        ))
+    }
 }
 
 /// `(-ln p, -ln(1 - p), p)` from a logit, as `softplus(-x)`, `softplus(x)` and `sigmoid(x)`

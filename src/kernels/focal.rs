@@ -1,8 +1,10 @@
 //! The binary focal loss: value per image and gradient, one fused pass.
 
 use super::cross_entropy::{from_logit, from_probability};
-use super::math::{Real, sigmoid_from};
-use super::{Gradient, pixel_means};
+use super::pixel_means;
+use crate::SegLossError;
+use crate::cpu::math::{Real, sigmoid_from};
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 /// The options of the focal loss, as the kernel sees them.
 #[derive(Clone, Copy, Debug)]
@@ -10,6 +12,21 @@ pub(crate) struct FocalParams {
     pub gamma: f64,
     pub alpha: Option<f64>,
     pub from_logits: bool,
+}
+
+impl TypedKernel for FocalParams {
+    fn per_image(&self) -> bool {
+        true
+    }
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        Ok(focal(x, y.values()?, rows, *self, grad))
+    }
 }
 
 /// Per-image mean of `alpha_t * m * ce` over the `len` pixels of each of the `rows` images
@@ -22,17 +39,7 @@ pub(crate) fn focal<F: Real>(
     params: FocalParams,
     grad: Option<Gradient<'_, F>>,
 ) -> Vec<f64> {
-    // alpha_t = alpha y + (1 - alpha)(1 - y) = (1 - alpha) + (2 alpha - 1) y; 1 without alpha.
-    let (alpha_0, alpha_1) = match params.alpha {
-        Some(a) => (F::from_f64(1.0 - a), F::from_f64(2.0 * a - 1.0)),
-        None => (F::ONE, F::ZERO),
-    };
-    let pixel = Pixel {
-        gamma: F::from_f64(params.gamma),
-        alpha_0,
-        alpha_1,
-        from_logits: params.from_logits,
-    };
+    let pixel = Pixel::new(params);
     pixel_means(
         x,
         y,
@@ -45,7 +52,7 @@ pub(crate) fn focal<F: Real>(
 
 /// The per-pixel focal term with its constants.
 #[derive(Clone, Copy)]
-struct Pixel<F> {
+pub(crate) struct Pixel<F> {
     gamma: F,
     alpha_0: F,
     alpha_1: F,
@@ -53,11 +60,27 @@ struct Pixel<F> {
 }
 
 impl<F: Real> Pixel<F> {
+    /// The term of `params`.
+    pub fn new(params: FocalParams) -> Self {
+        // alpha_t = alpha y + (1 - alpha)(1 - y) = (1 - alpha) + (2 alpha - 1) y; 1 without
+        // alpha.
+        let (alpha_0, alpha_1) = match params.alpha {
+            Some(a) => (F::from_f64(1.0 - a), F::from_f64(2.0 * a - 1.0)),
+            None => (F::ONE, F::ZERO),
+        };
+        Pixel {
+            gamma: F::from_f64(params.gamma),
+            alpha_0,
+            alpha_1,
+            from_logits: params.from_logits,
+        }
+    }
+
     /// `(alpha_t m ce, step * d(alpha_t m ce)/dx)` of one pixel, forced inline (with the
     /// closures around it) into the SIMD copies of the loops: called out of line it runs
     /// scalar, 20x slower (measured).
     #[inline(always)]
-    fn term_and_derivative(&self, xi: F, yi: F, step: F) -> (F, F) {
+    pub fn term_and_derivative(&self, xi: F, yi: F, step: F) -> (F, F) {
         let gamma = self.gamma;
         let alpha_t = self.alpha_0 + self.alpha_1 * yi;
         let (m, dm, ce, dce) = if self.from_logits {

@@ -6,9 +6,12 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use super::math::Real;
-use super::parallel;
-use super::{Gradient, lanes};
+use crate::SegLossError;
+use crate::cpu::lanes;
+use crate::cpu::math::Real;
+use crate::cpu::parallel;
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::validate::{TargetKind, check_values};
 
 /// The per-pixel errors whose Lovász extension is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +20,29 @@ pub(crate) enum Errors {
     Sigmoid { from_logits: bool },
     /// `relu(1 - x (2y - 1))`.
     Hinge,
+}
+
+/// The engine's view of the Lovász losses.
+pub(crate) struct LovaszKernel {
+    pub per_image: bool,
+    pub errors: Errors,
+}
+
+impl TypedKernel for LovaszKernel {
+    fn per_image(&self) -> bool {
+        self.per_image
+    }
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        let y = y.values()?;
+        check_values(y, TargetKind::Hard)?;
+        Ok(lovasz(x, y, rows, self.per_image, self.errors, grad))
+    }
 }
 
 /// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); writes

@@ -5,39 +5,19 @@
 //! respect to the input, in one fused pass (two for the overlap losses: statistics, then
 //! gradient), multi-threaded over chunks and images with inner loops the compiler vectorises.
 //! burn's CPU backends run `exp`/`ln` scalar on one thread and allocate a full-size temporary
-//! per operation; these kernels do neither. [`crate::losses`] decides when to use them and
+//! per operation; these kernels do neither. [`crate::losses`] decides when to use them and [`crate::engine`]
 //! attaches their gradient to the autodiff graph.
+//! Each kernel's file also holds its adapter to the engine ([`crate::engine::TypedKernel`]).
 
-use math::Real;
+use crate::cpu::math::Real;
+use crate::cpu::{lanes, parallel};
+use crate::engine::Gradient;
 
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;
-#[allow(unsafe_code)] // the one module allowed unsafe code: see its docs
-pub(crate) mod lanes;
 pub(crate) mod lovasz;
-pub(crate) mod math;
+pub(crate) mod multiclass;
 pub(crate) mod overlap;
-pub(crate) mod parallel;
-
-/// Where a kernel writes the gradient of each problem's value with respect to `x`, and how:
-/// `out = scale * g`, or `out += scale * g` when `accumulate`. A lone loss writes `g` itself;
-/// a term of a compound loss adds its weighted share into the buffer the terms share.
-pub(crate) struct Gradient<'a, F> {
-    pub out: &'a mut [F],
-    pub scale: f64,
-    pub accumulate: bool,
-}
-
-impl<'a, F> Gradient<'a, F> {
-    /// `out = g`.
-    pub fn new(out: &'a mut [F]) -> Self {
-        Gradient {
-            out,
-            scale: 1.0,
-            accumulate: false,
-        }
-    }
-}
 
 /// The per-image mean of a per-pixel term over the `rows` images of `x` and `y`, and, with
 /// `grad`, each pixel's derivative written (or added) into it: the body of the kernels whose

@@ -1,9 +1,11 @@
 //! Soft Dice, soft Jaccard and Tversky: one pass for the soft statistics, one for the
 //! gradient.
 
-use super::math::{Real, sigmoid_from};
-use super::parallel;
-use super::{Gradient, lanes};
+use crate::SegLossError;
+use crate::cpu::lanes;
+use crate::cpu::math::{Real, sigmoid_from};
+use crate::cpu::parallel;
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 /// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics
 /// `I` (intersection), `|p|` and `|y|`, as the coefficients of a linear ratio.
@@ -60,6 +62,21 @@ pub(crate) struct OverlapParams {
     /// One problem for the whole batch instead of one per image.
     pub batch: bool,
     pub from_logits: bool,
+}
+
+impl TypedKernel for OverlapParams {
+    fn per_image(&self) -> bool {
+        !self.batch
+    }
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        Ok(overlap(x, y.values()?, rows, *self, grad))
+    }
 }
 
 /// The loss of the score per problem (each of the `rows` images, or one for the batch); writes
@@ -188,13 +205,13 @@ fn write_gradient<F: Real>(
 
 /// A problem's loss and its derivatives with respect to the first statistic (`I`, or
 /// `sum|p - y|` with soft labels) and `|p|`.
-struct Scored {
-    loss: f64,
-    d_first: f64,
-    d_predicted: f64,
+pub(crate) struct Scored {
+    pub loss: f64,
+    pub d_first: f64,
+    pub d_predicted: f64,
 }
 
-fn score(&[first, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scored {
+pub(crate) fn score(&[first, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scored {
     let r = params.ratio;
     let intersection = if params.soft_label {
         (predicted + target - first) / 2.0

@@ -3,11 +3,14 @@
 
 use burn::config::Config;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::check;
+use crate::engine::{HostTargets, Plan};
+use crate::kernels::multiclass::{ClassActivation, ClassKernel};
 use crate::losses::sigmoid_keeping_nan;
-use crate::{Aggregation, SegLossError};
+use crate::tensors::one_hot;
+use crate::{Aggregation, Reduction, SegLossError};
 
 /// The targets of a multiclass loss.
 #[derive(Clone, Debug)]
@@ -56,8 +59,99 @@ pub enum ClassAverage {
     Present,
 }
 
+impl<const D: usize> ClassTargets<D> {
+    /// The targets checked against the logits: indices of shape `[N, 1, ...]`, or per-class
+    /// values of the logits' shape (cast to their dtype), on the logits' device;
+    /// `ignore_index` only with indices.
+    pub(crate) fn checked(
+        self,
+        logits: &Tensor<D>,
+        ignore_index: Option<i64>,
+    ) -> Result<Self, SegLossError> {
+        match self {
+            ClassTargets::PerClass(y) => {
+                if ignore_index.is_some() {
+                    return Err(SegLossError::InvalidOption {
+                        name: "ignore_index",
+                        value: format!("{ignore_index:?}"),
+                        allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
+                    });
+                }
+                Ok(ClassTargets::PerClass(check::binary_pair(logits, y)?))
+            }
+            ClassTargets::Indices(indices) => {
+                let dims = logits.dims();
+                let mut expected = dims;
+                expected[1] = 1;
+                if indices.dims() != expected {
+                    return Err(SegLossError::ShapeMismatch {
+                        left_name: "class-index targets (expected [N, 1, ...] of the logits)",
+                        left: indices.dims().to_vec(),
+                        right_name: "logits",
+                        right: dims.to_vec(),
+                    });
+                }
+                check::same_device(logits, "logits", &indices, "targets")?;
+                Ok(ClassTargets::Indices(indices))
+            }
+        }
+    }
+
+    /// Whether the targets take part in autodiff (per-class values only can).
+    pub(crate) fn is_tracked(&self) -> bool {
+        match self {
+            ClassTargets::PerClass(y) => y.is_tracked(),
+            ClassTargets::Indices(_) => false,
+        }
+    }
+
+    /// The targets as a host kernel reads them.
+    pub(crate) fn into_host(self) -> HostTargets<D> {
+        match self {
+            ClassTargets::PerClass(y) => HostTargets::Values(y),
+            ClassTargets::Indices(indices) => HostTargets::Indices(indices),
+        }
+    }
+}
+
+/// The kernel's view of a [`ClassMode`].
+pub(crate) fn activation(mode: ClassMode) -> ClassActivation {
+    match mode {
+        ClassMode::Softmax => ClassActivation::Softmax,
+        ClassMode::Multilabel => ClassActivation::Multilabel,
+    }
+}
+
+/// How a multiclass loss runs: on the host, with a [`ClassKernel`] that a compound loss can
+/// merge with the kernels of its other terms (one pass for all of them), or already computed.
+#[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.
+pub(crate) enum ClassPlan<const D: usize> {
+    Host {
+        logits: Tensor<D>,
+        targets: HostTargets<D>,
+        reduction: Reduction,
+        kernel: ClassKernel,
+    },
+    Computed(Tensor<1>),
+}
+
+impl<const D: usize> ClassPlan<D> {
+    /// Runs the plan.
+    pub fn run(self) -> Result<Tensor<1>, SegLossError> {
+        match self {
+            ClassPlan::Host {
+                logits,
+                targets,
+                reduction,
+                kernel,
+            } => Plan::host(logits, targets, reduction, kernel).run(),
+            ClassPlan::Computed(loss) => Ok(loss),
+        }
+    }
+}
+
 /// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`
-/// of pixels that count (`None`: all of them).
+/// of pixels that count (`None`: all of them), from checked targets.
 fn per_class_targets<const D: usize>(
     logits: &Tensor<D>,
     targets: ClassTargets<D>,
@@ -66,59 +160,15 @@ fn per_class_targets<const D: usize>(
     let dims = logits.dims();
     let (n, classes) = (dims[0] as i64, dims[1]);
     let dtype = logits.dtype();
-    match targets {
-        ClassTargets::PerClass(y) => {
-            if ignore_index.is_some() {
-                return Err(SegLossError::InvalidOption {
-                    name: "ignore_index",
-                    value: format!("{ignore_index:?}"),
-                    allowed: "ignore_index needs class-index targets (Tensor<D, Int>)",
-                });
-            }
-            let y = check::binary_pair(logits, y)?;
-            Ok((y.reshape([n, classes as i64, -1]), None))
-        }
+    match targets.checked(logits, ignore_index)? {
+        ClassTargets::PerClass(y) => Ok((y.reshape([n, classes as i64, -1]), None)),
         ClassTargets::Indices(indices) => {
-            let mut expected = dims;
-            expected[1] = 1;
-            if indices.dims() != expected {
-                return Err(SegLossError::ShapeMismatch {
-                    left_name: "class-index targets (expected [N, 1, ...] of the logits)",
-                    left: indices.dims().to_vec(),
-                    right_name: "logits",
-                    right: dims.to_vec(),
-                });
-            }
-            check::same_device(logits, "logits", &indices, "targets")?;
             let (one_hot, indices) = one_hot(indices.reshape([n, 1, -1]), classes);
             let valid =
                 ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
             Ok((one_hot.float().cast(dtype), valid))
         }
     }
-}
-
-/// The one-hot masks `[N, C, P]` of class indices `[N, 1, P]`, built on the device by comparing
-/// the indices with a class range (burn's `one_hot` reads the tensor to the host), and the
-/// indices cast to the device's default int dtype, the range's (burn panics when two int
-/// dtypes meet, and targets may come as u8 masks or i32 from a data loader).
-pub(crate) fn one_hot(
-    indices: Tensor<3, Int>,
-    classes: usize,
-) -> (Tensor<3, Bool>, Tensor<3, Int>) {
-    let [n, _, pixels] = indices.dims();
-    let full = [n, classes, pixels];
-    let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device());
-    let indices = if indices.dtype() == class_range.dtype() {
-        indices
-    } else {
-        indices.cast(class_range.dtype())
-    };
-    let one_hot = indices
-        .clone()
-        .expand(full)
-        .equal(class_range.reshape([1, classes as i64, 1]).expand(full));
-    (one_hot, indices)
 }
 
 /// The class probabilities and the per-class targets, both `[N, C, P]` in the logits' dtype,

@@ -3,20 +3,25 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::kernels::Gradient;
-use crate::kernels::math::Real;
+use crate::engine::{
+    Gradient, HostCall, HostFloat, HostKernel, HostTargets, Plan, Targets, TypedKernel,
+};
+use crate::kernels::multiclass::ClassKernel;
+use crate::kernels::multiclass::heads::Head;
+use crate::losses::classes::ClassPlan;
 use crate::losses::cross_entropy::{binary_cross_entropy_plan, weighted_cross_entropy_plan};
 use crate::losses::dice::soft_dice_plan;
-use crate::losses::execution::{AnyKernel, HostKernel, Plan, host_loss};
 use crate::losses::focal::focal_plan;
+use crate::losses::generalized_dice::generalized_dice_plan;
 use crate::losses::jaccard::soft_jaccard_plan;
 use crate::losses::lovasz::{lovasz_hinge_plan, lovasz_sigmoid_plan};
+use crate::losses::multiclass::multiclass_overlap_plan;
+use crate::losses::multiclass_focal::multiclass_focal_plan;
 use crate::losses::tversky::tversky_plan;
 use crate::losses::{
     BinaryCrossEntropyConfig, ClassTargets, FocalConfig, GeneralizedDiceConfig, LovaszConfig,
     LovaszSoftmaxConfig, MulticlassFocalConfig, MulticlassOverlapConfig, SoftDiceConfig,
-    SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, generalized_dice, lovasz_softmax,
-    multiclass_focal, multiclass_overlap,
+    SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, lovasz_softmax,
 };
 use crate::{Reduction, SegLossError};
 
@@ -163,11 +168,11 @@ pub fn compound<const D: usize>(
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
-    let mut host: Vec<(f64, Plan<D>)> = Vec::new();
+    let mut host: Vec<(f64, HostCall<D>)> = Vec::new();
     for term in &config.terms {
         match term.loss.plan(logits.clone(), targets.clone())? {
             Plan::Computed(loss) => parts.push(loss.mul_scalar(term.weight)),
-            plan => host.push((term.weight, plan)),
+            Plan::Host(call) => host.push((term.weight, call)),
         }
     }
     parts.extend(host_terms(host)?);
@@ -177,65 +182,55 @@ pub fn compound<const D: usize>(
 /// The weighted sum of the host terms of a [`compound`] loss: one [`CompoundKernel`] when
 /// their results have one shape, each term alone otherwise (the sum then reports the
 /// mismatch).
-fn host_terms<const D: usize>(terms: Vec<(f64, Plan<D>)>) -> Result<Vec<Tensor<1>>, SegLossError> {
-    let per_image_result = |plan: &Plan<D>| match plan {
-        Plan::Host {
-            reduction, kernel, ..
-        } => kernel.per_image() && *reduction == Reduction::None,
-        Plan::Computed(_) => false,
-    };
+fn host_terms<const D: usize>(
+    terms: Vec<(f64, HostCall<D>)>,
+) -> Result<Vec<Tensor<1>>, SegLossError> {
     let same_shape = terms
         .windows(2)
-        .all(|w| per_image_result(&w[0].1) == per_image_result(&w[1].1));
+        .all(|w| w[0].1.per_image_result() == w[1].1.per_image_result());
     if terms.len() < 2 || !same_shape {
         return terms
             .into_iter()
-            .map(|(weight, plan)| Ok(plan.run()?.mul_scalar(weight)))
+            .map(|(weight, call)| Ok(call.run()?.mul_scalar(weight)))
             .collect();
     }
-    let per_image = per_image_result(&terms[0].1);
+    let per_image = terms[0].1.per_image_result();
     let mut inputs = None;
     let mut kernel = CompoundKernel {
         terms: Vec::with_capacity(terms.len()),
         per_image,
     };
-    for (weight, plan) in terms {
-        if let Plan::Host {
-            logits,
-            targets,
-            reduction,
-            kernel: term,
-        } = plan
-        {
-            // Every plan holds the same inputs (the compound's logits and targets).
-            inputs.get_or_insert((logits, targets));
-            kernel.terms.push((weight, reduction, term));
-        }
+    for (weight, call) in terms {
+        // Every call holds the same inputs (the compound's logits and targets).
+        inputs.get_or_insert((call.logits, call.targets));
+        kernel.terms.push((weight, call.reduction, call.kernel));
     }
     let Some((logits, targets)) = inputs else {
         return Ok(Vec::new());
     };
     // The kernel applies each term's reduction itself.
-    Ok(vec![host_loss(logits, targets, Reduction::None, &kernel)?])
+    Plan::host(logits, targets, Reduction::None, kernel)
+        .run()
+        .map(|loss| vec![loss])
 }
 
 /// `sum_t weight_t * reduce_t(values_t)` over host terms, in one host operation: each term
 /// writes `weight_t * d reduce_t / d values_t * g_t` into the gradient buffer, the first term
 /// by assignment and the others by addition. Its values are per image (`[N]`) when every
 /// term is per image with `Reduction::None`, one value (`[1]`) otherwise.
-struct CompoundKernel {
-    terms: Vec<(f64, Reduction, AnyKernel)>,
-    per_image: bool,
+pub(crate) struct CompoundKernel {
+    pub terms: Vec<(f64, Reduction, Box<dyn HostKernel>)>,
+    pub per_image: bool,
 }
 
-impl HostKernel for CompoundKernel {
+impl TypedKernel for CompoundKernel {
     fn per_image(&self) -> bool {
         self.per_image
     }
-    fn run<F: Real>(
+    fn run<F: HostFloat>(
         &self,
         x: &[F],
-        y: &[F],
+        y: Targets<'_, F>,
         rows: usize,
         mut grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
@@ -247,12 +242,8 @@ impl HostKernel for CompoundKernel {
             } else {
                 1.0
             };
-            let term_grad = grad.as_mut().map(|g| Gradient {
-                out: &mut *g.out,
-                scale: g.scale * weight * factor,
-                accumulate: g.accumulate || t > 0,
-            });
-            let values = kernel.run(x, y, rows, term_grad)?;
+            let term_grad = grad.as_mut().map(|g| g.share(weight * factor, t > 0));
+            let values = F::run(&**kernel, x, y, rows, term_grad)?;
             if self.per_image {
                 for (sum, v) in total.iter_mut().zip(&values) {
                     *sum += weight * v;
@@ -299,11 +290,22 @@ impl MulticlassLoss {
         logits: Tensor<D>,
         targets: impl Into<ClassTargets<D>>,
     ) -> Result<Tensor<1>, SegLossError> {
+        self.plan(logits, targets.into())?.run()
+    }
+
+    /// [`MulticlassLoss::compute`] up to the choice of the execution path.
+    pub(crate) fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+    ) -> Result<ClassPlan<D>, SegLossError> {
         match self {
-            MulticlassLoss::Overlap(c) => multiclass_overlap(logits, targets, c),
-            MulticlassLoss::GeneralizedDice(c) => generalized_dice(logits, targets, c),
-            MulticlassLoss::LovaszSoftmax(c) => lovasz_softmax(logits, targets, c),
-            MulticlassLoss::Focal(c) => multiclass_focal(logits, targets, c),
+            MulticlassLoss::Overlap(c) => multiclass_overlap_plan(logits, targets, c),
+            MulticlassLoss::GeneralizedDice(c) => generalized_dice_plan(logits, targets, c),
+            MulticlassLoss::LovaszSoftmax(c) => {
+                Ok(ClassPlan::Computed(lovasz_softmax(logits, targets, c)?))
+            }
+            MulticlassLoss::Focal(c) => multiclass_focal_plan(logits, targets, c),
         }
     }
 }
@@ -344,6 +346,11 @@ impl MulticlassCompoundConfig {
 /// `1 * multiclass_overlap + 1 * multiclass_focal(gamma = 0)` (both with their defaults) it is
 /// nnU-Net's Dice + CE and MONAI `DiceCELoss(softmax=True, to_onehot_y=True)`.
 ///
+/// On the host path (flex and ndarray) the overlap, generalized Dice and focal terms that
+/// share the class mode, `from_logits` and `ignore_index` run as one kernel: one softmax per
+/// pixel and pass for all of them, and one gradient buffer (Dice + CE costs little more than
+/// Dice alone).
+///
 /// # Errors
 /// No terms, a negative or non-finite weight, results of different shapes, and any error of
 /// a term.
@@ -369,16 +376,79 @@ pub fn multiclass_compound<const D: usize>(
 ) -> Result<Tensor<1>, SegLossError> {
     let targets = targets.into();
     config.validate()?;
-    let parts = config
-        .terms
-        .iter()
-        .map(|t| {
-            Ok(t.loss
-                .compute(logits.clone(), targets.clone())?
-                .mul_scalar(t.weight))
-        })
-        .collect::<Result<Vec<_>, SegLossError>>()?;
+    let mut parts = Vec::with_capacity(config.terms.len());
+    let mut host = Vec::new();
+    for term in &config.terms {
+        match term.loss.plan(logits.clone(), targets.clone())? {
+            ClassPlan::Computed(loss) => parts.push(loss.mul_scalar(term.weight)),
+            plan => host.push((term.weight, plan)),
+        }
+    }
+    parts.extend(class_host_terms(host)?);
     sum_of(parts)
+}
+
+/// The weighted sum of the host terms of a [`multiclass_compound`] loss: the terms whose
+/// kernels read the inputs alike (classes, activation, `from_logits`, `ignore_index`) and give
+/// results of one shape run as one [`ClassKernel`] with one head per term; any other term runs
+/// alone (the sum then reports a shape mismatch, if there is one).
+fn class_host_terms<const D: usize>(
+    terms: Vec<(f64, ClassPlan<D>)>,
+) -> Result<Vec<Tensor<1>>, SegLossError> {
+    let mut merged: Vec<(ClassKernel, Tensor<D>, HostTargets<D>)> = Vec::new();
+    let mut alone = Vec::new();
+    for (weight, plan) in terms {
+        let ClassPlan::Host {
+            logits,
+            targets,
+            reduction,
+            kernel,
+        } = plan
+        else {
+            alone.push((weight, plan));
+            continue;
+        };
+        let per_image_result = kernel.per_image && reduction == Reduction::None;
+        let heads = kernel.heads.iter().map(|h| Head {
+            weight: weight * h.weight,
+            reduction,
+            kind: h.kind.clone(),
+        });
+        let shares_pass = |k: &ClassKernel| {
+            (k.classes, k.activation, k.from_logits, k.ignore_index)
+                == (
+                    kernel.classes,
+                    kernel.activation,
+                    kernel.from_logits,
+                    kernel.ignore_index,
+                )
+                && k.per_image == per_image_result
+        };
+        match merged.iter_mut().find(|(k, ..)| shares_pass(k)) {
+            Some((k, ..)) => k.heads.extend(heads),
+            None => {
+                let heads = heads.collect();
+                merged.push((
+                    ClassKernel {
+                        heads,
+                        per_image: per_image_result,
+                        ..kernel
+                    },
+                    logits,
+                    targets,
+                ));
+            }
+        }
+    }
+    let mut parts: Vec<Tensor<1>> = alone
+        .into_iter()
+        .map(|(weight, plan)| Ok(plan.run()?.mul_scalar(weight)))
+        .collect::<Result<_, SegLossError>>()?;
+    for (kernel, logits, targets) in merged {
+        // The kernel applies each head's weight and reduction itself.
+        parts.push(Plan::host(logits, targets, Reduction::None, kernel).run()?);
+    }
+    Ok(parts)
 }
 
 /// At least one term, every weight finite and non-negative.

@@ -5,11 +5,10 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
-use crate::kernels::Gradient;
-use crate::kernels::cross_entropy::{ClassWeights, cross_entropy};
-use crate::kernels::math::Real;
-use crate::losses::execution::{HostKernel, Plan, runs_on_host};
-use crate::losses::rows;
+
+use crate::engine::{Plan, runs_on_host};
+use crate::kernels::cross_entropy::{ClassWeights, CrossEntropyKernel};
+use crate::tensors::{row_sums, rows};
 use crate::{Execution, Reduction, SegLossError};
 
 /// The smallest positive normal f32: probabilities are clamped to it before `ln`, so
@@ -78,7 +77,7 @@ pub(crate) fn binary_cross_entropy_plan<const D: usize>(
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Plan<D>, SegLossError> {
     let targets = check::binary_pair(&logits, targets)?;
-    if runs_on_host(config.execution, &logits, &targets)? {
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let kernel = CrossEntropyKernel {
             from_logits: config.from_logits,
             weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
@@ -90,7 +89,7 @@ pub(crate) fn binary_cross_entropy_plan<const D: usize>(
     // -[y ln p + (1 - y) ln(1 - p)]
     let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
     Ok(Plan::Computed(config.reduction.apply(
-        super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
+        row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
     )))
 }
 
@@ -184,7 +183,7 @@ pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
     let targets = check::binary_pair(&logits, targets)?;
-    if runs_on_host(config.execution, &logits, &targets)? {
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let weights = match config.prior {
             Prior::Fixed(q) => ClassWeights::Fixed {
                 fg: config.fg_weight.unwrap_or(0.5 / q),
@@ -210,7 +209,7 @@ pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
     let bg = w_bg.mul(y.neg().add_scalar(1.0)).mul(neg);
     let pixel = fg + bg;
     Ok(Plan::Computed(config.reduction.apply(
-        super::row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
+        row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
     )))
 }
 
@@ -262,32 +261,4 @@ pub(crate) fn log_likelihood_terms<const D: usize>(
 
 pub(crate) fn pixel_count(rows: &Tensor<2>) -> f64 {
     rows.dims()[1] as f64
-}
-
-/// The host path of both cross-entropies.
-pub(crate) struct CrossEntropyKernel {
-    from_logits: bool,
-    weights: ClassWeights,
-}
-
-impl HostKernel for CrossEntropyKernel {
-    fn per_image(&self) -> bool {
-        true
-    }
-    fn run<F: Real>(
-        &self,
-        x: &[F],
-        y: &[F],
-        rows: usize,
-        grad: Option<Gradient<'_, F>>,
-    ) -> Result<Vec<f64>, SegLossError> {
-        Ok(cross_entropy(
-            x,
-            y,
-            rows,
-            self.from_logits,
-            self.weights,
-            grad,
-        ))
-    }
 }

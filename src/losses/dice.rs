@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::losses::execution::Plan;
+use crate::engine::Plan;
 use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 

@@ -5,12 +5,11 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
-use crate::kernels::Gradient;
-use crate::kernels::focal::{FocalParams, focal as focal_kernel};
-use crate::kernels::math::Real;
+
+use crate::engine::{Plan, runs_on_host};
+use crate::kernels::focal::FocalParams;
 use crate::losses::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
-use crate::losses::execution::{HostKernel, Plan, runs_on_host};
-use crate::losses::{row_sums, rows};
+use crate::tensors::{row_sums, rows};
 use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`focal`]. Defaults follow MONAI's `FocalLoss` and smp's `FocalLoss`
@@ -105,13 +104,8 @@ pub(crate) fn focal_plan<const D: usize>(
         alpha: config.alpha,
         from_logits: config.from_logits,
     };
-    if runs_on_host(config.execution, &logits, &targets)? {
-        return Ok(Plan::host(
-            logits,
-            targets,
-            config.reduction,
-            FocalKernel(params),
-        ));
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+        return Ok(Plan::host(logits, targets, config.reduction, params));
     }
     let y = rows(targets);
     let mut pixel = focal_terms(rows(logits), y.clone(), config.gamma, config.from_logits);
@@ -149,22 +143,4 @@ pub(crate) fn focal_terms<const D: usize>(
             .log()
     };
     log_modulating.mul_scalar(gamma).exp().mul(ce)
-}
-
-/// The host path of the focal loss.
-pub(crate) struct FocalKernel(FocalParams);
-
-impl HostKernel for FocalKernel {
-    fn per_image(&self) -> bool {
-        true
-    }
-    fn run<F: Real>(
-        &self,
-        x: &[F],
-        y: &[F],
-        rows: usize,
-        grad: Option<Gradient<'_, F>>,
-    ) -> Result<Vec<f64>, SegLossError> {
-        Ok(focal_kernel(x, y, rows, self.0, grad))
-    }
 }

@@ -4,12 +4,16 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::engine::runs_on_host;
+use crate::kernels::multiclass::ClassKernel;
+use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::losses::classes::{
-    ClassMode, ClassTargets, check_background, class_sums, probabilities_and_targets,
+    ClassMode, ClassPlan, ClassTargets, activation, check_background, class_sums,
+    probabilities_and_targets,
 };
 use crate::losses::overlap::{loss_of_ratio, soft_statistics};
-use crate::losses::row_sums;
-use crate::{Aggregation, Reduction, SegLossError};
+use crate::tensors::row_sums;
+use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// The class weights of [`generalized_dice`], from the target volume `Y_c = sum(y_c)`.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -54,6 +58,10 @@ pub struct GeneralizedDiceConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernel or burn operations (default [`Execution::Auto`], as for
+    /// [`multiclass_overlap`](crate::losses::multiclass_overlap)).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 impl GeneralizedDiceConfig {
@@ -76,8 +84,8 @@ impl GeneralizedDiceConfig {
 /// weights are constants (they depend on the targets only). Matches MONAI
 /// `GeneralizedDiceLoss(softmax=True, to_onehot_y=True, w_type, include_background, batch)`.
 /// Targets are class indices `[N, 1, ...]` or per-class values `[N, C, ...]`, as for
-/// [`multiclass_overlap`](crate::losses::multiclass_overlap). Runs as burn operations on
-/// every backend, with no read to the host.
+/// [`multiclass_overlap`](crate::losses::multiclass_overlap), and runs as it does: one fused
+/// host kernel on flex and ndarray, burn operations (no read to the host) elsewhere.
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, negative or
@@ -100,13 +108,48 @@ pub fn generalized_dice<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &GeneralizedDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    generalized_dice_plan(logits, targets.into(), config)?.run()
+}
+
+/// [`generalized_dice`] up to the choice of the execution path.
+pub(crate) fn generalized_dice_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    config: &GeneralizedDiceConfig,
+) -> Result<ClassPlan<D>, SegLossError> {
     config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let classes = logits.dims()[1];
     check_background(config.include_background, classes)?;
+    let targets = targets.checked(&logits, config.ignore_index)?;
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+        let head = HeadKind::GeneralizedDice {
+            weight: match config.weight {
+                GeneralizedDiceWeight::Square => VolumeWeight::Square,
+                GeneralizedDiceWeight::Simple => VolumeWeight::Simple,
+                GeneralizedDiceWeight::Uniform => VolumeWeight::Uniform,
+            },
+            first_class: usize::from(!config.include_background),
+            smooth_nr: config.smooth_nr,
+            smooth_dr: config.smooth_dr,
+            batch: config.aggregation == Aggregation::Batch,
+        };
+        return Ok(ClassPlan::Host {
+            logits,
+            targets: targets.into_host(),
+            reduction: config.reduction,
+            kernel: ClassKernel::single(
+                classes,
+                activation(config.mode),
+                config.from_logits,
+                config.ignore_index,
+                head,
+            ),
+        });
+    }
     let (p, y) = probabilities_and_targets(
         logits,
-        targets.into(),
+        targets,
         config.mode,
         config.from_logits,
         config.ignore_index,
@@ -124,9 +167,11 @@ pub fn generalized_dice<const D: usize>(
         .add_scalar(config.smooth_nr);
     let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(config.smooth_dr);
     // With batch statistics there is one problem: any reduction of it is the value itself.
-    Ok(config
-        .reduction
-        .apply(loss_of_ratio(numerator, denominator, false)))
+    Ok(ClassPlan::Computed(config.reduction.apply(loss_of_ratio(
+        numerator,
+        denominator,
+        false,
+    ))))
 }
 
 /// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a

@@ -35,11 +35,11 @@ use burn::tensor::activation::relu;
 
 use crate::check;
 use crate::host::{read_f64, upload};
-use crate::kernels::Gradient;
-use crate::kernels::lovasz::{Errors, lovasz as lovasz_kernel};
-use crate::kernels::math::Real;
-use crate::losses::execution::{HostKernel, Plan, runs_on_host};
-use crate::losses::{probabilities, row_sums, rows};
+
+use crate::engine::{Plan, runs_on_host};
+use crate::kernels::lovasz::{Errors, LovaszKernel};
+use crate::losses::probabilities;
+use crate::tensors::{row_sums, rows};
 use crate::validate::{TargetKind, check_values};
 use crate::{Execution, Reduction, SegLossError};
 
@@ -228,7 +228,7 @@ fn lovasz<const D: usize>(
             allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
         });
     }
-    if fits_host_kernel && runs_on_host(config.execution, &logits, &targets)? {
+    if fits_host_kernel && runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let kernel = LovaszKernel {
             per_image: config.per_image,
             errors: kind,
@@ -265,28 +265,6 @@ fn lovasz<const D: usize>(
     } else {
         weighted.sum()
     }))
-}
-
-/// The host path of the Lovász losses.
-pub(crate) struct LovaszKernel {
-    per_image: bool,
-    errors: Errors,
-}
-
-impl HostKernel for LovaszKernel {
-    fn per_image(&self) -> bool {
-        self.per_image
-    }
-    fn run<F: Real>(
-        &self,
-        x: &[F],
-        y: &[F],
-        rows: usize,
-        grad: Option<Gradient<'_, F>>,
-    ) -> Result<Vec<f64>, SegLossError> {
-        check_values(y, TargetKind::Hard)?;
-        Ok(lovasz_kernel(x, y, rows, self.per_image, self.errors, grad))
-    }
 }
 
 /// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own

@@ -30,7 +30,6 @@ pub(crate) mod classes;
 mod compound;
 mod cross_entropy;
 mod dice;
-mod execution;
 mod focal;
 mod generalized_dice;
 mod jaccard;
@@ -39,7 +38,6 @@ mod lovasz_softmax;
 pub mod modules;
 mod multiclass;
 mod multiclass_focal;
-mod native;
 mod overlap;
 mod tversky;
 
@@ -70,12 +68,6 @@ pub use tversky::{TverskyConfig, tversky};
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::kind::Basic;
-
-/// Flattens `[N, ...]` to `[N, P]`, one row of `P` pixels per image (any tensor kind).
-pub(crate) fn rows<const D: usize, K: Basic>(tensor: Tensor<D, K>) -> Tensor<2, K> {
-    tensor.flatten::<2>(1, D - 1)
-}
 
 /// `p = sigmoid(x)` for logits (NaN kept: [`sigmoid_keeping_nan`]), the input itself for
 /// probabilities.
@@ -97,10 +89,4 @@ pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool)
 pub(crate) fn sigmoid_keeping_nan<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let not_nan = x.clone().is_nan().bool_not();
     sigmoid(x.clone()) + x.mask_fill(not_nan, 0.0)
-}
-
-/// Sum over each row of `[N, P]`, as a vector `[N]`.
-pub(crate) fn row_sums(tensor: Tensor<2>) -> Tensor<1> {
-    let n = tensor.dims()[0];
-    tensor.sum_dim(1).reshape([n])
 }

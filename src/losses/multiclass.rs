@@ -10,13 +10,16 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::engine::runs_on_host;
+use crate::kernels::multiclass::ClassKernel;
+use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
 use crate::losses::classes::{
-    ClassAverage, ClassMode, ClassTargets, check_class_weights, class_sums, class_weights, present,
-    probabilities_and_targets, weighted_mean,
+    ClassAverage, ClassMode, ClassPlan, ClassTargets, activation, check_class_weights, class_sums,
+    class_weights, present, probabilities_and_targets, weighted_mean,
 };
 use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
-use crate::{Aggregation, Reduction, SegLossError};
+use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// The overlap score of a multiclass loss.
 #[derive(Config, Debug, Copy, PartialEq)]
@@ -85,6 +88,11 @@ pub struct MulticlassOverlapConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on flex
+    /// and ndarray for f32 and f64 logits, burn operations elsewhere). Both give the same
+    /// values and gradients.
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 impl MulticlassOverlapConfig {
@@ -140,9 +148,13 @@ impl MulticlassOverlapConfig {
 /// `Aggregation::Batch` and `soft_label`, smp's `DiceLoss`, `JaccardLoss` and `TverskyLoss`
 /// (`"multiclass"` or `"multilabel"`, `smooth=s`): for Dice with `smooth_nr = smooth_dr = 2s`,
 /// for the others with `s`, as long as every class occurs in the batch (smp scores an absent
-/// class 0 but still counts it in the mean). Tested against both. Runs as burn operations on every backend (no host kernel
-/// yet) and never reads the data back: the one-hot targets are built on the device by
-/// comparing the indices with a class range (burn's `one_hot` reads to the host).
+/// class 0 but still counts it in the mean). Tested against both.
+///
+/// On flex and ndarray ([`Execution::Auto`]) it runs as one fused host kernel: each pixel's
+/// softmax computed once per pass, in place, then the statistics, then the gradient (no
+/// one-hot, no softmax tensor). Elsewhere it runs as burn operations that never read the data
+/// back (the one-hot targets are built on the device by comparing the indices with a class
+/// range). Both paths give the same values and gradients.
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
@@ -170,6 +182,15 @@ pub fn multiclass_overlap<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    multiclass_overlap_plan(logits, targets.into(), config)?.run()
+}
+
+/// [`multiclass_overlap`] up to the choice of the execution path.
+pub(crate) fn multiclass_overlap_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    config: &MulticlassOverlapConfig,
+) -> Result<ClassPlan<D>, SegLossError> {
     config.validate()?;
     let params = config.params();
     check::batch_shape(&logits, "logits")?;
@@ -179,10 +200,30 @@ pub fn multiclass_overlap<const D: usize>(
         config.include_background,
         classes,
     )?;
+    let targets = targets.checked(&logits, config.ignore_index)?;
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+        let head = HeadKind::Overlap {
+            params,
+            weights,
+            present_only: config.average == ClassAverage::Present,
+        };
+        return Ok(ClassPlan::Host {
+            logits,
+            targets: targets.into_host(),
+            reduction: config.reduction,
+            kernel: ClassKernel::single(
+                classes,
+                activation(config.mode),
+                config.from_logits,
+                config.ignore_index,
+                head,
+            ),
+        });
+    }
     // [N, C, P]: one row of pixels per image and class.
     let (p, y) = probabilities_and_targets(
         logits,
-        targets.into(),
+        targets,
         config.mode,
         config.from_logits,
         config.ignore_index,
@@ -199,5 +240,7 @@ pub fn multiclass_overlap<const D: usize>(
         mask = mask.mul(present(&statistics.target));
     }
     // With batch statistics there is one problem: any reduction of it is the value itself.
-    Ok(config.reduction.apply(weighted_mean(losses, mask)))
+    Ok(ClassPlan::Computed(
+        config.reduction.apply(weighted_mean(losses, mask)),
+    ))
 }

@@ -5,12 +5,16 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
 use crate::check;
+use crate::engine::runs_on_host;
+use crate::kernels::multiclass::ClassKernel;
+use crate::kernels::multiclass::heads::HeadKind;
 use crate::losses::classes::{
-    ClassMode, ClassTargets, check_class_weights, class_rows, class_weights, weighted_mean,
+    ClassMode, ClassPlan, ClassTargets, activation, check_class_weights, class_rows, class_weights,
+    weighted_mean,
 };
 use crate::losses::cross_entropy::MIN_PROB;
 use crate::losses::focal::focal_terms;
-use crate::{Reduction, SegLossError};
+use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
 #[derive(Config, Debug)]
@@ -39,6 +43,10 @@ pub struct MulticlassFocalConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernel or burn operations (default [`Execution::Auto`], as for
+    /// [`multiclass_overlap`](crate::losses::multiclass_overlap)).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 impl MulticlassFocalConfig {
@@ -67,8 +75,8 @@ impl MulticlassFocalConfig {
 /// cross-entropy; MONAI's `FocalLoss(use_softmax=True, reduction="mean")` averages over the
 /// class axis as well, so its value is ours divided by the number of classes kept. Targets
 /// are class indices `[N, 1, ...]` or per-class values `[N, C, ...]`, as for
-/// [`multiclass_overlap`](crate::losses::multiclass_overlap). Runs as burn operations on
-/// every backend (no host kernel yet), with no read to the host.
+/// [`multiclass_overlap`](crate::losses::multiclass_overlap), and runs as it does: one fused
+/// host kernel on flex and ndarray, burn operations (no read to the host) elsewhere.
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma` negative or
@@ -93,6 +101,15 @@ pub fn multiclass_focal<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassFocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    multiclass_focal_plan(logits, targets.into(), config)?.run()
+}
+
+/// [`multiclass_focal`] up to the choice of the execution path.
+pub(crate) fn multiclass_focal_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    config: &MulticlassFocalConfig,
+) -> Result<ClassPlan<D>, SegLossError> {
     config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
@@ -101,7 +118,26 @@ pub fn multiclass_focal<const D: usize>(
         config.include_background,
         classes,
     )?;
-    let (x, y, valid) = class_rows(logits, targets.into(), config.ignore_index)?;
+    let targets = targets.checked(&logits, config.ignore_index)?;
+    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+        let head = HeadKind::Focal {
+            gamma: config.gamma,
+            weights,
+        };
+        return Ok(ClassPlan::Host {
+            logits,
+            targets: targets.into_host(),
+            reduction: config.reduction,
+            kernel: ClassKernel::single(
+                classes,
+                activation(config.mode),
+                config.from_logits,
+                config.ignore_index,
+                head,
+            ),
+        });
+    }
+    let (x, y, valid) = class_rows(logits, targets, config.ignore_index)?;
     let terms = match config.mode {
         ClassMode::Softmax => {
             let log_p = if config.from_logits {
@@ -133,5 +169,5 @@ pub fn multiclass_focal<const D: usize>(
         // The mean over the counted pixels; an image with all of them ignored scores 0.
         Some(valid) => weighted_mean(per_pixel, valid.reshape([n, full[2]])),
     };
-    Ok(config.reduction.apply(per_image))
+    Ok(ClassPlan::Computed(config.reduction.apply(per_image)))
 }

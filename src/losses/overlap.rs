@@ -15,11 +15,11 @@
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::kernels::Gradient;
-use crate::kernels::math::Real;
-use crate::kernels::overlap::{LOG_FLOOR, OverlapParams, overlap};
-use crate::losses::execution::{HostKernel, Plan, runs_on_host};
-use crate::losses::{probabilities, row_sums, rows};
+
+use crate::engine::{Plan, runs_on_host};
+use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
+use crate::losses::probabilities;
+use crate::tensors::{row_sums, rows};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 pub(crate) use crate::kernels::overlap::Ratio;
@@ -84,13 +84,8 @@ pub(crate) fn overlap_plan<const D: usize>(
 ) -> Result<Plan<D>, SegLossError> {
     let params = options.params(ratio);
     let targets = check::binary_pair(&logits, targets)?;
-    if runs_on_host(options.execution, &logits, &targets)? {
-        return Ok(Plan::host(
-            logits,
-            targets,
-            options.reduction,
-            OverlapKernel(params),
-        ));
+    if runs_on_host(options.execution, &logits, targets.is_tracked())? {
+        return Ok(Plan::host(logits, targets, options.reduction, params));
     }
     let p = rows(probabilities(logits, options.from_logits));
     let y = rows(targets);
@@ -225,23 +220,5 @@ pub(crate) fn loss_of_ratio<const D: usize>(
         ratio.clamp_min(LOG_FLOOR).log().neg()
     } else {
         ratio.neg().add_scalar(1.0)
-    }
-}
-
-/// The host path of the overlap losses.
-pub(crate) struct OverlapKernel(OverlapParams);
-
-impl HostKernel for OverlapKernel {
-    fn per_image(&self) -> bool {
-        !self.0.batch
-    }
-    fn run<F: Real>(
-        &self,
-        x: &[F],
-        y: &[F],
-        rows: usize,
-        grad: Option<Gradient<'_, F>>,
-    ) -> Result<Vec<f64>, SegLossError> {
-        Ok(overlap(x, y, rows, self.0, grad))
     }
 }

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor};
 
 use super::{Confusion, mean_over_images};
 use crate::host::read_counts;
-use crate::losses::classes::one_hot;
+use crate::tensors::one_hot;
 use crate::{EmptyPolicy, SegLossError, check};
 
 /// One-vs-rest confusion counts of every class, per image: `classes[c]` holds the binary

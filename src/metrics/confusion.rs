@@ -5,7 +5,7 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::SegLossError;
 use crate::check;
 use crate::host::read_counts;
-use crate::losses::rows;
+use crate::tensors::rows;
 
 /// True/false positives/negatives per image, exact (`u64`).
 ///

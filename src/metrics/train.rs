@@ -27,7 +27,7 @@ use burn::train::metric::{
 };
 
 use super::{Confusion, DEFAULT_LOGIT_THRESHOLD, mean_over_images};
-use crate::losses::rows;
+use crate::tensors::rows;
 use crate::{Aggregation, EmptyPolicy};
 
 /// The output of a binary segmentation step: the loss, the logits and the targets, flattened

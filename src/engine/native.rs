@@ -29,10 +29,9 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, T
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use crate::SegLossError;
-use crate::kernels::Gradient;
-use crate::kernels::math::Real;
-use crate::kernels::parallel;
-use crate::losses::execution::HostKernel;
+use crate::cpu::math::Real;
+use crate::cpu::parallel;
+use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
 
 /// The contiguous values of a float tensor, borrowed from the backend's buffer.
 pub(crate) enum Values<'a> {
@@ -56,6 +55,9 @@ pub(crate) trait NativeBackend: Backend {
     fn from_data(data: TensorData) -> Self::FloatTensorPrimitive;
     /// The values of a small tensor, whatever its layout, as f64.
     fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64>;
+    /// The contiguous values of an integer tensor, in its own integer type (`None` when they
+    /// are not contiguous).
+    fn indices(tensor: &Self::IntTensorPrimitive) -> Option<Indices<'_>>;
 }
 
 #[cfg(feature = "flex")]
@@ -90,6 +92,20 @@ impl NativeBackend for burn::backend::Flex {
             .convert::<f64>()
             .try_to_vec::<f64>()
             .unwrap_or_default()
+    }
+    fn indices(tensor: &Self::IntTensorPrimitive) -> Option<Indices<'_>> {
+        use burn::tensor::DType;
+        match tensor.dtype() {
+            DType::I64 => tensor.as_slice().map(Indices::I64),
+            DType::I32 => tensor.as_slice().map(Indices::I32),
+            DType::I16 => tensor.as_slice().map(Indices::I16),
+            DType::I8 => tensor.as_slice().map(Indices::I8),
+            DType::U64 => tensor.as_slice().map(Indices::U64),
+            DType::U32 => tensor.as_slice().map(Indices::U32),
+            DType::U16 => tensor.as_slice().map(Indices::U16),
+            DType::U8 => tensor.as_slice().map(Indices::U8),
+            _ => None,
+        }
     }
 }
 
@@ -127,6 +143,20 @@ impl NativeBackend for burn::backend::NdArray {
             _ => Vec::new(),
         }
     }
+    fn indices(tensor: &Self::IntTensorPrimitive) -> Option<Indices<'_>> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match tensor {
+            NdArrayTensor::I64(s) => s.view().to_slice().map(Indices::I64),
+            NdArrayTensor::I32(s) => s.view().to_slice().map(Indices::I32),
+            NdArrayTensor::I16(s) => s.view().to_slice().map(Indices::I16),
+            NdArrayTensor::I8(s) => s.view().to_slice().map(Indices::I8),
+            NdArrayTensor::U64(s) => s.view().to_slice().map(Indices::U64),
+            NdArrayTensor::U32(s) => s.view().to_slice().map(Indices::U32),
+            NdArrayTensor::U16(s) => s.view().to_slice().map(Indices::U16),
+            NdArrayTensor::U8(s) => s.view().to_slice().map(Indices::U8),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `kernel` on `logits` and `targets` natively when they live on a backend of this
@@ -134,9 +164,9 @@ impl NativeBackend for burn::backend::NdArray {
 /// the generic path. The result is one value per problem (`[N]`, or `[1]` for the batch).
 pub(crate) fn native_loss<const D: usize>(
     logits: &Tensor<D>,
-    targets: &Tensor<D>,
+    targets: &HostTargets<D>,
     rows: usize,
-    kernel: &impl HostKernel,
+    kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError> {
     #[cfg(feature = "flex")]
     if let Some(loss) = on_backend::<burn::backend::Flex, D>(logits, targets, rows, kernel)? {
@@ -151,19 +181,33 @@ pub(crate) fn native_loss<const D: usize>(
     Ok(None)
 }
 
+/// The conversions between burn's tensors and the primitives of `B`, with or without autodiff
+/// (either checkpointing strategy).
+trait Conversions<B: Backend>:
+    DispatchKindConversion<B>
+    + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
+    + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>
+{
+}
+
+impl<B: Backend, T> Conversions<B> for T where
+    T: DispatchKindConversion<B>
+        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
+        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>
+{
+}
+
 /// [`native_loss`] on backend `B`, with or without autodiff (either checkpointing strategy).
 fn on_backend<B: NativeBackend, const D: usize>(
     logits: &Tensor<D>,
-    targets: &Tensor<D>,
+    targets: &HostTargets<D>,
     rows: usize,
-    kernel: &impl HostKernel,
+    kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError>
 where
-    DispatchTensor: DispatchKindConversion<B>
-        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
-        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
+    DispatchTensor: Conversions<B>,
 {
-    let Some(y) = inner_primitive::<B, D>(targets) else {
+    let Some(y) = TargetPrimitive::<B>::of(targets) else {
         return Ok(None);
     };
     if let Ok(x) = logits.clone().try_into_primitive::<B>() {
@@ -181,9 +225,9 @@ where
 /// The loss as a node of burn-autodiff's graph on `Autodiff<B, C>`, when `logits` live there.
 fn with_autodiff<B, C, const D: usize>(
     logits: &Tensor<D>,
-    y: &B::FloatTensorPrimitive,
+    y: &TargetPrimitive<B>,
     rows: usize,
-    kernel: &impl HostKernel,
+    kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError>
 where
     B: NativeBackend,
@@ -214,46 +258,88 @@ where
     Ok(Some(Tensor::from_primitive::<Autodiff<B, C>>(output)))
 }
 
-/// The backend primitive of a tensor that takes no gradient (targets), on `B` with or without
-/// autodiff.
-fn inner_primitive<B: NativeBackend, const D: usize>(
-    tensor: &Tensor<D>,
-) -> Option<B::FloatTensorPrimitive>
-where
-    DispatchTensor: DispatchKindConversion<B>
-        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
-        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
-{
-    let tensor = tensor.clone();
-    if let Ok(t) = tensor.clone().try_into_primitive::<B>() {
-        return Some(t);
-    }
-    if let Ok(t) = tensor
-        .clone()
-        .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+/// The targets' backend primitive on `B` (targets take no gradient: under autodiff, the
+/// inner backend's tensor).
+enum TargetPrimitive<B: Backend> {
+    Values(B::FloatTensorPrimitive),
+    Indices(B::IntTensorPrimitive),
+}
+
+impl<B: NativeBackend> TargetPrimitive<B> {
+    /// `None` when the targets do not live on `B`.
+    fn of<const D: usize>(targets: &HostTargets<D>) -> Option<Self>
+    where
+        DispatchTensor: Conversions<B>,
     {
-        return Some(t.into_primitive());
+        match targets.clone() {
+            HostTargets::Values(t) => {
+                if let Ok(p) = t.clone().try_into_primitive::<B>() {
+                    return Some(Self::Values(p));
+                }
+                if let Ok(p) = t
+                    .clone()
+                    .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+                {
+                    return Some(Self::Values(p.into_primitive()));
+                }
+                t.try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
+                    .ok()
+                    .map(|p| Self::Values(p.into_primitive()))
+            }
+            // Autodiff keeps the inner backend's integer tensors as they are.
+            HostTargets::Indices(t) => {
+                if let Ok(p) = t.clone().try_into_primitive::<B>() {
+                    return Some(Self::Indices(p));
+                }
+                if let Ok(p) = t
+                    .clone()
+                    .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+                {
+                    return Some(Self::Indices(p));
+                }
+                t.try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
+                    .ok()
+                    .map(Self::Indices)
+            }
+        }
     }
-    tensor
-        .try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
-        .ok()
-        .map(|t| t.into_primitive())
 }
 
 /// The kernel on borrowed values: the values per problem as a tensor and, when `grad`, the
 /// gradient as a tensor shaped like `x`. `None` when either tensor cannot be borrowed.
 #[allow(clippy::type_complexity)]
 fn run<B: NativeBackend>(
-    kernel: &impl HostKernel,
+    kernel: &dyn HostKernel,
     x: &B::FloatTensorPrimitive,
-    y: &B::FloatTensorPrimitive,
+    y: &TargetPrimitive<B>,
     rows: usize,
     grad: bool,
 ) -> Result<Option<(B::FloatTensorPrimitive, Option<B::FloatTensorPrimitive>)>, SegLossError> {
     let shape = TensorMetadata::shape(x);
-    let (values, gradient) = match (B::values(x), B::values(y)) {
-        (Some(Values::F32(x)), Some(Values::F32(y))) => typed(kernel, x, y, rows, grad, shape)?,
-        (Some(Values::F64(x)), Some(Values::F64(y))) => typed(kernel, x, y, rows, grad, shape)?,
+    let indices = match y {
+        TargetPrimitive::Indices(t) => match B::indices(t) {
+            Some(indices) => Some(indices),
+            None => return Ok(None),
+        },
+        TargetPrimitive::Values(_) => None,
+    };
+    let values = match y {
+        TargetPrimitive::Values(t) => B::values(t),
+        TargetPrimitive::Indices(_) => None,
+    };
+    let (values, gradient) = match (B::values(x), values, indices) {
+        (Some(Values::F32(x)), Some(Values::F32(y)), _) => {
+            typed(kernel, x, Targets::Values(y), rows, grad, shape)?
+        }
+        (Some(Values::F64(x)), Some(Values::F64(y)), _) => {
+            typed(kernel, x, Targets::Values(y), rows, grad, shape)?
+        }
+        (Some(Values::F32(x)), None, Some(i)) => {
+            typed(kernel, x, Targets::Indices(i), rows, grad, shape)?
+        }
+        (Some(Values::F64(x)), None, Some(i)) => {
+            typed(kernel, x, Targets::Indices(i), rows, grad, shape)?
+        }
         _ => return Ok(None),
     };
     Ok(Some((B::from_data(values), gradient.map(B::from_data))))
@@ -261,16 +347,22 @@ fn run<B: NativeBackend>(
 
 /// [`run`] in the element type `F`. The gradient buffer comes zeroed from the allocator
 /// (`calloc`: fresh pages are zero already, reused memory is cleared).
-fn typed<F: Real>(
-    kernel: &impl HostKernel,
+fn typed<F: HostFloat>(
+    kernel: &dyn HostKernel,
     x: &[F],
-    y: &[F],
+    y: Targets<'_, F>,
     rows: usize,
     grad: bool,
     shape: Shape,
 ) -> Result<(TensorData, Option<TensorData>), SegLossError> {
     let mut gradient = grad.then(|| vec![F::ZERO; x.len()]);
-    let values = kernel.run(x, y, rows, gradient.as_deref_mut().map(Gradient::new))?;
+    let values = F::run(
+        kernel,
+        x,
+        y,
+        rows,
+        gradient.as_deref_mut().map(Gradient::new),
+    )?;
     let problems = values.len();
     let values: Vec<F> = values.into_iter().map(F::from_f64).collect();
     Ok((
@@ -344,7 +436,7 @@ mod tests {
     use burn::tensor::{DType, Device, Tensor, TensorData};
 
     use super::native_loss;
-    use crate::losses::execution::Plan;
+    use crate::engine::Plan;
     use crate::losses::*;
 
     /// flex and ndarray, each plain, with autodiff, and with autodiff and gradient
@@ -397,16 +489,11 @@ mod tests {
                 };
                 for loss in &losses {
                     let plan = loss.plan(logits.clone(), tensor(&y)).unwrap();
-                    let Plan::Host {
-                        logits,
-                        targets,
-                        kernel,
-                        ..
-                    } = plan
-                    else {
+                    let Plan::Host(call) = plan else {
                         panic!("{loss:?} on {name}: Auto must choose the host path");
                     };
-                    let native = native_loss(&logits, &targets, 2, &kernel).unwrap();
+                    let native =
+                        native_loss(&call.logits, &call.targets, 2, &*call.kernel).unwrap();
                     assert!(
                         native.is_some(),
                         "{loss:?} on {name} {dtype:?} fell back to the surrogate path"

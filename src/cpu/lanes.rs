@@ -154,9 +154,26 @@ fn write_block<F: Real, const K: usize, const ADD: bool>(
     }
 }
 
-/// The f64 sum of at most [`BLOCK`] values over [`LANES`] accumulators.
+/// Runs `f` compiled for the widest instruction set this CPU has (as [`sum`] does for its
+/// loops): for kernels whose passes are not a map over paired slices. `f` must be an
+/// `#[inline(always)]` closure calling only `#[inline(always)]` functions, so that all of it
+/// is inlined into, and vectorised for, the copy that runs.
+#[inline]
+pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: the CPU supports the features these copies were compiled for.
+        SimdLevel::Avx512 => return unsafe { x86::run_avx512(f) },
+        SimdLevel::Avx2 => return unsafe { x86::run_avx2(f) },
+        SimdLevel::Baseline => {}
+    }
+    f()
+}
+
+/// The f64 sum of `values` over [`LANES`] accumulators (a fixed order of additions, so the
+/// same bits at every SIMD level).
 #[inline(always)]
-fn block_sum<F: Real>(values: &[F]) -> f64 {
+pub(crate) fn block_sum<F: Real>(values: &[F]) -> f64 {
     let (blocks, rest) = values.as_chunks::<LANES>();
     let mut lanes = [0.0_f64; LANES];
     for block in blocks {
@@ -201,6 +218,16 @@ fn simd_level() -> SimdLevel {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Real, sum_and_write_body, sum_body};
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn sum_avx2<F: Real, const K: usize>(

@@ -1,0 +1,15 @@
+//! The host path, independent of any loss: the kernel trait, the plan of a loss call and the
+//! choice between host and device, the custom autodiff operation that joins a host-computed
+//! gradient to burn's graph on flex and ndarray, and the surrogate that does it elsewhere.
+//!
+//! A host kernel implements [`TypedKernel`] next to its kernel (in `crate::kernels`); a loss
+//! returns `Plan::host(logits, targets, reduction, kernel)` when [`runs_on_host`] says so, and
+//! the engine does the rest. Nothing here names a loss.
+
+mod kernel;
+mod native;
+mod plan;
+mod surrogate;
+
+pub(crate) use kernel::{Gradient, HostFloat, HostKernel, IGNORED, Indices, Targets, TypedKernel};
+pub(crate) use plan::{HostCall, HostTargets, Plan, runs_on_host};

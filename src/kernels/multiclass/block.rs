@@ -1,0 +1,630 @@
+//! One block of pixels of one image, across all its classes: the class probabilities, the
+//! statistics and focal terms of the first pass, and the gradient of the second. Every loop
+//! runs over the block's pixels (contiguous in each class's row, class stride `len`), so the
+//! reads are sequential and the loops vectorise; everything here is `#[inline(always)]`, to be
+//! compiled into the SIMD copy [`lanes::widest`](crate::cpu::lanes::widest) runs.
+
+use crate::cpu::math::{Real, sigmoid_from};
+use crate::engine::{IGNORED, Indices};
+use crate::kernels::focal::Pixel;
+
+use super::heads::{ABS, P, P2, PY, Stats, Y, Y2};
+
+/// How the logits of a pixel become its class probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// A softmax over the classes.
+    Softmax,
+    /// A sigmoid per class.
+    Sigmoid,
+    /// None: the input holds probabilities.
+    Identity,
+}
+
+/// The targets of one image: per-class values `[C, len]`, or the class ids of its pixels.
+#[derive(Clone, Copy)]
+pub(crate) enum ImageTargets<'a, F> {
+    Values(&'a [F]),
+    Indices {
+        indices: Indices<'a>,
+        /// Where the image's indices start.
+        offset: usize,
+        ignore: Option<i64>,
+    },
+}
+
+/// A focal head as the passes see it.
+#[derive(Clone, Copy)]
+pub(crate) struct FocalTerm<'a, F> {
+    pub gamma: F,
+    pub weights: &'a [F],
+    /// How the logits become probabilities (softmax: the focal term of the true class;
+    /// otherwise the binary focal term of each channel).
+    pub softmax: bool,
+}
+
+/// A block's working buffers, made once per chunk (no allocation per pixel).
+pub(crate) struct Scratch<F> {
+    /// Pixels per block.
+    pub block: usize,
+    /// The probabilities `[C, block]`.
+    pub p: Vec<F>,
+    /// `[C, block]`: the derivative with respect to each probability (second pass).
+    pub g: Vec<F>,
+    /// `[C, block]`: the focal derivative of each class (second pass, per-class targets).
+    pub k: Vec<F>,
+    /// `[block]`: the softmax's running maximum.
+    pub max: Vec<F>,
+    /// `[block]`: the softmax's sum, then its reciprocal.
+    pub sum: Vec<F>,
+    /// `[block]`: `log(sum_c exp(x_c))`, for the focal terms of a softmax.
+    pub log_sum: Vec<F>,
+    /// `[block]`: 1 for a counted pixel, 0 for an ignored one.
+    pub valid: Vec<F>,
+    /// `[block]`: a class's targets built from the ids.
+    pub y: Vec<F>,
+    /// `[block]`: the class ids.
+    pub ids: Vec<u32>,
+}
+
+impl<F: Real> Scratch<F> {
+    pub fn new(classes: usize, block: usize) -> Self {
+        let zeros = |n: usize| vec![F::ZERO; n];
+        Scratch {
+            block,
+            p: zeros(classes * block),
+            g: zeros(classes * block),
+            k: zeros(classes * block),
+            max: zeros(block),
+            sum: zeros(block),
+            log_sum: zeros(block),
+            valid: zeros(block),
+            y: zeros(block),
+            ids: vec![0; block],
+        }
+    }
+}
+
+/// The block `q..q + nb` of an image: class ids and the counted mask (from index targets),
+/// then the probabilities of every class, 0 at ignored pixels. Returns the number of counted
+/// pixels. `x` is the image `[C, len]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn probabilities<F: Real>(
+    x: &[F],
+    targets: &ImageTargets<'_, F>,
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    activation: Activation,
+    log_sum: bool,
+    s: &mut Scratch<F>,
+) -> f64 {
+    let b = s.block;
+    let valid = &mut s.valid[..nb];
+    let mut masked = false;
+    match *targets {
+        ImageTargets::Indices {
+            indices,
+            offset,
+            ignore,
+        } => {
+            let ids = &mut s.ids[..nb];
+            indices.class_ids(offset + q, classes, ignore, ids);
+            for (v, &id) in valid.iter_mut().zip(ids.iter()) {
+                *v = if id == IGNORED { F::ZERO } else { F::ONE };
+            }
+            masked = ignore.is_some();
+        }
+        ImageTargets::Values(_) => valid.fill(F::ONE),
+    }
+    match activation {
+        Activation::Softmax => {
+            let max = &mut s.max[..nb];
+            max.copy_from_slice(&x[q..q + nb]);
+            for c in 1..classes {
+                let xc = &x[c * len + q..][..nb];
+                for (m, &v) in max.iter_mut().zip(xc) {
+                    // A NaN logit leaves the maximum alone; its exp below is NaN, and so
+                    // is every probability of the pixel.
+                    *m = if v > *m { v } else { *m };
+                }
+            }
+            let sum = &mut s.sum[..nb];
+            sum.fill(F::ZERO);
+            for c in 0..classes {
+                let xc = &x[c * len + q..][..nb];
+                let pc = &mut s.p[c * b..][..nb];
+                for ((p, &v), (&m, t)) in pc.iter_mut().zip(xc).zip(max.iter().zip(sum.iter_mut()))
+                {
+                    let e = (v - m).exp_nonpositive();
+                    *p = e;
+                    *t = *t + e;
+                }
+            }
+            if log_sum {
+                for ((l, &m), &t) in s.log_sum[..nb].iter_mut().zip(max.iter()).zip(sum.iter()) {
+                    *l = m + t.ln_positive();
+                }
+            }
+            for t in sum.iter_mut() {
+                *t = F::ONE / *t;
+            }
+            for c in 0..classes {
+                let pc = &mut s.p[c * b..][..nb];
+                for (p, &inv) in pc.iter_mut().zip(sum.iter()) {
+                    *p = *p * inv;
+                }
+            }
+        }
+        Activation::Sigmoid => {
+            for c in 0..classes {
+                let xc = &x[c * len + q..][..nb];
+                let pc = &mut s.p[c * b..][..nb];
+                for (p, &v) in pc.iter_mut().zip(xc) {
+                    *p = sigmoid_from(v, (-v.abs()).exp_nonpositive());
+                }
+            }
+        }
+        Activation::Identity => {
+            for c in 0..classes {
+                s.p[c * b..][..nb].copy_from_slice(&x[c * len + q..][..nb]);
+            }
+        }
+    }
+    if masked {
+        for c in 0..classes {
+            let pc = &mut s.p[c * b..][..nb];
+            for (p, &v) in pc.iter_mut().zip(valid.iter()) {
+                *p = *p * v;
+            }
+        }
+    }
+    sum_f64(valid.iter().copied())
+}
+
+/// The targets of class `c` in the block: the image's own values, or 1 where the id is `c`.
+#[inline(always)]
+pub(crate) fn class_targets<'s, F: Real>(
+    targets: &ImageTargets<'s, F>,
+    len: usize,
+    c: usize,
+    q: usize,
+    nb: usize,
+    ids: &[u32],
+    buffer: &'s mut [F],
+) -> &'s [F] {
+    match *targets {
+        ImageTargets::Values(y) => &y[c * len + q..][..nb],
+        ImageTargets::Indices { .. } => {
+            let buffer = &mut buffer[..nb];
+            for (t, &id) in buffer.iter_mut().zip(&ids[..nb]) {
+                *t = if id == c as u32 { F::ONE } else { F::ZERO };
+            }
+            buffer
+        }
+    }
+}
+
+/// Adds the block's statistics of class `c` into `stats`.
+#[inline(always)]
+pub(crate) fn add_statistics<F: Real>(
+    p: &[F],
+    y: &[F],
+    squares: bool,
+    abs: bool,
+    stats: &mut Stats,
+) {
+    let [py, sp, sy] = sums(p, y, |p, y| [p * y, p, y]);
+    stats[PY] += py;
+    stats[P] += sp;
+    stats[Y] += sy;
+    if squares {
+        let [p2, y2] = sums(p, y, |p, y| [p * p, y * y]);
+        stats[P2] += p2;
+        stats[Y2] += y2;
+    }
+    if abs {
+        let [d] = sums(p, y, |p, y| [(p - y).abs()]);
+        stats[ABS] += d;
+    }
+}
+
+/// `(M, dM/dp)` of the focal modulation `M = (1 - p)^gamma`, computed as
+/// `exp(gamma ln max(1 - p, m))` (m = [`Real::MIN_PROB`], the device path's clamp, whose
+/// derivative is 0 where it clamps).
+#[inline(always)]
+fn modulation<F: Real>(p: F, gamma: F) -> (F, F) {
+    let u = F::ONE - p;
+    let uc = u.max(F::MIN_PROB);
+    let m = (gamma * uc.ln_positive()).exp_nonpositive();
+    // `u < m` is false for NaN: a NaN probability keeps a NaN derivative.
+    let dm = if u < F::MIN_PROB {
+        F::ZERO
+    } else {
+        -(gamma * m / uc)
+    };
+    (m, dm)
+}
+
+/// The focal term `-M(p) l` of a class with probability `p` and log-probability `l` (from
+/// logits `x - log_sum`; from probabilities `ln max(p, m)`), and its derivative: with respect
+/// to the class's logit through the softmax's own factor (`k` in `d/dx_j = k [j = c] - p_j
+/// k`), or with respect to the probability itself.
+#[inline(always)]
+fn softmax_focal<F: Real>(p: F, x: F, log_sum: F, gamma: F, from_logits: bool) -> (F, F) {
+    if from_logits {
+        let l = x - log_sum;
+        if gamma == F::ZERO {
+            return (-l, -F::ONE);
+        }
+        let (m, dm) = modulation(p, gamma);
+        // d(-M l)/dx_j = (delta_cj - p_j) (-(dM/dp) p l - M).
+        (-(m * l), -(dm * p * l) - m)
+    } else {
+        let pc = p.max(F::MIN_PROB);
+        let l = pc.ln_positive();
+        let dl = if p < F::MIN_PROB {
+            F::ZERO
+        } else {
+            F::ONE / pc
+        };
+        if gamma == F::ZERO {
+            return (-l, -dl);
+        }
+        let (m, dm) = modulation(pc, gamma);
+        let dm = if p < F::MIN_PROB { F::ZERO } else { dm };
+        (-(m * l), -(dm * l) - m * dl)
+    }
+}
+
+/// The block's focal sum `sum_i sum_c w_c y_ic t_ic` of one focal head (the first pass).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn focal_sum<F: Real>(
+    x: &[F],
+    targets: &ImageTargets<'_, F>,
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    term: FocalTerm<'_, F>,
+    from_logits: bool,
+    s: &mut Scratch<F>,
+) -> f64 {
+    let b = s.block;
+    match (*targets, term.softmax) {
+        // Index targets with a softmax: the true class's term only (one term per pixel).
+        (ImageTargets::Indices { .. }, true) => {
+            let mut total = 0.0;
+            for i in 0..nb {
+                let id = s.ids[i] as usize;
+                if id < classes {
+                    let (t, _) = softmax_focal(
+                        s.p[id * b + i],
+                        x[id * len + q + i],
+                        s.log_sum[i],
+                        term.gamma,
+                        from_logits,
+                    );
+                    total += (term.weights[id] * t).to_f64();
+                }
+            }
+            total
+        }
+        _ => {
+            let mut total = 0.0;
+            let pixel = multilabel_pixel(term.gamma, from_logits);
+            for c in 0..classes {
+                let w = term.weights[c];
+                if w == F::ZERO {
+                    continue;
+                }
+                let (y, p) = (
+                    class_targets(targets, len, c, q, nb, &s.ids, &mut s.y),
+                    &s.p[c * b..][..nb],
+                );
+                let xc = &x[c * len + q..][..nb];
+                let ls = &s.log_sum[..nb];
+                total += if term.softmax {
+                    sums3(p, xc, y, ls, |p, x, y, l| {
+                        [w * y * softmax_focal(p, x, l, term.gamma, from_logits).0]
+                    })[0]
+                } else {
+                    // Ignored pixels (index targets) have no class, yet a binary term: masked.
+                    let v = &s.valid[..nb];
+                    sums3(xc, y, v, v, |x, y, v, _| {
+                        [w * v * pixel.term_and_derivative(x, y, F::ONE).0]
+                    })[0]
+                };
+            }
+            total
+        }
+    }
+}
+
+/// The binary focal term of a multilabel channel.
+#[inline(always)]
+fn multilabel_pixel<F: Real>(gamma: F, from_logits: bool) -> Pixel<F> {
+    Pixel::new(crate::kernels::focal::FocalParams {
+        gamma: gamma.to_f64(),
+        alpha: None,
+        from_logits,
+    })
+}
+
+/// The gradient coefficients of one image, in the kernel's float type.
+pub(crate) struct ImageCoefficients<'a, F> {
+    /// `[C]`: d/d sum(p y), d/d sum|p - y|, d/d sum(p), d/d sum(p^2).
+    pub overlap: &'a [[F; 4]],
+    /// Whether any overlap coefficient is nonzero for some class.
+    pub any_overlap: bool,
+    /// Per focal head: its factor in this image, and the head.
+    pub focal: &'a [(F, FocalTerm<'a, F>)],
+}
+
+/// Writes (or adds) the block's gradient into `out[c][..nb]` (the class rows of the block).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gradient<F: Real>(
+    x: &[F],
+    targets: &ImageTargets<'_, F>,
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    activation: Activation,
+    from_logits: bool,
+    coefficients: &ImageCoefficients<'_, F>,
+    accumulate: bool,
+    out: &mut [&mut [F]],
+    s: &mut Scratch<F>,
+) {
+    let b = s.block;
+    // g_c = dL/dp_c from the overlap statistics.
+    for c in 0..classes {
+        let [a_py, a_abs, b_p, b_p2] = coefficients.overlap[c];
+        let gc = &mut s.g[c * b..][..nb];
+        if !coefficients.any_overlap {
+            gc.fill(F::ZERO);
+            continue;
+        }
+        let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
+        let pc = &s.p[c * b..][..nb];
+        for ((g, &p), &y) in gc.iter_mut().zip(pc).zip(y) {
+            // d|p - y|/dp: the sign, 0 at p = y (as burn's `abs` backward).
+            let sign = if p > y {
+                F::ONE
+            } else if p < y {
+                -F::ONE
+            } else {
+                F::ZERO
+            };
+            *g = a_py * y + a_abs * sign + b_p + b_p2 * (p + p);
+        }
+    }
+    // Multilabel and probability-input focal terms are elementwise: added to g_c (for
+    // probabilities) or to the logit gradient directly (sigmoid).
+    let elementwise_focal = activation != Activation::Softmax;
+    // Back through the activation: out_c = dL/dx_c.
+    match activation {
+        Activation::Softmax => {
+            let dot = &mut s.sum[..nb];
+            dot.fill(F::ZERO);
+            for c in 0..classes {
+                let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
+                for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
+                    *d = *d + p * g;
+                }
+            }
+            for c in 0..classes {
+                let pc = &s.p[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                for ((g, &p), &d) in gc.iter_mut().zip(pc).zip(dot.iter()) {
+                    *g = p * (*g - d);
+                }
+            }
+        }
+        Activation::Sigmoid => {
+            for c in 0..classes {
+                let pc = &s.p[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                for (g, &p) in gc.iter_mut().zip(pc) {
+                    *g = *g * (p * (F::ONE - p));
+                }
+            }
+        }
+        Activation::Identity => {}
+    }
+    for &(factor, term) in coefficients.focal {
+        if term.softmax && !elementwise_focal {
+            softmax_focal_gradient(x, targets, len, classes, q, nb, factor, term, s);
+        } else {
+            // Multilabel (logits or probabilities) or softmax on probabilities: each
+            // class's term depends on its own input only.
+            let pixel = multilabel_pixel(term.gamma, from_logits);
+            for c in 0..classes {
+                let w = term.weights[c] * factor;
+                if w == F::ZERO {
+                    continue;
+                }
+                let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
+                let xc = &x[c * len + q..][..nb];
+                let pc = &s.p[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                for (((g, &x), &y), &p) in gc.iter_mut().zip(xc).zip(y).zip(pc) {
+                    let d = if term.softmax {
+                        // Softmax focal on probabilities: d/dp of its own term.
+                        y * softmax_focal(p, x, F::ZERO, term.gamma, false).1
+                    } else {
+                        pixel.term_and_derivative(x, y, F::ONE).1
+                    };
+                    *g = *g + w * d;
+                }
+            }
+        }
+    }
+    // Ignored pixels get no gradient; write or add.
+    let valid = &s.valid[..nb];
+    for (c, oc) in out.iter_mut().enumerate().take(classes) {
+        let gc = &s.g[c * b..][..nb];
+        let oc = &mut oc[..nb];
+        if accumulate {
+            for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
+                *o = *o + g * v;
+            }
+        } else {
+            for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
+                *o = g * v;
+            }
+        }
+    }
+}
+
+/// Adds a softmax focal head's logit gradient `factor (k_j - p_j sum_c k_c)` into `g`, `k_c`
+/// the weighted derivative factor of class `c` (nonzero for the true class only with index
+/// targets).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn softmax_focal_gradient<F: Real>(
+    x: &[F],
+    targets: &ImageTargets<'_, F>,
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    factor: F,
+    term: FocalTerm<'_, F>,
+    s: &mut Scratch<F>,
+) {
+    let b = s.block;
+    let ksum = &mut s.max[..nb];
+    ksum.fill(F::ZERO);
+    match *targets {
+        ImageTargets::Indices { .. } => {
+            // k of the true class, per pixel (0 for a pixel of no class).
+            for i in 0..nb {
+                let id = s.ids[i] as usize;
+                if id < classes {
+                    let (_, d) = softmax_focal(
+                        s.p[id * b + i],
+                        x[id * len + q + i],
+                        s.log_sum[i],
+                        term.gamma,
+                        true,
+                    );
+                    ksum[i] = factor * term.weights[id] * d;
+                }
+            }
+            for c in 0..classes {
+                let pc = &s.p[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                let ids = &s.ids[..nb];
+                for (((g, &p), &k), &id) in gc.iter_mut().zip(pc).zip(ksum.iter()).zip(ids) {
+                    let own = if id == c as u32 { k } else { F::ZERO };
+                    *g = *g + own - p * k;
+                }
+            }
+        }
+        ImageTargets::Values(_) => {
+            for c in 0..classes {
+                let w = factor * term.weights[c];
+                let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
+                let xc = &x[c * len + q..][..nb];
+                let pc = &s.p[c * b..][..nb];
+                let kc = &mut s.k[c * b..][..nb];
+                let ls = &s.log_sum[..nb];
+                for ((((k, t), &p), (&x, &y)), &l) in kc
+                    .iter_mut()
+                    .zip(ksum.iter_mut())
+                    .zip(pc)
+                    .zip(xc.iter().zip(y))
+                    .zip(ls)
+                {
+                    *k = w * y * softmax_focal(p, x, l, term.gamma, true).1;
+                    *t = *t + *k;
+                }
+            }
+            for c in 0..classes {
+                let pc = &s.p[c * b..][..nb];
+                let kc = &s.k[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                for (((g, &p), &k), &t) in gc.iter_mut().zip(pc).zip(kc).zip(ksum.iter()) {
+                    *g = *g + k - p * t;
+                }
+            }
+        }
+    }
+}
+
+/// `sum_i f(a_i, b_i)` (K sums) in f64 over 8 lanes: a fixed order of additions.
+#[inline(always)]
+fn sums<F: Real, const K: usize>(a: &[F], b: &[F], f: impl Fn(F, F) -> [F; K]) -> [f64; K] {
+    let n = a.len().min(b.len());
+    let mut lanes = [[0.0_f64; 8]; K];
+    let (a_blocks, a_rest) = a[..n].as_chunks::<8>();
+    let (b_blocks, b_rest) = b[..n].as_chunks::<8>();
+    for (ab, bb) in a_blocks.iter().zip(b_blocks) {
+        for j in 0..8 {
+            let t = f(ab[j], bb[j]);
+            for k in 0..K {
+                lanes[k][j] += t[k].to_f64();
+            }
+        }
+    }
+    let mut total = [0.0; K];
+    for k in 0..K {
+        total[k] = lanes[k].iter().sum();
+    }
+    for (&av, &bv) in a_rest.iter().zip(b_rest) {
+        let t = f(av, bv);
+        for k in 0..K {
+            total[k] += t[k].to_f64();
+        }
+    }
+    total
+}
+
+/// [`sums`] of a function of four slices.
+#[inline(always)]
+fn sums3<F: Real, const K: usize>(
+    a: &[F],
+    b: &[F],
+    c: &[F],
+    d: &[F],
+    f: impl Fn(F, F, F, F) -> [F; K],
+) -> [f64; K] {
+    let n = a.len().min(b.len()).min(c.len()).min(d.len());
+    let mut total = [0.0; K];
+    let mut lanes = [[0.0_f64; 8]; K];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for j in 0..8 {
+            let t = f(a[i + j], b[i + j], c[i + j], d[i + j]);
+            for k in 0..K {
+                lanes[k][j] += t[k].to_f64();
+            }
+        }
+    }
+    for k in 0..K {
+        total[k] = lanes[k].iter().sum();
+    }
+    for i in full..n {
+        let t = f(a[i], b[i], c[i], d[i]);
+        for k in 0..K {
+            total[k] += t[k].to_f64();
+        }
+    }
+    total
+}
+
+/// The f64 sum of values, over 8 lanes.
+#[inline(always)]
+fn sum_f64<F: Real>(values: impl Iterator<Item = F>) -> f64 {
+    let mut lanes = [0.0_f64; 8];
+    for (i, v) in values.enumerate() {
+        lanes[i % 8] += v.to_f64();
+    }
+    lanes.iter().sum()
+}

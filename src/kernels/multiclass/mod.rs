@@ -1,0 +1,421 @@
+//! The multiclass losses on the host: soft Dice, Jaccard and Tversky per class, the
+//! generalized Dice loss and the focal loss (cross-entropy at `gamma = 0`), alone or summed,
+//! over logits `[N, C, P]` (class stride `P`), with class-index or per-class targets.
+//!
+//! Two passes over the logits, each in blocks of pixels across all the classes of an image
+//! ([`block`]): the first computes each pixel's class probabilities once (a softmax, or a
+//! sigmoid per class) and gathers the per-(image, class) statistics and the focal sums of
+//! every loss asked for ([`heads`]); the losses' values and the coefficients of their
+//! gradients follow from those few numbers; the second pass computes the probabilities again
+//! and writes the gradient once, for all the losses together. No one-hot, no softmax tensor,
+//! no per-class temporary; the cost is linear in the number of classes.
+
+pub(crate) mod block;
+pub(crate) mod heads;
+
+use std::ops::Range;
+
+use crate::Reduction;
+use crate::SegLossError;
+use crate::cpu::lanes::widest;
+use crate::cpu::math::Real;
+use crate::cpu::parallel::{self, CHUNK, Chunk};
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+
+use block::{
+    Activation, FocalTerm, ImageCoefficients, ImageTargets, Scratch, add_statistics, class_targets,
+    focal_sum, gradient, probabilities,
+};
+use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
+
+/// Elements (pixels times classes) in a block: its buffers stay in L1 cache.
+const BLOCK_ELEMENTS: usize = 2048;
+
+/// How the channels of a pixel become class probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClassActivation {
+    /// Exclusive classes: a softmax over the channels.
+    Softmax,
+    /// Independent labels: a sigmoid per channel.
+    Multilabel,
+}
+
+/// Multiclass losses sharing one pass over the logits.
+#[derive(Clone, Debug)]
+pub(crate) struct ClassKernel {
+    pub classes: usize,
+    pub activation: ClassActivation,
+    pub from_logits: bool,
+    pub ignore_index: Option<i64>,
+    pub heads: Vec<Head>,
+    /// `true`: one value per image, `sum_h weight_h values_h` (every head per image, with
+    /// [`Reduction::None`]); `false`: one value, `sum_h weight_h reduce_h(values_h)`.
+    pub per_image: bool,
+}
+
+impl ClassKernel {
+    /// A kernel of one loss, whose values the plan reduces.
+    pub fn single(
+        classes: usize,
+        activation: ClassActivation,
+        from_logits: bool,
+        ignore_index: Option<i64>,
+        kind: HeadKind,
+    ) -> Self {
+        let per_image = !kind.batch();
+        ClassKernel {
+            classes,
+            activation,
+            from_logits,
+            ignore_index,
+            heads: vec![Head {
+                weight: 1.0,
+                reduction: Reduction::None,
+                kind,
+            }],
+            per_image,
+        }
+    }
+
+    /// `d reduce_h(values_h) / d values_h` for each head: 1/N for a mean over images.
+    fn reduction_factors(&self, images: usize) -> Vec<f64> {
+        self.heads
+            .iter()
+            .map(|h| {
+                let mean = !h.kind.batch() && h.reduction == Reduction::Mean;
+                h.weight * if mean { 1.0 / images as f64 } else { 1.0 }
+            })
+            .collect()
+    }
+
+    fn block_activation(&self) -> Activation {
+        match (self.from_logits, self.activation) {
+            (false, _) => Activation::Identity,
+            (true, ClassActivation::Softmax) => Activation::Softmax,
+            (true, ClassActivation::Multilabel) => Activation::Sigmoid,
+        }
+    }
+}
+
+impl TypedKernel for ClassKernel {
+    fn per_image(&self) -> bool {
+        self.per_image
+    }
+
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        let classes = self.classes;
+        let len = x.len() / (rows * classes).max(1);
+        let expected = match y {
+            Targets::Values(v) => v.len() == x.len(),
+            Targets::Indices(i) => i.len() == rows * len,
+        };
+        if rows == 0 || classes == 0 || x.len() != rows * classes * len || !expected {
+            return Err(SegLossError::InvalidOption {
+                name: "targets",
+                value: format!("{} logits for {rows} images of {classes} classes", x.len()),
+                allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
+            });
+        }
+        let gathered = self.gather(x, y, rows, len);
+        let head_values = values(&self.heads, &gathered);
+        if let Some(grad) = grad {
+            let factors: Vec<f64> = self
+                .reduction_factors(rows)
+                .iter()
+                .map(|f| f * grad.scale)
+                .collect();
+            let c = coefficients(&self.heads, &gathered, &factors);
+            self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out);
+        }
+        Ok(self.combine(&head_values, rows))
+    }
+}
+
+/// One chunk's sums: the statistics of each class, each focal head's sum, the pixels counted.
+struct ChunkSums {
+    stats: Vec<Stats>,
+    focal: Vec<f64>,
+    counted: f64,
+}
+
+impl ClassKernel {
+    /// Pixels per block for this class count.
+    fn block(&self) -> usize {
+        (BLOCK_ELEMENTS / self.classes).clamp(8, 512)
+    }
+
+    /// The chunks of pixels: at most [`CHUNK`] elements (pixels times classes) each.
+    fn chunks(&self, rows: usize, len: usize) -> Vec<Chunk> {
+        parallel::chunks_of(rows, len, (CHUNK / self.classes).max(self.block()))
+    }
+
+    /// The focal heads in the kernel's float type.
+    fn focal_terms<F: Real>(&self) -> Vec<(F, Vec<F>)> {
+        self.heads
+            .iter()
+            .filter_map(|h| match &h.kind {
+                HeadKind::Focal { gamma, weights } => Some((
+                    F::from_f64(*gamma),
+                    weights.iter().map(|&w| F::from_f64(w)).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The image's targets.
+    fn image_targets<'a, F: Real>(
+        &self,
+        y: Targets<'a, F>,
+        image: usize,
+        len: usize,
+    ) -> ImageTargets<'a, F> {
+        let size = self.classes * len;
+        match y {
+            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
+            Targets::Indices(indices) => ImageTargets::Indices {
+                indices,
+                offset: image * len,
+                ignore: self.ignore_index,
+            },
+        }
+    }
+
+    /// The first pass: the statistics of every image and class, the focal sums and the pixels
+    /// counted, summed over the chunks in their order (independent of the thread count).
+    fn gather<F: Real>(&self, x: &[F], y: Targets<'_, F>, rows: usize, len: usize) -> Gathered {
+        let classes = self.classes;
+        let needs = Needs::of(&self.heads);
+        let activation = self.block_activation();
+        let focal = self.focal_terms::<F>();
+        let chunks = self.chunks(rows, len);
+        let size = classes * len;
+        let partial = parallel::map(&chunks, |chunk| {
+            let image = chunk.row;
+            let x = &x[image * size..(image + 1) * size];
+            let targets = self.image_targets(y, image, len);
+            let pixels = pixel_range(chunk, len);
+            let terms: Vec<FocalTerm<'_, F>> = focal
+                .iter()
+                .map(|(gamma, weights)| FocalTerm {
+                    gamma: *gamma,
+                    weights,
+                    softmax: self.activation == ClassActivation::Softmax,
+                })
+                .collect();
+            widest(
+                #[inline(always)]
+                || {
+                    let mut s = Scratch::new(classes, self.block());
+                    let mut sums = ChunkSums {
+                        stats: vec![[0.0; STATS]; classes],
+                        focal: vec![0.0; terms.len()],
+                        counted: 0.0,
+                    };
+                    for q in pixels.clone().step_by(s.block) {
+                        let nb = s.block.min(pixels.end - q);
+                        sums.counted += probabilities(
+                            x,
+                            &targets,
+                            len,
+                            classes,
+                            q,
+                            nb,
+                            activation,
+                            needs.focal,
+                            &mut s,
+                        );
+                        for (c, stats) in sums.stats.iter_mut().enumerate() {
+                            let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
+                            let p = &s.p[c * s.block..][..nb];
+                            add_statistics(p, y, needs.squares, needs.abs, stats);
+                        }
+                        for (sum, term) in sums.focal.iter_mut().zip(&terms) {
+                            *sum += focal_sum(
+                                x,
+                                &targets,
+                                len,
+                                classes,
+                                q,
+                                nb,
+                                *term,
+                                self.from_logits,
+                                &mut s,
+                            );
+                        }
+                    }
+                    sums
+                },
+            )
+        });
+        let mut gathered = Gathered {
+            classes,
+            stats: vec![[0.0; STATS]; rows * classes],
+            focal: vec![vec![0.0; rows]; focal.len()],
+            counted: vec![0.0; rows],
+        };
+        for (chunk, sums) in chunks.iter().zip(partial) {
+            let n = chunk.row;
+            for (total, s) in gathered.stats[n * classes..(n + 1) * classes]
+                .iter_mut()
+                .zip(&sums.stats)
+            {
+                for k in 0..STATS {
+                    total[k] += s[k];
+                }
+            }
+            for (total, s) in gathered.focal.iter_mut().zip(&sums.focal) {
+                total[n] += s;
+            }
+            gathered.counted[n] += sums.counted;
+        }
+        gathered
+    }
+
+    /// The second pass: every pixel's gradient, written (or added) into `out` `[N, C, P]`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_gradient<F: Real>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        len: usize,
+        c: &heads::Coefficients,
+        accumulate: bool,
+        out: &mut [F],
+    ) {
+        let classes = self.classes;
+        let activation = self.block_activation();
+        let focal = self.focal_terms::<F>();
+        let overlap: Vec<[F; 4]> = c.overlap.iter().map(|d| d.map(F::from_f64)).collect();
+        let chunks = self.chunks(rows, len);
+        let size = classes * len;
+        let items: Vec<(&Chunk, Vec<&mut [F]>)> = chunks
+            .iter()
+            .zip(class_slices(out, &chunks, classes, len))
+            .collect();
+        parallel::map_items(items, |(chunk, mut out)| {
+            let image = chunk.row;
+            let x = &x[image * size..(image + 1) * size];
+            let targets = self.image_targets(y, image, len);
+            let pixels = pixel_range(chunk, len);
+            let overlap = &overlap[image * classes..(image + 1) * classes];
+            let terms: Vec<(F, FocalTerm<'_, F>)> = focal
+                .iter()
+                .zip(&c.focal)
+                .map(|((gamma, weights), factors)| {
+                    (
+                        F::from_f64(factors[image]),
+                        FocalTerm {
+                            gamma: *gamma,
+                            weights,
+                            softmax: self.activation == ClassActivation::Softmax,
+                        },
+                    )
+                })
+                .collect();
+            let coefficients = ImageCoefficients {
+                overlap,
+                any_overlap: overlap.iter().flatten().any(|&v| v != F::ZERO),
+                focal: &terms,
+            };
+            widest(
+                #[inline(always)]
+                || {
+                    let mut s = Scratch::new(classes, self.block());
+                    for q in pixels.clone().step_by(s.block) {
+                        let nb = s.block.min(pixels.end - q);
+                        probabilities(
+                            x,
+                            &targets,
+                            len,
+                            classes,
+                            q,
+                            nb,
+                            activation,
+                            !terms.is_empty(),
+                            &mut s,
+                        );
+                        let offset = q - pixels.start;
+                        let mut block_out: Vec<&mut [F]> = out
+                            .iter_mut()
+                            .map(|o| &mut o[offset..offset + nb])
+                            .collect();
+                        gradient(
+                            x,
+                            &targets,
+                            len,
+                            classes,
+                            q,
+                            nb,
+                            activation,
+                            self.from_logits,
+                            &coefficients,
+                            accumulate,
+                            &mut block_out,
+                            &mut s,
+                        );
+                    }
+                },
+            )
+        });
+    }
+
+    /// The kernel's values from each head's.
+    fn combine(&self, head_values: &[Vec<f64>], rows: usize) -> Vec<f64> {
+        if self.per_image {
+            let mut total = vec![0.0; rows];
+            for (head, v) in self.heads.iter().zip(head_values) {
+                for (t, v) in total.iter_mut().zip(v) {
+                    *t += head.weight * v;
+                }
+            }
+            return total;
+        }
+        let factors = self.reduction_factors(rows);
+        vec![
+            head_values
+                .iter()
+                .zip(&factors)
+                .map(|(v, f)| f * v.iter().sum::<f64>())
+                .sum(),
+        ]
+    }
+}
+
+/// The pixels of `chunk` within its image.
+fn pixel_range(chunk: &Chunk, len: usize) -> Range<usize> {
+    let start = chunk.range.start - chunk.row * len;
+    start..start + chunk.range.len()
+}
+
+/// For each chunk (pixels of one image), its part of each class's row of `out` `[N, C, len]`:
+/// disjoint mutable slices, `C` per chunk.
+fn class_slices<'a, F>(
+    out: &'a mut [F],
+    chunks: &[Chunk],
+    classes: usize,
+    len: usize,
+) -> Vec<Vec<&'a mut [F]>> {
+    let mut per_chunk: Vec<Vec<&'a mut [F]>> = chunks.iter().map(|_| Vec::new()).collect();
+    for (image, image_out) in out.chunks_mut(classes * len).enumerate() {
+        for row in image_out.chunks_mut(len) {
+            let mut rest = row;
+            let mut at = 0;
+            for (k, chunk) in chunks.iter().enumerate().filter(|(_, c)| c.row == image) {
+                let range = pixel_range(chunk, len);
+                let (piece, tail) = std::mem::take(&mut rest).split_at_mut(range.end - at);
+                per_chunk[k].push(&mut piece[range.start - at..]);
+                rest = tail;
+                at = range.end;
+            }
+        }
+    }
+    per_chunk
+}
