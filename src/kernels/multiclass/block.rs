@@ -49,10 +49,13 @@ pub(crate) struct Scratch<F> {
     pub block: usize,
     /// The probabilities `[C, block]`.
     pub p: Vec<F>,
-    /// `[C, block]`: the derivative with respect to each probability (second pass).
-    pub g: Vec<F>,
+    /// `[C, block]`: the derivative with respect to each probability, then each logit
+    /// (second pass; f64, see [`gradient`]).
+    pub g: Vec<f64>,
     /// `[C, block]`: the focal derivative of each class (second pass, per-class targets).
-    pub k: Vec<F>,
+    pub k: Vec<f64>,
+    /// `[block]`: a sum over the classes in the second pass.
+    pub wide: Vec<f64>,
     /// `[block]`: the softmax's running maximum.
     pub max: Vec<F>,
     /// `[block]`: the softmax's sum, then its reciprocal.
@@ -73,8 +76,9 @@ impl<F: Real> Scratch<F> {
         Scratch {
             block,
             p: zeros(classes * block),
-            g: zeros(classes * block),
-            k: zeros(classes * block),
+            g: vec![0.0; classes * block],
+            k: vec![0.0; classes * block],
+            wide: vec![0.0; block],
             max: zeros(block),
             sum: zeros(block),
             log_sum: zeros(block),
@@ -354,10 +358,43 @@ fn multilabel_pixel<F: Real>(gamma: F, from_logits: bool) -> Pixel<F> {
     })
 }
 
-/// The gradient coefficients of one image, in the kernel's float type.
+/// `dL/dp` of one class from its statistics' coefficients: with `a` the coefficient of
+/// `sum(p y)`, `s` that of `sum|p - y|`, `b` of `sum(p)` and `q` of `sum(p^2)`,
+/// `dL/dp = a y + s sign(p - y) + b + 2 q p`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClassCoefficients {
+    pub a: f64,
+    pub s: f64,
+    pub b: f64,
+    pub q: f64,
+}
+
+impl ClassCoefficients {
+    /// From `[a, s, b, q]`.
+    pub fn new([a, s, b, q]: [f64; 4]) -> Self {
+        ClassCoefficients { a, s, b, q }
+    }
+
+    /// `dL/dp` at probability `p` and target `y`.
+    #[inline(always)]
+    fn at<F: Real>(&self, p: F, y: F) -> f64 {
+        // sign(p - y), 0 at p = y (as burn's `abs` backward).
+        let sign = if p > y {
+            self.s
+        } else if p < y {
+            -self.s
+        } else {
+            0.0
+        };
+        let (p, y) = (p.to_f64(), y.to_f64());
+        self.a * y + sign + self.b + self.q * (p + p)
+    }
+}
+
+/// The gradient coefficients of one image.
 pub(crate) struct ImageCoefficients<'a, F> {
-    /// `[C]`: d/d sum(p y), d/d sum|p - y|, d/d sum(p), d/d sum(p^2).
-    pub overlap: &'a [[F; 4]],
+    /// `[C]`: the overlap losses' `dL/dp` per class.
+    pub overlap: &'a [ClassCoefficients],
     /// Whether any overlap coefficient is nonzero for some class.
     pub any_overlap: bool,
     /// Per focal head: its factor in this image, and the head.
@@ -365,6 +402,11 @@ pub(crate) struct ImageCoefficients<'a, F> {
 }
 
 /// Writes (or adds) the block's gradient into `out[c][..nb]` (the class rows of the block).
+///
+/// The derivatives with respect to the probabilities, and the softmax's backward
+/// `p_c (g_c - sum_k p_k g_k)`, are computed in f64: the softmax gradient is often far smaller
+/// than the terms it is the difference of (two classes: `p_0 p_1 (g_0 - g_1)`), and in f32 their
+/// rounding would show in it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gradient<F: Real>(
@@ -384,45 +426,51 @@ pub(crate) fn gradient<F: Real>(
     let b = s.block;
     // g_c = dL/dp_c from the overlap statistics.
     for c in 0..classes {
-        let [a_py, a_abs, b_p, b_p2] = coefficients.overlap[c];
+        let k = coefficients.overlap[c];
         let gc = &mut s.g[c * b..][..nb];
         if !coefficients.any_overlap {
-            gc.fill(F::ZERO);
+            gc.fill(0.0);
             continue;
         }
         let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
         let pc = &s.p[c * b..][..nb];
         for ((g, &p), &y) in gc.iter_mut().zip(pc).zip(y) {
-            // d|p - y|/dp: the sign, 0 at p = y (as burn's `abs` backward).
-            let sign = if p > y {
-                F::ONE
-            } else if p < y {
-                -F::ONE
-            } else {
-                F::ZERO
-            };
-            *g = a_py * y + a_abs * sign + b_p + b_p2 * (p + p);
+            *g = k.at(p, y);
         }
     }
-    // Multilabel and probability-input focal terms are elementwise: added to g_c (for
-    // probabilities) or to the logit gradient directly (sigmoid).
+    // Focal terms of a multilabel channel, or of a softmax class from probabilities, depend on
+    // their own input only: added to g_c (before the sigmoid's backward for multilabel logits,
+    // whose binary focal derivative is already with respect to the logit: added after).
     let elementwise_focal = activation != Activation::Softmax;
-    // Back through the activation: out_c = dL/dx_c.
+    if activation == Activation::Identity {
+        add_elementwise_focal(
+            x,
+            targets,
+            len,
+            classes,
+            q,
+            nb,
+            coefficients,
+            from_logits,
+            s,
+        );
+    }
+    // Back through the activation: g_c = dL/dx_c.
     match activation {
         Activation::Softmax => {
-            let dot = &mut s.sum[..nb];
-            dot.fill(F::ZERO);
+            let dot = &mut s.wide[..nb];
+            dot.fill(0.0);
             for c in 0..classes {
                 let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
                 for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
-                    *d = *d + p * g;
+                    *d += p.to_f64() * g;
                 }
             }
             for c in 0..classes {
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for ((g, &p), &d) in gc.iter_mut().zip(pc).zip(dot.iter()) {
-                    *g = p * (*g - d);
+                    *g = p.to_f64() * (*g - d);
                 }
             }
         }
@@ -431,38 +479,26 @@ pub(crate) fn gradient<F: Real>(
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for (g, &p) in gc.iter_mut().zip(pc) {
-                    *g = *g * (p * (F::ONE - p));
+                    *g *= (p * (F::ONE - p)).to_f64();
                 }
             }
+            add_elementwise_focal(
+                x,
+                targets,
+                len,
+                classes,
+                q,
+                nb,
+                coefficients,
+                from_logits,
+                s,
+            );
         }
         Activation::Identity => {}
     }
-    for &(factor, term) in coefficients.focal {
-        if term.softmax && !elementwise_focal {
+    if !elementwise_focal {
+        for &(factor, term) in coefficients.focal {
             softmax_focal_gradient(x, targets, len, classes, q, nb, factor, term, s);
-        } else {
-            // Multilabel (logits or probabilities) or softmax on probabilities: each
-            // class's term depends on its own input only.
-            let pixel = multilabel_pixel(term.gamma, from_logits);
-            for c in 0..classes {
-                let w = term.weights[c] * factor;
-                if w == F::ZERO {
-                    continue;
-                }
-                let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
-                let xc = &x[c * len + q..][..nb];
-                let pc = &s.p[c * b..][..nb];
-                let gc = &mut s.g[c * b..][..nb];
-                for (((g, &x), &y), &p) in gc.iter_mut().zip(xc).zip(y).zip(pc) {
-                    let d = if term.softmax {
-                        // Softmax focal on probabilities: d/dp of its own term.
-                        y * softmax_focal(p, x, F::ZERO, term.gamma, false).1
-                    } else {
-                        pixel.term_and_derivative(x, y, F::ONE).1
-                    };
-                    *g = *g + w * d;
-                }
-            }
         }
     }
     // Ignored pixels get no gradient; write or add.
@@ -472,11 +508,52 @@ pub(crate) fn gradient<F: Real>(
         let oc = &mut oc[..nb];
         if accumulate {
             for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = *o + g * v;
+                *o = *o + F::from_f64(g) * v;
             }
         } else {
             for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = g * v;
+                *o = F::from_f64(g) * v;
+            }
+        }
+    }
+}
+
+/// Adds the derivatives of the elementwise focal terms (multilabel channels, or softmax
+/// classes from probabilities) into `g`: with respect to the logit for multilabel logits (the
+/// binary focal term's own derivative), with respect to the input otherwise.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn add_elementwise_focal<F: Real>(
+    x: &[F],
+    targets: &ImageTargets<'_, F>,
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    coefficients: &ImageCoefficients<'_, F>,
+    from_logits: bool,
+    s: &mut Scratch<F>,
+) {
+    let b = s.block;
+    for &(factor, term) in coefficients.focal {
+        let pixel = multilabel_pixel(term.gamma, from_logits);
+        for c in 0..classes {
+            let w = (term.weights[c] * factor).to_f64();
+            if w == 0.0 {
+                continue;
+            }
+            let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
+            let xc = &x[c * len + q..][..nb];
+            let pc = &s.p[c * b..][..nb];
+            let gc = &mut s.g[c * b..][..nb];
+            for (((g, &x), &y), &p) in gc.iter_mut().zip(xc).zip(y).zip(pc) {
+                let d = if term.softmax {
+                    // Softmax focal on probabilities: d/dp of the class's own term.
+                    y * softmax_focal(p, x, F::ZERO, term.gamma, false).1
+                } else {
+                    pixel.term_and_derivative(x, y, F::ONE).1
+                };
+                *g += w * d.to_f64();
             }
         }
     }
@@ -499,8 +576,9 @@ fn softmax_focal_gradient<F: Real>(
     s: &mut Scratch<F>,
 ) {
     let b = s.block;
-    let ksum = &mut s.max[..nb];
-    ksum.fill(F::ZERO);
+    let factor = factor.to_f64();
+    let ksum = &mut s.wide[..nb];
+    ksum.fill(0.0);
     match *targets {
         ImageTargets::Indices { .. } => {
             // k of the true class, per pixel (0 for a pixel of no class).
@@ -514,7 +592,7 @@ fn softmax_focal_gradient<F: Real>(
                         term.gamma,
                         true,
                     );
-                    ksum[i] = factor * term.weights[id] * d;
+                    ksum[i] = factor * term.weights[id].to_f64() * d.to_f64();
                 }
             }
             for c in 0..classes {
@@ -522,14 +600,14 @@ fn softmax_focal_gradient<F: Real>(
                 let gc = &mut s.g[c * b..][..nb];
                 let ids = &s.ids[..nb];
                 for (((g, &p), &k), &id) in gc.iter_mut().zip(pc).zip(ksum.iter()).zip(ids) {
-                    let own = if id == c as u32 { k } else { F::ZERO };
-                    *g = *g + own - p * k;
+                    let own = if id == c as u32 { k } else { 0.0 };
+                    *g += own - p.to_f64() * k;
                 }
             }
         }
         ImageTargets::Values(_) => {
             for c in 0..classes {
-                let w = factor * term.weights[c];
+                let w = factor * term.weights[c].to_f64();
                 let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
                 let xc = &x[c * len + q..][..nb];
                 let pc = &s.p[c * b..][..nb];
@@ -542,8 +620,8 @@ fn softmax_focal_gradient<F: Real>(
                     .zip(xc.iter().zip(y))
                     .zip(ls)
                 {
-                    *k = w * y * softmax_focal(p, x, l, term.gamma, true).1;
-                    *t = *t + *k;
+                    *k = w * (y * softmax_focal(p, x, l, term.gamma, true).1).to_f64();
+                    *t += *k;
                 }
             }
             for c in 0..classes {
@@ -551,7 +629,7 @@ fn softmax_focal_gradient<F: Real>(
                 let kc = &s.k[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for (((g, &p), &k), &t) in gc.iter_mut().zip(pc).zip(kc).zip(ksum.iter()) {
-                    *g = *g + k - p * t;
+                    *g += k - p.to_f64() * t;
                 }
             }
         }

@@ -23,8 +23,8 @@ use crate::cpu::parallel::{self, CHUNK, Chunk};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 use block::{
-    Activation, FocalTerm, ImageCoefficients, ImageTargets, Scratch, add_statistics, class_targets,
-    focal_sum, gradient, probabilities,
+    Activation, ClassCoefficients, FocalTerm, ImageCoefficients, ImageTargets, Scratch,
+    add_statistics, class_targets, focal_sum, gradient, probabilities,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
 
@@ -293,7 +293,11 @@ impl ClassKernel {
         let classes = self.classes;
         let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
-        let overlap: Vec<[F; 4]> = c.overlap.iter().map(|d| d.map(F::from_f64)).collect();
+        let overlap: Vec<ClassCoefficients> = c
+            .overlap
+            .iter()
+            .map(|&d| ClassCoefficients::new(d))
+            .collect();
         let chunks = self.chunks(rows, len);
         let size = classes * len;
         let items: Vec<(&Chunk, Vec<&mut [F]>)> = chunks
@@ -322,7 +326,10 @@ impl ClassKernel {
                 .collect();
             let coefficients = ImageCoefficients {
                 overlap,
-                any_overlap: overlap.iter().flatten().any(|&v| v != F::ZERO),
+                any_overlap: c.overlap[image * classes..(image + 1) * classes]
+                    .iter()
+                    .flatten()
+                    .any(|&v| v != 0.0),
                 focal: &terms,
             };
             widest(
