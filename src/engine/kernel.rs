@@ -94,11 +94,32 @@ impl Indices<'_> {
         }
     }
 
+    /// How many of the `len` indices from `start` are not `ignore`.
+    pub fn count_not(&self, start: usize, len: usize, ignore: i64) -> usize {
+        fn count<T: Copy>(values: &[T], ignore: i64, wide: impl Fn(T) -> i64) -> usize {
+            values.iter().filter(|&&v| wide(v) != ignore).count()
+        }
+        let r = start..start + len;
+        match self {
+            Indices::I64(v) => count(&v[r], ignore, |x| x),
+            Indices::I32(v) => count(&v[r], ignore, i64::from),
+            Indices::I16(v) => count(&v[r], ignore, i64::from),
+            Indices::I8(v) => count(&v[r], ignore, i64::from),
+            Indices::U64(v) => count(&v[r], ignore, |x| x as i64),
+            Indices::U32(v) => count(&v[r], ignore, i64::from),
+            Indices::U16(v) => count(&v[r], ignore, i64::from),
+            Indices::U8(v) => count(&v[r], ignore, i64::from),
+        }
+    }
+
     /// Writes the class ids of `out.len()` indices from `start` into `out`: the index itself
     /// when it is a class in `0..classes`, [`IGNORED`] where it equals `ignore` (checked first,
     /// so an ignored index may also be a class), [`NO_CLASS`] otherwise. One `match` per call:
-    /// the loop inside is a plain conversion per integer type.
+    /// the loop inside is a plain conversion per integer type. Inlined, so that it is compiled
+    /// into the SIMD copy of the kernel that calls it.
+    #[inline(always)]
     pub fn class_ids(&self, start: usize, classes: usize, ignore: Option<i64>, out: &mut [u32]) {
+        #[inline(always)]
         fn convert<T: Copy>(
             values: &[T],
             classes: usize,

@@ -3,13 +3,11 @@
 //! then one pass over the sorted pixels computing the Lovász weights, the value and the
 //! gradient together. Problems (images) run in parallel.
 
-use std::any::Any;
-use std::cell::RefCell;
-
 use crate::SegLossError;
 use crate::cpu::lanes;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
+use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 use crate::validate::{TargetKind, check_values};
 
@@ -75,25 +73,8 @@ pub(crate) fn lovasz<F: Real>(
     })
 }
 
-/// Runs `f` with this thread's [`Scratch`] for `F`, kept between calls: the kernel runs on the
-/// threads of rayon's persistent pool, so a training loop allocates (and page-faults) its sort
-/// buffers once per thread rather than at every step. A thread keeps the buffers of its
-/// largest problem so far (24 bytes per f32 pixel).
-fn with_scratch<F: Real, R>(f: impl FnOnce(&mut Scratch<F>) -> R) -> R {
-    thread_local! {
-        static SCRATCH: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
-    }
-    // Taken out while `f` runs, so the cell is never borrowed across `f`.
-    let stored = SCRATCH.with_borrow_mut(Option::take);
-    let mut scratch = stored
-        .and_then(|s| s.downcast::<Scratch<F>>().ok())
-        .unwrap_or_default();
-    let result = f(&mut scratch);
-    SCRATCH.with_borrow_mut(|slot| *slot = Some(scratch));
-    result
-}
-
-/// A thread's buffers, reused for every problem it solves: otherwise each image allocates,
+/// A thread's buffers ([`with_scratch`]: a thread keeps those of its largest problem so far,
+/// 24 bytes per f32 pixel), reused for every problem it solves: otherwise each image allocates,
 /// and page-faults on, 24 bytes per f32 pixel (errors, derivatives, keys, the sort buffer).
 struct Scratch<F> {
     errors: Vec<F>,

@@ -126,10 +126,10 @@ pub(crate) fn activation(mode: ClassMode) -> ClassActivation {
 /// merge with the kernels of its other terms (one pass for all of them), or already computed.
 #[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.
 pub(crate) enum ClassPlan<const D: usize> {
+    /// The kernel reduces its values itself ([`ClassKernel::single`]).
     Host {
         logits: Tensor<D>,
         targets: HostTargets<D>,
-        reduction: Reduction,
         kernel: ClassKernel,
     },
     Computed(Tensor<1>),
@@ -142,9 +142,8 @@ impl<const D: usize> ClassPlan<D> {
             ClassPlan::Host {
                 logits,
                 targets,
-                reduction,
                 kernel,
-            } => Plan::host(logits, targets, reduction, kernel).run(),
+            } => Plan::host(logits, targets, Reduction::None, kernel).run(),
             ClassPlan::Computed(loss) => Ok(loss),
         }
     }

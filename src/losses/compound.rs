@@ -401,18 +401,16 @@ fn class_host_terms<const D: usize>(
         let ClassPlan::Host {
             logits,
             targets,
-            reduction,
             kernel,
         } = plan
         else {
             alone.push((weight, plan));
             continue;
         };
-        let per_image_result = kernel.per_image && reduction == Reduction::None;
+        let per_image_result = kernel.per_image;
         let heads = kernel.heads.iter().map(|h| Head {
             weight: weight * h.weight,
-            reduction,
-            kind: h.kind.clone(),
+            ..h.clone()
         });
         let shares_pass = |k: &ClassKernel| {
             (k.classes, k.activation, k.from_logits, k.ignore_index)

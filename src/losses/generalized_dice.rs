@@ -137,13 +137,13 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
         return Ok(ClassPlan::Host {
             logits,
             targets: targets.into_host(),
-            reduction: config.reduction,
             kernel: ClassKernel::single(
                 classes,
                 activation(config.mode),
                 config.from_logits,
                 config.ignore_index,
                 head,
+                config.reduction,
             ),
         });
     }

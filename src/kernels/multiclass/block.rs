@@ -4,6 +4,7 @@
 //! reads are sequential and the loops vectorise; everything here is `#[inline(always)]`, to be
 //! compiled into the SIMD copy [`lanes::widest`](crate::cpu::lanes::widest) runs.
 
+use crate::cpu::lanes::block_sum;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::engine::{IGNORED, Indices};
 use crate::kernels::focal::Pixel;
@@ -33,10 +34,40 @@ pub(crate) enum ImageTargets<'a, F> {
     },
 }
 
+/// The focal exponent, with the common integer ones computed by multiplication (the general
+/// one as `exp(gamma ln u)`: a logarithm and an exponential per term).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Gamma<F> {
+    Zero,
+    One,
+    Two,
+    Other(F),
+}
+
+impl<F: Real> Gamma<F> {
+    pub fn new(gamma: f64) -> Self {
+        match gamma {
+            0.0 => Gamma::Zero,
+            1.0 => Gamma::One,
+            2.0 => Gamma::Two,
+            g => Gamma::Other(F::from_f64(g)),
+        }
+    }
+
+    pub fn value(self) -> F {
+        match self {
+            Gamma::Zero => F::ZERO,
+            Gamma::One => F::ONE,
+            Gamma::Two => F::ONE + F::ONE,
+            Gamma::Other(g) => g,
+        }
+    }
+}
+
 /// A focal head as the passes see it.
 #[derive(Clone, Copy)]
 pub(crate) struct FocalTerm<'a, F> {
-    pub gamma: F,
+    pub gamma: Gamma<F>,
     pub weights: &'a [F],
     /// How the logits become probabilities (softmax: the focal term of the true class;
     /// otherwise the binary focal term of each channel).
@@ -68,24 +99,64 @@ pub(crate) struct Scratch<F> {
     pub y: Vec<F>,
     /// `[block]`: the class ids.
     pub ids: Vec<u32>,
+    /// `[block]` each: the true class's probability, logit and weight.
+    pub pt: Vec<F>,
+    pub xt: Vec<F>,
+    pub wt: Vec<F>,
+}
+
+impl<F: Real> Default for Scratch<F> {
+    fn default() -> Self {
+        Scratch {
+            block: 0,
+            p: Vec::new(),
+            g: Vec::new(),
+            k: Vec::new(),
+            wide: Vec::new(),
+            max: Vec::new(),
+            sum: Vec::new(),
+            log_sum: Vec::new(),
+            valid: Vec::new(),
+            y: Vec::new(),
+            ids: Vec::new(),
+            pt: Vec::new(),
+            xt: Vec::new(),
+            wt: Vec::new(),
+        }
+    }
 }
 
 impl<F: Real> Scratch<F> {
-    pub fn new(classes: usize, block: usize) -> Self {
-        let zeros = |n: usize| vec![F::ZERO; n];
-        Scratch {
-            block,
-            p: zeros(classes * block),
-            g: vec![0.0; classes * block],
-            k: vec![0.0; classes * block],
-            wide: vec![0.0; block],
-            max: zeros(block),
-            sum: zeros(block),
-            log_sum: zeros(block),
-            valid: zeros(block),
-            y: zeros(block),
-            ids: vec![0; block],
+    /// Sizes the buffers for `classes` and blocks of `block` pixels (kept per thread between
+    /// calls, [`with_scratch`](crate::cpu::scratch::with_scratch): every value is written
+    /// before it is read, so growing is all there is to do).
+    pub fn prepare(&mut self, classes: usize, block: usize) {
+        self.block = block;
+        let full = classes * block;
+        grow(&mut self.p, full, F::ZERO);
+        grow(&mut self.g, full, 0.0);
+        grow(&mut self.k, full, 0.0);
+        grow(&mut self.wide, block, 0.0);
+        for v in [
+            &mut self.max,
+            &mut self.sum,
+            &mut self.log_sum,
+            &mut self.valid,
+            &mut self.y,
+            &mut self.pt,
+            &mut self.xt,
+            &mut self.wt,
+        ] {
+            grow(v, block, F::ZERO);
         }
+        grow(&mut self.ids, block, 0);
+    }
+}
+
+/// Grows `v` to at least `len` elements.
+fn grow<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
+    if v.len() < len {
+        v.resize(len, value);
     }
 }
 
@@ -185,7 +256,7 @@ pub(crate) fn probabilities<F: Real>(
             }
         }
     }
-    sum_f64(valid.iter().copied())
+    block_sum(valid)
 }
 
 /// The targets of class `c` in the block: the image's own values, or 1 where the id is `c`.
@@ -220,36 +291,65 @@ pub(crate) fn add_statistics<F: Real>(
     abs: bool,
     stats: &mut Stats,
 ) {
-    let [py, sp, sy] = sums(p, y, |p, y| [p * y, p, y]);
-    stats[PY] += py;
-    stats[P] += sp;
-    stats[Y] += sy;
+    // One sum per loop: a loop making several sums at once does not vectorise (measured).
+    stats[PY] += sum_of(
+        p,
+        y,
+        p,
+        p,
+        #[inline(always)]
+        |p, y, _, _| p * y,
+    );
+    stats[P] += block_sum(p);
+    stats[Y] += block_sum(y);
     if squares {
-        let [p2, y2] = sums(p, y, |p, y| [p * p, y * y]);
-        stats[P2] += p2;
-        stats[Y2] += y2;
+        stats[P2] += sum_of(
+            p,
+            p,
+            p,
+            p,
+            #[inline(always)]
+            |p, _, _, _| p * p,
+        );
+        stats[Y2] += sum_of(
+            y,
+            y,
+            y,
+            y,
+            #[inline(always)]
+            |y, _, _, _| y * y,
+        );
     }
     if abs {
-        let [d] = sums(p, y, |p, y| [(p - y).abs()]);
-        stats[ABS] += d;
+        stats[ABS] += sum_of(
+            p,
+            y,
+            p,
+            p,
+            #[inline(always)]
+            |p, y, _, _| (p - y).abs(),
+        );
     }
 }
 
-/// `(M, dM/dp)` of the focal modulation `M = (1 - p)^gamma`, computed as
-/// `exp(gamma ln max(1 - p, m))` (m = [`Real::MIN_PROB`], the device path's clamp, whose
-/// derivative is 0 where it clamps).
+/// `(M, dM/dp)` of the focal modulation `M = max(1 - p, m)^gamma` (m = [`Real::MIN_PROB`],
+/// the device path's clamp, whose derivative is 0 where it clamps); the device path computes
+/// `exp(gamma ln max(1 - p, m))`, equal up to rounding.
 #[inline(always)]
-fn modulation<F: Real>(p: F, gamma: F) -> (F, F) {
+fn modulation<F: Real>(p: F, gamma: Gamma<F>) -> (F, F) {
     let u = F::ONE - p;
     let uc = u.max(F::MIN_PROB);
-    let m = (gamma * uc.ln_positive()).exp_nonpositive();
-    // `u < m` is false for NaN: a NaN probability keeps a NaN derivative.
-    let dm = if u < F::MIN_PROB {
-        F::ZERO
-    } else {
-        -(gamma * m / uc)
+    let (m, dm) = match gamma {
+        Gamma::Zero => (F::ONE, F::ZERO),
+        Gamma::One => (uc, -F::ONE),
+        Gamma::Two => (uc * uc, -(uc + uc)),
+        Gamma::Other(g) => {
+            let m = (g * uc.ln_positive()).exp_nonpositive();
+            (m, -(g * m / uc))
+        }
     };
-    (m, dm)
+    // `u < m` is false for NaN: a NaN probability keeps a NaN derivative.
+    (m, if u < F::MIN_PROB { F::ZERO } else { dm })
 }
 
 /// The focal term `-M(p) l` of a class with probability `p` and log-probability `l` (from
@@ -257,10 +357,10 @@ fn modulation<F: Real>(p: F, gamma: F) -> (F, F) {
 /// to the class's logit through the softmax's own factor (`k` in `d/dx_j = k [j = c] - p_j
 /// k`), or with respect to the probability itself.
 #[inline(always)]
-fn softmax_focal<F: Real>(p: F, x: F, log_sum: F, gamma: F, from_logits: bool) -> (F, F) {
+fn softmax_focal<F: Real>(p: F, x: F, log_sum: F, gamma: Gamma<F>, from_logits: bool) -> (F, F) {
     if from_logits {
         let l = x - log_sum;
-        if gamma == F::ZERO {
+        if let Gamma::Zero = gamma {
             return (-l, -F::ONE);
         }
         let (m, dm) = modulation(p, gamma);
@@ -274,7 +374,7 @@ fn softmax_focal<F: Real>(p: F, x: F, log_sum: F, gamma: F, from_logits: bool) -
         } else {
             F::ONE / pc
         };
-        if gamma == F::ZERO {
+        if let Gamma::Zero = gamma {
             return (-l, -dl);
         }
         let (m, dm) = modulation(pc, gamma);
@@ -301,21 +401,16 @@ pub(crate) fn focal_sum<F: Real>(
     match (*targets, term.softmax) {
         // Index targets with a softmax: the true class's term only (one term per pixel).
         (ImageTargets::Indices { .. }, true) => {
-            let mut total = 0.0;
-            for i in 0..nb {
-                let id = s.ids[i] as usize;
-                if id < classes {
-                    let (t, _) = softmax_focal(
-                        s.p[id * b + i],
-                        x[id * len + q + i],
-                        s.log_sum[i],
-                        term.gamma,
-                        from_logits,
-                    );
-                    total += (term.weights[id] * t).to_f64();
-                }
-            }
-            total
+            true_class(x, len, classes, q, nb, term.weights, s);
+            let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+            sum_of(
+                pt,
+                xt,
+                wt,
+                ls,
+                #[inline(always)]
+                |p, x, w, l| w * softmax_focal(p, x, l, term.gamma, from_logits).0,
+            )
         }
         _ => {
             let mut total = 0.0;
@@ -332,15 +427,25 @@ pub(crate) fn focal_sum<F: Real>(
                 let xc = &x[c * len + q..][..nb];
                 let ls = &s.log_sum[..nb];
                 total += if term.softmax {
-                    sums3(p, xc, y, ls, |p, x, y, l| {
-                        [w * y * softmax_focal(p, x, l, term.gamma, from_logits).0]
-                    })[0]
+                    sum_of(
+                        p,
+                        xc,
+                        y,
+                        ls,
+                        #[inline(always)]
+                        |p, x, y, l| w * y * softmax_focal(p, x, l, term.gamma, from_logits).0,
+                    )
                 } else {
                     // Ignored pixels (index targets) have no class, yet a binary term: masked.
                     let v = &s.valid[..nb];
-                    sums3(xc, y, v, v, |x, y, v, _| {
-                        [w * v * pixel.term_and_derivative(x, y, F::ONE).0]
-                    })[0]
+                    sum_of(
+                        xc,
+                        y,
+                        v,
+                        v,
+                        #[inline(always)]
+                        |x, y, v, _| w * v * pixel.term_and_derivative(x, y, F::ONE).0,
+                    )
                 };
             }
             total
@@ -348,11 +453,42 @@ pub(crate) fn focal_sum<F: Real>(
     }
 }
 
+/// The probability, logit and weight of each pixel's true class into `s.pt`, `s.xt`, `s.wt`
+/// (all 0 for a pixel of no class, or an ignored one): a select per class, vectorised over the
+/// block (linear in C, no gather).
+#[inline(always)]
+fn true_class<F: Real>(
+    x: &[F],
+    len: usize,
+    classes: usize,
+    q: usize,
+    nb: usize,
+    weights: &[F],
+    s: &mut Scratch<F>,
+) {
+    let b = s.block;
+    let (pt, xt, wt) = (&mut s.pt[..nb], &mut s.xt[..nb], &mut s.wt[..nb]);
+    pt.fill(F::ZERO);
+    xt.fill(F::ZERO);
+    wt.fill(F::ZERO);
+    let ids = &s.ids[..nb];
+    for (c, &w) in weights.iter().enumerate().take(classes) {
+        let (pc, xc) = (&s.p[c * b..][..nb], &x[c * len + q..][..nb]);
+        let c = c as u32;
+        for i in 0..nb {
+            let own = ids[i] == c;
+            pt[i] = if own { pc[i] } else { pt[i] };
+            xt[i] = if own { xc[i] } else { xt[i] };
+            wt[i] = if own { w } else { wt[i] };
+        }
+    }
+}
+
 /// The binary focal term of a multilabel channel.
 #[inline(always)]
-fn multilabel_pixel<F: Real>(gamma: F, from_logits: bool) -> Pixel<F> {
+fn multilabel_pixel<F: Real>(gamma: Gamma<F>, from_logits: bool) -> Pixel<F> {
     Pixel::new(crate::kernels::focal::FocalParams {
-        gamma: gamma.to_f64(),
+        gamma: gamma.value().to_f64(),
         alpha: None,
         from_logits,
     })
@@ -401,7 +537,8 @@ pub(crate) struct ImageCoefficients<'a, F> {
     pub focal: &'a [(F, FocalTerm<'a, F>)],
 }
 
-/// Writes (or adds) the block's gradient into `out[c][..nb]` (the class rows of the block).
+/// Writes (or adds) the block's gradient into `out[c][at..at + nb]` (`out[c]`: the chunk's part
+/// of class `c`'s row).
 ///
 /// The derivatives with respect to the probabilities, and the softmax's backward
 /// `p_c (g_c - sum_k p_k g_k)`, are computed in f64: the softmax gradient is often far smaller
@@ -421,6 +558,7 @@ pub(crate) fn gradient<F: Real>(
     coefficients: &ImageCoefficients<'_, F>,
     accumulate: bool,
     out: &mut [&mut [F]],
+    at: usize,
     s: &mut Scratch<F>,
 ) {
     let b = s.block;
@@ -505,7 +643,7 @@ pub(crate) fn gradient<F: Real>(
     let valid = &s.valid[..nb];
     for (c, oc) in out.iter_mut().enumerate().take(classes) {
         let gc = &s.g[c * b..][..nb];
-        let oc = &mut oc[..nb];
+        let oc = &mut oc[at..at + nb];
         if accumulate {
             for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
                 *o = *o + F::from_f64(g) * v;
@@ -577,23 +715,18 @@ fn softmax_focal_gradient<F: Real>(
 ) {
     let b = s.block;
     let factor = factor.to_f64();
+    if let ImageTargets::Indices { .. } = targets {
+        true_class(x, len, classes, q, nb, term.weights, s);
+    }
     let ksum = &mut s.wide[..nb];
     ksum.fill(0.0);
     match *targets {
         ImageTargets::Indices { .. } => {
-            // k of the true class, per pixel (0 for a pixel of no class).
-            for i in 0..nb {
-                let id = s.ids[i] as usize;
-                if id < classes {
-                    let (_, d) = softmax_focal(
-                        s.p[id * b + i],
-                        x[id * len + q + i],
-                        s.log_sum[i],
-                        term.gamma,
-                        true,
-                    );
-                    ksum[i] = factor * term.weights[id].to_f64() * d.to_f64();
-                }
+            // k of the true class, per pixel (0 for a pixel of no class: its weight is 0).
+            let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+            for ((((k, &p), &x), &w), &l) in ksum.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls) {
+                let (_, d) = softmax_focal(p, x, l, term.gamma, true);
+                *k = factor * (w * d).to_f64();
             }
             for c in 0..classes {
                 let pc = &s.p[c * b..][..nb];
@@ -636,73 +769,26 @@ fn softmax_focal_gradient<F: Real>(
     }
 }
 
-/// `sum_i f(a_i, b_i)` (K sums) in f64 over 8 lanes: a fixed order of additions.
+/// `sum_i f(a_i, b_i, c_i, d_i)` in f64 over 8 lanes: a fixed order of additions at every
+/// SIMD level, one vector loop (unused arguments cost nothing).
 #[inline(always)]
-fn sums<F: Real, const K: usize>(a: &[F], b: &[F], f: impl Fn(F, F) -> [F; K]) -> [f64; K] {
-    let n = a.len().min(b.len());
-    let mut lanes = [[0.0_f64; 8]; K];
-    let (a_blocks, a_rest) = a[..n].as_chunks::<8>();
-    let (b_blocks, b_rest) = b[..n].as_chunks::<8>();
-    for (ab, bb) in a_blocks.iter().zip(b_blocks) {
-        for j in 0..8 {
-            let t = f(ab[j], bb[j]);
-            for k in 0..K {
-                lanes[k][j] += t[k].to_f64();
-            }
-        }
-    }
-    let mut total = [0.0; K];
-    for k in 0..K {
-        total[k] = lanes[k].iter().sum();
-    }
-    for (&av, &bv) in a_rest.iter().zip(b_rest) {
-        let t = f(av, bv);
-        for k in 0..K {
-            total[k] += t[k].to_f64();
-        }
-    }
-    total
-}
-
-/// [`sums`] of a function of four slices.
-#[inline(always)]
-fn sums3<F: Real, const K: usize>(
-    a: &[F],
-    b: &[F],
-    c: &[F],
-    d: &[F],
-    f: impl Fn(F, F, F, F) -> [F; K],
-) -> [f64; K] {
+fn sum_of<F: Real>(a: &[F], b: &[F], c: &[F], d: &[F], f: impl Fn(F, F, F, F) -> F) -> f64 {
     let n = a.len().min(b.len()).min(c.len()).min(d.len());
-    let mut total = [0.0; K];
-    let mut lanes = [[0.0_f64; 8]; K];
-    let full = n / 8 * 8;
-    for i in (0..full).step_by(8) {
-        for j in 0..8 {
-            let t = f(a[i + j], b[i + j], c[i + j], d[i + j]);
-            for k in 0..K {
-                lanes[k][j] += t[k].to_f64();
-            }
-        }
-    }
-    for k in 0..K {
-        total[k] = lanes[k].iter().sum();
-    }
-    for i in full..n {
-        let t = f(a[i], b[i], c[i], d[i]);
-        for k in 0..K {
-            total[k] += t[k].to_f64();
-        }
-    }
-    total
-}
-
-/// The f64 sum of values, over 8 lanes.
-#[inline(always)]
-fn sum_f64<F: Real>(values: impl Iterator<Item = F>) -> f64 {
+    let (a_steps, a_rest) = a[..n].as_chunks::<8>();
+    let (b_steps, b_rest) = b[..n].as_chunks::<8>();
+    let (c_steps, c_rest) = c[..n].as_chunks::<8>();
+    let (d_steps, d_rest) = d[..n].as_chunks::<8>();
     let mut lanes = [0.0_f64; 8];
-    for (i, v) in values.enumerate() {
-        lanes[i % 8] += v.to_f64();
+    for (((a, b), c), d) in a_steps.iter().zip(b_steps).zip(c_steps).zip(d_steps) {
+        for j in 0..8 {
+            lanes[j] += f(a[j], b[j], c[j], d[j]).to_f64();
+        }
     }
-    lanes.iter().sum()
+    let rest: f64 = a_rest
+        .iter()
+        .zip(b_rest)
+        .zip(c_rest.iter().zip(d_rest))
+        .map(|((&a, &b), (&c, &d))| f(a, b, c, d).to_f64())
+        .sum();
+    lanes.iter().sum::<f64>() + rest
 }

@@ -20,10 +20,11 @@ use crate::SegLossError;
 use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, CHUNK, Chunk};
+use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 use block::{
-    Activation, ClassCoefficients, FocalTerm, ImageCoefficients, ImageTargets, Scratch,
+    Activation, ClassCoefficients, FocalTerm, Gamma, ImageCoefficients, ImageTargets, Scratch,
     add_statistics, class_targets, focal_sum, gradient, probabilities,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
@@ -54,15 +55,18 @@ pub(crate) struct ClassKernel {
 }
 
 impl ClassKernel {
-    /// A kernel of one loss, whose values the plan reduces.
+    /// A kernel of one loss, reduced by the kernel itself: with [`Reduction::Mean`] or `Sum`
+    /// its output is one value, whose incoming gradient (1 after `backward`) scales nothing,
+    /// instead of `N` values that a mean would scale in another pass over the gradient.
     pub fn single(
         classes: usize,
         activation: ClassActivation,
         from_logits: bool,
         ignore_index: Option<i64>,
         kind: HeadKind,
+        reduction: Reduction,
     ) -> Self {
-        let per_image = !kind.batch();
+        let per_image = !kind.batch() && reduction == Reduction::None;
         ClassKernel {
             classes,
             activation,
@@ -70,7 +74,7 @@ impl ClassKernel {
             ignore_index,
             heads: vec![Head {
                 weight: 1.0,
-                reduction: Reduction::None,
+                reduction,
                 kind,
             }],
             per_image,
@@ -122,6 +126,13 @@ impl TypedKernel for ClassKernel {
                 allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
             });
         }
+        let focal_only = self
+            .heads
+            .iter()
+            .all(|h| matches!(h.kind, HeadKind::Focal { .. }));
+        if focal_only && let Some(grad) = grad {
+            return Ok(self.focal_in_one_pass(x, y, rows, len, grad));
+        }
         let gathered = self.gather(x, y, rows, len);
         let head_values = values(&self.heads, &gathered);
         if let Some(grad) = grad {
@@ -131,7 +142,7 @@ impl TypedKernel for ClassKernel {
                 .map(|f| f * grad.scale)
                 .collect();
             let c = coefficients(&self.heads, &gathered, &factors);
-            self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out);
+            self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out, false);
         }
         Ok(self.combine(&head_values, rows))
     }
@@ -156,12 +167,12 @@ impl ClassKernel {
     }
 
     /// The focal heads in the kernel's float type.
-    fn focal_terms<F: Real>(&self) -> Vec<(F, Vec<F>)> {
+    fn focal_terms<F: Real>(&self) -> Vec<(Gamma<F>, Vec<F>)> {
         self.heads
             .iter()
             .filter_map(|h| match &h.kind {
                 HeadKind::Focal { gamma, weights } => Some((
-                    F::from_f64(*gamma),
+                    Gamma::new(*gamma),
                     weights.iter().map(|&w| F::from_f64(w)).collect(),
                 )),
                 _ => None,
@@ -209,50 +220,52 @@ impl ClassKernel {
                     softmax: self.activation == ClassActivation::Softmax,
                 })
                 .collect();
-            widest(
-                #[inline(always)]
-                || {
-                    let mut s = Scratch::new(classes, self.block());
-                    let mut sums = ChunkSums {
-                        stats: vec![[0.0; STATS]; classes],
-                        focal: vec![0.0; terms.len()],
-                        counted: 0.0,
-                    };
-                    for q in pixels.clone().step_by(s.block) {
-                        let nb = s.block.min(pixels.end - q);
-                        sums.counted += probabilities(
-                            x,
-                            &targets,
-                            len,
-                            classes,
-                            q,
-                            nb,
-                            activation,
-                            needs.focal,
-                            &mut s,
-                        );
-                        for (c, stats) in sums.stats.iter_mut().enumerate() {
-                            let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
-                            let p = &s.p[c * s.block..][..nb];
-                            add_statistics(p, y, needs.squares, needs.abs, stats);
-                        }
-                        for (sum, term) in sums.focal.iter_mut().zip(&terms) {
-                            *sum += focal_sum(
+            with_scratch(|s: &mut Scratch<F>| {
+                s.prepare(classes, self.block());
+                widest(
+                    #[inline(always)]
+                    || {
+                        let mut sums = ChunkSums {
+                            stats: vec![[0.0; STATS]; classes],
+                            focal: vec![0.0; terms.len()],
+                            counted: 0.0,
+                        };
+                        for q in pixels.clone().step_by(s.block) {
+                            let nb = s.block.min(pixels.end - q);
+                            sums.counted += probabilities(
                                 x,
                                 &targets,
                                 len,
                                 classes,
                                 q,
                                 nb,
-                                *term,
-                                self.from_logits,
-                                &mut s,
+                                activation,
+                                needs.focal,
+                                s,
                             );
+                            for (c, stats) in sums.stats.iter_mut().enumerate() {
+                                let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
+                                let p = &s.p[c * s.block..][..nb];
+                                add_statistics(p, y, needs.squares, needs.abs, stats);
+                            }
+                            for (sum, term) in sums.focal.iter_mut().zip(&terms) {
+                                *sum += focal_sum(
+                                    x,
+                                    &targets,
+                                    len,
+                                    classes,
+                                    q,
+                                    nb,
+                                    *term,
+                                    self.from_logits,
+                                    s,
+                                );
+                            }
                         }
-                    }
-                    sums
-                },
-            )
+                        sums
+                    },
+                )
+            })
         });
         let mut gathered = Gathered {
             classes,
@@ -278,7 +291,63 @@ impl ClassKernel {
         gathered
     }
 
-    /// The second pass: every pixel's gradient, written (or added) into `out` `[N, C, P]`.
+    /// Losses made of focal terms only need no statistics: their gradient per pixel is known
+    /// once the pixels counted per image are (all of them, or those not ignored: a count over
+    /// the indices, no logits read), so values and gradient come from one pass, one softmax
+    /// per pixel.
+    fn focal_in_one_pass<F: Real>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        len: usize,
+        grad: Gradient<'_, F>,
+    ) -> Vec<f64> {
+        let counted: Vec<f64> = (0..rows)
+            .map(|n| match (y, self.ignore_index) {
+                (Targets::Indices(indices), Some(ignore)) => {
+                    indices.count_not(n * len, len, ignore) as f64
+                }
+                _ => len as f64,
+            })
+            .collect();
+        let focal = self
+            .reduction_factors(rows)
+            .iter()
+            .map(|f| {
+                counted
+                    .iter()
+                    .map(|&count| {
+                        if count > 0.0 {
+                            f * grad.scale / count
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let c = heads::Coefficients {
+            overlap: vec![[0.0; 4]; rows * self.classes],
+            focal,
+        };
+        let sums = self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out, true);
+        let mut gathered = Gathered {
+            classes: self.classes,
+            stats: Vec::new(),
+            focal: vec![vec![0.0; rows]; self.heads.len()],
+            counted,
+        };
+        for (chunk, sums) in self.chunks(rows, len).iter().zip(sums) {
+            for (total, s) in gathered.focal.iter_mut().zip(&sums) {
+                total[chunk.row] += s;
+            }
+        }
+        self.combine(&values(&self.heads, &gathered), rows)
+    }
+
+    /// The second pass: every pixel's gradient, written (or added) into `out` `[N, C, P]`;
+    /// with `focal_values`, each chunk's focal sums too (else empty).
     #[allow(clippy::too_many_arguments)]
     fn write_gradient<F: Real>(
         &self,
@@ -289,7 +358,8 @@ impl ClassKernel {
         c: &heads::Coefficients,
         accumulate: bool,
         out: &mut [F],
-    ) {
+        focal_values: bool,
+    ) -> Vec<Vec<f64>> {
         let classes = self.classes;
         let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
@@ -332,46 +402,59 @@ impl ClassKernel {
                     .any(|&v| v != 0.0),
                 focal: &terms,
             };
-            widest(
-                #[inline(always)]
-                || {
-                    let mut s = Scratch::new(classes, self.block());
-                    for q in pixels.clone().step_by(s.block) {
-                        let nb = s.block.min(pixels.end - q);
-                        probabilities(
-                            x,
-                            &targets,
-                            len,
-                            classes,
-                            q,
-                            nb,
-                            activation,
-                            !terms.is_empty(),
-                            &mut s,
-                        );
-                        let offset = q - pixels.start;
-                        let mut block_out: Vec<&mut [F]> = out
-                            .iter_mut()
-                            .map(|o| &mut o[offset..offset + nb])
-                            .collect();
-                        gradient(
-                            x,
-                            &targets,
-                            len,
-                            classes,
-                            q,
-                            nb,
-                            activation,
-                            self.from_logits,
-                            &coefficients,
-                            accumulate,
-                            &mut block_out,
-                            &mut s,
-                        );
-                    }
-                },
-            )
-        });
+            with_scratch(|s: &mut Scratch<F>| {
+                s.prepare(classes, self.block());
+                widest(
+                    #[inline(always)]
+                    || {
+                        let mut sums = vec![0.0; if focal_values { terms.len() } else { 0 }];
+                        for q in pixels.clone().step_by(s.block) {
+                            let nb = s.block.min(pixels.end - q);
+                            probabilities(
+                                x,
+                                &targets,
+                                len,
+                                classes,
+                                q,
+                                nb,
+                                activation,
+                                !terms.is_empty(),
+                                s,
+                            );
+                            for (sum, (_, term)) in sums.iter_mut().zip(&terms) {
+                                *sum += focal_sum(
+                                    x,
+                                    &targets,
+                                    len,
+                                    classes,
+                                    q,
+                                    nb,
+                                    *term,
+                                    self.from_logits,
+                                    s,
+                                );
+                            }
+                            gradient(
+                                x,
+                                &targets,
+                                len,
+                                classes,
+                                q,
+                                nb,
+                                activation,
+                                self.from_logits,
+                                &coefficients,
+                                accumulate,
+                                &mut out,
+                                q - pixels.start,
+                                s,
+                            );
+                        }
+                        sums
+                    },
+                )
+            })
+        })
     }
 
     /// The kernel's values from each head's.
