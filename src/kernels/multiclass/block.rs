@@ -593,8 +593,9 @@ pub(crate) fn gradient<F: Real>(
             s,
         );
     }
-    // Back through the activation: g_c = dL/dx_c.
+    // Back through the activation: g_c = dL/dx_c (nothing to do for a softmax of g = 0).
     match activation {
+        Activation::Softmax if !coefficients.any_overlap => {}
         Activation::Softmax => {
             let dot = &mut s.wide[..nb];
             dot.fill(0.0);

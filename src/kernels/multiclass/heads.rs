@@ -70,6 +70,8 @@ pub(crate) struct Head {
 /// What the first pass must gather for a set of heads.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Needs {
+    /// Any statistic at all (an overlap or generalized Dice head).
+    pub statistics: bool,
     pub squares: bool,
     pub abs: bool,
     pub focal: bool,
@@ -81,10 +83,11 @@ impl Needs {
         for head in heads {
             match &head.kind {
                 HeadKind::Overlap { params, .. } => {
+                    needs.statistics = true;
                     needs.squares |= params.squared;
                     needs.abs |= params.soft_label;
                 }
-                HeadKind::GeneralizedDice { .. } => {}
+                HeadKind::GeneralizedDice { .. } => needs.statistics = true,
                 HeadKind::Focal { .. } => needs.focal = true,
             }
         }

@@ -243,7 +243,14 @@ impl ClassKernel {
                                 needs.focal,
                                 s,
                             );
-                            for (c, stats) in sums.stats.iter_mut().enumerate() {
+                            let classes_with_statistics =
+                                if needs.statistics { classes } else { 0 };
+                            for (c, stats) in sums
+                                .stats
+                                .iter_mut()
+                                .enumerate()
+                                .take(classes_with_statistics)
+                            {
                                 let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
                                 let p = &s.p[c * s.block..][..nb];
                                 add_statistics(p, y, needs.squares, needs.abs, stats);
