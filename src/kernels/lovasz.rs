@@ -76,7 +76,7 @@ pub(crate) fn lovasz<F: Real>(
 /// A thread's buffers ([`with_scratch`]: a thread keeps those of its largest problem so far,
 /// 24 bytes per f32 pixel), reused for every problem it solves: otherwise each image allocates,
 /// and page-faults on, 24 bytes per f32 pixel (errors, derivatives, keys, the sort buffer).
-struct Scratch<F> {
+pub(crate) struct Scratch<F> {
     errors: Vec<F>,
     /// `d e_i / d x_i`, when the gradient is asked for.
     derivatives: Vec<F>,
@@ -98,7 +98,7 @@ impl<F> Default for Scratch<F> {
 }
 
 /// One problem: the value; the gradient is written into `grad` when given.
-fn problem<F: Real>(
+pub(crate) fn problem<F: Real>(
     x: &[F],
     y: &[F],
     errors: Errors,

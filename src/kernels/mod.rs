@@ -16,6 +16,7 @@ use crate::engine::Gradient;
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;
 pub(crate) mod lovasz;
+pub(crate) mod lovasz_softmax;
 pub(crate) mod multiclass;
 pub(crate) mod overlap;
 

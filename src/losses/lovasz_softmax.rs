@@ -5,6 +5,8 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::engine::{Plan, runs_on_host};
+use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
 use crate::losses::classes::{
     ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
 };
@@ -116,9 +118,42 @@ pub fn lovasz_softmax<const D: usize>(
             allowed: "class indices in 0..C (the logits' channel count)",
         });
     }
+    let targets = targets.into().checked(&logits, config.ignore_index)?;
+    let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
+    let problem_len = if config.per_image {
+        pixels
+    } else {
+        images * pixels
+    };
+    // The host kernel sorts u32 pixel indices; a larger problem takes the device path.
+    let fits_host_kernel = u32::try_from(problem_len).is_ok();
+    if config.execution == Execution::Host && !fits_host_kernel {
+        return Err(SegLossError::InvalidParameter {
+            name: "execution",
+            value: problem_len as f64,
+            allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
+        });
+    }
+    if fits_host_kernel && runs_on_host(config.execution, &logits, targets.is_tracked())? {
+        let kernel = LovaszSoftmaxKernel {
+            classes,
+            from_logits: config.from_logits,
+            ignore_index: config.ignore_index,
+            per_image: config.per_image,
+            selection: match &config.classes {
+                LovaszClasses::Present => ClassSelection::Present,
+                LovaszClasses::All => ClassSelection::All,
+                LovaszClasses::List(list) => {
+                    ClassSelection::Listed((0..classes).map(|c| list.contains(&c)).collect())
+                }
+            },
+            reduction: config.reduction,
+        };
+        return Plan::host(logits, targets.into_host(), Reduction::None, kernel).run();
+    }
     let (p, y) = probabilities_and_targets(
         logits,
-        targets.into(),
+        targets,
         ClassMode::Softmax,
         config.from_logits,
         config.ignore_index,

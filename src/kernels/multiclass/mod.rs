@@ -487,14 +487,14 @@ impl ClassKernel {
 }
 
 /// The pixels of `chunk` within its image.
-fn pixel_range(chunk: &Chunk, len: usize) -> Range<usize> {
+pub(crate) fn pixel_range(chunk: &Chunk, len: usize) -> Range<usize> {
     let start = chunk.range.start - chunk.row * len;
     start..start + chunk.range.len()
 }
 
 /// For each chunk (pixels of one image), its part of each class's row of `out` `[N, C, len]`:
 /// disjoint mutable slices, `C` per chunk.
-fn class_slices<'a, F>(
+pub(crate) fn class_slices<'a, F>(
     out: &'a mut [F],
     chunks: &[Chunk],
     classes: usize,

@@ -1,0 +1,459 @@
+//! Lovász-softmax on the host: the class probabilities of every pixel once (a softmax per
+//! pixel block, as the other multiclass kernels), then one Lovász problem per class and image
+//! (or per class over the batch) solved by the Lovász kernel's sort, then the softmax's
+//! backward. No one-hot, no per-class tensor of burn operations before the sort.
+//!
+//! The probabilities are kept in one buffer of the logits' size (the gradient buffer itself
+//! when the loss writes a gradient alone): each problem reads its rows of probabilities into
+//! its thread's scratch, solves, and overwrites those rows with `d loss / d p`; a last pass
+//! computes each block's probabilities again from the logits and turns the rows into
+//! `d loss / d x`.
+
+use crate::cpu::lanes::widest;
+use crate::cpu::math::Real;
+use crate::cpu::parallel::{self, Chunk};
+use crate::cpu::scratch::with_scratch;
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::kernels::lovasz::{self, Errors};
+use crate::kernels::multiclass::block::{Activation, ImageTargets, Scratch, probabilities};
+use crate::kernels::multiclass::{class_slices, pixel_range};
+use crate::validate::{TargetKind, check_values};
+use crate::{Reduction, SegLossError};
+
+/// The classes each problem's loss averages over.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ClassSelection {
+    /// Those present in the problem's targets.
+    Present,
+    /// Every class.
+    All,
+    /// `listed[c]`: the classes given.
+    Listed(Vec<bool>),
+}
+
+/// The engine's view of [`lovasz_softmax`](crate::losses::lovasz_softmax).
+#[derive(Clone, Debug)]
+pub(crate) struct LovaszSoftmaxKernel {
+    pub classes: usize,
+    /// `true`: a softmax of logits; `false`: the inputs are probabilities.
+    pub from_logits: bool,
+    pub ignore_index: Option<i64>,
+    /// One problem per image and class (`true`) or per class over the batch.
+    pub per_image: bool,
+    pub selection: ClassSelection,
+    /// Applied by the kernel (one value out unless per image with [`Reduction::None`]).
+    pub reduction: Reduction,
+}
+
+impl TypedKernel for LovaszSoftmaxKernel {
+    fn per_image(&self) -> bool {
+        self.per_image && self.reduction == Reduction::None
+    }
+
+    fn run<F: HostFloat>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        grad: Option<Gradient<'_, F>>,
+    ) -> Result<Vec<f64>, SegLossError> {
+        let classes = self.classes;
+        let len = x.len() / (rows * classes).max(1);
+        let expected = match y {
+            Targets::Values(v) => v.len() == x.len(),
+            Targets::Indices(i) => i.len() == rows * len,
+        };
+        if rows == 0 || classes == 0 || x.len() != rows * classes * len || !expected {
+            return Err(SegLossError::InvalidOption {
+                name: "targets",
+                value: format!("{} logits for {rows} images of {classes} classes", x.len()),
+                allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
+            });
+        }
+        if let Targets::Values(values) = y {
+            check_values(values, TargetKind::Hard)?;
+        }
+        // The probabilities, then d loss / d p, in the gradient buffer when the loss writes it
+        // alone, else in a buffer of their own.
+        let (scale, accumulate) = grad
+            .as_ref()
+            .map_or((1.0, false), |g| (g.scale, g.accumulate));
+        let mut own = Vec::new();
+        let mut grad = grad;
+        let buffer: &mut [F] = match grad.as_mut() {
+            Some(g) if !g.accumulate => &mut *g.out,
+            _ => {
+                own.resize(x.len(), F::ZERO);
+                &mut own
+            }
+        };
+        let ids = self.probabilities(x, y, rows, len, buffer);
+        let sums = self.target_sums(y, &ids, rows, len);
+        let problems = if self.per_image { rows } else { 1 };
+        // m_rc: the classes each problem averages over.
+        let masks: Vec<Vec<bool>> = (0..problems)
+            .map(|r| {
+                (0..classes)
+                    .map(|c| match &self.selection {
+                        ClassSelection::Present => {
+                            let of = |n: usize| sums[n * classes + c];
+                            let total: f64 = if self.per_image {
+                                of(r)
+                            } else {
+                                (0..rows).map(of).sum()
+                            };
+                            total > 0.0
+                        }
+                        ClassSelection::All => true,
+                        ClassSelection::Listed(listed) => listed[c],
+                    })
+                    .collect()
+            })
+            .collect();
+        let counts: Vec<usize> = masks
+            .iter()
+            .map(|m| m.iter().filter(|&&b| b).count())
+            .collect();
+        // d output / d loss_r.
+        let reduce = if self.per_image && self.reduction == Reduction::Mean {
+            1.0 / rows as f64
+        } else {
+            1.0
+        };
+        let values = self.solve(y, &ids, rows, len, &masks, &counts, scale * reduce, buffer);
+        let losses: Vec<f64> = (0..problems)
+            .map(|r| {
+                let total: f64 = (0..classes)
+                    .filter(|&c| masks[r][c])
+                    .map(|c| values[r * classes + c])
+                    .sum();
+                if counts[r] > 0 {
+                    total / counts[r] as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if let Some(grad) = grad {
+            let own_buffer = (!own.is_empty()).then_some(&own[..]);
+            self.backward(x, y, rows, len, own_buffer, grad.out, accumulate);
+        }
+        Ok(if TypedKernel::per_image(self) {
+            losses
+        } else {
+            vec![reduce * losses.iter().sum::<f64>()]
+        })
+    }
+}
+
+impl LovaszSoftmaxKernel {
+    fn activation(&self) -> Activation {
+        if self.from_logits {
+            Activation::Softmax
+        } else {
+            Activation::Identity
+        }
+    }
+
+    /// Pixels per block, as the multiclass kernel's.
+    fn block(&self) -> usize {
+        (2048 / self.classes).clamp(8, 512)
+    }
+
+    fn chunks(&self, rows: usize, len: usize) -> Vec<Chunk> {
+        parallel::chunks_of(
+            rows,
+            len,
+            (parallel::CHUNK / self.classes).max(self.block()),
+        )
+    }
+
+    fn image_targets<'a, F: Real>(
+        &self,
+        y: Targets<'a, F>,
+        image: usize,
+        len: usize,
+    ) -> ImageTargets<'a, F> {
+        let size = self.classes * len;
+        match y {
+            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
+            Targets::Indices(indices) => ImageTargets::Indices {
+                indices,
+                offset: image * len,
+                ignore: self.ignore_index,
+            },
+        }
+    }
+
+    /// Writes every pixel's class probabilities (0 where ignored) into `buffer` `[N, C, P]`;
+    /// returns the class ids of index targets (empty for per-class targets).
+    fn probabilities<F: Real>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        len: usize,
+        buffer: &mut [F],
+    ) -> Vec<u32> {
+        let classes = self.classes;
+        let chunks = self.chunks(rows, len);
+        let size = classes * len;
+        let activation = self.activation();
+        let indices = matches!(y, Targets::Indices(_));
+        let ids_per_chunk = parallel::map_items(
+            chunks
+                .iter()
+                .zip(class_slices(buffer, &chunks, classes, len))
+                .collect(),
+            |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
+                let image = chunk.row;
+                let x = &x[image * size..(image + 1) * size];
+                let targets = self.image_targets(y, image, len);
+                let pixels = pixel_range(chunk, len);
+                let mut ids = Vec::with_capacity(if indices { pixels.len() } else { 0 });
+                with_scratch(|s: &mut Scratch<F>| {
+                    s.prepare(classes, self.block());
+                    widest(
+                        #[inline(always)]
+                        || {
+                            for q in pixels.clone().step_by(s.block) {
+                                let nb = s.block.min(pixels.end - q);
+                                probabilities(
+                                    x, &targets, len, classes, q, nb, activation, false, s,
+                                );
+                                let at = q - pixels.start;
+                                for (c, row) in out.iter_mut().enumerate() {
+                                    row[at..at + nb].copy_from_slice(&s.p[c * s.block..][..nb]);
+                                }
+                                if indices {
+                                    ids.extend_from_slice(&s.ids[..nb]);
+                                }
+                            }
+                        },
+                    )
+                });
+                ids
+            },
+        );
+        ids_per_chunk.concat()
+    }
+
+    /// `sum_i y_ic` per image and class `[N * C]`.
+    fn target_sums<F: Real>(
+        &self,
+        y: Targets<'_, F>,
+        ids: &[u32],
+        rows: usize,
+        len: usize,
+    ) -> Vec<f64> {
+        let classes = self.classes;
+        let mut sums = vec![0.0; rows * classes];
+        match y {
+            Targets::Indices(_) => {
+                for (n, image) in ids.chunks(len).enumerate() {
+                    for &id in image {
+                        if (id as usize) < classes {
+                            sums[n * classes + id as usize] += 1.0;
+                        }
+                    }
+                }
+            }
+            Targets::Values(v) => {
+                for (sum, row) in sums.iter_mut().zip(v.chunks(len)) {
+                    *sum = row.iter().map(|&t| t.to_f64()).sum();
+                }
+            }
+        }
+        sums
+    }
+
+    /// Solves every (problem, class) pair in parallel and returns their values `[R * C]` (0
+    /// for a class not averaged over); overwrites each pair's rows of `buffer` with
+    /// `d output / d p` (0 for a class not averaged over).
+    #[allow(clippy::too_many_arguments)]
+    fn solve<F: Real>(
+        &self,
+        y: Targets<'_, F>,
+        ids: &[u32],
+        rows: usize,
+        len: usize,
+        masks: &[Vec<bool>],
+        counts: &[usize],
+        scale: f64,
+        buffer: &mut [F],
+    ) -> Vec<f64> {
+        let classes = self.classes;
+        // Each pair's rows: per image, its one row; for the batch, its row in every image.
+        let mut rows_of: Vec<Vec<&mut [F]>> = (0..if self.per_image { rows } else { 1 } * classes)
+            .map(|_| Vec::new())
+            .collect();
+        for (k, row) in buffer.chunks_mut(len).enumerate() {
+            let (n, c) = (k / classes, k % classes);
+            let pair = if self.per_image { n * classes + c } else { c };
+            rows_of[pair].push(row);
+        }
+        let pairs: Vec<(usize, Vec<&mut [F]>)> = rows_of.into_iter().enumerate().collect();
+        parallel::map_items(pairs, |(pair, mut rows_out)| {
+            let (r, c) = (pair / classes, pair % classes);
+            if !masks[r][c] {
+                for row in &mut rows_out {
+                    row.fill(F::ZERO);
+                }
+                return 0.0;
+            }
+            let images: Vec<usize> = if self.per_image {
+                vec![r]
+            } else {
+                (0..rows).collect()
+            };
+            with_scratch(|g: &mut Gathered<F>| {
+                g.p.clear();
+                g.y.clear();
+                for (row, &n) in rows_out.iter().zip(&images) {
+                    g.p.extend_from_slice(row);
+                    match y {
+                        Targets::Indices(_) => g.y.extend(
+                            ids[n * len..(n + 1) * len]
+                                .iter()
+                                .map(|&id| if id == c as u32 { F::ONE } else { F::ZERO }),
+                        ),
+                        Targets::Values(v) => {
+                            let at = (n * classes + c) * len;
+                            g.y.extend_from_slice(&v[at..at + len]);
+                        }
+                    }
+                }
+                g.grad.clear();
+                g.grad.resize(g.p.len(), F::ZERO);
+                let factor = scale / counts[r] as f64;
+                let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
+                    lovasz::problem(
+                        &g.p,
+                        &g.y,
+                        Errors::Sigmoid { from_logits: false },
+                        Some(Gradient {
+                            out: &mut g.grad,
+                            scale: factor,
+                            accumulate: false,
+                        }),
+                        s,
+                    )
+                });
+                for (row, part) in rows_out.iter_mut().zip(g.grad.chunks(len)) {
+                    row.copy_from_slice(part);
+                }
+                value
+            })
+        })
+    }
+
+    /// `d output / d x` from `d output / d p` (in `own` when given, else already in `out`):
+    /// the softmax's backward, the probabilities computed again from the logits; written (or
+    /// added) into `out`, 0 at ignored pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn backward<F: Real>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+        len: usize,
+        own: Option<&[F]>,
+        out: &mut [F],
+        accumulate: bool,
+    ) {
+        let classes = self.classes;
+        if self.activation() == Activation::Identity {
+            // d p / d x is the identity, and d loss / d p is 0 at ignored pixels already.
+            if let Some(own) = own {
+                for (o, &g) in out.iter_mut().zip(own) {
+                    *o = if accumulate { *o + g } else { g };
+                }
+            }
+            return;
+        }
+        let chunks = self.chunks(rows, len);
+        let size = classes * len;
+        parallel::map_items(
+            chunks
+                .iter()
+                .zip(class_slices(out, &chunks, classes, len))
+                .collect(),
+            |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
+                let image = chunk.row;
+                let xs = &x[image * size..(image + 1) * size];
+                let targets = self.image_targets(y, image, len);
+                let pixels = pixel_range(chunk, len);
+                with_scratch(|s: &mut Scratch<F>| {
+                    s.prepare(classes, self.block());
+                    widest(
+                        #[inline(always)]
+                        || {
+                            for q in pixels.clone().step_by(s.block) {
+                                let nb = s.block.min(pixels.end - q);
+                                probabilities(
+                                    xs,
+                                    &targets,
+                                    len,
+                                    classes,
+                                    q,
+                                    nb,
+                                    Activation::Softmax,
+                                    false,
+                                    s,
+                                );
+                                let at = q - pixels.start;
+                                let b = s.block;
+                                for c in 0..classes {
+                                    let from = match own {
+                                        Some(own) => &own[image * size + c * len + q..][..nb],
+                                        None => &out[c][at..at + nb],
+                                    };
+                                    for (g, &v) in s.g[c * b..][..nb].iter_mut().zip(from) {
+                                        *g = v.to_f64();
+                                    }
+                                }
+                                let dot = &mut s.wide[..nb];
+                                dot.fill(0.0);
+                                for c in 0..classes {
+                                    let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
+                                    for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
+                                        *d += p.to_f64() * g;
+                                    }
+                                }
+                                for (c, row) in out.iter_mut().enumerate() {
+                                    let gc = &s.g[c * b..][..nb];
+                                    let pc = &s.p[c * b..][..nb];
+                                    let valid = &s.valid[..nb];
+                                    let oc = &mut row[at..at + nb];
+                                    for ((((o, &g), &p), &d), &v) in
+                                        oc.iter_mut().zip(gc).zip(pc).zip(dot.iter()).zip(valid)
+                                    {
+                                        let dx = F::from_f64(p.to_f64() * (g - d)) * v;
+                                        *o = if accumulate { *o + dx } else { dx };
+                                    }
+                                }
+                            }
+                        },
+                    )
+                })
+            },
+        );
+    }
+}
+
+/// A pair's probabilities, labels and gradient, gathered contiguous (kept per thread).
+struct Gathered<F> {
+    p: Vec<F>,
+    y: Vec<F>,
+    grad: Vec<F>,
+}
+
+impl<F> Default for Gathered<F> {
+    fn default() -> Self {
+        Gathered {
+            p: Vec::new(),
+            y: Vec::new(),
+            grad: Vec::new(),
+        }
+    }
+}
