@@ -41,6 +41,8 @@ pub(crate) trait Real:
     /// A bit pattern that sorts like the value, for a non-negative value, where a radix sort
     /// applies (f32); `None` to sort by comparison (f64, the checking path).
     fn radix_key(self) -> Option<u32>;
+    /// The value of a radix key (f32; never called for f64, which has none).
+    fn from_radix_key(key: u32) -> Self;
     /// `true` for NaN, the one value that is not equal to itself.
     #[inline(always)]
     #[allow(clippy::eq_op)]
@@ -96,6 +98,9 @@ impl Real for f64 {
     fn radix_key(self) -> Option<u32> {
         None
     }
+    fn from_radix_key(_: u32) -> Self {
+        0.0
+    }
 }
 
 impl Real for f32 {
@@ -143,6 +148,10 @@ impl Real for f32 {
     #[inline(always)]
     fn radix_key(self) -> Option<u32> {
         Some(self.to_bits())
+    }
+    #[inline(always)]
+    fn from_radix_key(key: u32) -> Self {
+        f32::from_bits(key)
     }
 }
 

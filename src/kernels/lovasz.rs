@@ -128,34 +128,129 @@ pub(crate) fn problem<F: Real>(
     let e = &scratch.errors;
 
     let [total] = lanes::sum(y, y, |v, _| [v]);
-    let (mut cum_fg, mut cum_bg, mut previous, mut value) = (0.0, 0.0, 0.0, 0.0);
+    let mut weights = JaccardWeights::new(total);
+    let mut value = 0.0;
     for &key in &scratch.keys {
         let i = key as u32 as usize;
-        let label = y[i].to_f64();
-        cum_fg += label;
-        cum_bg += 1.0 - label;
-        // lovasz_grad: J_k = 1 - (G - cumsum(g))/(G + cumsum(1 - g)), weight J_k - J_(k-1).
-        let jaccard = 1.0 - (total - cum_fg) / (total + cum_bg);
-        let weight = jaccard - previous;
-        previous = jaccard;
+        let weight = weights.next(y[i].to_f64());
         value += e[i].to_f64() * weight;
         if let Some(g) = grad.as_mut() {
             let d = F::from_f64(g.scale * weight) * scratch.derivatives[i];
             g.out[i] = if g.accumulate { g.out[i] + d } else { d };
         }
     }
-    // A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative
-    // too. Done here, only for such a problem: a NaN select in the error pass made LLVM branch
-    // on the sign of every error (20% slower on [16,1,512,512]), and one in the sorted pass
-    // cost 7% (both measured).
+    nan_derivatives(value, grad, e);
+    value
+}
+
+/// A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative too.
+/// Done after the sorted pass, only for such a problem: a NaN select in the error pass made
+/// LLVM branch on the sign of every error (20% slower on [16,1,512,512]), and one in the sorted
+/// pass cost 7% (both measured).
+fn nan_derivatives<F: Real>(value: f64, grad: Option<Gradient<'_, F>>, errors: &[F]) {
     if value.is_nan()
         && let Some(g) = grad
     {
-        for (out, &error) in g.out.iter_mut().zip(e) {
+        for (out, &error) in g.out.iter_mut().zip(errors) {
             if error.is_nan() {
                 *out = error;
             }
         }
+    }
+}
+
+/// `lovasz_grad` one pixel at a time, in the order of decreasing error: with `G` the labels'
+/// total and the running sums of the labels and of their complements,
+/// `J_k = 1 - (G - cumsum(g))_k / (G + cumsum(1 - g))_k`, the weight `J_k - J_(k-1)`.
+struct JaccardWeights {
+    total: f64,
+    foreground: f64,
+    background: f64,
+    previous: f64,
+}
+
+impl JaccardWeights {
+    fn new(total: f64) -> Self {
+        JaccardWeights {
+            total,
+            foreground: 0.0,
+            background: 0.0,
+            previous: 0.0,
+        }
+    }
+
+    /// The weight of the next pixel, whose label is `label`.
+    #[inline(always)]
+    fn next(&mut self, label: f64) -> f64 {
+        self.foreground += label;
+        self.background += 1.0 - label;
+        let jaccard = 1.0 - (self.total - self.foreground) / (self.total + self.background);
+        let weight = jaccard - self.previous;
+        self.previous = jaccard;
+        weight
+    }
+}
+
+/// The largest problem whose sort keys carry a label bit beside the pixel index.
+const LABEL: u32 = 1 << 31;
+
+/// Whether [`labelled_problem`] takes a problem of `len` pixels in `F`: errors with radix keys
+/// (f32) and fewer than 2^31 pixels.
+pub(crate) fn takes_labelled<F: Real>(len: usize) -> bool {
+    F::ZERO.radix_key().is_some() && len < LABEL as usize
+}
+
+/// A Lovász problem on probabilities `p` with 0/1 labels `y` (errors `|y - p|`, Lovász-softmax's
+/// per-class problems) that [`takes_labelled`] (the caller uses [`problem`] otherwise).
+///
+/// Each sort key carries its pixel's index and label, and the error is its own key, so the pass
+/// over the sorted pixels reads nothing by index: on problems larger than the cache (a class
+/// over a batch), reading errors, labels and derivatives at random cost more than the sort.
+/// The derivative of `|y - p|` is `+1` for label 0 and `-1` for label 1 (0 at zero error).
+pub(crate) fn labelled_problem<F: Real>(
+    p: &[F],
+    y: &[F],
+    mut grad: Option<Gradient<'_, F>>,
+    scratch: &mut Scratch<F>,
+) -> f64 {
+    debug_assert!(takes_labelled::<F>(p.len()));
+    let keys = &mut scratch.keys;
+    keys.clear();
+    // A pure map (the labels' total apart), so that the compiler vectorises it.
+    keys.extend(p.iter().zip(y).enumerate().map(|(i, (&pi, &yi))| {
+        // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
+        let error = (yi - pi).abs() + F::ZERO;
+        let bits = error.radix_key().unwrap_or_default();
+        let label = if yi == F::ONE { LABEL } else { 0 };
+        // `!bits` ascending is bits descending (the errors are non-negative).
+        (u64::from(!bits) << 32) | u64::from(i as u32 | label)
+    }));
+    let [total] = lanes::sum(y, y, |v, _| [v]);
+    radix_sort_high_half(keys, &mut scratch.buffer);
+    let mut weights = JaccardWeights::new(total);
+    let mut value = 0.0;
+    for &key in keys.iter() {
+        let low = key as u32;
+        let (i, label) = ((low & !LABEL) as usize, low & LABEL != 0);
+        let error = F::from_radix_key(!((key >> 32) as u32));
+        let weight = weights.next(f64::from(u8::from(label)));
+        value += error.to_f64() * weight;
+        if let Some(g) = grad.as_mut() {
+            let sign = if error == F::ZERO {
+                F::ZERO
+            } else if label {
+                -F::ONE
+            } else {
+                F::ONE
+            };
+            let d = F::from_f64(g.scale * weight) * sign;
+            g.out[i] = if g.accumulate { g.out[i] + d } else { d };
+        }
+    }
+    if value.is_nan() {
+        // The errors again, for the NaN ones (a problem with a NaN input only).
+        let errors: Vec<F> = p.iter().zip(y).map(|(&pi, &yi)| (yi - pi).abs()).collect();
+        nan_derivatives(value, grad, &errors);
     }
     value
 }
@@ -228,6 +323,7 @@ fn descending_order<F: Real>(e: &[F], keys: &mut Vec<u64>, buffer: &mut Vec<u64>
 /// Stable LSD radix sort of `keys` by their top 32 bits, in three 11-bit passes, skipping any
 /// pass whose digit is the same for every key.
 fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
+    // (Eight-bit digits in four passes measured 10% slower, on problems of 2^16 to 2^21 keys.)
     const DIGIT: u32 = 11;
     const BUCKETS: usize = 1 << DIGIT;
     let mut counts = [[0usize; BUCKETS]; 3];
@@ -238,7 +334,8 @@ fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
             c[digit(k, pass)] += 1;
         }
     }
-    buffer.clear();
+    // Every value is overwritten by the scatter: only a grown part needs writing.
+    buffer.truncate(keys.len());
     buffer.resize(keys.len(), 0);
     for (pass, c) in counts.iter().enumerate() {
         if c.contains(&keys.len()) {

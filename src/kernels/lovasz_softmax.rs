@@ -327,17 +327,18 @@ impl LovaszSoftmaxKernel {
                 g.grad.resize(g.p.len(), F::ZERO);
                 let factor = scale / counts[r] as f64;
                 let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
-                    lovasz::problem(
-                        &g.p,
-                        &g.y,
-                        Errors::Sigmoid { from_logits: false },
-                        Some(Gradient {
-                            out: &mut g.grad,
-                            scale: factor,
-                            accumulate: false,
-                        }),
-                        s,
-                    )
+                    let grad = Gradient {
+                        out: &mut g.grad[..],
+                        scale: factor,
+                        accumulate: false,
+                    };
+                    // The f32 path carries the labels in the sort keys; f64 sorts by comparison.
+                    if lovasz::takes_labelled::<F>(g.p.len()) {
+                        lovasz::labelled_problem(&g.p, &g.y, Some(grad), s)
+                    } else {
+                        let errors = Errors::Sigmoid { from_logits: false };
+                        lovasz::problem(&g.p, &g.y, errors, Some(grad), s)
+                    }
                 });
                 for (row, part) in rows_out.iter_mut().zip(g.grad.chunks(len)) {
                     row.copy_from_slice(part);
