@@ -409,16 +409,14 @@ impl LovaszSoftmaxKernel {
                                         Some(own) => &own[image * size + c * len + q..][..nb],
                                         None => &out[c][at..at + nb],
                                     };
-                                    for (g, &v) in s.g[c * b..][..nb].iter_mut().zip(from) {
-                                        *g = v.to_f64();
-                                    }
+                                    s.g[c * b..][..nb].copy_from_slice(from);
                                 }
                                 let dot = &mut s.wide[..nb];
-                                dot.fill(0.0);
+                                dot.fill(F::ZERO);
                                 for c in 0..classes {
                                     let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
                                     for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
-                                        *d += p.to_f64() * g;
+                                        *d = *d + p * g;
                                     }
                                 }
                                 for (c, row) in out.iter_mut().enumerate() {
@@ -429,7 +427,7 @@ impl LovaszSoftmaxKernel {
                                     for ((((o, &g), &p), &d), &v) in
                                         oc.iter_mut().zip(gc).zip(pc).zip(dot.iter()).zip(valid)
                                     {
-                                        let dx = F::from_f64(p.to_f64() * (g - d)) * v;
+                                        let dx = p * (g - d) * v;
                                         *o = if accumulate { *o + dx } else { dx };
                                     }
                                 }

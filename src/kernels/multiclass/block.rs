@@ -81,12 +81,12 @@ pub(crate) struct Scratch<F> {
     /// The probabilities `[C, block]`.
     pub p: Vec<F>,
     /// `[C, block]`: the derivative with respect to each probability, then each logit
-    /// (second pass; f64, see [`gradient`]).
-    pub g: Vec<f64>,
+    /// (second pass).
+    pub g: Vec<F>,
     /// `[C, block]`: the focal derivative of each class (second pass, per-class targets).
-    pub k: Vec<f64>,
+    pub k: Vec<F>,
     /// `[block]`: a sum over the classes in the second pass.
-    pub wide: Vec<f64>,
+    pub wide: Vec<F>,
     /// `[block]`: the softmax's running maximum.
     pub max: Vec<F>,
     /// `[block]`: the softmax's sum, then its reciprocal.
@@ -134,9 +134,9 @@ impl<F: Real> Scratch<F> {
         self.block = block;
         let full = classes * block;
         grow(&mut self.p, full, F::ZERO);
-        grow(&mut self.g, full, 0.0);
-        grow(&mut self.k, full, 0.0);
-        grow(&mut self.wide, block, 0.0);
+        grow(&mut self.g, full, F::ZERO);
+        grow(&mut self.k, full, F::ZERO);
+        grow(&mut self.wide, block, F::ZERO);
         for v in [
             &mut self.max,
             &mut self.sum,
@@ -498,31 +498,31 @@ fn multilabel_pixel<F: Real>(gamma: Gamma<F>, from_logits: bool) -> Pixel<F> {
 /// `sum(p y)`, `s` that of `sum|p - y|`, `b` of `sum(p)` and `q` of `sum(p^2)`,
 /// `dL/dp = a y + s sign(p - y) + b + 2 q p`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ClassCoefficients {
-    pub a: f64,
-    pub s: f64,
-    pub b: f64,
-    pub q: f64,
+pub(crate) struct ClassCoefficients<F> {
+    pub a: F,
+    pub s: F,
+    pub b: F,
+    pub q: F,
 }
 
-impl ClassCoefficients {
+impl<F: Real> ClassCoefficients<F> {
     /// From `[a, s, b, q]`.
-    pub fn new([a, s, b, q]: [f64; 4]) -> Self {
+    pub fn new(coefficients: [f64; 4]) -> Self {
+        let [a, s, b, q] = coefficients.map(F::from_f64);
         ClassCoefficients { a, s, b, q }
     }
 
     /// `dL/dp` at probability `p` and target `y`.
     #[inline(always)]
-    fn at<F: Real>(&self, p: F, y: F) -> f64 {
+    fn at(&self, p: F, y: F) -> F {
         // sign(p - y), 0 at p = y (as burn's `abs` backward).
         let sign = if p > y {
             self.s
         } else if p < y {
             -self.s
         } else {
-            0.0
+            F::ZERO
         };
-        let (p, y) = (p.to_f64(), y.to_f64());
         self.a * y + sign + self.b + self.q * (p + p)
     }
 }
@@ -530,7 +530,7 @@ impl ClassCoefficients {
 /// The gradient coefficients of one image.
 pub(crate) struct ImageCoefficients<'a, F> {
     /// `[C]`: the overlap losses' `dL/dp` per class.
-    pub overlap: &'a [ClassCoefficients],
+    pub overlap: &'a [ClassCoefficients<F>],
     /// Whether any overlap coefficient is nonzero for some class.
     pub any_overlap: bool,
     /// Per focal head: its factor in this image, and the head.
@@ -540,10 +540,10 @@ pub(crate) struct ImageCoefficients<'a, F> {
 /// Writes (or adds) the block's gradient into `out[c][at..at + nb]` (`out[c]`: the chunk's part
 /// of class `c`'s row).
 ///
-/// The derivatives with respect to the probabilities, and the softmax's backward
-/// `p_c (g_c - sum_k p_k g_k)`, are computed in f64: the softmax gradient is often far smaller
-/// than the terms it is the difference of (two classes: `p_0 p_1 (g_0 - g_1)`), and in f32 their
-/// rounding would show in it.
+/// In the input's float type, as the burn-operations path: the softmax's backward
+/// `p_c (g_c - sum_k p_k g_k)` cancels where the classes' derivatives are close, in either path
+/// (computing it in f64 from f32 probabilities measured no closer to the exact gradient, and
+/// cost a fifth of the pass).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gradient<F: Real>(
@@ -567,7 +567,7 @@ pub(crate) fn gradient<F: Real>(
         let k = coefficients.overlap[c];
         let gc = &mut s.g[c * b..][..nb];
         if !coefficients.any_overlap {
-            gc.fill(0.0);
+            gc.fill(F::ZERO);
             continue;
         }
         let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
@@ -598,18 +598,18 @@ pub(crate) fn gradient<F: Real>(
         Activation::Softmax if !coefficients.any_overlap => {}
         Activation::Softmax => {
             let dot = &mut s.wide[..nb];
-            dot.fill(0.0);
+            dot.fill(F::ZERO);
             for c in 0..classes {
                 let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
                 for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
-                    *d += p.to_f64() * g;
+                    *d = *d + p * g;
                 }
             }
             for c in 0..classes {
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for ((g, &p), &d) in gc.iter_mut().zip(pc).zip(dot.iter()) {
-                    *g = p.to_f64() * (*g - d);
+                    *g = p * (*g - d);
                 }
             }
         }
@@ -618,7 +618,7 @@ pub(crate) fn gradient<F: Real>(
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for (g, &p) in gc.iter_mut().zip(pc) {
-                    *g *= (p * (F::ONE - p)).to_f64();
+                    *g = *g * (p * (F::ONE - p));
                 }
             }
             add_elementwise_focal(
@@ -647,11 +647,11 @@ pub(crate) fn gradient<F: Real>(
         let oc = &mut oc[at..at + nb];
         if accumulate {
             for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = *o + F::from_f64(g) * v;
+                *o = *o + g * v;
             }
         } else {
             for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = F::from_f64(g) * v;
+                *o = g * v;
             }
         }
     }
@@ -677,8 +677,8 @@ fn add_elementwise_focal<F: Real>(
     for &(factor, term) in coefficients.focal {
         let pixel = multilabel_pixel(term.gamma, from_logits);
         for c in 0..classes {
-            let w = (term.weights[c] * factor).to_f64();
-            if w == 0.0 {
+            let w = term.weights[c] * factor;
+            if w == F::ZERO {
                 continue;
             }
             let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
@@ -692,7 +692,7 @@ fn add_elementwise_focal<F: Real>(
                 } else {
                     pixel.term_and_derivative(x, y, F::ONE).1
                 };
-                *g += w * d.to_f64();
+                *g = *g + w * d;
             }
         }
     }
@@ -715,33 +715,32 @@ fn softmax_focal_gradient<F: Real>(
     s: &mut Scratch<F>,
 ) {
     let b = s.block;
-    let factor = factor.to_f64();
     if let ImageTargets::Indices { .. } = targets {
         true_class(x, len, classes, q, nb, term.weights, s);
     }
     let ksum = &mut s.wide[..nb];
-    ksum.fill(0.0);
+    ksum.fill(F::ZERO);
     match *targets {
         ImageTargets::Indices { .. } => {
             // k of the true class, per pixel (0 for a pixel of no class: its weight is 0).
             let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
             for ((((k, &p), &x), &w), &l) in ksum.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls) {
                 let (_, d) = softmax_focal(p, x, l, term.gamma, true);
-                *k = factor * (w * d).to_f64();
+                *k = factor * (w * d);
             }
             for c in 0..classes {
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 let ids = &s.ids[..nb];
                 for (((g, &p), &k), &id) in gc.iter_mut().zip(pc).zip(ksum.iter()).zip(ids) {
-                    let own = if id == c as u32 { k } else { 0.0 };
-                    *g += own - p.to_f64() * k;
+                    let own = if id == c as u32 { k } else { F::ZERO };
+                    *g = *g + own - p * k;
                 }
             }
         }
         ImageTargets::Values(_) => {
             for c in 0..classes {
-                let w = factor * term.weights[c].to_f64();
+                let w = factor * term.weights[c];
                 let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
                 let xc = &x[c * len + q..][..nb];
                 let pc = &s.p[c * b..][..nb];
@@ -754,8 +753,8 @@ fn softmax_focal_gradient<F: Real>(
                     .zip(xc.iter().zip(y))
                     .zip(ls)
                 {
-                    *k = w * (y * softmax_focal(p, x, l, term.gamma, true).1).to_f64();
-                    *t += *k;
+                    *k = w * (y * softmax_focal(p, x, l, term.gamma, true).1);
+                    *t = *t + *k;
                 }
             }
             for c in 0..classes {
@@ -763,7 +762,7 @@ fn softmax_focal_gradient<F: Real>(
                 let kc = &s.k[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 for (((g, &p), &k), &t) in gc.iter_mut().zip(pc).zip(kc).zip(ksum.iter()) {
-                    *g += k - p.to_f64() * t;
+                    *g = *g + k - p * t;
                 }
             }
         }

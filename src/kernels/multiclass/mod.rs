@@ -370,7 +370,7 @@ impl ClassKernel {
         let classes = self.classes;
         let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
-        let overlap: Vec<ClassCoefficients> = c
+        let overlap: Vec<ClassCoefficients<F>> = c
             .overlap
             .iter()
             .map(|&d| ClassCoefficients::new(d))
