@@ -33,13 +33,13 @@
 //! class with micro and macro averages in [`metrics::ClassConfusion`]), the paper's theory
 //! (Eq. 4, Prop. 1–2) in [`theory`].
 //!
-//! Every binary loss (and the sort of Lovász-softmax) has two implementations, chosen once per
-//! call by its `execution` option ([`Execution`]): fused multi-threaded host kernels (the
-//! default on the CPU backends flex and ndarray; value and gradient in one native pass over
-//! the backend's own buffers, joined to burn's autodiff graph as one custom operation whose
-//! backward hands on the kernel's gradient) and burn tensor operations (the default on wgpu,
-//! fusable there). They agree to 1e-5. The other multiclass losses run as burn operations on
-//! every backend.
+//! Every loss, binary and multiclass, has two implementations, chosen once per call by its
+//! `execution` option ([`Execution`]): fused multi-threaded host kernels (the default on the
+//! CPU backends flex and ndarray; value and gradient in native passes over the backend's own
+//! buffers, joined to burn's autodiff graph as one custom operation whose backward hands on the
+//! kernel's gradient; the multiclass kernels compute each pixel's softmax in place, with no
+//! one-hot and no softmax tensor) and burn tensor operations (the default on wgpu, fusable
+//! there). They agree to 1e-5.
 //!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
 //! `[N,1,Z,H,W]`...), binary targets of the same shape with values in `[0, 1]`; multiclass

@@ -183,18 +183,21 @@ fn infinite_logits_give_the_same_result_on_the_host_kernels_and_with_burn_operat
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The multiclass losses (burn operations, and the host sort of Lovász-softmax): a NaN logit
-/// gives a NaN loss and a NaN gradient at its pixel.
+/// The multiclass losses, on the host kernels (`Auto` on the CPU backends) and with burn
+/// operations (`Device`): a NaN logit gives a NaN loss and a NaN gradient at its pixel.
 #[test]
 fn multiclass_losses_propagate_a_nan_logit() {
+    use segloss::Execution::Device;
     let losses = [
         MulticlassLoss::Overlap(MulticlassOverlapConfig::new()),
+        MulticlassLoss::Overlap(MulticlassOverlapConfig::new().with_execution(Device)),
         MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new()),
+        MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new().with_execution(Device)),
         MulticlassLoss::LovaszSoftmax(LovaszSoftmaxConfig::new()),
-        MulticlassLoss::LovaszSoftmax(
-            LovaszSoftmaxConfig::new().with_execution(segloss::Execution::Device),
-        ),
+        MulticlassLoss::LovaszSoftmax(LovaszSoftmaxConfig::new().with_execution(Device)),
         MulticlassLoss::Focal(MulticlassFocalConfig::new()),
+        MulticlassLoss::Focal(MulticlassFocalConfig::new().with_execution(Device)),
+        MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
     ];
     let values: Vec<f64> = (0..2 * 3 * 8)
         .map(|i| ((i * 5 % 11) as f64) / 3.0 - 1.5)

@@ -15,8 +15,8 @@ use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
-use crate::kernels::multiclass::block::{Activation, ImageTargets, Scratch, probabilities};
-use crate::kernels::multiclass::{class_slices, pixel_range};
+use crate::kernels::multiclass::block::{Activation, Scratch, probabilities};
+use crate::kernels::multiclass::layout::{ClassLayout, class_slices, pixel_range};
 use crate::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
 
@@ -58,18 +58,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         let classes = self.classes;
-        let len = x.len() / (rows * classes).max(1);
-        let expected = match y {
-            Targets::Values(v) => v.len() == x.len(),
-            Targets::Indices(i) => i.len() == rows * len,
-        };
-        if rows == 0 || classes == 0 || x.len() != rows * classes * len || !expected {
-            return Err(SegLossError::InvalidOption {
-                name: "targets",
-                value: format!("{} logits for {rows} images of {classes} classes", x.len()),
-                allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
-            });
-        }
+        let len = self.layout().pixels(x, y, rows)?;
         if let Targets::Values(values) = y {
             check_values(values, TargetKind::Hard)?;
         }
@@ -155,33 +144,11 @@ impl LovaszSoftmaxKernel {
         }
     }
 
-    /// Pixels per block, as the multiclass kernel's.
-    fn block(&self) -> usize {
-        (2048 / self.classes).clamp(8, 512)
-    }
-
-    fn chunks(&self, rows: usize, len: usize) -> Vec<Chunk> {
-        parallel::chunks_of(
-            rows,
-            len,
-            (parallel::CHUNK / self.classes).max(self.block()),
-        )
-    }
-
-    fn image_targets<'a, F: Real>(
-        &self,
-        y: Targets<'a, F>,
-        image: usize,
-        len: usize,
-    ) -> ImageTargets<'a, F> {
-        let size = self.classes * len;
-        match y {
-            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
-            Targets::Indices(indices) => ImageTargets::Indices {
-                indices,
-                offset: image * len,
-                ignore: self.ignore_index,
-            },
+    /// The class count and ignored index, as the passes walk the inputs.
+    fn layout(&self) -> ClassLayout {
+        ClassLayout {
+            classes: self.classes,
+            ignore_index: self.ignore_index,
         }
     }
 
@@ -196,7 +163,7 @@ impl LovaszSoftmaxKernel {
         buffer: &mut [F],
     ) -> Vec<u32> {
         let classes = self.classes;
-        let chunks = self.chunks(rows, len);
+        let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
         let activation = self.activation();
         let indices = matches!(y, Targets::Indices(_));
@@ -208,11 +175,11 @@ impl LovaszSoftmaxKernel {
             |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
                 let image = chunk.row;
                 let x = &x[image * size..(image + 1) * size];
-                let targets = self.image_targets(y, image, len);
+                let targets = self.layout().image_targets(y, image, len);
                 let pixels = pixel_range(chunk, len);
                 let mut ids = Vec::with_capacity(if indices { pixels.len() } else { 0 });
                 with_scratch(|s: &mut Scratch<F>| {
-                    s.prepare(classes, self.block());
+                    s.prepare(classes, self.layout().block());
                     widest(
                         #[inline(always)]
                         || {
@@ -372,7 +339,7 @@ impl LovaszSoftmaxKernel {
             }
             return;
         }
-        let chunks = self.chunks(rows, len);
+        let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
         parallel::map_items(
             chunks
@@ -382,10 +349,10 @@ impl LovaszSoftmaxKernel {
             |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
                 let image = chunk.row;
                 let xs = &x[image * size..(image + 1) * size];
-                let targets = self.image_targets(y, image, len);
+                let targets = self.layout().image_targets(y, image, len);
                 let pixels = pixel_range(chunk, len);
                 with_scratch(|s: &mut Scratch<F>| {
-                    s.prepare(classes, self.block());
+                    s.prepare(classes, self.layout().block());
                     widest(
                         #[inline(always)]
                         || {

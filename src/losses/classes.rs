@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::check;
 use crate::engine::{HostTargets, Plan};
+use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::{ClassActivation, ClassKernel};
 use crate::losses::sigmoid_keeping_nan;
 use crate::tensors::one_hot;
@@ -114,14 +115,6 @@ impl<const D: usize> ClassTargets<D> {
     }
 }
 
-/// The kernel's view of a [`ClassMode`].
-pub(crate) fn activation(mode: ClassMode) -> ClassActivation {
-    match mode {
-        ClassMode::Softmax => ClassActivation::Softmax,
-        ClassMode::Multilabel => ClassActivation::Multilabel,
-    }
-}
-
 /// How a multiclass loss runs: on the host, with a [`ClassKernel`] that a compound loss can
 /// merge with the kernels of its other terms (one pass for all of them), or already computed.
 #[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.
@@ -136,6 +129,36 @@ pub(crate) enum ClassPlan<const D: usize> {
 }
 
 impl<const D: usize> ClassPlan<D> {
+    /// The host plan of one multiclass loss: `head`, with the class mode, input kind, ignored
+    /// index and reduction of its config.
+    pub fn single(
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        mode: ClassMode,
+        from_logits: bool,
+        ignore_index: Option<i64>,
+        head: HeadKind,
+        reduction: Reduction,
+    ) -> Self {
+        let classes = logits.dims()[1];
+        let activation = match mode {
+            ClassMode::Softmax => ClassActivation::Softmax,
+            ClassMode::Multilabel => ClassActivation::Multilabel,
+        };
+        ClassPlan::Host {
+            logits,
+            targets: targets.into_host(),
+            kernel: ClassKernel::single(
+                classes,
+                activation,
+                from_logits,
+                ignore_index,
+                head,
+                reduction,
+            ),
+        }
+    }
+
     /// Runs the plan.
     pub fn run(self) -> Result<Tensor<1>, SegLossError> {
         match self {

@@ -5,11 +5,9 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::runs_on_host;
-use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::losses::classes::{
-    ClassMode, ClassPlan, ClassTargets, activation, check_background, class_sums,
-    probabilities_and_targets,
+    ClassMode, ClassPlan, ClassTargets, check_background, class_sums, probabilities_and_targets,
 };
 use crate::losses::overlap::{loss_of_ratio, soft_statistics};
 use crate::tensors::row_sums;
@@ -134,18 +132,15 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
             smooth_dr: config.smooth_dr,
             batch: config.aggregation == Aggregation::Batch,
         };
-        return Ok(ClassPlan::Host {
+        return Ok(ClassPlan::single(
             logits,
-            targets: targets.into_host(),
-            kernel: ClassKernel::single(
-                classes,
-                activation(config.mode),
-                config.from_logits,
-                config.ignore_index,
-                head,
-                config.reduction,
-            ),
-        });
+            targets,
+            config.mode,
+            config.from_logits,
+            config.ignore_index,
+            head,
+            config.reduction,
+        ));
     }
     let (p, y) = probabilities_and_targets(
         logits,

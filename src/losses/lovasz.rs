@@ -206,6 +206,26 @@ pub fn lovasz_grad(gt_sorted: Tensor<1>) -> Result<Tensor<1>, SegLossError> {
     Ok(upload(weights, [len], &device, dtype))
 }
 
+/// Whether a Lovász loss with problems of `problem_len` pixels runs on the host
+/// ([`runs_on_host`]): the host kernels sort u32 pixel indices, so a larger problem takes the
+/// device path, and is an error under `Execution::Host`.
+pub(crate) fn sorts_on_host<const D: usize>(
+    execution: Execution,
+    logits: &Tensor<D>,
+    targets_tracked: bool,
+    problem_len: usize,
+) -> Result<bool, SegLossError> {
+    let fits_host_kernel = u32::try_from(problem_len).is_ok();
+    if execution == Execution::Host && !fits_host_kernel {
+        return Err(SegLossError::InvalidParameter {
+            name: "execution",
+            value: problem_len as f64,
+            allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
+        });
+    }
+    Ok(fits_host_kernel && runs_on_host(execution, logits, targets_tracked)?)
+}
+
 /// The shared body of the Lovász losses: `kind` names the errors for the host kernel, and
 /// `errors(x, y)` builds the same per-pixel errors on `[N, P]` rows for the device path (the
 /// sort key and the factor of the weights).
@@ -219,16 +239,7 @@ fn lovasz<const D: usize>(
     let targets = check::binary_pair(&logits, targets)?;
     let (n, p) = check::batch_shape(&logits, "logits")?;
     let problem_len = if config.per_image { p } else { n * p };
-    // The host kernel sorts u32 pixel indices; a larger problem takes the device path.
-    let fits_host_kernel = u32::try_from(problem_len).is_ok();
-    if config.execution == Execution::Host && !fits_host_kernel {
-        return Err(SegLossError::InvalidParameter {
-            name: "execution",
-            value: problem_len as f64,
-            allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
-        });
-    }
-    if fits_host_kernel && runs_on_host(config.execution, &logits, targets.is_tracked())? {
+    if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
         let kernel = LovaszKernel {
             per_image: config.per_image,
             errors: kind,

@@ -5,11 +5,12 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::Plan;
 use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
 use crate::losses::classes::{
     ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
 };
+use crate::losses::lovasz::sorts_on_host;
 use crate::losses::{LovaszConfig, lovasz_sigmoid};
 use crate::{Execution, Reduction, SegLossError};
 
@@ -48,8 +49,8 @@ pub struct LovaszSoftmaxConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
-    /// Host kernel or burn operations for the sort and weights (default [`Execution::Auto`]),
-    /// as for [`lovasz_sigmoid`].
+    /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on flex and
+    /// ndarray), as for [`lovasz_sigmoid`].
     #[config(default = "Execution::Auto")]
     pub execution: Execution,
 }
@@ -77,12 +78,15 @@ impl LovaszSoftmaxConfig {
 /// with `p = softmax(x)` over the channels and `(k)` the order of decreasing error; the
 /// problem's loss is the mean of `l_c` over the classes of `config.classes`. Equals Berman's
 /// `lovasz_softmax(probas, labels, classes, per_image, ignore)`. Every (problem, class) pair
-/// is one Lovász-sigmoid problem on the probabilities `p_c` with the labels `[y = c]`, so all
-/// of them are solved in one batched call: on the CPU backends, one parallel radix sort per
-/// pair in the host kernel, with no loop over classes. Ignored pixels get probability 0 and
-/// label 0: their error is 0, they sort after every pixel with a positive error and change no
-/// weight there, which is the same loss and gradient as removing them. Reads the data to the
-/// host once, like every Lovász loss here.
+/// is one Lovász-sigmoid problem on the probabilities `p_c` with the labels `[y = c]`. On flex
+/// and ndarray ([`Execution::Auto`]) one host kernel computes the softmax per pixel, the
+/// errors of every pair and their stable radix sorts in parallel (the labels ride in the sort
+/// keys), and the softmax's backward, with no one-hot and no per-class tensor; elsewhere burn
+/// operations build the probabilities and the pairs are solved in one batched call of the
+/// Lovász-sigmoid loss. Ignored pixels get probability 0 and label 0: their error is 0, they
+/// sort after every pixel with a positive error and change no weight there, which is the same
+/// loss and gradient as removing them. Reads the data to the host once, like every Lovász loss
+/// here.
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
@@ -125,16 +129,7 @@ pub fn lovasz_softmax<const D: usize>(
     } else {
         images * pixels
     };
-    // The host kernel sorts u32 pixel indices; a larger problem takes the device path.
-    let fits_host_kernel = u32::try_from(problem_len).is_ok();
-    if config.execution == Execution::Host && !fits_host_kernel {
-        return Err(SegLossError::InvalidParameter {
-            name: "execution",
-            value: problem_len as f64,
-            allowed: "Execution::Host sorts at most 2^32 - 1 pixels per Lovász problem",
-        });
-    }
-    if fits_host_kernel && runs_on_host(config.execution, &logits, targets.is_tracked())? {
+    if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
         let kernel = LovaszSoftmaxKernel {
             classes,
             from_logits: config.from_logits,

@@ -11,11 +11,10 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::runs_on_host;
-use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
 use crate::losses::classes::{
-    ClassAverage, ClassMode, ClassPlan, ClassTargets, activation, check_class_weights, class_sums,
+    ClassAverage, ClassMode, ClassPlan, ClassTargets, check_class_weights, class_sums,
     class_weights, present, probabilities_and_targets, weighted_mean,
 };
 use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
@@ -207,18 +206,15 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
             weights,
             present_only: config.average == ClassAverage::Present,
         };
-        return Ok(ClassPlan::Host {
+        return Ok(ClassPlan::single(
             logits,
-            targets: targets.into_host(),
-            kernel: ClassKernel::single(
-                classes,
-                activation(config.mode),
-                config.from_logits,
-                config.ignore_index,
-                head,
-                config.reduction,
-            ),
-        });
+            targets,
+            config.mode,
+            config.from_logits,
+            config.ignore_index,
+            head,
+            config.reduction,
+        ));
     }
     // [N, C, P]: one row of pixels per image and class.
     let (p, y) = probabilities_and_targets(

@@ -6,10 +6,9 @@ use burn::tensor::activation::log_softmax;
 
 use crate::check;
 use crate::engine::runs_on_host;
-use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::losses::classes::{
-    ClassMode, ClassPlan, ClassTargets, activation, check_class_weights, class_rows, class_weights,
+    ClassMode, ClassPlan, ClassTargets, check_class_weights, class_rows, class_weights,
     weighted_mean,
 };
 use crate::losses::cross_entropy::MIN_PROB;
@@ -124,18 +123,15 @@ pub(crate) fn multiclass_focal_plan<const D: usize>(
             gamma: config.gamma,
             weights,
         };
-        return Ok(ClassPlan::Host {
+        return Ok(ClassPlan::single(
             logits,
-            targets: targets.into_host(),
-            kernel: ClassKernel::single(
-                classes,
-                activation(config.mode),
-                config.from_logits,
-                config.ignore_index,
-                head,
-                config.reduction,
-            ),
-        });
+            targets,
+            config.mode,
+            config.from_logits,
+            config.ignore_index,
+            head,
+            config.reduction,
+        ));
     }
     let (x, y, valid) = class_rows(logits, targets, config.ignore_index)?;
     let terms = match config.mode {

@@ -12,25 +12,22 @@
 
 pub(crate) mod block;
 pub(crate) mod heads;
-
-use std::ops::Range;
+pub(crate) mod layout;
 
 use crate::Reduction;
 use crate::SegLossError;
 use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
-use crate::cpu::parallel::{self, CHUNK, Chunk};
+use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 use block::{
-    Activation, ClassCoefficients, FocalTerm, Gamma, ImageCoefficients, ImageTargets, Scratch,
-    add_statistics, class_targets, focal_sum, gradient, probabilities,
+    Activation, ClassCoefficients, FocalTerm, Gamma, ImageCoefficients, Scratch, add_statistics,
+    class_targets, focal_sum, gradient, probabilities,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
-
-/// Elements (pixels times classes) in a block: its buffers stay in L1 cache.
-const BLOCK_ELEMENTS: usize = 2048;
+use layout::{ClassLayout, class_slices, pixel_range};
 
 /// How the channels of a pixel become class probabilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,19 +110,7 @@ impl TypedKernel for ClassKernel {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        let classes = self.classes;
-        let len = x.len() / (rows * classes).max(1);
-        let expected = match y {
-            Targets::Values(v) => v.len() == x.len(),
-            Targets::Indices(i) => i.len() == rows * len,
-        };
-        if rows == 0 || classes == 0 || x.len() != rows * classes * len || !expected {
-            return Err(SegLossError::InvalidOption {
-                name: "targets",
-                value: format!("{} logits for {rows} images of {classes} classes", x.len()),
-                allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
-            });
-        }
+        let len = self.layout().pixels(x, y, rows)?;
         let focal_only = self
             .heads
             .iter()
@@ -156,14 +141,12 @@ struct ChunkSums {
 }
 
 impl ClassKernel {
-    /// Pixels per block for this class count.
-    fn block(&self) -> usize {
-        (BLOCK_ELEMENTS / self.classes).clamp(8, 512)
-    }
-
-    /// The chunks of pixels: at most [`CHUNK`] elements (pixels times classes) each.
-    fn chunks(&self, rows: usize, len: usize) -> Vec<Chunk> {
-        parallel::chunks_of(rows, len, (CHUNK / self.classes).max(self.block()))
+    /// The class count and ignored index, as the passes walk the inputs.
+    pub fn layout(&self) -> ClassLayout {
+        ClassLayout {
+            classes: self.classes,
+            ignore_index: self.ignore_index,
+        }
     }
 
     /// The focal heads in the kernel's float type.
@@ -180,24 +163,6 @@ impl ClassKernel {
             .collect()
     }
 
-    /// The image's targets.
-    fn image_targets<'a, F: Real>(
-        &self,
-        y: Targets<'a, F>,
-        image: usize,
-        len: usize,
-    ) -> ImageTargets<'a, F> {
-        let size = self.classes * len;
-        match y {
-            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
-            Targets::Indices(indices) => ImageTargets::Indices {
-                indices,
-                offset: image * len,
-                ignore: self.ignore_index,
-            },
-        }
-    }
-
     /// The first pass: the statistics of every image and class, the focal sums and the pixels
     /// counted, summed over the chunks in their order (independent of the thread count).
     fn gather<F: Real>(&self, x: &[F], y: Targets<'_, F>, rows: usize, len: usize) -> Gathered {
@@ -205,12 +170,12 @@ impl ClassKernel {
         let needs = Needs::of(&self.heads);
         let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
-        let chunks = self.chunks(rows, len);
+        let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
         let partial = parallel::map(&chunks, |chunk| {
             let image = chunk.row;
             let x = &x[image * size..(image + 1) * size];
-            let targets = self.image_targets(y, image, len);
+            let targets = self.layout().image_targets(y, image, len);
             let pixels = pixel_range(chunk, len);
             let terms: Vec<FocalTerm<'_, F>> = focal
                 .iter()
@@ -221,7 +186,7 @@ impl ClassKernel {
                 })
                 .collect();
             with_scratch(|s: &mut Scratch<F>| {
-                s.prepare(classes, self.block());
+                s.prepare(classes, self.layout().block());
                 widest(
                     #[inline(always)]
                     || {
@@ -345,7 +310,7 @@ impl ClassKernel {
             focal: vec![vec![0.0; rows]; self.heads.len()],
             counted,
         };
-        for (chunk, sums) in self.chunks(rows, len).iter().zip(sums) {
+        for (chunk, sums) in self.layout().chunks(rows, len).iter().zip(sums) {
             for (total, s) in gathered.focal.iter_mut().zip(&sums) {
                 total[chunk.row] += s;
             }
@@ -375,7 +340,7 @@ impl ClassKernel {
             .iter()
             .map(|&d| ClassCoefficients::new(d))
             .collect();
-        let chunks = self.chunks(rows, len);
+        let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
         let items: Vec<(&Chunk, Vec<&mut [F]>)> = chunks
             .iter()
@@ -384,7 +349,7 @@ impl ClassKernel {
         parallel::map_items(items, |(chunk, mut out)| {
             let image = chunk.row;
             let x = &x[image * size..(image + 1) * size];
-            let targets = self.image_targets(y, image, len);
+            let targets = self.layout().image_targets(y, image, len);
             let pixels = pixel_range(chunk, len);
             let overlap = &overlap[image * classes..(image + 1) * classes];
             let terms: Vec<(F, FocalTerm<'_, F>)> = focal
@@ -410,7 +375,7 @@ impl ClassKernel {
                 focal: &terms,
             };
             with_scratch(|s: &mut Scratch<F>| {
-                s.prepare(classes, self.block());
+                s.prepare(classes, self.layout().block());
                 widest(
                     #[inline(always)]
                     || {
@@ -484,35 +449,4 @@ impl ClassKernel {
                 .sum(),
         ]
     }
-}
-
-/// The pixels of `chunk` within its image.
-pub(crate) fn pixel_range(chunk: &Chunk, len: usize) -> Range<usize> {
-    let start = chunk.range.start - chunk.row * len;
-    start..start + chunk.range.len()
-}
-
-/// For each chunk (pixels of one image), its part of each class's row of `out` `[N, C, len]`:
-/// disjoint mutable slices, `C` per chunk.
-pub(crate) fn class_slices<'a, F>(
-    out: &'a mut [F],
-    chunks: &[Chunk],
-    classes: usize,
-    len: usize,
-) -> Vec<Vec<&'a mut [F]>> {
-    let mut per_chunk: Vec<Vec<&'a mut [F]>> = chunks.iter().map(|_| Vec::new()).collect();
-    for (image, image_out) in out.chunks_mut(classes * len).enumerate() {
-        for row in image_out.chunks_mut(len) {
-            let mut rest = row;
-            let mut at = 0;
-            for (k, chunk) in chunks.iter().enumerate().filter(|(_, c)| c.row == image) {
-                let range = pixel_range(chunk, len);
-                let (piece, tail) = std::mem::take(&mut rest).split_at_mut(range.end - at);
-                per_chunk[k].push(&mut piece[range.start - at..]);
-                rest = tail;
-                at = range.end;
-            }
-        }
-    }
-    per_chunk
 }

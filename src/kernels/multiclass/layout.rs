@@ -1,0 +1,108 @@
+//! How the multiclass kernels walk their inputs: logits `[N, C, P]` (class stride `P`) in
+//! chunks of pixels of one image (the unit of parallel work), each in blocks of pixels across
+//! all the classes (the unit of vectorised work, [`block`](super::block)).
+
+use std::ops::Range;
+
+use crate::SegLossError;
+use crate::cpu::parallel::{self, CHUNK, Chunk};
+use crate::engine::Targets;
+
+use super::block::ImageTargets;
+
+/// Elements (pixels times classes) in a block: its buffers stay in L1 cache.
+const BLOCK_ELEMENTS: usize = 2048;
+
+/// What every multiclass kernel needs to read its inputs: the class count and the ignored
+/// index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClassLayout {
+    pub classes: usize,
+    pub ignore_index: Option<i64>,
+}
+
+impl ClassLayout {
+    /// The pixels per image `P` of logits `x` `[rows, C, P]` with targets `y` (indices
+    /// `[rows, P]` or values `[rows, C, P]`); an error for sizes that do not fit.
+    pub fn pixels<F>(
+        &self,
+        x: &[F],
+        y: Targets<'_, F>,
+        rows: usize,
+    ) -> Result<usize, SegLossError> {
+        let classes = self.classes;
+        let len = x.len() / (rows * classes).max(1);
+        let targets_fit = match y {
+            Targets::Values(v) => v.len() == x.len(),
+            Targets::Indices(i) => i.len() == rows * len,
+        };
+        if rows == 0 || classes == 0 || x.len() != rows * classes * len || !targets_fit {
+            return Err(SegLossError::InvalidOption {
+                name: "targets",
+                value: format!("{} logits for {rows} images of {classes} classes", x.len()),
+                allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
+            });
+        }
+        Ok(len)
+    }
+
+    /// Pixels per block.
+    pub fn block(&self) -> usize {
+        (BLOCK_ELEMENTS / self.classes).clamp(8, 512)
+    }
+
+    /// The chunks of pixels: at most [`CHUNK`] elements (pixels times classes) each, fixed by
+    /// the shape alone (so are the sums over them).
+    pub fn chunks(&self, rows: usize, len: usize) -> Vec<Chunk> {
+        parallel::chunks_of(rows, len, (CHUNK / self.classes).max(self.block()))
+    }
+
+    /// The targets of image `image`.
+    pub fn image_targets<'a, F>(
+        &self,
+        y: Targets<'a, F>,
+        image: usize,
+        len: usize,
+    ) -> ImageTargets<'a, F> {
+        let size = self.classes * len;
+        match y {
+            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
+            Targets::Indices(indices) => ImageTargets::Indices {
+                indices,
+                offset: image * len,
+                ignore: self.ignore_index,
+            },
+        }
+    }
+}
+
+/// The pixels of `chunk` within its image.
+pub(crate) fn pixel_range(chunk: &Chunk, len: usize) -> Range<usize> {
+    let start = chunk.range.start - chunk.row * len;
+    start..start + chunk.range.len()
+}
+
+/// For each chunk (pixels of one image), its part of each class's row of `out` `[N, C, len]`:
+/// disjoint mutable slices, `C` per chunk.
+pub(crate) fn class_slices<'a, F>(
+    out: &'a mut [F],
+    chunks: &[Chunk],
+    classes: usize,
+    len: usize,
+) -> Vec<Vec<&'a mut [F]>> {
+    let mut per_chunk: Vec<Vec<&'a mut [F]>> = chunks.iter().map(|_| Vec::new()).collect();
+    for (image, image_out) in out.chunks_mut(classes * len).enumerate() {
+        for row in image_out.chunks_mut(len) {
+            let mut rest = row;
+            let mut at = 0;
+            for (k, chunk) in chunks.iter().enumerate().filter(|(_, c)| c.row == image) {
+                let range = pixel_range(chunk, len);
+                let (piece, tail) = std::mem::take(&mut rest).split_at_mut(range.end - at);
+                per_chunk[k].push(&mut piece[range.start - at..]);
+                rest = tail;
+                at = range.end;
+            }
+        }
+    }
+    per_chunk
+}
