@@ -81,7 +81,7 @@ pub(crate) struct Scratch<F> {
     /// `d e_i / d x_i`, when the gradient is asked for.
     derivatives: Vec<F>,
     /// Sort keys `(!error bits << 32) | pixel`, sorted in place: the order is their low half.
-    keys: Vec<u64>,
+    pub keys: Vec<u64>,
     /// The radix sort's second buffer.
     buffer: Vec<u64>,
 }
@@ -200,42 +200,51 @@ pub(crate) fn takes_labelled<F: Real>(len: usize) -> bool {
     F::ZERO.radix_key().is_some() && len < LABEL as usize
 }
 
-/// A Lovász problem on probabilities `p` with 0/1 labels `y` (errors `|y - p|`, Lovász-softmax's
-/// per-class problems) that [`takes_labelled`] (the caller uses [`problem`] otherwise).
+/// The sort key of pixel `index` with probability `p` and label `label` for
+/// [`labelled_problem`]: the error `|label - p|` (descending: its bits inverted) above, the
+/// index and the label bit below.
+#[inline(always)]
+pub(crate) fn labelled_key<F: Real>(p: F, label: bool, index: usize) -> u64 {
+    let y = if label { F::ONE } else { F::ZERO };
+    // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
+    let error = (y - p).abs() + F::ZERO;
+    let bits = error.radix_key().unwrap_or_default();
+    let label = if label { LABEL } else { 0 };
+    // `!bits` ascending is bits descending (the errors are non-negative).
+    (u64::from(!bits) << 32) | u64::from(index as u32 | label)
+}
+
+/// A Lovász problem on probabilities with 0/1 labels (errors `|y - p|`, Lovász-softmax's
+/// per-class problems) whose keys ([`labelled_key`], one per pixel, `labels` of them with label
+/// 1) the caller put in `scratch.keys`, for a problem that [`takes_labelled`] (the caller uses
+/// [`problem`] otherwise). Returns the value; with `grad = (scale, write)`, calls
+/// `write(index, scale * d value / d p_index)` once per pixel.
 ///
-/// Each sort key carries its pixel's index and label, and the error is its own key, so the pass
-/// over the sorted pixels reads nothing by index: on problems larger than the cache (a class
-/// over a batch), reading errors, labels and derivatives at random cost more than the sort.
-/// The derivative of `|y - p|` is `+1` for label 0 and `-1` for label 1 (0 at zero error).
+/// The key carries all the pass over the sorted pixels needs (the error is the key itself), so
+/// nothing is read by index and nothing beside the keys is kept: on problems larger than the
+/// cache (a class over a batch), reading errors and labels at random cost more than the sort,
+/// and gathering them took 12 bytes a pixel. The derivative of `|y - p|` is `+1` for label 0
+/// and `-1` for label 1 (0 at zero error).
 pub(crate) fn labelled_problem<F: Real>(
-    p: &[F],
-    y: &[F],
-    mut grad: Option<Gradient<'_, F>>,
     scratch: &mut Scratch<F>,
+    labels: f64,
+    mut grad: Option<(f64, impl FnMut(usize, F))>,
 ) -> f64 {
-    debug_assert!(takes_labelled::<F>(p.len()));
+    debug_assert!(takes_labelled::<F>(scratch.keys.len()));
     let keys = &mut scratch.keys;
-    keys.clear();
-    // A pure map (the labels' total apart), so that the compiler vectorises it.
-    keys.extend(p.iter().zip(y).enumerate().map(|(i, (&pi, &yi))| {
-        // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
-        let error = (yi - pi).abs() + F::ZERO;
-        let bits = error.radix_key().unwrap_or_default();
-        let label = if yi == F::ONE { LABEL } else { 0 };
-        // `!bits` ascending is bits descending (the errors are non-negative).
-        (u64::from(!bits) << 32) | u64::from(i as u32 | label)
-    }));
-    let [total] = lanes::sum(y, y, |v, _| [v]);
     radix_sort_high_half(keys, &mut scratch.buffer);
-    let mut weights = JaccardWeights::new(total);
+    let mut weights = JaccardWeights::new(labels);
     let mut value = 0.0;
-    for &key in keys.iter() {
+    let pixel = |key: u64| {
         let low = key as u32;
-        let (i, label) = ((low & !LABEL) as usize, low & LABEL != 0);
         let error = F::from_radix_key(!((key >> 32) as u32));
+        ((low & !LABEL) as usize, low & LABEL != 0, error)
+    };
+    for &key in keys.iter() {
+        let (i, label, error) = pixel(key);
         let weight = weights.next(f64::from(u8::from(label)));
         value += error.to_f64() * weight;
-        if let Some(g) = grad.as_mut() {
+        if let Some((scale, write)) = grad.as_mut() {
             let sign = if error == F::ZERO {
                 F::ZERO
             } else if label {
@@ -243,14 +252,20 @@ pub(crate) fn labelled_problem<F: Real>(
             } else {
                 F::ONE
             };
-            let d = F::from_f64(g.scale * weight) * sign;
-            g.out[i] = if g.accumulate { g.out[i] + d } else { d };
+            write(i, F::from_f64(*scale * weight) * sign);
         }
     }
-    if value.is_nan() {
-        // The errors again, for the NaN ones (a problem with a NaN input only).
-        let errors: Vec<F> = p.iter().zip(y).map(|(&pi, &yi)| (yi - pi).abs()).collect();
-        nan_derivatives(value, grad, &errors);
+    // A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative
+    // too (after the pass, as in `problem`).
+    if value.is_nan()
+        && let Some((_, write)) = grad.as_mut()
+    {
+        for &key in keys.iter() {
+            let (i, _, error) = pixel(key);
+            if error.is_nan() {
+                write(i, error);
+            }
+        }
     }
     value
 }

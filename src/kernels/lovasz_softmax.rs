@@ -13,7 +13,7 @@ use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
-use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, Scratch, probabilities};
 use crate::kernels::multiclass::layout::{ClassLayout, class_slices, pixel_range};
@@ -76,8 +76,8 @@ impl TypedKernel for LovaszSoftmaxKernel {
                 &mut own
             }
         };
-        let ids = self.probabilities(x, y, rows, len, buffer);
-        let sums = self.target_sums(y, &ids, rows, len);
+        self.probabilities(x, y, rows, len, buffer);
+        let sums = self.target_sums(y, rows, len);
         let problems = if self.per_image { rows } else { 1 };
         // m_rc: the classes each problem averages over.
         let masks: Vec<Vec<bool>> = (0..problems)
@@ -109,7 +109,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
         } else {
             1.0
         };
-        let values = self.solve(y, &ids, rows, len, &masks, &counts, scale * reduce, buffer);
+        let values = self.solve(y, rows, len, &masks, &counts, scale * reduce, buffer);
         let losses: Vec<f64> = (0..problems)
             .map(|r| {
                 let total: f64 = (0..classes)
@@ -152,8 +152,7 @@ impl LovaszSoftmaxKernel {
         }
     }
 
-    /// Writes every pixel's class probabilities (0 where ignored) into `buffer` `[N, C, P]`;
-    /// returns the class ids of index targets (empty for per-class targets).
+    /// Writes every pixel's class probabilities (0 where ignored) into `buffer` `[N, C, P]`.
     fn probabilities<F: Real>(
         &self,
         x: &[F],
@@ -161,13 +160,12 @@ impl LovaszSoftmaxKernel {
         rows: usize,
         len: usize,
         buffer: &mut [F],
-    ) -> Vec<u32> {
+    ) {
         let classes = self.classes;
         let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
         let activation = self.activation();
-        let indices = matches!(y, Targets::Indices(_));
-        let ids_per_chunk = parallel::map_items(
+        parallel::map_items(
             chunks
                 .iter()
                 .zip(class_slices(buffer, &chunks, classes, len))
@@ -177,7 +175,6 @@ impl LovaszSoftmaxKernel {
                 let x = &x[image * size..(image + 1) * size];
                 let targets = self.layout().image_targets(y, image, len);
                 let pixels = pixel_range(chunk, len);
-                let mut ids = Vec::with_capacity(if indices { pixels.len() } else { 0 });
                 with_scratch(|s: &mut Scratch<F>| {
                     s.prepare(classes, self.layout().block());
                     widest(
@@ -192,37 +189,47 @@ impl LovaszSoftmaxKernel {
                                 for (c, row) in out.iter_mut().enumerate() {
                                     row[at..at + nb].copy_from_slice(&s.p[c * s.block..][..nb]);
                                 }
-                                if indices {
-                                    ids.extend_from_slice(&s.ids[..nb]);
-                                }
                             }
                         },
                     )
-                });
-                ids
+                })
             },
         );
-        ids_per_chunk.concat()
+    }
+
+    /// Calls `f(start, ids)` with the class ids ([`Indices::class_ids`]) of image `n`'s
+    /// pixels from `start` on, a block at a time (read again where needed rather than kept: a
+    /// buffer of them would add 4 bytes a pixel to the peak memory).
+    fn class_ids(
+        &self,
+        indices: Indices<'_>,
+        n: usize,
+        len: usize,
+        mut f: impl FnMut(usize, &[u32]),
+    ) {
+        let mut block = [0_u32; 2048];
+        for start in (0..len).step_by(block.len()) {
+            let ids = &mut block[..(len - start).min(2048)];
+            indices.class_ids(n * len + start, self.classes, self.ignore_index, ids);
+            f(start, ids);
+        }
     }
 
     /// `sum_i y_ic` per image and class `[N * C]`.
-    fn target_sums<F: Real>(
-        &self,
-        y: Targets<'_, F>,
-        ids: &[u32],
-        rows: usize,
-        len: usize,
-    ) -> Vec<f64> {
+    fn target_sums<F: Real>(&self, y: Targets<'_, F>, rows: usize, len: usize) -> Vec<f64> {
         let classes = self.classes;
         let mut sums = vec![0.0; rows * classes];
         match y {
-            Targets::Indices(_) => {
-                for (n, image) in ids.chunks(len).enumerate() {
-                    for &id in image {
-                        if (id as usize) < classes {
-                            sums[n * classes + id as usize] += 1.0;
+            Targets::Indices(indices) => {
+                for n in 0..rows {
+                    let image = &mut sums[n * classes..(n + 1) * classes];
+                    self.class_ids(indices, n, len, |_, ids| {
+                        for &id in ids {
+                            if let Some(sum) = image.get_mut(id as usize) {
+                                *sum += 1.0;
+                            }
                         }
-                    }
+                    });
                 }
             }
             Targets::Values(v) => {
@@ -241,7 +248,6 @@ impl LovaszSoftmaxKernel {
     fn solve<F: Real>(
         &self,
         y: Targets<'_, F>,
-        ids: &[u32],
         rows: usize,
         len: usize,
         masks: &[Vec<bool>],
@@ -273,44 +279,60 @@ impl LovaszSoftmaxKernel {
             } else {
                 (0..rows).collect()
             };
-            with_scratch(|g: &mut Gathered<F>| {
-                g.p.clear();
-                g.y.clear();
-                for (row, &n) in rows_out.iter().zip(&images) {
-                    g.p.extend_from_slice(row);
+            let factor = scale / counts[r] as f64;
+            // The labels of the pair's pixels, row by row (class ids, or per-class values).
+            let labels = |n: usize| -> Vec<bool> {
+                match y {
+                    Targets::Indices(indices) => {
+                        let mut row = Vec::with_capacity(len);
+                        self.class_ids(indices, n, len, |_, ids| {
+                            row.extend(ids.iter().map(|&id| id == c as u32));
+                        });
+                        row
+                    }
+                    Targets::Values(v) => {
+                        let at = (n * classes + c) * len;
+                        v[at..at + len].iter().map(|&t| t == F::ONE).collect()
+                    }
+                }
+            };
+            if !lovasz::takes_labelled::<F>(images.len() * len) {
+                return gathered(&mut rows_out, &images, labels, factor);
+            }
+            // The f32 path: keys made from the rows in place, gradients written back into them.
+            with_scratch(|s: &mut lovasz::Scratch<F>| {
+                s.keys.clear();
+                let mut positives = 0;
+                let class = c as u32;
+                for (k, (row, &n)) in rows_out.iter().zip(&images).enumerate() {
+                    let base = k * len;
+                    // One loop per kind of target, each a plain map the compiler vectorises.
                     match y {
-                        Targets::Indices(_) => g.y.extend(
-                            ids[n * len..(n + 1) * len]
-                                .iter()
-                                .map(|&id| if id == c as u32 { F::ONE } else { F::ZERO }),
-                        ),
+                        Targets::Indices(indices) => {
+                            let keys = &mut s.keys;
+                            self.class_ids(indices, n, len, |start, ids| {
+                                let row = &row[start..start + ids.len()];
+                                keys.extend(row.iter().zip(ids).enumerate().map(
+                                    |(i, (&p, &id))| {
+                                        lovasz::labelled_key(p, id == class, base + start + i)
+                                    },
+                                ));
+                                positives += ids.iter().filter(|&&id| id == class).count();
+                            });
+                        }
                         Targets::Values(v) => {
                             let at = (n * classes + c) * len;
-                            g.y.extend_from_slice(&v[at..at + len]);
+                            let row_y = &v[at..at + len];
+                            s.keys.extend(row.iter().zip(row_y).enumerate().map(
+                                |(i, (&p, &t))| lovasz::labelled_key(p, t == F::ONE, base + i),
+                            ));
+                            positives += row_y.iter().filter(|&&t| t == F::ONE).count();
                         }
                     }
                 }
-                g.grad.clear();
-                g.grad.resize(g.p.len(), F::ZERO);
-                let factor = scale / counts[r] as f64;
-                let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
-                    let grad = Gradient {
-                        out: &mut g.grad[..],
-                        scale: factor,
-                        accumulate: false,
-                    };
-                    // The f32 path carries the labels in the sort keys; f64 sorts by comparison.
-                    if lovasz::takes_labelled::<F>(g.p.len()) {
-                        lovasz::labelled_problem(&g.p, &g.y, Some(grad), s)
-                    } else {
-                        let errors = Errors::Sigmoid { from_logits: false };
-                        lovasz::problem(&g.p, &g.y, errors, Some(grad), s)
-                    }
-                });
-                for (row, part) in rows_out.iter_mut().zip(g.grad.chunks(len)) {
-                    row.copy_from_slice(part);
-                }
-                value
+                let positives = positives as f64;
+                let write = |i: usize, d: F| rows_out[i / len][i % len] = d;
+                lovasz::labelled_problem(s, positives, Some((factor, write)))
             })
         })
     }
@@ -405,6 +427,44 @@ impl LovaszSoftmaxKernel {
             },
         );
     }
+}
+
+/// A pair on the comparison sort of [`lovasz::problem`] (f64, or a problem past 2^31 pixels):
+/// its probabilities and labels gathered contiguous, the gradient scattered back.
+fn gathered<F: Real>(
+    rows: &mut [&mut [F]],
+    images: &[usize],
+    labels: impl Fn(usize) -> Vec<bool>,
+    factor: f64,
+) -> f64 {
+    with_scratch(|g: &mut Gathered<F>| {
+        g.p.clear();
+        g.y.clear();
+        for (row, &n) in rows.iter().zip(images) {
+            g.p.extend_from_slice(row);
+            g.y.extend(
+                labels(n)
+                    .into_iter()
+                    .map(|l| if l { F::ONE } else { F::ZERO }),
+            );
+        }
+        g.grad.clear();
+        g.grad.resize(g.p.len(), F::ZERO);
+        let grad = Gradient {
+            out: &mut g.grad[..],
+            scale: factor,
+            accumulate: false,
+        };
+        let errors = Errors::Sigmoid { from_logits: false };
+        let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
+            lovasz::problem(&g.p, &g.y, errors, Some(grad), s)
+        });
+        let len = g.p.len() / rows.len().max(1);
+        for (row, part) in rows.iter_mut().zip(g.grad.chunks(len.max(1))) {
+            row.copy_from_slice(part);
+        }
+        value
+    })
 }
 
 /// A pair's probabilities, labels and gradient, gathered contiguous (kept per thread).
