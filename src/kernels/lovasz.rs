@@ -215,9 +215,9 @@ pub(crate) fn labelled_key<F: Real>(p: F, label: bool, index: usize) -> u64 {
 }
 
 /// A Lovász problem on probabilities with 0/1 labels (errors `|y - p|`, Lovász-softmax's
-/// per-class problems) whose keys ([`labelled_key`], one per pixel, `labels` of them with label
-/// 1) the caller put in `scratch.keys`, for a problem that [`takes_labelled`] (the caller uses
-/// [`problem`] otherwise). Returns the value; with `grad = (scale, write)`, calls
+/// per-class problems) whose keys ([`labelled_key`], one per pixel, `labels` of them labelled
+/// one) the caller put in `scratch.keys`, for a problem that [`takes_labelled`] (the caller
+/// uses [`problem`] otherwise). Returns the value; with `grad = (scale, write)`, calls
 /// `write(index, scale * d value / d p_index)` once per pixel.
 ///
 /// The key carries all the pass over the sorted pixels needs (the error is the key itself), so
