@@ -260,13 +260,13 @@ impl TypedKernel for CompoundKernel {
 /// [`MulticlassCompoundConfig`].
 #[derive(Config, Debug)]
 pub enum MulticlassLoss {
-    /// [`multiclass_overlap`] (soft Dice, Jaccard or Tversky).
+    /// [`multiclass_overlap`](crate::losses::multiclass_overlap) (soft Dice, Jaccard or Tversky).
     Overlap(MulticlassOverlapConfig),
-    /// [`generalized_dice`].
+    /// [`generalized_dice`](crate::losses::generalized_dice).
     GeneralizedDice(GeneralizedDiceConfig),
     /// [`lovasz_softmax`].
     LovaszSoftmax(LovaszSoftmaxConfig),
-    /// [`multiclass_focal`] (`gamma = 0`: the cross-entropy).
+    /// [`multiclass_focal`](crate::losses::multiclass_focal) (`gamma = 0`: the cross-entropy).
     Focal(MulticlassFocalConfig),
 }
 
