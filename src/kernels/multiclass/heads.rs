@@ -125,38 +125,61 @@ pub(crate) struct Coefficients {
     pub focal: Vec<Vec<f64>>,
 }
 
+/// The statistics-based heads' problems: each problem's value, and its derivatives with
+/// respect to the statistics of every class `[C]` (`None` for a focal head).
+fn scored_problems(head: &HeadKind, g: &Gathered) -> Option<Vec<(f64, Vec<[f64; 4]>)>> {
+    match head {
+        HeadKind::Overlap {
+            params,
+            weights,
+            present_only,
+        } => Some(
+            problems(g, params.batch)
+                .iter()
+                .map(|s| overlap_problem(s, params, weights, *present_only))
+                .collect(),
+        ),
+        HeadKind::GeneralizedDice {
+            weight,
+            first_class,
+            smooth_nr,
+            smooth_dr,
+            batch,
+        } => Some(
+            problems(g, *batch)
+                .iter()
+                .map(|s| {
+                    let (value, taken) =
+                        generalized_dice(&s[*first_class..], *weight, *smooth_nr, *smooth_dr);
+                    // The classes left out have no derivative.
+                    let mut d = vec![[0.0; 4]; *first_class];
+                    d.extend(taken);
+                    (value, d)
+                })
+                .collect(),
+        ),
+        HeadKind::Focal { .. } => None,
+    }
+}
+
+/// The focal heads' per-image means (0 for an image with no pixel counted), in head order.
+fn focal_means(g: &Gathered) -> impl Iterator<Item = Vec<f64>> + '_ {
+    g.focal.iter().map(|sums| {
+        sums.iter()
+            .zip(&g.counted)
+            .map(|(&sum, &count)| if count > 0.0 { sum / count } else { 0.0 })
+            .collect()
+    })
+}
+
 /// The values of each head: per problem.
 pub(crate) fn values(heads: &[Head], g: &Gathered) -> Vec<Vec<f64>> {
-    let mut focal_index = 0;
+    let mut focal = focal_means(g);
     heads
         .iter()
-        .map(|head| match &head.kind {
-            HeadKind::Overlap {
-                params,
-                weights,
-                present_only,
-            } => problems(g, params.batch)
-                .iter()
-                .map(|s| overlap_problem(s, params, weights, *present_only).0)
-                .collect(),
-            HeadKind::GeneralizedDice {
-                weight,
-                first_class,
-                smooth_nr,
-                smooth_dr,
-                batch,
-            } => problems(g, *batch)
-                .iter()
-                .map(|s| generalized_dice(&s[*first_class..], *weight, *smooth_nr, *smooth_dr).0)
-                .collect(),
-            HeadKind::Focal { .. } => {
-                let sums = &g.focal[focal_index];
-                focal_index += 1;
-                sums.iter()
-                    .zip(&g.counted)
-                    .map(|(&sum, &count)| if count > 0.0 { sum / count } else { 0.0 })
-                    .collect()
-            }
+        .map(|head| match scored_problems(&head.kind, g) {
+            Some(scored) => scored.into_iter().map(|(value, _)| value).collect(),
+            None => focal.next().unwrap_or_default(),
         })
         .collect()
 }
@@ -168,42 +191,16 @@ pub(crate) fn coefficients(heads: &[Head], g: &Gathered, factors: &[f64]) -> Coe
     let mut overlap = vec![[0.0; 4]; images * classes];
     let mut focal = Vec::new();
     for (head, &factor) in heads.iter().zip(factors) {
-        // The derivatives of each problem's value with respect to its statistics `[C]`.
-        let problem_derivatives: Vec<Vec<[f64; 4]>> = match &head.kind {
-            HeadKind::Overlap {
-                params,
-                weights,
-                present_only,
-            } => problems(g, params.batch)
-                .iter()
-                .map(|s| overlap_problem(s, params, weights, *present_only).1)
-                .collect(),
-            HeadKind::GeneralizedDice {
-                weight,
-                first_class,
-                smooth_nr,
-                smooth_dr,
-                batch,
-            } => problems(g, *batch)
-                .iter()
-                .map(|s| {
-                    let mut d = vec![[0.0; 4]; *first_class];
-                    d.extend(
-                        generalized_dice(&s[*first_class..], *weight, *smooth_nr, *smooth_dr).1,
-                    );
-                    d
-                })
-                .collect(),
-            HeadKind::Focal { .. } => {
-                focal.push(
-                    g.counted
-                        .iter()
-                        .map(|&count| if count > 0.0 { factor / count } else { 0.0 })
-                        .collect(),
-                );
-                continue;
-            }
+        let Some(scored) = scored_problems(&head.kind, g) else {
+            focal.push(
+                g.counted
+                    .iter()
+                    .map(|&count| if count > 0.0 { factor / count } else { 0.0 })
+                    .collect(),
+            );
+            continue;
         };
+        let problem_derivatives: Vec<Vec<[f64; 4]>> = scored.into_iter().map(|(_, d)| d).collect();
         for n in 0..images {
             let d = &problem_derivatives[if head.kind.batch() { 0 } else { n }];
             for (c, dc) in d.iter().enumerate() {
