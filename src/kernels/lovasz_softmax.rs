@@ -9,14 +9,13 @@
 //! computes each block's probabilities again from the logits and turns the rows into
 //! `d loss / d x`.
 
-use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
-use crate::cpu::parallel::{self, Chunk};
+use crate::cpu::parallel;
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
-use crate::kernels::multiclass::block::{Activation, Scratch, probabilities};
-use crate::kernels::multiclass::layout::{ClassLayout, class_slices, pixel_range};
+use crate::kernels::multiclass::block::{Activation, probabilities};
+use crate::kernels::multiclass::layout::{ChunkView, ClassLayout};
 use crate::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
 
@@ -162,37 +161,30 @@ impl LovaszSoftmaxKernel {
         buffer: &mut [F],
     ) {
         let classes = self.classes;
-        let chunks = self.layout().chunks(rows, len);
-        let size = classes * len;
         let activation = self.activation();
-        parallel::map_items(
-            chunks
-                .iter()
-                .zip(class_slices(buffer, &chunks, classes, len))
-                .collect(),
-            |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
-                let image = chunk.row;
-                let x = &x[image * size..(image + 1) * size];
-                let targets = self.layout().image_targets(y, image, len);
-                let pixels = pixel_range(chunk, len);
-                with_scratch(|s: &mut Scratch<F>| {
-                    s.prepare(classes, self.layout().block());
-                    widest(
-                        #[inline(always)]
-                        || {
-                            for q in pixels.clone().step_by(s.block) {
-                                let nb = s.block.min(pixels.end - q);
-                                probabilities(
-                                    x, &targets, len, classes, q, nb, activation, false, s,
-                                );
-                                let at = q - pixels.start;
-                                for (c, row) in out.iter_mut().enumerate() {
-                                    row[at..at + nb].copy_from_slice(&s.p[c * s.block..][..nb]);
-                                }
-                            }
-                        },
-                    )
-                })
+        self.layout().run_chunks(
+            x,
+            y,
+            rows,
+            len,
+            Some(buffer),
+            #[inline(always)]
+            |view, s| {
+                let ChunkView {
+                    x,
+                    targets,
+                    pixels,
+                    mut out,
+                    ..
+                } = view;
+                for q in pixels.clone().step_by(s.block) {
+                    let nb = s.block.min(pixels.end - q);
+                    probabilities(x, &targets, len, classes, q, nb, activation, false, s);
+                    let at = q - pixels.start;
+                    for (c, row) in out.iter_mut().enumerate() {
+                        row[at..at + nb].copy_from_slice(&s.p[c * s.block..][..nb]);
+                    }
+                }
             },
         );
     }
@@ -361,69 +353,65 @@ impl LovaszSoftmaxKernel {
             }
             return;
         }
-        let chunks = self.layout().chunks(rows, len);
         let size = classes * len;
-        parallel::map_items(
-            chunks
-                .iter()
-                .zip(class_slices(out, &chunks, classes, len))
-                .collect(),
-            |(chunk, mut out): (&Chunk, Vec<&mut [F]>)| {
-                let image = chunk.row;
-                let xs = &x[image * size..(image + 1) * size];
-                let targets = self.layout().image_targets(y, image, len);
-                let pixels = pixel_range(chunk, len);
-                with_scratch(|s: &mut Scratch<F>| {
-                    s.prepare(classes, self.layout().block());
-                    widest(
-                        #[inline(always)]
-                        || {
-                            for q in pixels.clone().step_by(s.block) {
-                                let nb = s.block.min(pixels.end - q);
-                                probabilities(
-                                    xs,
-                                    &targets,
-                                    len,
-                                    classes,
-                                    q,
-                                    nb,
-                                    Activation::Softmax,
-                                    false,
-                                    s,
-                                );
-                                let at = q - pixels.start;
-                                let b = s.block;
-                                for c in 0..classes {
-                                    let from = match own {
-                                        Some(own) => &own[image * size + c * len + q..][..nb],
-                                        None => &out[c][at..at + nb],
-                                    };
-                                    s.g[c * b..][..nb].copy_from_slice(from);
-                                }
-                                let dot = &mut s.wide[..nb];
-                                dot.fill(F::ZERO);
-                                for c in 0..classes {
-                                    let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
-                                    for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
-                                        *d = *d + p * g;
-                                    }
-                                }
-                                for (c, row) in out.iter_mut().enumerate() {
-                                    let gc = &s.g[c * b..][..nb];
-                                    let pc = &s.p[c * b..][..nb];
-                                    let valid = &s.valid[..nb];
-                                    let oc = &mut row[at..at + nb];
-                                    for ((((o, &g), &p), &d), &v) in
-                                        oc.iter_mut().zip(gc).zip(pc).zip(dot.iter()).zip(valid)
-                                    {
-                                        let dx = p * (g - d) * v;
-                                        *o = if accumulate { *o + dx } else { dx };
-                                    }
-                                }
-                            }
-                        },
-                    )
-                })
+        self.layout().run_chunks(
+            x,
+            y,
+            rows,
+            len,
+            Some(out),
+            #[inline(always)]
+            |view, s| {
+                let ChunkView {
+                    image,
+                    x,
+                    targets,
+                    pixels,
+                    mut out,
+                } = view;
+                for q in pixels.clone().step_by(s.block) {
+                    let nb = s.block.min(pixels.end - q);
+                    probabilities(
+                        x,
+                        &targets,
+                        len,
+                        classes,
+                        q,
+                        nb,
+                        Activation::Softmax,
+                        false,
+                        s,
+                    );
+                    let at = q - pixels.start;
+                    let b = s.block;
+                    for c in 0..classes {
+                        let from = match own {
+                            Some(own) => &own[image * size + c * len + q..][..nb],
+                            None => &out[c][at..at + nb],
+                        };
+                        s.g[c * b..][..nb].copy_from_slice(from);
+                    }
+                    let dot = &mut s.wide[..nb];
+                    dot.fill(F::ZERO);
+                    for c in 0..classes {
+                        let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
+                        for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
+                            *d = *d + p * g;
+                        }
+                    }
+                    for (c, row) in out.iter_mut().enumerate() {
+                        let gc = &s.g[c * b..][..nb];
+                        let pc = &s.p[c * b..][..nb];
+                        let valid = &s.valid[..nb];
+                        let oc = &mut row[at..at + nb];
+                        for ((((o, &g), &p), &d), &v) in
+                            oc.iter_mut().zip(gc).zip(pc).zip(dot.iter()).zip(valid)
+                        {
+                            let dx = p * (g - d) * v;
+                            *o = if accumulate { *o + dx } else { dx };
+                        }
+                    }
+                }
             },
         );
     }
