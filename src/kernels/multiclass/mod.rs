@@ -2,8 +2,8 @@
 //! generalized Dice loss and the focal loss (cross-entropy at `gamma = 0`), alone or summed,
 //! over logits `[N, C, P]` (class stride `P`), with class-index or per-class targets.
 //!
-//! Two passes over the logits, each in blocks of pixels across all the classes of an image
-//! ([`block`]): the first computes each pixel's class probabilities once (a softmax, or a
+//! Two passes over the logits (one for losses made of focal terms only), each in blocks of
+//! pixels across all the classes of an image ([`block`], walked as [`layout`] says): the first computes each pixel's class probabilities once (a softmax, or a
 //! sigmoid per class) and gathers the per-(image, class) statistics and the focal sums of
 //! every loss asked for ([`heads`]); the losses' values and the coefficients of their
 //! gradients follow from those few numbers; the second pass computes the probabilities again
