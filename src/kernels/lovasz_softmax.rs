@@ -4,10 +4,12 @@
 //! backward. No one-hot, no per-class tensor of burn operations before the sort.
 //!
 //! The probabilities are kept in one buffer of the logits' size (the gradient buffer itself
-//! when the loss writes a gradient alone): each problem reads its rows of probabilities into
-//! its thread's scratch, solves, and overwrites those rows with `d loss / d p`; a last pass
+//! when the loss writes a gradient alone): each problem makes its sort keys from its rows of
+//! probabilities and its labels (error, pixel and label in one key: nothing else is kept per
+//! pixel), sorts and solves them, and writes `d loss / d p` back into those rows; a last pass
 //! computes each block's probabilities again from the logits and turns the rows into
-//! `d loss / d x`.
+//! `d loss / d x`. f64 inputs (no radix keys) gather each problem and take the comparison sort
+//! instead.
 
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
