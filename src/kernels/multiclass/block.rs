@@ -598,12 +598,17 @@ pub(crate) fn gradient<F: Real>(
     s: &mut Scratch<F>,
 ) {
     let b = s.block;
-    // g_c = dL/dp_c from the overlap statistics.
+    let indexed = matches!(targets, ImageTargets::Indices { .. });
+    let folded = activation == Activation::Softmax && indexed && !coefficients.focal.is_empty();
+    // g_c = dL/dp_c from the overlap statistics (not even zeroed where the softmax's backward
+    // below writes every value without reading it).
     for c in 0..classes {
         let k = coefficients.overlap[c];
         let gc = &mut s.g[c * b..][..nb];
         if !coefficients.any_overlap {
-            gc.fill(F::ZERO);
+            if !folded {
+                gc.fill(F::ZERO);
+            }
             continue;
         }
         let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
@@ -630,8 +635,6 @@ pub(crate) fn gradient<F: Real>(
         );
     }
     // Back through the activation: g_c = dL/dx_c.
-    let indexed = matches!(targets, ImageTargets::Indices { .. });
-    let folded = activation == Activation::Softmax && indexed && !coefficients.focal.is_empty();
     match activation {
         Activation::Softmax if !coefficients.any_overlap && !folded => {}
         Activation::Softmax => {
@@ -672,13 +675,22 @@ pub(crate) fn gradient<F: Real>(
                 }
             }
             let (dot, k, ids) = (&s.wide[..nb], &s.sum[..nb], &s.ids[..nb]);
+            let any_overlap = coefficients.any_overlap;
             for c in 0..classes {
                 let pc = &s.p[c * b..][..nb];
                 let gc = &mut s.g[c * b..][..nb];
                 let c = c as u32;
-                for i in 0..nb {
-                    let own = if ids[i] == c { k[i] } else { F::ZERO };
-                    gc[i] = pc[i] * (gc[i] - dot[i]) + own;
+                if any_overlap {
+                    for i in 0..nb {
+                        let own = if ids[i] == c { k[i] } else { F::ZERO };
+                        gc[i] = pc[i] * (gc[i] - dot[i]) + own;
+                    }
+                } else {
+                    // g = 0: `p (0 - dot) + own`, without reading g.
+                    for i in 0..nb {
+                        let own = if ids[i] == c { k[i] } else { F::ZERO };
+                        gc[i] = own - pc[i] * dot[i];
+                    }
                 }
             }
         }
