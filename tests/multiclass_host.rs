@@ -400,6 +400,23 @@ fn check<const D: usize>(seed: u64, kind: u64, shape: [usize; D], use_indices: b
                 &device,
                 dtype,
             );
+            // Without a gradient asked for, the kernels take their value-only passes (one pass
+            // for the overlap losses, none of the gradient writes): the same values.
+            let plain = to_vec(
+                case.with_execution(Execution::Host)
+                    .run(
+                        tensor(&inputs.x, shape, &device, dtype),
+                        targets(&inputs, shape, &device, dtype),
+                    )
+                    .unwrap(),
+            );
+            assert_close(
+                &plain,
+                &host.0,
+                1e-9,
+                1e-6,
+                &format!("{backend} {dtype:?} {shape:?} {case:?}: values without autodiff"),
+            );
             let ops = (dtype == DType::F32).then(|| {
                 evaluate(
                     &case.with_execution(Execution::Device),

@@ -68,6 +68,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
         let (scale, accumulate) = grad
             .as_ref()
             .map_or((1.0, false), |g| (g.scale, g.accumulate));
+        let with_gradient = grad.is_some();
         let mut own = Vec::new();
         let mut grad = grad;
         let buffer: &mut [F] = match grad.as_mut() {
@@ -110,7 +111,8 @@ impl TypedKernel for LovaszSoftmaxKernel {
         } else {
             1.0
         };
-        let values = self.solve(y, rows, len, &masks, &counts, scale * reduce, buffer);
+        let factor = with_gradient.then_some(scale * reduce);
+        let values = self.solve(y, rows, len, &masks, &counts, factor, buffer);
         let losses: Vec<f64> = (0..problems)
             .map(|r| {
                 let total: f64 = (0..classes)
@@ -236,8 +238,9 @@ impl LovaszSoftmaxKernel {
     }
 
     /// Solves every (problem, class) pair in parallel and returns their values `[R * C]` (0
-    /// for a class not averaged over); overwrites each pair's rows of `buffer` with
-    /// `d output / d p` (0 for a class not averaged over).
+    /// for a class not averaged over); with `scale` (`d output / d loss`), overwrites each
+    /// pair's rows of `buffer` with `d output / d p` (0 for a class not averaged over), and
+    /// without it (no gradient asked for) computes the values alone.
     #[allow(clippy::too_many_arguments)]
     fn solve<F: Real>(
         &self,
@@ -246,7 +249,7 @@ impl LovaszSoftmaxKernel {
         len: usize,
         masks: &[Vec<bool>],
         counts: &[usize],
-        scale: f64,
+        scale: Option<f64>,
         buffer: &mut [F],
     ) -> Vec<f64> {
         let classes = self.classes;
@@ -263,8 +266,10 @@ impl LovaszSoftmaxKernel {
         parallel::map_items(pairs, |(pair, mut rows_out)| {
             let (r, c) = (pair / classes, pair % classes);
             if !masks[r][c] {
-                for row in &mut rows_out {
-                    row.fill(F::ZERO);
+                if scale.is_some() {
+                    for row in &mut rows_out {
+                        row.fill(F::ZERO);
+                    }
                 }
                 return 0.0;
             }
@@ -273,7 +278,7 @@ impl LovaszSoftmaxKernel {
             } else {
                 (0..rows).collect()
             };
-            let factor = scale / counts[r] as f64;
+            let factor = scale.map(|scale| scale / counts[r] as f64);
             // The labels of the pair's pixels, row by row (class ids, or per-class values).
             let labels = |n: usize| -> Vec<bool> {
                 match y {
@@ -326,7 +331,7 @@ impl LovaszSoftmaxKernel {
                 }
                 let positives = positives as f64;
                 let write = |i: usize, d: F| rows_out[i / len][i % len] = d;
-                lovasz::labelled_problem(s, positives, Some((factor, write)))
+                lovasz::labelled_problem(s, positives, factor.map(|factor| (factor, write)))
             })
         })
     }
@@ -420,12 +425,13 @@ impl LovaszSoftmaxKernel {
 }
 
 /// A pair on the comparison sort of [`lovasz::problem`] (f64, or a problem past 2^31 pixels):
-/// its probabilities and labels gathered contiguous, the gradient scattered back.
+/// its probabilities and labels gathered contiguous, the gradient (scaled by `factor`, when
+/// asked for) scattered back.
 fn gathered<F: Real>(
     rows: &mut [&mut [F]],
     images: &[usize],
     labels: impl Fn(usize) -> Vec<bool>,
-    factor: f64,
+    factor: Option<f64>,
 ) -> f64 {
     with_scratch(|g: &mut Gathered<F>| {
         g.p.clear();
@@ -439,19 +445,21 @@ fn gathered<F: Real>(
             );
         }
         g.grad.clear();
-        g.grad.resize(g.p.len(), F::ZERO);
-        let grad = Gradient {
+        g.grad
+            .resize(if factor.is_some() { g.p.len() } else { 0 }, F::ZERO);
+        let grad = factor.map(|scale| Gradient {
             out: &mut g.grad[..],
-            scale: factor,
+            scale,
             accumulate: false,
-        };
-        let errors = Errors::Sigmoid { from_logits: false };
-        let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
-            lovasz::problem(&g.p, &g.y, errors, Some(grad), s)
         });
-        let len = g.p.len() / rows.len().max(1);
-        for (row, part) in rows.iter_mut().zip(g.grad.chunks(len.max(1))) {
-            row.copy_from_slice(part);
+        let errors = Errors::Sigmoid { from_logits: false };
+        let value =
+            with_scratch(|s: &mut lovasz::Scratch<F>| lovasz::problem(&g.p, &g.y, errors, grad, s));
+        if factor.is_some() {
+            let len = g.p.len() / rows.len().max(1);
+            for (row, part) in rows.iter_mut().zip(g.grad.chunks(len.max(1))) {
+                row.copy_from_slice(part);
+            }
         }
         value
     })
