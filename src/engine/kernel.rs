@@ -94,21 +94,23 @@ impl Indices<'_> {
         }
     }
 
-    /// How many of the `len` indices from `start` are not `ignore`.
-    pub fn count_not(&self, start: usize, len: usize, ignore: i64) -> usize {
-        fn count<T: Copy>(values: &[T], ignore: i64, wide: impl Fn(T) -> i64) -> usize {
-            values.iter().filter(|&&v| wide(v) != ignore).count()
-        }
-        let r = start..start + len;
-        match self {
-            Indices::I64(v) => count(&v[r], ignore, |x| x),
-            Indices::I32(v) => count(&v[r], ignore, i64::from),
-            Indices::I16(v) => count(&v[r], ignore, i64::from),
-            Indices::I8(v) => count(&v[r], ignore, i64::from),
-            Indices::U64(v) => count(&v[r], ignore, |x| x as i64),
-            Indices::U32(v) => count(&v[r], ignore, i64::from),
-            Indices::U16(v) => count(&v[r], ignore, i64::from),
-            Indices::U8(v) => count(&v[r], ignore, i64::from),
+    /// Calls `f(offset, ids)` with the class ids ([`Indices::class_ids`]) of the `len`
+    /// indices from `start`, a block of them at a time (`offset` counted from `start`), for
+    /// callers that read the ids once rather than keep a buffer of them.
+    pub fn class_id_blocks(
+        &self,
+        start: usize,
+        len: usize,
+        classes: usize,
+        ignore: Option<i64>,
+        mut f: impl FnMut(usize, &[u32]),
+    ) {
+        const BLOCK: usize = 2048;
+        let mut block = [0_u32; BLOCK];
+        for offset in (0..len).step_by(BLOCK) {
+            let ids = &mut block[..(len - offset).min(BLOCK)];
+            self.class_ids(start + offset, classes, ignore, ids);
+            f(offset, ids);
         }
     }
 

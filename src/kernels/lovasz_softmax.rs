@@ -193,22 +193,11 @@ impl LovaszSoftmaxKernel {
         );
     }
 
-    /// Calls `f(start, ids)` with the class ids ([`Indices::class_ids`]) of image `n`'s
-    /// pixels from `start` on, a block at a time (read again where needed rather than kept: a
-    /// buffer of them would add 4 bytes a pixel to the peak memory).
-    fn class_ids(
-        &self,
-        indices: Indices<'_>,
-        n: usize,
-        len: usize,
-        mut f: impl FnMut(usize, &[u32]),
-    ) {
-        let mut block = [0_u32; 2048];
-        for start in (0..len).step_by(block.len()) {
-            let ids = &mut block[..(len - start).min(2048)];
-            indices.class_ids(n * len + start, self.classes, self.ignore_index, ids);
-            f(start, ids);
-        }
+    /// Calls `f(start, ids)` with the class ids of image `n`'s pixels from `start` on, a block
+    /// at a time (read again where needed rather than kept: a buffer of them would add 4 bytes a
+    /// pixel to the peak memory).
+    fn class_ids(&self, indices: Indices<'_>, n: usize, len: usize, f: impl FnMut(usize, &[u32])) {
+        indices.class_id_blocks(n * len, len, self.classes, self.ignore_index, f);
     }
 
     /// `sum_i y_ic` per image and class `[N * C]`.

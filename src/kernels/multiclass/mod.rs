@@ -20,7 +20,7 @@ use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
-use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::engine::{Gradient, HostFloat, IGNORED, Targets, TypedKernel};
 
 use block::{
     Activation, ClassCoefficients, FocalTerm, Gamma, ImageCoefficients, Scratch, add_statistics,
@@ -278,7 +278,11 @@ impl ClassKernel {
         let counted: Vec<f64> = (0..rows)
             .map(|n| match (y, self.ignore_index) {
                 (Targets::Indices(indices), Some(ignore)) => {
-                    indices.count_not(n * len, len, ignore) as f64
+                    let mut counted = 0;
+                    indices.class_id_blocks(n * len, len, self.classes, Some(ignore), |_, ids| {
+                        counted += ids.iter().filter(|&&id| id != IGNORED).count();
+                    });
+                    counted as f64
                 }
                 _ => len as f64,
             })
