@@ -33,6 +33,18 @@ pub enum SegLossError {
         min: usize,
     },
 
+    /// A tensor has a shape the function does not take (for example a surface metric given
+    /// masks that are not `[N, 1, S1, S2]` or `[N, 1, S1, S2, S3]`).
+    #[error("unsupported shape {shape:?} for {name}: expected {expected}")]
+    UnsupportedShape {
+        /// Which input.
+        name: &'static str,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The shapes that are accepted.
+        expected: &'static str,
+    },
+
     /// A tensor has a zero-sized dimension, so there is no image or no pixel to score.
     #[error("{name} is empty (shape {shape:?}): every dimension must be at least 1")]
     EmptyTensor {

@@ -1,6 +1,6 @@
 //! Moving data between a tensor and the host, written once.
 
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, BoolStore, DType, Device, Int, Tensor, TensorData};
 
 use crate::SegLossError;
 
@@ -48,4 +48,44 @@ pub(crate) fn read_counts(
             what,
             reason: format!("{e:?}"),
         })
+}
+
+/// Reads a boolean tensor to the host, flattened, whatever store the backend keeps booleans
+/// in (native `bool`, `u8` or `u32`).
+pub(crate) fn read_mask<const D: usize>(
+    mask: Tensor<D, Bool>,
+    what: &'static str,
+) -> Result<Vec<bool>, SegLossError> {
+    let data = mask.into_data();
+    let failed = |e: burn::tensor::DataError| SegLossError::HostRead {
+        what,
+        reason: format!("{e:?}"),
+    };
+    Ok(match data.dtype() {
+        DType::Bool(BoolStore::U8) => data
+            .as_slice::<u8>()
+            .map_err(failed)?
+            .iter()
+            .map(|&b| b != 0)
+            .collect(),
+        DType::Bool(BoolStore::U32) => data
+            .as_slice::<u32>()
+            .map_err(failed)?
+            .iter()
+            .map(|&b| b != 0)
+            .collect(),
+        _ => data
+            .convert_dtype(DType::Bool(BoolStore::Native))
+            .try_into_vec::<bool>()
+            .map_err(failed)?,
+    })
+}
+
+/// Reads an integer tensor to the host as `i64`, flattened.
+pub(crate) fn read_indices<const D: usize>(
+    indices: Tensor<D, Int>,
+    what: &'static str,
+) -> Result<Vec<i64>, SegLossError> {
+    let len = indices.shape().num_elements();
+    read_counts(indices.reshape([len]), what)
 }

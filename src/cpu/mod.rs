@@ -1,7 +1,9 @@
 //! Building blocks of the host kernels: the float type and its elementary functions
 //! ([`math`]), vectorised passes over slices ([`lanes`]), and the split of a batch over the
-//! threads ([`parallel`]), and buffers kept per thread ([`scratch`]).
+//! threads ([`parallel`]), and buffers kept per thread ([`scratch`]); the exact Euclidean
+//! distance transform of the surface metrics and boundary losses ([`edt`]).
 
+pub(crate) mod edt;
 #[allow(unsafe_code)] // the one module allowed unsafe code: see its docs
 pub(crate) mod lanes;
 pub(crate) mod math;

@@ -21,6 +21,7 @@
 mod class_confusion;
 mod confusion;
 mod scores;
+pub mod surface;
 #[cfg(feature = "train")]
 pub mod train;
 
