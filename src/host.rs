@@ -74,6 +74,7 @@ pub(crate) fn read_mask<const D: usize>(
             .iter()
             .map(|&b| b != 0)
             .collect(),
+        DType::Bool(BoolStore::Native) => data.as_slice::<bool>().map_err(failed)?.to_vec(),
         _ => data
             .convert_dtype(DType::Bool(BoolStore::Native))
             .try_into_vec::<bool>()

@@ -10,9 +10,11 @@
 //! computed exactly in f64 (the envelope's breakpoints are ratios of integers, never within an
 //! ulp of the integer positions they are compared with), as the brute-force tests check.
 //!
-//! The passes run on the thread pool over groups of lines. A pass along a strided axis copies
-//! [`GROUP`] neighbouring lines into a buffer at once, so it reads and writes whole cache lines
-//! instead of one element per line.
+//! The first pass (along the contiguous last axis, where the input is 0 or `+inf`) needs no
+//! envelope: two scans give each voxel its nearest site on the line. The passes run on the
+//! thread pool over groups of lines. A pass along a strided axis copies [`GROUP`] neighbouring
+//! lines into a buffer at once, so it reads and writes whole cache lines instead of one element
+//! per line.
 
 use super::parallel;
 
@@ -25,32 +27,62 @@ const LINES_PER_ITEM: usize = 64;
 /// contiguous) to the nearest voxel where `sites` is true, with `spacing[a]` the distance
 /// between neighbours along axis `a`; `+inf` everywhere when there is no site.
 pub(crate) fn squared_distances(sites: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
+    squared_distances_at(sites, shape, spacing, None)
+}
+
+/// [`squared_distances`], exact at the voxels where `queries` is true; with `Some(queries)`
+/// the other voxels hold intermediate values. The last pass then only builds the envelopes of
+/// the lines that hold a query and evaluates them only there (the surface metrics need the
+/// distances at one border's voxels only).
+pub(crate) fn squared_distances_at(
+    sites: &[bool],
+    shape: &[usize],
+    spacing: &[f64],
+    queries: Option<&[bool]>,
+) -> Vec<f64> {
     debug_assert_eq!(sites.len(), shape.iter().product::<usize>());
     debug_assert_eq!(shape.len(), spacing.len());
-    let mut field: Vec<f64> = sites
-        .iter()
-        .map(|&s| if s { 0.0 } else { f64::INFINITY })
-        .collect();
-    if field.is_empty() {
-        return field;
+    if sites.is_empty() {
+        return Vec::new();
     }
     let last = shape.len() - 1;
-    along_contiguous_axis(&mut field, shape[last], spacing[last]);
+    let mut field = vec![0.0; sites.len()];
+    nearest_along_lines(sites, &mut field, shape[last], spacing[last]);
     for axis in (0..last).rev() {
-        along_strided_axis(&mut field, shape, axis, spacing[axis]);
+        let queries = if axis == 0 { queries } else { None };
+        along_strided_axis(&mut field, shape, axis, spacing[axis], queries);
     }
     field
 }
 
-/// The pass along the last axis: lines are contiguous, so work items are runs of whole lines.
-fn along_contiguous_axis(field: &mut [f64], len: usize, spacing: f64) {
-    let items: Vec<&mut [f64]> = field.chunks_mut(len * LINES_PER_ITEM).collect();
-    parallel::map_items(items, |lines| {
-        let mut envelope = Envelope::new(len);
-        let mut input = vec![0.0; len];
-        for line in lines.chunks_mut(len) {
-            input.copy_from_slice(line);
-            envelope.transform(&input, line, spacing);
+/// The first pass, along the last axis, where the input is 0 on the sites and `+inf`
+/// elsewhere: the squared distance to the nearest site of the same line, from one scan in each
+/// direction (no envelope needed).
+fn nearest_along_lines(sites: &[bool], field: &mut [f64], len: usize, spacing: f64) {
+    let items: Vec<(&[bool], &mut [f64])> = sites
+        .chunks(len * LINES_PER_ITEM)
+        .zip(field.chunks_mut(len * LINES_PER_ITEM))
+        .collect();
+    let w2 = spacing * spacing;
+    parallel::map_items(items, |(sites, field)| {
+        for (line, out) in sites.chunks(len).zip(field.chunks_mut(len)) {
+            // Forwards: the distance (in voxels) to the last site at or before x.
+            let mut last: Option<usize> = None;
+            for (x, (&site, o)) in line.iter().zip(out.iter_mut()).enumerate() {
+                if site {
+                    last = Some(x);
+                }
+                *o = last.map_or(f64::INFINITY, |s| (x - s) as f64);
+            }
+            // Backwards: the nearer of that and the next site at or after x, squared.
+            let mut next: Option<usize> = None;
+            for (x, (&site, o)) in line.iter().zip(out.iter_mut()).enumerate().rev() {
+                if site {
+                    next = Some(x);
+                }
+                let d = next.map_or(*o, |s| o.min((s - x) as f64));
+                *o = w2 * d * d;
+            }
         }
     });
 }
@@ -58,8 +90,15 @@ fn along_contiguous_axis(field: &mut [f64], len: usize, spacing: f64) {
 /// The pass along a strided `axis` of a grid `[outer, len, inner]` (the axes before, this
 /// one, the axes after): a work item is one `outer` index and a range of `inner` indices, held
 /// as `len` disjoint row pieces (one per position along the axis), so the items can be written
-/// in parallel with no shared mutable state.
-fn along_strided_axis(field: &mut [f64], shape: &[usize], axis: usize, spacing: f64) {
+/// in parallel with no shared mutable state. With `queries` (a grid of the field's shape),
+/// only the groups of lines holding a query are transformed.
+fn along_strided_axis(
+    field: &mut [f64],
+    shape: &[usize],
+    axis: usize,
+    spacing: f64,
+    queries: Option<&[bool]>,
+) {
     let len = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let outer: usize = shape[..axis].iter().product();
@@ -67,25 +106,40 @@ fn along_strided_axis(field: &mut [f64], shape: &[usize], axis: usize, spacing: 
     let wanted = (4 * parallel::threads()).div_ceil(outer);
     let pieces = wanted.clamp(1, inner.div_ceil(GROUP));
     let bounds: Vec<usize> = (0..=pieces).map(|k| k * inner / pieces).collect();
-    let mut items: Vec<Vec<&mut [f64]>> = (0..outer * pieces)
-        .map(|_| Vec::with_capacity(len))
+    // Item `o * pieces + k`: the `len` rows of outer index `o`, each cut to piece `k`, with
+    // the same pieces of the query rows.
+    type Item<'a> = (Vec<&'a mut [f64]>, Vec<&'a [bool]>);
+    let mut items: Vec<Item<'_>> = (0..outer * pieces)
+        .map(|_| (Vec::with_capacity(len), Vec::new()))
         .collect();
     for (r, row) in field.chunks_mut(inner).enumerate() {
-        let o = r / len;
         let mut rest = row;
         for k in 0..pieces {
             let (piece, tail) = rest.split_at_mut(bounds[k + 1] - bounds[k]);
-            items[o * pieces + k].push(piece);
+            items[(r / len) * pieces + k].0.push(piece);
             rest = tail;
         }
     }
-    parallel::map_items(items, |mut rows| {
+    if let Some(queries) = queries {
+        for (r, row) in queries.chunks(inner).enumerate() {
+            for k in 0..pieces {
+                items[(r / len) * pieces + k]
+                    .1
+                    .push(&row[bounds[k]..bounds[k + 1]]);
+            }
+        }
+    }
+    parallel::map_items(items, |(mut rows, query_rows)| {
         let width = rows[0].len();
         let mut envelope = Envelope::new(len);
         let mut input = vec![0.0; GROUP * len];
         let mut output = vec![0.0; GROUP * len];
         for start in (0..width).step_by(GROUP) {
             let group = GROUP.min(width - start);
+            let asked = |g: usize| query_rows.iter().any(|row| row[start + g]);
+            if !query_rows.is_empty() && !(0..group).any(asked) {
+                continue;
+            }
             for (x, row) in rows.iter().enumerate() {
                 for g in 0..group {
                     input[g * len + x] = row[start + g];
@@ -132,8 +186,7 @@ impl Envelope {
         };
         let mut k = 0; // parabolas in the envelope
         for (q, &height) in f.iter().enumerate() {
-            // `!(height < inf)` also skips NaN, which the callers never pass.
-            if !(height < f64::INFINITY) {
+            if height == f64::INFINITY {
                 continue;
             }
             let mut s = f64::NEG_INFINITY;

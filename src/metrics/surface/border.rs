@@ -13,21 +13,28 @@ impl Crop {
     /// are empty.
     pub(crate) fn union_of(a: &[bool], b: &[bool], shape: &[usize]) -> Option<Crop> {
         let dims = shape.len();
+        let last = dims - 1;
+        let len = shape[last];
         let mut low = shape.to_vec();
         let mut high = vec![0; dims];
-        let mut any = false;
         let mut coords = vec![0usize; dims];
-        for (i, (&p, &q)) in a.iter().zip(b).enumerate() {
-            if p || q {
-                any = true;
-                unravel(i, shape, &mut coords);
-                for (axis, &c) in coords.iter().enumerate() {
-                    low[axis] = low[axis].min(c);
-                    high[axis] = high[axis].max(c);
-                }
+        // Line by line: the first and last voxel set on the line, and the line's coordinates
+        // once.
+        for (line, (a, b)) in a.chunks(len).zip(b.chunks(len)).enumerate() {
+            let set = |x: usize| a[x] || b[x];
+            let Some(first) = (0..len).find(|&x| set(x)) else {
+                continue;
+            };
+            let end = (first..len).rev().find(|&x| set(x)).unwrap_or(first);
+            unravel(line, &shape[..last], &mut coords[..last]);
+            for axis in 0..last {
+                low[axis] = low[axis].min(coords[axis]);
+                high[axis] = high[axis].max(coords[axis]);
             }
+            low[last] = low[last].min(first);
+            high[last] = high[last].max(end);
         }
-        any.then(|| Crop {
+        (low[0] <= high[0]).then(|| Crop {
             shape: (0..dims).map(|axis| high[axis] - low[axis] + 1).collect(),
             start: low,
         })
@@ -60,21 +67,37 @@ impl Crop {
 /// 1)`, which MONAI and MedPy use).
 pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Vec<bool> {
     let dims = shape.len();
+    let last = dims - 1;
+    let len = shape[last];
     let strides: Vec<usize> = (0..dims).map(|a| shape[a + 1..].iter().product()).collect();
+    let mut out = vec![false; mask.len()];
     let mut coords = vec![0usize; dims];
-    mask.iter()
-        .enumerate()
-        .map(|(i, &inside)| {
-            if !inside {
-                return false;
-            }
-            unravel(i, shape, &mut coords);
-            (0..dims).any(|a| {
-                let (c, s) = (coords[a], strides[a]);
-                c == 0 || c + 1 == shape[a] || !mask[i - s] || !mask[i + s]
-            })
-        })
-        .collect()
+    // Line by line along the last axis: a line's neighbours along every other axis are whole
+    // lines (or the grid's edge), found once per line.
+    for (line, out) in out.chunks_mut(len).enumerate() {
+        let start = line * len;
+        let here = &mask[start..start + len];
+        if !here.contains(&true) {
+            continue;
+        }
+        unravel(line, &shape[..last], &mut coords[..last]);
+        let mut neighbours: Vec<Option<&[bool]>> = Vec::with_capacity(2 * last);
+        for axis in 0..last {
+            let s = strides[axis];
+            neighbours.push((coords[axis] > 0).then(|| &mask[start - s..start - s + len]));
+            neighbours
+                .push((coords[axis] + 1 < shape[axis]).then(|| &mask[start + s..start + s + len]));
+        }
+        for x in 0..len {
+            out[x] = here[x]
+                && (x == 0
+                    || x + 1 == len
+                    || !here[x - 1]
+                    || !here[x + 1]
+                    || neighbours.iter().any(|n| n.is_none_or(|n| !n[x])));
+        }
+    }
+    out
 }
 
 /// The coordinates of flat index `i` in a row-major grid of `shape`.

@@ -4,7 +4,7 @@ use burn::tensor::{Bool, Tensor};
 
 use super::border::{Crop, border};
 use super::config::{BothEmpty, OneEmpty, SurfaceConfig};
-use crate::cpu::edt::squared_distances;
+use crate::cpu::edt::squared_distances_at;
 use crate::host::read_mask;
 use crate::{SegLossError, check};
 
@@ -182,7 +182,7 @@ impl SurfaceDistances {
         self.images
             .iter()
             .map(|i| {
-                if !(tolerance >= 0.0) {
+                if tolerance.is_nan() || tolerance < 0.0 {
                     return f64::NAN;
                 }
                 match i.emptiness() {
@@ -282,7 +282,7 @@ impl ImageDistances {
 /// each when `to` is empty).
 fn directed(from: &[bool], to: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
     let field = if to.contains(&true) {
-        squared_distances(to, shape, spacing)
+        squared_distances_at(to, shape, spacing, Some(from))
     } else {
         vec![f64::INFINITY; to.len()]
     };

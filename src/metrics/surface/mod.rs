@@ -12,6 +12,9 @@
 //!   distances, which differ (by more than 3 voxels on the reference fixtures);
 //! - **empty masks**: [`OneEmpty`] and [`BothEmpty`], MONAI's values by default.
 //!
+//! The distance maps behind them are public too: [`distance_transform`] (scipy's
+//! `distance_transform_edt`) and [`signed_distance_map`] (the boundary loss's map).
+//!
 //! Which mode reproduces which tool:
 //!
 //! | metric | segloss | MONAI 1.6 | MedPy 0.5 |
@@ -55,7 +58,10 @@ mod border;
 mod classes;
 mod config;
 mod distances;
+mod transform;
 
 pub use classes::ClassSurfaceDistances;
 pub use config::{BothEmpty, OneEmpty, SurfaceConfig};
 pub use distances::{Direction, HausdorffMode, SurfaceDistances};
+pub(crate) use transform::signed_distances;
+pub use transform::{distance_transform, signed_distance_map};
