@@ -19,9 +19,11 @@ use crate::losses::multiclass::multiclass_overlap_plan;
 use crate::losses::multiclass_focal::multiclass_focal_plan;
 use crate::losses::tversky::tversky_plan;
 use crate::losses::{
-    BinaryCrossEntropyConfig, ClassTargets, FocalConfig, GeneralizedDiceConfig, LovaszConfig,
-    LovaszSoftmaxConfig, MulticlassFocalConfig, MulticlassOverlapConfig, SoftDiceConfig,
-    SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, lovasz_softmax,
+    BinaryCrossEntropyConfig, BoundaryLossConfig, ClassTargets, FocalConfig, GeneralizedDiceConfig,
+    HausdorffDtLossConfig, LovaszConfig, LovaszSoftmaxConfig, MulticlassBoundaryLossConfig,
+    MulticlassFocalConfig, MulticlassHausdorffDtLossConfig, MulticlassOverlapConfig,
+    SoftDiceConfig, SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, boundary_loss,
+    hausdorff_dt_loss, lovasz_softmax, multiclass_boundary_loss, multiclass_hausdorff_dt_loss,
 };
 use crate::{Reduction, SegLossError};
 
@@ -45,6 +47,10 @@ pub enum Loss {
     LovaszSigmoid(LovaszConfig),
     /// [`lovasz_hinge`](crate::losses::lovasz_hinge).
     LovaszHinge(LovaszConfig),
+    /// [`boundary_loss`](crate::losses::boundary_loss).
+    Boundary(BoundaryLossConfig),
+    /// [`hausdorff_dt_loss`](crate::losses::hausdorff_dt_loss).
+    HausdorffDt(HausdorffDtLossConfig),
 }
 
 impl Loss {
@@ -65,6 +71,8 @@ impl Loss {
     pub(crate) fn validate(&self) -> Result<(), SegLossError> {
         match self {
             Loss::BinaryCrossEntropy(_) | Loss::LovaszSigmoid(_) => Ok(()),
+            Loss::Boundary(c) => c.validate(),
+            Loss::HausdorffDt(c) => c.validate(),
             Loss::WeightedCrossEntropy(c) => c.validate(),
             Loss::SoftDice(c) => c.validate(),
             Loss::SoftJaccard(c) => c.validate(),
@@ -89,6 +97,8 @@ impl Loss {
             Loss::Focal(c) => focal_plan(logits, targets, c),
             Loss::LovaszSigmoid(c) => lovasz_sigmoid_plan(logits, targets, c),
             Loss::LovaszHinge(c) => lovasz_hinge_plan(logits, targets, c),
+            Loss::Boundary(c) => Ok(Plan::Computed(boundary_loss(logits, targets, c)?)),
+            Loss::HausdorffDt(c) => Ok(Plan::Computed(hausdorff_dt_loss(logits, targets, c)?)),
         }
     }
 }
@@ -268,6 +278,10 @@ pub enum MulticlassLoss {
     LovaszSoftmax(LovaszSoftmaxConfig),
     /// [`multiclass_focal`](crate::losses::multiclass_focal) (`gamma = 0`: the cross-entropy).
     Focal(MulticlassFocalConfig),
+    /// [`multiclass_boundary_loss`](crate::losses::multiclass_boundary_loss).
+    Boundary(MulticlassBoundaryLossConfig),
+    /// [`multiclass_hausdorff_dt_loss`](crate::losses::multiclass_hausdorff_dt_loss).
+    HausdorffDt(MulticlassHausdorffDtLossConfig),
 }
 
 impl MulticlassLoss {
@@ -278,6 +292,8 @@ impl MulticlassLoss {
             MulticlassLoss::GeneralizedDice(c) => c.validate(),
             MulticlassLoss::LovaszSoftmax(c) => c.validate(),
             MulticlassLoss::Focal(c) => c.validate(),
+            MulticlassLoss::Boundary(c) => c.validate(),
+            MulticlassLoss::HausdorffDt(c) => c.validate(),
         }
     }
 
@@ -306,6 +322,12 @@ impl MulticlassLoss {
                 Ok(ClassPlan::Computed(lovasz_softmax(logits, targets, c)?))
             }
             MulticlassLoss::Focal(c) => multiclass_focal_plan(logits, targets, c),
+            MulticlassLoss::Boundary(c) => Ok(ClassPlan::Computed(multiclass_boundary_loss(
+                logits, targets, c,
+            )?)),
+            MulticlassLoss::HausdorffDt(c) => Ok(ClassPlan::Computed(
+                multiclass_hausdorff_dt_loss(logits, targets, c)?,
+            )),
         }
     }
 }

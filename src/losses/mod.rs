@@ -20,18 +20,23 @@
 //! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
 //! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | beyond the paper: e.g. nnU-Net's Dice + CE |
+//! | [`boundary_loss`], [`multiclass_boundary_loss`] | [`BoundaryLossConfig`], [`MulticlassBoundaryLossConfig`] | beyond the paper: Kervadec et al. 2019 |
+//! | [`hausdorff_dt_loss`], [`multiclass_hausdorff_dt_loss`] | [`HausdorffDtLossConfig`], [`MulticlassHausdorffDtLossConfig`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), binary
 //! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
 //! targets as [`ClassTargets`]), `from_logits` (default `true`) telling whether the inputs are
 //! raw scores or probabilities, per-image losses combined by a [`Reduction`](crate::Reduction).
 
+mod boundary;
 pub(crate) mod classes;
 mod compound;
 mod cross_entropy;
 mod dice;
+mod distance_maps;
 mod focal;
 mod generalized_dice;
+mod hausdorff_dt;
 mod jaccard;
 mod lovasz;
 mod lovasz_softmax;
@@ -41,6 +46,10 @@ mod multiclass_focal;
 mod overlap;
 mod tversky;
 
+pub use boundary::{
+    BoundaryLossConfig, MulticlassBoundaryLossConfig, boundary_loss, boundary_loss_with_map,
+    multiclass_boundary_loss,
+};
 pub use classes::{ClassAverage, ClassMode, ClassTargets};
 pub use compound::{
     CompoundConfig, CompoundTerm, Loss, MulticlassCompoundConfig, MulticlassCompoundTerm,
@@ -51,16 +60,21 @@ pub use cross_entropy::{
     weighted_cross_entropy,
 };
 pub use dice::{SoftDiceConfig, soft_dice};
+pub use distance_maps::signed_distance_map;
 pub use focal::{FocalConfig, focal};
 pub use generalized_dice::{GeneralizedDiceConfig, GeneralizedDiceWeight, generalized_dice};
+pub use hausdorff_dt::{
+    HausdorffDtLossConfig, MulticlassHausdorffDtLossConfig, hausdorff_dt_loss,
+    multiclass_hausdorff_dt_loss,
+};
 pub use jaccard::{SoftJaccardConfig, soft_jaccard};
 pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
 pub use lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
 pub use modules::{
-    BinaryCrossEntropyLoss, CompoundLoss, FocalLoss, GeneralizedDiceLoss, LovaszHingeLoss,
-    LovaszSigmoidLoss, LovaszSoftmaxLoss, MulticlassCompoundLoss, MulticlassFocalLoss,
-    MulticlassOverlapLoss, SegmentationLoss, SoftDiceLoss, SoftJaccardLoss, TverskyLoss,
-    WeightedCrossEntropyLoss,
+    BinaryCrossEntropyLoss, BoundaryLoss, CompoundLoss, FocalLoss, GeneralizedDiceLoss,
+    HausdorffDtLoss, LovaszHingeLoss, LovaszSigmoidLoss, LovaszSoftmaxLoss, MulticlassBoundaryLoss,
+    MulticlassCompoundLoss, MulticlassFocalLoss, MulticlassHausdorffDtLoss, MulticlassOverlapLoss,
+    SegmentationLoss, SoftDiceLoss, SoftJaccardLoss, TverskyLoss, WeightedCrossEntropyLoss,
 };
 pub use multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
 pub use multiclass_focal::{MulticlassFocalConfig, multiclass_focal};

@@ -292,6 +292,36 @@ binary_module!(
     LovaszConfig::validate_hinge,
     lovasz_hinge
 );
+binary_module!(
+    /// [`boundary_loss`] as a module (Kervadec et al.'s `SurfaceLoss`).
+    BoundaryLoss,
+    BoundaryLossConfig,
+    init,
+    BoundaryLossConfig::validate,
+    boundary_loss
+);
+binary_module!(
+    /// [`hausdorff_dt_loss`] as a module (MONAI `HausdorffDTLoss(sigmoid=True)`).
+    HausdorffDtLoss,
+    HausdorffDtLossConfig,
+    init,
+    HausdorffDtLossConfig::validate,
+    hausdorff_dt_loss
+);
+multiclass_module!(
+    /// [`multiclass_boundary_loss`] as a module (Kervadec et al.'s `SurfaceLoss`).
+    MulticlassBoundaryLoss,
+    MulticlassBoundaryLossConfig,
+    MulticlassBoundaryLossConfig::validate,
+    multiclass_boundary_loss
+);
+multiclass_module!(
+    /// [`multiclass_hausdorff_dt_loss`] as a module (MONAI `HausdorffDTLoss(softmax=True)`).
+    MulticlassHausdorffDtLoss,
+    MulticlassHausdorffDtLossConfig,
+    MulticlassHausdorffDtLossConfig::validate,
+    multiclass_hausdorff_dt_loss
+);
 multiclass_module!(
     /// [`multiclass_overlap`] as a module (MONAI `DiceLoss(softmax=True, to_onehot_y=True)`).
     MulticlassOverlapLoss,
@@ -347,6 +377,8 @@ impl Loss {
             Loss::Focal(c) => Box::new(c.init()?),
             Loss::LovaszSigmoid(c) => Box::new(c.init_sigmoid()?),
             Loss::LovaszHinge(c) => Box::new(c.init_hinge()?),
+            Loss::Boundary(c) => Box::new(c.init()?),
+            Loss::HausdorffDt(c) => Box::new(c.init()?),
         })
     }
 }
@@ -364,6 +396,8 @@ impl MulticlassLoss {
             MulticlassLoss::GeneralizedDice(c) => Box::new(c.init()?),
             MulticlassLoss::LovaszSoftmax(c) => Box::new(c.init()?),
             MulticlassLoss::Focal(c) => Box::new(c.init()?),
+            MulticlassLoss::Boundary(c) => Box::new(c.init()?),
+            MulticlassLoss::HausdorffDt(c) => Box::new(c.init()?),
         })
     }
 }

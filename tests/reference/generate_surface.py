@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates tests/reference/surface.json: references for the distance-based metrics
 (Hausdorff, HD95, ASSD, MASD, NSD), the exact Euclidean distance transform and the
-distance-based losses (MONAI's HausdorffDTLoss, Kervadec et al.'s boundary loss maps).
+distance-based losses (MONAI's HausdorffDTLoss, Kervadec et al.'s boundary loss maps, and
+both losses in their multiclass softmax form with class-index targets).
 
 Run by hand (scipy and medpy installed in the same virtualenv as the other generators):
 
@@ -63,6 +64,20 @@ MedPy refuses to compute (it raises on empty masks). Arrays are flattened in C o
   formula with float64 distance fields; MONAI casts its fields to float32).
 - `boundary_loss`: `name`, `shape`, `spacing`, `mask` (flat 0/1), `kervadec_sdm` and
   `sdm_border` (flat floats), see below.
+- `multiclass_hausdorff_dt_loss`: MONAI `HausdorffDTLoss(alpha=2.0, softmax=True,
+  to_onehot_y=True, include_background=B, reduction="mean")`, B in {true, false}, on float64
+  logits and class-index targets. Entries `2d_with_background`, `2d_without_background`
+  (shape [2, 3, 12, 14]), `3d_with_background`, `3d_without_background` ([2, 4, 6, 7, 8]),
+  each with `name`, `shape` (of the logits), `alpha`, `softmax`, `to_onehot_y`,
+  `include_background`, `reduction`, `logits` (flat floats), `target` (flat class indices,
+  shape [N, 1, spatial...]), `loss` and `gradient` (MONAI's value and autograd d loss /
+  d logits, float64), `loss_exact_f64` and `gradient_exact_f64` (the same formula with
+  float64 distance fields). See "Multiclass distance losses" below.
+- `multiclass_boundary_loss`: Kervadec et al.'s boundary (surface) loss on softmax
+  probabilities, float64 reimplementation; same four names and the same logits/targets as
+  `multiclass_hausdorff_dt_loss`; each with `name`, `shape`, `spacing` ([1, 1] for 2d,
+  [2.5, 0.8, 0.8] for 3d), `include_background`, `idc` (the class indices summed),
+  `logits`, `target`, `loss`, `gradient` (float64 autograd through the softmax). See below.
 
 Conventions confirmed in the installed sources (monai 1.6.1, medpy 0.5.2)
 ========================================================================
@@ -171,6 +186,70 @@ Boundary-loss maps (Kervadec et al., LIVIAETS/boundary-loss utils.py `one_hot2di
   kervadec_sdm = sdm_border + mask (asserted). A full mask has no background voxel, the
   inner distance is undefined (scipy then returns meaningless values), so no full mask is
   included.
+
+Multiclass distance losses (`multiclass_hausdorff_dt_loss`, `multiclass_boundary_loss`)
+=====================================================================================
+Inputs (`multiclass_inputs`, shared by both lists). `2d`: shape [2, 3, 12, 14], seed 7401;
+`3d`: shape [2, 4, 6, 7, 8], seed 7402 (`numpy.random.default_rng`). Logits: uniform in
+[-3, 3] (float64, drawn first, C order). Targets: per image a grid of random classes, one
+class per block of 3x3 (2d) / 2x2x2 (3d) voxels, cropped to the spatial shape (the last
+block row/column is partial where the size is not a multiple). Asserted: in `2d` image 0
+contains all 3 classes and image 1 contains classes 0 and 2 only (class 1 ABSENT there);
+in `3d` every image contains all 4 classes. No class covers a whole image. Targets are
+flat int class indices of shape [N, 1, spatial...]; y = one_hot(target) has shape
+[N, C, spatial...]. Both lists use the same softmax p = softmax(logits, axis=1).
+
+`multiclass_hausdorff_dt_loss` reproduces monai/losses/hausdorff_loss.py (monai 1.6.1):
+the target is passed as a float64 [N, 1, ...] tensor of class indices and one-hot encoded
+by `monai.networks.one_hot` (lines 164-168; monai/networks/utils.py:167-217, float32 0/1
+values, so p - y is evaluated in float64); softmax over channels (lines 155-159);
+include_background=False drops channel 0 of p and y (lines 170-176). For every kept
+channel c and image b (lines 183-197) the distance field of a mask m (`distance_field`,
+lines 97-122) is
+    field(m) = edt(m) + edt(~m),   m = (channel > 0.5)  (strict),
+with `scipy.ndimage.distance_transform_edt` (unit voxels, no spacing; via MONAI's
+channel-first wrapper monai/transforms/utils.py:2490 onwards); i.e. for a voxel in m the
+distance to the nearest voxel outside m, for a voxel outside m the distance to the nearest
+voxel in m (>= 1 everywhere). If m is all background OR all foreground (line 115) the field
+is 0 everywhere (for all-foreground there is no background voxel to measure to). The
+prediction field dp uses m = p[b, c] > 0.5 (the detached softmax probability; a class
+whose probability never exceeds 0.5 gets a zero field), the target field dt uses
+m = y[b, c] (a class absent from the image, here class 1 of `2d` image 1, gets dt = 0).
+Then
+    loss = mean over b, kept c and voxels v of (p - y)^2 * (dp^alpha + dt^alpha),  alpha = 2
+(lines 189-200: per-(b, c) spatial mean, then the mean over b and c; all images have the
+same size so this is the mean over N * C_kept * V elements; channels not kept contribute
+nothing and are not counted). MONAI casts dp and dt to float32 (lines 186-187), so
+dp^alpha + dt^alpha is a float32 value (its product with the float64 (p - y)^2 is float64):
+`loss`/`gradient` carry that rounding (relative ~1e-7), `loss_exact_f64` /
+`gradient_exact_f64` are the same formula with float64 fields, computed here
+(`multiclass_hausdorff_dt_cases`, asserted equal to MONAI within 1e-6 relative). The
+fields are constants (no_grad): d loss / d logits = softmax Jacobian applied to
+2 (p - y) (dp^alpha + dt^alpha) / (N * C_kept * V) on kept channels, 0 on the others.
+
+`multiclass_boundary_loss` reproduces LIVIAETS/boundary-loss (commit 171c32d8) `SurfaceLoss`
+(losses.py:98-116) on softmax probabilities with distance maps from `one_hot2dist`
+(utils.py:294-310), per image, from the one-hot target, with resolution = `spacing`:
+    dist[b, k] = edt(neg, spacing) * neg - (edt(pos, spacing) - 1) * pos,
+                 pos = (target[b] == k), neg = ~pos,
+                 and dist[b, k] = 0 if class k is absent from image b;
+    loss = mean over b, k in idc and voxels of p[b, k] * dist[b, k]
+(`einsum("bkwh,bkwh->bkwh", probs[:, idc], dist[:, idc]).mean()`, i.e. divided by
+N * |idc| * V, absent classes included in the count). Outside class k the map is + the
+distance to the nearest voxel of k; inside, -(distance to the nearest non-k voxel - 1),
+so inner-border voxels are 0 with unit spacing; the "- 1" is in voxel units even with
+anisotropic spacing (a 3d inner-border voxel gets 1 - d with d its distance to the
+nearest non-k voxel: 1 - 0.8 = 0.2 for a neighbour along axis 1 or 2, 1 - 2.5 = -1.5 when
+the only neighbours outside k are along axis 0; not 0). idc = [0, ..., C-1] for `include_background: true`,
+[1, ..., C-1] for false. Differences from upstream, all deliberate: float64 throughout
+(upstream casts p and dist to float32, losses.py:108-109, and `one_hot2dist` with its
+default dtype=None stores the map in the dtype of the one-hot input, the int32 of
+`class2one_hot` in dataloader.py:127-133, truncating distances toward zero; here the maps
+are real-valued float64); the 2-D einsum string is read as "elementwise product" so the
+3-D case uses the same formula. No class covers a whole image (upstream's edt of an
+all-true mask is meaningless). `gradient` is float64 autograd through the softmax,
+asserted equal to the closed form d loss / d x_c = p_c (D_c - sum_k p_k D_k) / (N |idc| V)
+with D_k = dist_k for k in idc and 0 otherwise.
 """
 import json
 import math
@@ -674,6 +753,128 @@ def boundary_loss_cases():
     return out
 
 
+# ----------------------------------------------------------------------------- multiclass losses
+
+
+def multiclass_inputs(shape, seed, block, absent=None):
+    """Logits uniform in [-3, 3] and blocky class-index targets (one class per block of
+    `block` voxels per axis, cropped to the spatial shape). `absent` = (image, class): that
+    image draws its blocks from the other classes only."""
+    rng = np.random.default_rng(seed)
+    n, c, *sp = shape
+    x = rng.uniform(-3.0, 3.0, size=shape)
+    t = np.empty((n, *sp), dtype=np.int64)
+    for b in range(n):
+        classes = np.arange(c)
+        if absent is not None and absent[0] == b:
+            classes = classes[classes != absent[1]]
+        grid = rng.choice(classes, size=[-(-s // block) for s in sp])
+        for ax in range(len(sp)):
+            grid = np.repeat(grid, block, axis=ax)
+        t[b] = grid[tuple(slice(0, s) for s in sp)]
+    for b in range(n):
+        present = set(np.unique(t[b]).tolist())
+        want = set(range(c)) - ({absent[1]} if absent is not None and absent[0] == b else set())
+        assert present == want, (shape, b, present, want)
+    return x, t
+
+
+MULTICLASS_SPECS = [
+    # name, shape [N, C, spatial...], seed, block, (image, absent class), boundary-loss spacing
+    ("2d", (2, 3, 12, 14), 7401, 3, (1, 1), [1.0, 1.0]),
+    ("3d", (2, 4, 6, 7, 8), 7402, 2, None, [2.5, 0.8, 0.8]),
+]
+
+
+def one_hot_f64(t, c):
+    """[N, spatial...] class indices -> [N, C, spatial...] float64 one-hot."""
+    return (t[:, None] == np.arange(c).reshape((1, c) + (1,) * (t.ndim - 1))).astype(np.float64)
+
+
+def multiclass_hausdorff_dt_cases():
+    out = []
+    alpha = 2.0
+    for name, shape, seed, block, absent, _ in MULTICLASS_SPECS:
+        x, t = multiclass_inputs(shape, seed, block, absent)
+        n, c = shape[:2]
+        for include_bg in (True, False):
+            X = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            Y = torch.tensor(t[:, None], dtype=torch.float64)
+            loss_fn = HausdorffDTLoss(alpha=alpha, include_background=include_bg, to_onehot_y=True,
+                                      softmax=True, reduction="mean")
+            loss = monai_call(loss_fn, X, Y)
+            assert loss.dtype == torch.float64
+            loss.backward()
+            assert X.grad.dtype == torch.float64
+            # float64 reimplementation of the same formula
+            X2 = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            p = torch.softmax(X2, 1)
+            y = one_hot_f64(t, c)
+            keep = list(range(c)) if include_bg else list(range(1, c))
+            pn = p.detach().numpy()
+            w = np.zeros((n, len(keep), *shape[2:]))
+            for b in range(n):
+                for j, k in enumerate(keep):
+                    w[b, j] = hd_field_f64(pn[b, k]) ** alpha + hd_field_f64(y[b, k]) ** alpha
+            loss64_t = ((p[:, keep] - torch.from_numpy(y[:, keep])) ** 2 * torch.from_numpy(w)).mean()
+            loss64_t.backward()
+            loss64 = loss64_t.item()
+            grad64 = X2.grad.numpy()
+            assert abs(loss.item() - loss64) <= 1e-6 * max(1.0, loss64), (name, loss.item(), loss64)
+            assert np.abs(X.grad.numpy() - grad64).max() <= 1e-6 * max(1e-3, np.abs(grad64).max()), name
+            tag = f"{name}_{'with' if include_bg else 'without'}_background"
+            MAX_DIFF[f"multiclass HausdorffDTLoss {tag}: |MONAI - exact f64| loss"] = abs(loss.item() - loss64)
+            MAX_DIFF[f"multiclass HausdorffDTLoss {tag}: |MONAI - exact f64| gradient (max)"] = \
+                float(np.abs(X.grad.numpy() - grad64).max())
+            out.append({"name": tag, "shape": list(shape), "alpha": alpha, "softmax": True,
+                        "to_onehot_y": True, "include_background": include_bg, "reduction": "mean",
+                        "logits": flat_float(x), "target": flat_int(t), "loss": fin(loss.item()),
+                        "gradient": flat_float(X.grad.numpy()), "loss_exact_f64": fin(loss64),
+                        "gradient_exact_f64": flat_float(grad64)})
+    return out
+
+
+def one_hot2dist_f64(seg, resolution):
+    """LIVIAETS/boundary-loss utils.py `one_hot2dist` (lines 294-310) with a float64 result."""
+    edt = ndi.distance_transform_edt
+    res = np.zeros(seg.shape, dtype=np.float64)
+    for k in range(len(seg)):
+        pos = seg[k].astype(bool)
+        if pos.any():
+            assert not pos.all()  # not exercised: scipy's edt of an all-True mask is meaningless
+            neg = ~pos
+            res[k] = edt(neg, sampling=resolution) * neg - (edt(pos, sampling=resolution) - 1) * pos
+    return res
+
+
+def multiclass_boundary_loss_cases():
+    out = []
+    for name, shape, seed, block, absent, spacing in MULTICLASS_SPECS:
+        x, t = multiclass_inputs(shape, seed, block, absent)
+        n, c = shape[:2]
+        sp = [float(v) for v in spacing]
+        dist = np.stack([one_hot2dist_f64(one_hot_f64(t[b:b + 1], c)[0], sp) for b in range(n)])
+        for include_bg in (True, False):
+            idc = list(range(c)) if include_bg else list(range(1, c))
+            X = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            probs = torch.softmax(X, 1)
+            loss = (probs[:, idc] * torch.from_numpy(dist[:, idc])).mean()
+            loss.backward()
+            # closed-form gradient: p_c * (D~_c - sum_k p_k D~_k) / M, D~ = dist on idc, 0 elsewhere
+            pn = probs.detach().numpy()
+            dm = np.zeros_like(dist)
+            dm[:, idc] = dist[:, idc]
+            m = n * len(idc) * int(np.prod(shape[2:]))
+            g = pn * (dm - (pn * dm).sum(1, keepdims=True)) / m
+            assert np.abs(X.grad.numpy() - g).max() <= 1e-15, name
+            assert abs(loss.item() - float((pn[:, idc] * dist[:, idc]).sum() / m)) <= 1e-14
+            tag = f"{name}_{'with' if include_bg else 'without'}_background"
+            out.append({"name": tag, "shape": list(shape), "spacing": sp, "include_background": include_bg,
+                        "idc": idc, "logits": flat_float(x), "target": flat_int(t),
+                        "loss": fin(loss.item()), "gradient": flat_float(X.grad.numpy())})
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -689,6 +890,8 @@ def main():
         "closed_form": closed_form_cases(),
         "hausdorff_dt_loss": hausdorff_dt_cases(),
         "boundary_loss": boundary_loss_cases(),
+        "multiclass_hausdorff_dt_loss": multiclass_hausdorff_dt_cases(),
+        "multiclass_boundary_loss": multiclass_boundary_loss_cases(),
     }
     # The documented empty-mask behaviour (images: pred empty, both empty, target empty).
     em = next(c for c in cases if c["name"] == "empty_masks")
@@ -708,7 +911,9 @@ def main():
     OUT.write_text(dumps(doc) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {len(cases)} metric cases, "
           f"{len(doc['edt_cases'])} EDT, {len(doc['closed_form'])} closed-form, "
-          f"{len(doc['hausdorff_dt_loss'])} HausdorffDTLoss, {len(doc['boundary_loss'])} boundary-loss")
+          f"{len(doc['hausdorff_dt_loss'])} HausdorffDTLoss, {len(doc['boundary_loss'])} boundary-loss, "
+          f"{len(doc['multiclass_hausdorff_dt_loss'])} multiclass HausdorffDTLoss, "
+          f"{len(doc['multiclass_boundary_loss'])} multiclass boundary-loss")
     print("largest differences (finite pairs):")
     for k, v in sorted(MAX_DIFF.items()):
         print(f"  {k}: {v:.3g}")

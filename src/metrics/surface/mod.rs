@@ -12,8 +12,9 @@
 //!   distances, which differ (by more than 3 voxels on the reference fixtures);
 //! - **empty masks**: [`OneEmpty`] and [`BothEmpty`], MONAI's values by default.
 //!
-//! The distance maps behind them are public too: [`distance_transform`] (scipy's
-//! `distance_transform_edt`) and [`signed_distance_map`] (the boundary loss's map).
+//! The distance transform behind them is public too: [`distance_transform`] (scipy's
+//! `distance_transform_edt`); the boundary losses' maps are
+//! [`signed_distance_map`](crate::losses::signed_distance_map).
 //!
 //! Which mode reproduces which tool:
 //!
@@ -61,7 +62,7 @@ mod distances;
 mod transform;
 
 pub use classes::ClassSurfaceDistances;
+pub(crate) use config::checked_spacing;
 pub use config::{BothEmpty, OneEmpty, SurfaceConfig};
 pub use distances::{Direction, HausdorffMode, SurfaceDistances};
-pub(crate) use transform::signed_distances;
-pub use transform::{distance_transform, signed_distance_map};
+pub use transform::distance_transform;

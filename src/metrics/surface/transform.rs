@@ -1,5 +1,5 @@
-//! Distance maps on the host: the exact Euclidean distance transform and the signed distance
-//! map of a mask, for data loaders and the boundary losses.
+//! The exact Euclidean distance transform of a grid on the host, public for data loaders and
+//! for comparison with scipy.
 
 use crate::SegLossError;
 use crate::cpu::edt::squared_distances;
@@ -28,41 +28,6 @@ pub fn distance_transform(
         *v = v.sqrt();
     }
     Ok(d)
-}
-
-/// The signed distance map of a mask: for a voxel outside the mask, `+` its distance to the
-/// nearest mask voxel; for a voxel inside, `-` its distance to the nearest voxel outside
-/// (`edt(!m) * !m - edt(m) * m` in scipy's terms); 0 everywhere for an empty mask, and `-inf`
-/// inside a mask that fills the grid. Distances between voxel centres, with `spacing` as in
-/// [`distance_transform`].
-///
-/// Kervadec et al.'s boundary loss code (`one_hot2dist`) uses the same map shifted by one
-/// voxel inside, `edt(!m) * !m - (edt(m) - 1) * m`, so that the mask's border voxels get 0:
-/// their map is this one plus the mask.
-///
-/// # Errors
-/// As [`distance_transform`].
-pub fn signed_distance_map(
-    mask: &[bool],
-    shape: &[usize],
-    spacing: Option<&[f64]>,
-) -> Result<Vec<f64>, SegLossError> {
-    let spacing = checked_grid(mask.len(), shape, spacing)?;
-    Ok(signed_distances(mask, shape, &spacing))
-}
-
-/// [`signed_distance_map`] with checked arguments.
-pub(crate) fn signed_distances(mask: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
-    if !mask.contains(&true) {
-        return vec![0.0; mask.len()];
-    }
-    let outside: Vec<bool> = mask.iter().map(|&m| !m).collect();
-    let to_mask = squared_distances(mask, shape, spacing);
-    let to_outside = squared_distances(&outside, shape, spacing);
-    mask.iter()
-        .zip(to_mask.iter().zip(&to_outside))
-        .map(|(&m, (&a, &b))| if m { -b.sqrt() } else { a.sqrt() })
-        .collect()
 }
 
 /// The spacing of a grid of `shape` holding `len` values: the given one, checked, or 1.

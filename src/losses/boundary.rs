@@ -1,0 +1,169 @@
+//! The boundary loss of Kervadec et al. (2019): probabilities weighted by the signed distance
+//! map of the target, binary and multiclass.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use super::distance_maps::{
+    MapKind, check_spacing_values, class_grid, maps_of, signed_distance_map, upload_rows,
+};
+use super::sigmoid_keeping_nan;
+use crate::tensors::rows;
+use crate::{Reduction, SegLossError, check};
+
+/// Options of [`boundary_loss`] and [`boundary_loss_with_map`].
+#[derive(Config, Debug)]
+pub struct BoundaryLossConfig {
+    /// The distance between neighbouring voxels along each axis after `N` (for `[N, 1, ...]`
+    /// inputs, the axes after the channel may be given alone), e.g. millimetres; `None`
+    /// (default): 1 on every axis. Scales the map, and with it the loss.
+    #[config(default = "None")]
+    pub spacing: Option<Vec<f64>>,
+    /// `true` (default): inputs are logits (`p = sigmoid(x)`); `false`: probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+impl BoundaryLossConfig {
+    /// Every spacing value finite and positive.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check_spacing_values(self.spacing.as_deref())
+    }
+}
+
+/// Boundary loss (Kervadec et al., "Boundary loss for highly unbalanced segmentation",
+/// MIDL 2019; beyond the paper). Per image, the mean over its pixels of `p_i * phi_i`, with
+/// `phi` the [`signed_distance_map`] of the target (positive outside the object, growing with
+/// the distance; at most 0 inside): a prediction is penalised by how far its probability mass
+/// lies from the target, and rewarded for mass deep inside it. Then reduced over images.
+///
+/// `phi` is computed on the host from the hard target (`y > 0.5`; one read of the targets per
+/// call) and is a constant: the gradient is `phi_i * dp_i/dx_i / P`. Its code is
+/// Kervadec et al.'s `SurfaceLoss` on one foreground channel (`idc=[1]`), whose values it
+/// matches (`tests/boundary_losses.rs`). The loss is not bounded below by 0 and has no
+/// meaningful minimum on its own: Kervadec et al. add it to a regional loss, with a weight
+/// raised during training (e.g. `GDL + alpha * boundary`, alpha from 0.01 up by 0.01 per epoch);
+/// see [`compound`](crate::losses::compound) and [`Loss::Boundary`](crate::losses::Loss).
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, a spacing of the wrong
+/// length or not finite and positive, a failed read.
+pub fn boundary_loss<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &BoundaryLossConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    config.validate()?;
+    let targets = check::binary_pair(&logits, targets)?;
+    let map = signed_distance_map(targets, config.spacing.as_deref())?;
+    boundary_loss_with_map(logits, map, config)
+}
+
+/// [`boundary_loss`] with a map computed beforehand (by [`signed_distance_map`], in a data
+/// loader, say): no read to the host. `config.spacing` is not used (the map has it).
+///
+/// # Errors
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices.
+pub fn boundary_loss_with_map<const D: usize>(
+    logits: Tensor<D>,
+    map: Tensor<D>,
+    config: &BoundaryLossConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    let map = check::binary_pair(&logits, map)?.detach();
+    let p = if config.from_logits {
+        sigmoid_keeping_nan(logits)
+    } else {
+        logits
+    };
+    Ok(config
+        .reduction
+        .apply(rows(p * map).mean_dim(1).flatten(0, 1)))
+}
+
+/// Options of [`multiclass_boundary_loss`].
+#[derive(Config, Debug)]
+pub struct MulticlassBoundaryLossConfig {
+    /// The distance between neighbouring voxels along each axis after the channel axis; `None`
+    /// (default): 1 on every axis.
+    #[config(default = "None")]
+    pub spacing: Option<Vec<f64>>,
+    /// `false` (default, Kervadec et al.'s `idc` without the background): class 0 is left out;
+    /// `true`: every class is scored.
+    #[config(default = false)]
+    pub include_background: bool,
+    /// Softmax over the channels (default) or a sigmoid per channel.
+    #[config(default = "ClassMode::Softmax")]
+    pub mode: ClassMode,
+    /// A class index whose pixels count for no class (default `None`; index targets only):
+    /// they are outside every class's mask and add 0 to the sum (the mean still divides by
+    /// every pixel).
+    #[config(default = "None")]
+    pub ignore_index: Option<i64>,
+    /// `true` (default): inputs are logits; `false`: per-class probabilities.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+}
+
+impl MulticlassBoundaryLossConfig {
+    /// Every spacing value finite and positive.
+    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+        check_spacing_values(self.spacing.as_deref())
+    }
+}
+
+/// Multiclass boundary loss (Kervadec et al. 2019): per image, the mean over the scored
+/// classes `c` and the pixels `i` of `p_ic * phi_ic`, with `p` the softmax (or sigmoid) of the
+/// logits `[N, C, ...]` and `phi_c` the [`signed_distance_map`] of class `c`'s target mask
+/// (from class indices `[N, 1, ...]` or per-class values `> 0.5`); then reduced over images.
+/// Kervadec et al.'s `SurfaceLoss(idc)`, with `idc` the classes `1..C` (or all with
+/// `include_background`); their mean over the batch equals our [`Reduction::Mean`].
+///
+/// # Errors
+/// As [`boundary_loss`], plus `include_background = false` with one channel and
+/// `ignore_index` with per-class targets.
+pub fn multiclass_boundary_loss<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &MulticlassBoundaryLossConfig,
+) -> Result<Tensor<1>, SegLossError> {
+    config.validate()?;
+    let dims = logits.dims();
+    check::batch_shape(&logits, "logits")?;
+    check_background(config.include_background, dims[1])?;
+    let grid = class_grid(&dims, config.spacing.as_deref())?;
+    let (p, y) = probabilities_and_targets(
+        logits,
+        targets.into(),
+        config.mode,
+        config.from_logits,
+        config.ignore_index,
+    )?;
+    let (p, y) = scored_classes(p, y, config.include_background);
+    let [n, classes, pixels] = p.dims();
+    let masks = y.greater_elem(0.5).reshape([n * classes, pixels]);
+    let maps = maps_of(masks, &grid, MapKind::Signed)?;
+    let map = upload_rows(maps, &p.clone().reshape([n * classes, pixels]));
+    let terms = p.reshape([n, classes * pixels]) * map.reshape([n, classes * pixels]);
+    Ok(config.reduction.apply(terms.mean_dim(1).flatten(0, 1)))
+}
+
+/// The classes a multiclass boundary loss scores: all, or all but class 0.
+pub(crate) fn scored_classes(
+    p: Tensor<3>,
+    y: Tensor<3>,
+    include_background: bool,
+) -> (Tensor<3>, Tensor<3>) {
+    if include_background {
+        return (p, y);
+    }
+    let [n, classes, pixels] = p.dims();
+    let kept = [0..n, 1..classes, 0..pixels];
+    (p.slice(kept.clone()), y.slice(kept))
+}
