@@ -118,6 +118,8 @@ fn every_module_computes_what_its_function_computes() {
         binary!(dice_ce(), init, compound);
         binary!(LovaszConfig::new(), init_sigmoid, lovasz_sigmoid);
         binary!(LovaszConfig::new(), init_hinge, lovasz_hinge);
+        binary!(BoundaryLossConfig::new(), init, boundary_loss);
+        binary!(HausdorffDtLossConfig::new(), init, hausdorff_dt_loss);
 
         macro_rules! multiclass {
             ($config:expr, $function:ident) => {{
@@ -141,6 +143,14 @@ fn every_module_computes_what_its_function_computes() {
         multiclass!(LovaszSoftmaxConfig::new(), lovasz_softmax);
         multiclass!(MulticlassFocalConfig::new(), multiclass_focal);
         multiclass!(multiclass_dice_ce(), multiclass_compound);
+        multiclass!(
+            MulticlassBoundaryLossConfig::new(),
+            multiclass_boundary_loss
+        );
+        multiclass!(
+            MulticlassHausdorffDtLossConfig::new(),
+            multiclass_hausdorff_dt_loss
+        );
     }
 }
 
@@ -270,6 +280,8 @@ fn any_loss_runs_behind_the_common_trait() {
         Loss::Focal(FocalConfig::new()),
         Loss::LovaszSigmoid(LovaszConfig::new()),
         Loss::LovaszHinge(LovaszConfig::new()),
+        Loss::Boundary(BoundaryLossConfig::new()),
+        Loss::HausdorffDt(HausdorffDtLossConfig::new()),
     ];
     let (x, y) = binary_inputs(&device);
     for config in &binary {
@@ -306,6 +318,8 @@ fn any_loss_runs_behind_the_common_trait() {
         MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new()),
         MulticlassLoss::LovaszSoftmax(LovaszSoftmaxConfig::new()),
         MulticlassLoss::Focal(MulticlassFocalConfig::new()),
+        MulticlassLoss::Boundary(MulticlassBoundaryLossConfig::new()),
+        MulticlassLoss::HausdorffDt(MulticlassHausdorffDtLossConfig::new()),
     ];
     let (x, y) = class_inputs(&device);
     for config in &multiclass {

@@ -101,3 +101,63 @@ fn metrics_follow_burn_train_conventions() {
 fn mean_over(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
+
+#[test]
+fn surface_metrics_average_the_per_image_values_over_the_epoch() {
+    use burn::tensor::{Bool, Tensor, TensorData};
+    use segloss::metrics::surface::{HausdorffMode, OneEmpty, SurfaceConfig, SurfaceDistances};
+    use segloss::metrics::train::{SurfaceMetric, SurfaceMetricInput};
+
+    let device = f64_device();
+    let mut rng = TestRng::new(21);
+    let shape = [3, 1, 9, 11];
+    let len = shape.iter().product();
+    let config = SurfaceConfig::new()
+        .with_spacing(Some(vec![1.5, 0.5]))
+        .with_one_empty(OneEmpty::Diagonal);
+    let mut hd95 = SurfaceMetric::hd95().with_config(config.clone());
+    let mut nsd = SurfaceMetric::nsd(1.0).with_config(config.clone());
+    let (mut hd_values, mut nsd_values) = (Vec::new(), Vec::new());
+    for batch in 0..2 {
+        let (x, mut y) = rng.logits_and_mask(len, 3.0, 0.4);
+        if batch == 1 {
+            // Image 0: empty target (one empty mask, diagonal); image 1: both empty (NaN,
+            // skipped) when its logits are negative too.
+            y[..99].fill(0.0);
+            y[99..198].fill(0.0);
+        }
+        let mut x = x;
+        if batch == 1 {
+            x[99..198].iter_mut().for_each(|v| *v = -1.0);
+        }
+        let logits = tensor(&x, shape, &device, DType::F64);
+        let targets = tensor(&y, shape, &device, DType::F64);
+        let mask = |v: &[f64], pred: bool| {
+            let m: Vec<bool> = v
+                .iter()
+                .map(|&v| if pred { v > 0.0 } else { v > 0.5 })
+                .collect();
+            Tensor::<4, Bool>::from_data(TensorData::new(m, shape), &device)
+        };
+        let d = SurfaceDistances::from_masks(mask(&x, true), mask(&y, false), &config).unwrap();
+        hd_values.extend(d.hausdorff(95.0, HausdorffMode::MaxOfDirected));
+        nsd_values.extend(d.nsd(1.0));
+        let output = SegmentationOutput::new(logits.clone().mean(), logits, targets);
+        let input: SurfaceMetricInput = output.adapt();
+        hd95.update(&input, &metadata()).unwrap();
+        nsd.update(&input, &metadata()).unwrap();
+    }
+    let nan_mean = |v: &[f64]| {
+        let kept: Vec<f64> = v.iter().copied().filter(|v| !v.is_nan()).collect();
+        kept.iter().sum::<f64>() / kept.len() as f64
+    };
+    assert!(
+        hd_values[3].is_finite() && hd_values[4].is_nan(),
+        "{hd_values:?}"
+    );
+    assert!((value(hd95.running_value()) - nan_mean(&hd_values)).abs() < 1e-12);
+    assert!((value(nsd.running_value()) - nan_mean(&nsd_values)).abs() < 1e-12);
+    assert!(hd95.name().contains("HD95") && nsd.name().contains("NSD"));
+    nsd.clear();
+    assert!(value(nsd.running_value()).is_nan());
+}

@@ -1,6 +1,7 @@
-//! burn-train integration (feature `train`): Dice, Jaccard and Hamming as burn-train
-//! [`Metric`]s that a `Learner` displays, fed by [`SegmentationOutput`], the batch output of a
-//! binary segmentation step.
+//! burn-train integration (feature `train`): Dice, Jaccard and Hamming ([`SegmentationMetric`])
+//! and the surface metrics HD95 and NSD ([`SurfaceMetric`]) as burn-train [`Metric`]s that a
+//! `Learner` displays, fed by [`SegmentationOutput`], the batch output of a binary
+//! segmentation step.
 //!
 //! burn-train ships a `DiceMetric` already; these add what it lacks: the Jaccard index and
 //! the Hamming similarity, per-image aggregation (the mean over images of per-image scores,
@@ -15,7 +16,9 @@
 //! let output = SegmentationOutput::new(loss, logits, targets);
 //! // When building the learner:
 //! learner.metric_valid_numeric(SegmentationMetric::dice())
-//!        .metric_valid_numeric(SegmentationMetric::jaccard());
+//!        .metric_valid_numeric(SegmentationMetric::jaccard())
+//!        .metric_valid_numeric(SurfaceMetric::hd95())
+//!        .metric_valid_numeric(SurfaceMetric::nsd(1.0));
 //! ```
 
 use std::sync::Arc;
@@ -26,12 +29,17 @@ use burn::train::metric::{
     NumericAttributes, NumericEntry, SerializedEntry,
 };
 
+mod surface;
+
+pub use surface::{SurfaceMetric, SurfaceMetricInput, SurfaceScore};
+
 use super::{Confusion, DEFAULT_LOGIT_THRESHOLD, mean_over_images};
 use crate::tensors::rows;
 use crate::{Aggregation, EmptyPolicy};
 
 /// The output of a binary segmentation step: the loss, the logits and the targets, flattened
-/// to `[N, P]` (one row per image), so one metric type serves every image rank.
+/// to `[N, P]` (one row per image), so one metric type serves every image rank, and the shape
+/// of one image (for the surface metrics, which need the grid back).
 #[derive(Debug, Clone)]
 pub struct SegmentationOutput {
     /// The loss of the batch (`[1]`).
@@ -40,6 +48,9 @@ pub struct SegmentationOutput {
     pub logits: Tensor<2>,
     /// Hard targets (0/1) `[N, P]`.
     pub targets: Tensor<2>,
+    /// The shape of one image: the logits' shape without `N` (`[1, H, W]`, `[H, W]`,
+    /// `[1, D, H, W]`, ...).
+    pub image_shape: Vec<usize>,
 }
 
 impl SegmentationOutput {
@@ -48,6 +59,7 @@ impl SegmentationOutput {
     pub fn new<const D: usize>(loss: Tensor<1>, logits: Tensor<D>, targets: Tensor<D>) -> Self {
         Self {
             loss,
+            image_shape: logits.dims()[1..].to_vec(),
             logits: rows(logits),
             targets: rows(targets),
         }
@@ -63,6 +75,7 @@ impl ItemLazy for SegmentationOutput {
             loss: self.loss.without_autodiff(),
             logits: self.logits.without_autodiff(),
             targets: self.targets.without_autodiff(),
+            image_shape: self.image_shape,
         })
     }
 }
