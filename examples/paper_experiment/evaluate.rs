@@ -1,17 +1,24 @@
 //! Test-set evaluation with the crate's hard metrics, and the paired bootstrap test.
 
 use burn::tensor::Device;
-use segloss::metrics::{Confusion, DEFAULT_LOGIT_THRESHOLD};
+use segloss::metrics::surface::{HausdorffMode, OneEmpty, SurfaceConfig, SurfaceDistances};
+use segloss::metrics::{Confusion, DEFAULT_LOGIT_THRESHOLD, threshold_logits};
 use segloss::{EmptyPolicy, SegLossError};
 
 use crate::data::{Rng, Sample};
 use crate::model::UNet;
 use crate::train::batch;
 
-/// Per-image hard Dice and Jaccard of a model on a data set (logits > 0).
+/// The tolerance of the normalized surface Dice, in pixels.
+pub const NSD_TOLERANCE: f64 = 1.0;
+
+/// Per-image hard Dice and Jaccard, HD95 (MONAI's, in pixels) and NSD at [`NSD_TOLERANCE`] of a
+/// model on a data set (logits > 0).
 pub struct Scores {
     pub dice: Vec<f64>,
     pub jaccard: Vec<f64>,
+    pub hd95: Vec<f64>,
+    pub nsd: Vec<f64>,
 }
 
 pub fn score(
@@ -23,9 +30,21 @@ pub fn score(
 ) -> Result<Scores, SegLossError> {
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut counts: Option<Confusion> = None;
+    let (mut hd95, mut nsd) = (Vec::new(), Vec::new());
+    // Every image has an object; a network that predicts nothing gets the image diagonal as
+    // its distance (MONAI's +inf would make every mean infinite) and NSD 0.
+    let surface = SurfaceConfig::new().with_one_empty(OneEmpty::Diagonal);
     for chunk in indices.chunks(batch_size) {
         let (x, y) = batch(set, chunk, size, device);
-        let c = Confusion::from_logits(model.forward(x).detach(), y, DEFAULT_LOGIT_THRESHOLD)?;
+        let logits = model.forward(x).detach();
+        let d = SurfaceDistances::from_masks(
+            threshold_logits(logits.clone(), DEFAULT_LOGIT_THRESHOLD),
+            y.clone().greater_elem(0.5),
+            &surface,
+        )?;
+        hd95.extend(d.hausdorff(95.0, HausdorffMode::MaxOfDirected));
+        nsd.extend(d.nsd(NSD_TOLERANCE));
+        let c = Confusion::from_logits(logits, y, DEFAULT_LOGIT_THRESHOLD)?;
         match counts.as_mut() {
             Some(all) => all.extend(&c),
             None => counts = Some(c),
@@ -36,6 +55,8 @@ pub fn score(
     Ok(Scores {
         dice: counts.dice(EmptyPolicy::One),
         jaccard: counts.jaccard(EmptyPolicy::One),
+        hd95,
+        nsd,
     })
 }
 

@@ -34,8 +34,8 @@ pub fn p_values(per_loss: &[Vec<f64>], rng: &mut Rng) -> Vec<Vec<f64>> {
 /// better than (paired bootstrap, p < 0.05).
 pub fn table(results: &[(Loss, Scores)], p_dice: &[Vec<f64>], p_jaccard: &[Vec<f64>]) -> String {
     let mut out = String::new();
-    writeln!(out, "| loss | Dice | Jaccard | significantly better than (Dice) | significantly better than (Jaccard) |").unwrap();
-    writeln!(out, "|---|---:|---:|---|---|").unwrap();
+    writeln!(out, "| loss | Dice | Jaccard | HD95 (px) | NSD (1 px) | significantly better than (Dice) | significantly better than (Jaccard) |").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|---|---|").unwrap();
     let better = |p: &[Vec<f64>], i: usize, pick: &dyn Fn(&Scores) -> &Vec<f64>| {
         let names: Vec<&str> = (0..results.len())
             .filter(|&j| {
@@ -52,12 +52,16 @@ pub fn table(results: &[(Loss, Scores)], p_dice: &[Vec<f64>], p_jaccard: &[Vec<f
     for (i, (loss, s)) in results.iter().enumerate() {
         writeln!(
             out,
-            "| {} | {:.3} ± {:.3} | {:.3} ± {:.3} | {} | {} |",
+            "| {} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.2} ± {:.2} | {:.3} ± {:.3} | {} | {} |",
             loss.name(),
             mean(&s.dice),
             std_dev(&s.dice),
             mean(&s.jaccard),
             std_dev(&s.jaccard),
+            mean(&s.hd95),
+            std_dev(&s.hd95),
+            mean(&s.nsd),
+            std_dev(&s.nsd),
             better(p_dice, i, &|s| &s.dice),
             better(p_jaccard, i, &|s| &s.jaccard),
         )
@@ -68,16 +72,18 @@ pub fn table(results: &[(Loss, Scores)], p_dice: &[Vec<f64>], p_jaccard: &[Vec<f
 
 /// One row per (image, loss).
 pub fn csv(results: &[(Loss, Scores)], test: &[Sample]) -> String {
-    let mut out = String::from("image,fg_fraction,loss,dice,jaccard\n");
+    let mut out = String::from("image,fg_fraction,loss,dice,jaccard,hd95,nsd\n");
     for (loss, s) in results {
         for (i, sample) in test.iter().enumerate() {
             writeln!(
                 out,
-                "{i},{:.6},{},{:.6},{:.6}",
+                "{i},{:.6},{},{:.6},{:.6},{:.6},{:.6}",
                 sample.fg_fraction,
                 loss.name(),
                 s.dice[i],
-                s.jaccard[i]
+                s.jaccard[i],
+                s.hd95[i],
+                s.nsd[i]
             )
             .unwrap();
         }
