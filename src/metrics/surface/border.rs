@@ -1,6 +1,13 @@
 //! The border of a mask (its voxels with a face neighbour outside it) and the crop of an image
 //! pair to the box that holds both masks.
 
+use std::ops::Range;
+
+use crate::cpu::parallel;
+
+/// Lines of the grid per work item when finding the box.
+const LINES_PER_RUN: usize = 4096;
+
 /// A box of a grid: `start[a]..start[a] + shape[a]` along each axis `a`.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Crop {
@@ -15,24 +22,43 @@ impl Crop {
         let dims = shape.len();
         let last = dims - 1;
         let len = shape[last];
-        let mut low = shape.to_vec();
-        let mut high = vec![0; dims];
-        let mut coords = vec![0usize; dims];
-        // Line by line: the first and last voxel set on the line, and the line's coordinates
-        // once.
-        for (line, (a, b)) in a.chunks(len).zip(b.chunks(len)).enumerate() {
-            let set = |x: usize| a[x] || b[x];
-            let Some(first) = (0..len).find(|&x| set(x)) else {
-                continue;
-            };
-            let end = (first..len).rev().find(|&x| set(x)).unwrap_or(first);
-            unravel(line, &shape[..last], &mut coords[..last]);
-            for axis in 0..last {
-                low[axis] = low[axis].min(coords[axis]);
-                high[axis] = high[axis].max(coords[axis]);
+        let lines = a.len() / len;
+        // Line by line (the first and last voxel set on a line, its coordinates once), in
+        // parallel over runs of lines, each run giving its own box.
+        let runs: Vec<Range<usize>> = (0..lines)
+            .step_by(LINES_PER_RUN)
+            .map(|start| start..(start + LINES_PER_RUN).min(lines))
+            .collect();
+        let boxes = parallel::map_items(runs, |run| {
+            let mut low = shape.to_vec();
+            let mut high = vec![0; dims];
+            let mut coords = vec![0usize; dims];
+            for line in run {
+                let (a, b) = (
+                    &a[line * len..(line + 1) * len],
+                    &b[line * len..(line + 1) * len],
+                );
+                let set = |x: usize| a[x] || b[x];
+                let Some(first) = (0..len).find(|&x| set(x)) else {
+                    continue;
+                };
+                let end = (first..len).rev().find(|&x| set(x)).unwrap_or(first);
+                unravel(line, &shape[..last], &mut coords[..last]);
+                for axis in 0..last {
+                    low[axis] = low[axis].min(coords[axis]);
+                    high[axis] = high[axis].max(coords[axis]);
+                }
+                low[last] = low[last].min(first);
+                high[last] = high[last].max(end);
             }
-            low[last] = low[last].min(first);
-            high[last] = high[last].max(end);
+            (low, high)
+        });
+        let (mut low, mut high) = (shape.to_vec(), vec![0; dims]);
+        for (l, h) in boxes {
+            for axis in 0..dims {
+                low[axis] = low[axis].min(l[axis]);
+                high[axis] = high[axis].max(h[axis]);
+            }
         }
         (low[0] <= high[0]).then(|| Crop {
             shape: (0..dims).map(|axis| high[axis] - low[axis] + 1).collect(),

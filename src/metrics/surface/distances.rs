@@ -250,11 +250,19 @@ impl ImageDistances {
                 diagonal,
             };
         };
-        let pred_border = border(&crop.cut(pred, shape), &crop.shape);
-        let target_border = border(&crop.cut(target, shape), &crop.shape);
+        // The two masks, then the two directions, side by side on the pool (the distance
+        // transforms inside are parallel too; the rest of each direction is not).
+        let (pred_border, target_border) = rayon::join(
+            || border(&crop.cut(pred, shape), &crop.shape),
+            || border(&crop.cut(target, shape), &crop.shape),
+        );
+        let (pred_to_target, target_to_pred) = rayon::join(
+            || directed(&pred_border, &target_border, &crop.shape, spacing),
+            || directed(&target_border, &pred_border, &crop.shape, spacing),
+        );
         ImageDistances {
-            pred_to_target: directed(&pred_border, &target_border, &crop.shape, spacing),
-            target_to_pred: directed(&target_border, &pred_border, &crop.shape, spacing),
+            pred_to_target,
+            target_to_pred,
             diagonal,
         }
     }
