@@ -95,7 +95,7 @@ fn nearest_along_lines(sites: &[bool], field: &mut [f64], len: usize, spacing: f
 /// one, the axes after): a work item is one `outer` index and a range of `inner` indices, held
 /// as `len` disjoint row pieces (one per position along the axis), so the items can be written
 /// in parallel with no shared mutable state. With `queries` (a grid of the field's shape),
-/// only the groups of lines holding a query are transformed.
+/// only the groups of lines holding a query are transformed, and only at the queries.
 fn along_strided_axis(
     field: &mut [f64],
     shape: &[usize],
@@ -138,11 +138,18 @@ fn along_strided_axis(
         let mut envelope = Envelope::new(len);
         let mut input = vec![0.0; GROUP * len];
         let mut output = vec![0.0; GROUP * len];
+        let mut asked = vec![true; GROUP * len];
         for start in (0..width).step_by(GROUP) {
             let group = GROUP.min(width - start);
-            let asked = |g: usize| query_rows.iter().any(|row| row[start + g]);
-            if !query_rows.is_empty() && !(0..group).any(asked) {
-                continue;
+            if !query_rows.is_empty() {
+                for (x, row) in query_rows.iter().enumerate() {
+                    for (g, &q) in row[start..start + group].iter().enumerate() {
+                        asked[g * len + x] = q;
+                    }
+                }
+                if !asked[..group * len].contains(&true) {
+                    continue;
+                }
             }
             for (x, row) in rows.iter().enumerate() {
                 for (g, &v) in row[start..start + group].iter().enumerate() {
@@ -151,7 +158,8 @@ fn along_strided_axis(
             }
             for g in 0..group {
                 let line = g * len..(g + 1) * len;
-                envelope.transform(&input[line.clone()], &mut output[line], spacing);
+                let (f, out) = (&input[line.clone()], &mut output[line.clone()]);
+                envelope.transform(f, out, spacing, &asked[line]);
             }
             for (x, row) in rows.iter_mut().enumerate() {
                 for (g, v) in row[start..start + group].iter_mut().enumerate() {
@@ -188,8 +196,8 @@ impl Envelope {
     }
 
     /// `out[x] = min_q f[q] + (w (x - q))^2` over the `q` with finite `f[q]` (`+inf` when
-    /// there is none).
-    fn transform(&mut self, f: &[f64], out: &mut [f64], w: f64) {
+    /// there is none), at the `x` where `wanted[x]` (the other values are left as they were).
+    fn transform(&mut self, f: &[f64], out: &mut [f64], w: f64, wanted: &[bool]) {
         let w2 = w * w;
         let mut k = 0; // parabolas in the envelope
         for (q, &value) in f.iter().enumerate() {
@@ -225,7 +233,12 @@ impl Envelope {
         self.num[k] = f64::INFINITY;
         self.den[k] = 1.0;
         let mut j = 0;
-        for (x, o) in out.iter_mut().enumerate() {
+        for (x, (o, _)) in out
+            .iter_mut()
+            .zip(wanted)
+            .enumerate()
+            .filter(|(_, (_, w))| **w)
+        {
             let xf = x as f64;
             while self.num[j + 1] < xf * self.den[j + 1] {
                 j += 1;
