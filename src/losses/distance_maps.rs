@@ -21,8 +21,9 @@ pub(crate) enum MapKind {
     Unsigned,
 }
 
-/// Kervadec et al.'s signed distance map of hard target masks, the map [`boundary_loss`]
-/// multiplies the probabilities with (`one_hot2dist` in their code): for each image of
+/// Kervadec et al.'s signed distance map of hard target masks, the map
+/// [`boundary_loss`](crate::losses::boundary_loss) multiplies the probabilities with
+/// (`one_hot2dist` in their code): for each image of
 /// `targets` (`[N, ...]`, a voxel is in the mask where `y > 0.5`), a voxel outside the mask
 /// gets `+` its distance to the nearest mask voxel, a voxel inside gets `-(d - 1)` with `d`
 /// its distance to the nearest voxel outside (with unit spacing the mask's border voxels get
