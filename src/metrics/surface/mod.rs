@@ -34,7 +34,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "flex")] {
-//! use burn::tensor::{Bool, Device, Tensor};
+//! use burn::tensor::{Bool, Device, Tensor, TensorData};
 //! use segloss::metrics::surface::{HausdorffMode, SurfaceConfig, SurfaceDistances};
 //! let device = Device::flex();
 //! // A 3x3 square, and the same square shifted right by 2 pixels.
@@ -45,7 +45,7 @@
 //!             row[x] = true;
 //!         }
 //!     }
-//!     Tensor::<4, Bool>::from_bool([[m]].into(), &device)
+//!     Tensor::<4, Bool>::from_bool(TensorData::from([[m]]), &device)
 //! };
 //! let config = SurfaceConfig::new().with_spacing(Some(vec![1.0, 0.5]));
 //! let d = SurfaceDistances::from_masks(square(2), square(0), &config)?;
