@@ -79,6 +79,7 @@
 
 mod check;
 mod cpu;
+pub mod distributed;
 mod engine;
 mod error;
 mod host;

@@ -488,7 +488,7 @@ mod tests {
                     tensor(&x)
                 };
                 for loss in &losses {
-                    let plan = loss.plan(logits.clone(), tensor(&y)).unwrap();
+                    let plan = loss.plan(logits.clone(), tensor(&y), None).unwrap();
                     let Plan::Host(call) = plan else {
                         panic!("{loss:?} on {name}: Auto must choose the host path");
                     };

@@ -3,6 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::distributed::SharedStatistics;
 use crate::engine::{
     Gradient, HostCall, HostFloat, HostKernel, HostTargets, Plan, Targets, TypedKernel,
 };
@@ -63,7 +64,23 @@ impl Loss {
         logits: Tensor<D>,
         targets: Tensor<D>,
     ) -> Result<Tensor<1>, SegLossError> {
-        self.plan(logits, targets)?.run()
+        self.plan(logits, targets, None)?.run()
+    }
+
+    /// [`Loss::compute`] with batch statistics shared across data-parallel workers: soft
+    /// Dice, soft Jaccard and Tversky with [`Aggregation::Batch`](crate::Aggregation) score
+    /// the global batch (see [`crate::distributed`]); every other loss is computed as by
+    /// [`Loss::compute`].
+    ///
+    /// # Errors
+    /// Those of the loss's function, and those of the reducer.
+    pub fn compute_shared<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        shared: &SharedStatistics,
+    ) -> Result<Tensor<1>, SegLossError> {
+        self.plan(logits, targets, Some(shared))?.run()
     }
 
     /// The checks of this loss's options alone (those its function makes before looking at
@@ -87,13 +104,14 @@ impl Loss {
         &self,
         logits: Tensor<D>,
         targets: Tensor<D>,
+        shared: Option<&SharedStatistics>,
     ) -> Result<Plan<D>, SegLossError> {
         match self {
             Loss::BinaryCrossEntropy(c) => binary_cross_entropy_plan(logits, targets, c),
             Loss::WeightedCrossEntropy(c) => weighted_cross_entropy_plan(logits, targets, c),
-            Loss::SoftDice(c) => soft_dice_plan(logits, targets, c),
-            Loss::SoftJaccard(c) => soft_jaccard_plan(logits, targets, c),
-            Loss::Tversky(c) => tversky_plan(logits, targets, c),
+            Loss::SoftDice(c) => soft_dice_plan(logits, targets, c, shared),
+            Loss::SoftJaccard(c) => soft_jaccard_plan(logits, targets, c, shared),
+            Loss::Tversky(c) => tversky_plan(logits, targets, c, shared),
             Loss::Focal(c) => focal_plan(logits, targets, c),
             Loss::LovaszSigmoid(c) => lovasz_sigmoid_plan(logits, targets, c),
             Loss::LovaszHinge(c) => lovasz_hinge_plan(logits, targets, c),
@@ -176,11 +194,38 @@ pub fn compound<const D: usize>(
     targets: Tensor<D>,
     config: &CompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
+    compound_with(logits, targets, config, None)
+}
+
+/// [`compound`] with batch statistics shared across data-parallel workers (see
+/// [`crate::distributed`]): each batch-statistics term (soft Dice, soft Jaccard, Tversky with
+/// [`Aggregation::Batch`](crate::Aggregation)) scores the global batch, one reduction per
+/// such term; the other terms are computed as by [`compound`]. A per-pixel mean such as the
+/// cross-entropy stays the mean over the worker's shard: with equal shards and burn-train's
+/// gradient mean, its averaged gradient is the global one.
+///
+/// # Errors
+/// Those of [`compound`], and those of the reducer.
+pub fn compound_shared<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &CompoundConfig,
+    shared: &SharedStatistics,
+) -> Result<Tensor<1>, SegLossError> {
+    compound_with(logits, targets, config, Some(shared))
+}
+
+fn compound_with<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &CompoundConfig,
+    shared: Option<&SharedStatistics>,
+) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
     let mut host: Vec<(f64, HostCall<D>)> = Vec::new();
     for term in &config.terms {
-        match term.loss.plan(logits.clone(), targets.clone())? {
+        match term.loss.plan(logits.clone(), targets.clone(), shared)? {
             Plan::Computed(loss) => parts.push(loss.mul_scalar(term.weight)),
             Plan::Host(call) => host.push((term.weight, call)),
         }
@@ -306,7 +351,24 @@ impl MulticlassLoss {
         logits: Tensor<D>,
         targets: impl Into<ClassTargets<D>>,
     ) -> Result<Tensor<1>, SegLossError> {
-        self.plan(logits, targets.into())?.run()
+        self.plan(logits, targets.into(), None)?.run()
+    }
+
+    /// [`MulticlassLoss::compute`] with batch statistics shared across data-parallel workers:
+    /// `multiclass_overlap` and `generalized_dice` with
+    /// [`Aggregation::Batch`](crate::Aggregation) score the global batch (see
+    /// [`crate::distributed`]); every other loss is computed as by
+    /// [`MulticlassLoss::compute`].
+    ///
+    /// # Errors
+    /// Those of the loss's function, and those of the reducer.
+    pub fn compute_shared<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: impl Into<ClassTargets<D>>,
+        shared: &SharedStatistics,
+    ) -> Result<Tensor<1>, SegLossError> {
+        self.plan(logits, targets.into(), Some(shared))?.run()
     }
 
     /// [`MulticlassLoss::compute`] up to the choice of the execution path.
@@ -314,10 +376,11 @@ impl MulticlassLoss {
         &self,
         logits: Tensor<D>,
         targets: ClassTargets<D>,
+        shared: Option<&SharedStatistics>,
     ) -> Result<ClassPlan<D>, SegLossError> {
         match self {
-            MulticlassLoss::Overlap(c) => multiclass_overlap_plan(logits, targets, c),
-            MulticlassLoss::GeneralizedDice(c) => generalized_dice_plan(logits, targets, c),
+            MulticlassLoss::Overlap(c) => multiclass_overlap_plan(logits, targets, c, shared),
+            MulticlassLoss::GeneralizedDice(c) => generalized_dice_plan(logits, targets, c, shared),
             MulticlassLoss::LovaszSoftmax(c) => {
                 Ok(ClassPlan::Computed(lovasz_softmax(logits, targets, c)?))
             }
@@ -396,12 +459,38 @@ pub fn multiclass_compound<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassCompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    let targets = targets.into();
+    multiclass_compound_with(logits, targets.into(), config, None)
+}
+
+/// [`multiclass_compound`] with batch statistics shared across data-parallel workers (see
+/// [`crate::distributed`]): nnU-Net's batch Dice + CE under data parallelism. Each
+/// batch-statistics term (`multiclass_overlap`, `generalized_dice` with
+/// [`Aggregation::Batch`](crate::Aggregation)) scores the global batch, one reduction per such
+/// term; the other terms are computed as by [`multiclass_compound`] (the cross-entropy is the
+/// mean over the worker's pixels).
+///
+/// # Errors
+/// Those of [`multiclass_compound`], and those of the reducer.
+pub fn multiclass_compound_shared<const D: usize>(
+    logits: Tensor<D>,
+    targets: impl Into<ClassTargets<D>>,
+    config: &MulticlassCompoundConfig,
+    shared: &SharedStatistics,
+) -> Result<Tensor<1>, SegLossError> {
+    multiclass_compound_with(logits, targets.into(), config, Some(shared))
+}
+
+fn multiclass_compound_with<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    config: &MulticlassCompoundConfig,
+    shared: Option<&SharedStatistics>,
+) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
     let mut host = Vec::new();
     for term in &config.terms {
-        match term.loss.plan(logits.clone(), targets.clone())? {
+        match term.loss.plan(logits.clone(), targets.clone(), shared)? {
             ClassPlan::Computed(loss) => parts.push(loss.mul_scalar(term.weight)),
             plan => host.push((term.weight, plan)),
         }

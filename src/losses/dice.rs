@@ -3,6 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::distributed::SharedStatistics;
 use crate::engine::Plan;
 use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
@@ -82,7 +83,7 @@ pub fn soft_dice<const D: usize>(
     targets: Tensor<D>,
     config: &SoftDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    soft_dice_plan(logits, targets, config)?.run()
+    soft_dice_plan(logits, targets, config, None)?.run()
 }
 
 impl SoftDiceConfig {
@@ -103,7 +104,8 @@ pub(crate) fn soft_dice_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &SoftDiceConfig,
+    shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
-    overlap_plan(logits, targets, Ratio::DICE, &config.options())
+    overlap_plan(logits, targets, Ratio::DICE, &config.options(), shared)
 }

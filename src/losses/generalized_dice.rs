@@ -4,6 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::distributed::SharedStatistics;
 use crate::engine::runs_on_host;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::losses::classes::{
@@ -106,21 +107,26 @@ pub fn generalized_dice<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &GeneralizedDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    generalized_dice_plan(logits, targets.into(), config)?.run()
+    generalized_dice_plan(logits, targets.into(), config, None)?.run()
 }
 
 /// [`generalized_dice`] up to the choice of the execution path.
+///
+/// With `shared` and batch statistics, the statistics are summed across workers
+/// ([`SharedStatistics`]) and computed with burn operations.
 pub(crate) fn generalized_dice_plan<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
     config: &GeneralizedDiceConfig,
+    shared: Option<&SharedStatistics>,
 ) -> Result<ClassPlan<D>, SegLossError> {
     config.validate()?;
     check::batch_shape(&logits, "logits")?;
     let classes = logits.dims()[1];
     check_background(config.include_background, classes)?;
     let targets = targets.checked(&logits, config.ignore_index)?;
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+    let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
+    if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let head = HeadKind::GeneralizedDice {
             weight: match config.weight {
                 GeneralizedDiceWeight::Square => VolumeWeight::Square,
@@ -155,18 +161,23 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
         let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
         (rest(p), rest(y))
     };
-    let s = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
+    let mut s = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
+    if let Some(shared) = shared {
+        s = shared.share(s)?;
+    }
     let w = class_weights(&s.target, config.weight);
     let numerator = row_sums(w.clone().mul(s.intersection))
         .mul_scalar(2.0)
         .add_scalar(config.smooth_nr);
     let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(config.smooth_dr);
     // With batch statistics there is one problem: any reduction of it is the value itself.
-    Ok(ClassPlan::Computed(config.reduction.apply(loss_of_ratio(
-        numerator,
-        denominator,
-        false,
-    ))))
+    let loss = config
+        .reduction
+        .apply(loss_of_ratio(numerator, denominator, false));
+    Ok(ClassPlan::Computed(match shared {
+        Some(shared) => shared.scale_gradient(loss),
+        None => loss,
+    }))
 }
 
 /// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a

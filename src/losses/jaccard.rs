@@ -3,6 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::distributed::SharedStatistics;
 use crate::engine::Plan;
 use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
@@ -71,7 +72,7 @@ pub fn soft_jaccard<const D: usize>(
     targets: Tensor<D>,
     config: &SoftJaccardConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    soft_jaccard_plan(logits, targets, config)?.run()
+    soft_jaccard_plan(logits, targets, config, None)?.run()
 }
 
 impl SoftJaccardConfig {
@@ -92,7 +93,8 @@ pub(crate) fn soft_jaccard_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &SoftJaccardConfig,
+    shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
-    overlap_plan(logits, targets, Ratio::JACCARD, &config.options())
+    overlap_plan(logits, targets, Ratio::JACCARD, &config.options(), shared)
 }

@@ -43,7 +43,7 @@ mod lovasz_softmax;
 pub mod modules;
 mod multiclass;
 mod multiclass_focal;
-mod overlap;
+pub(crate) mod overlap;
 mod tversky;
 
 pub use boundary::{
@@ -53,7 +53,7 @@ pub use boundary::{
 pub use classes::{ClassAverage, ClassMode, ClassTargets};
 pub use compound::{
     CompoundConfig, CompoundTerm, Loss, MulticlassCompoundConfig, MulticlassCompoundTerm,
-    MulticlassLoss, compound, multiclass_compound,
+    MulticlassLoss, compound, compound_shared, multiclass_compound, multiclass_compound_shared,
 };
 pub use cross_entropy::{
     BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,

@@ -10,6 +10,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::distributed::SharedStatistics;
 use crate::engine::runs_on_host;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
@@ -181,14 +182,18 @@ pub fn multiclass_overlap<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    multiclass_overlap_plan(logits, targets.into(), config)?.run()
+    multiclass_overlap_plan(logits, targets.into(), config, None)?.run()
 }
 
 /// [`multiclass_overlap`] up to the choice of the execution path.
+///
+/// With `shared` and batch statistics, the statistics are summed across workers
+/// ([`SharedStatistics`]) and computed with burn operations.
 pub(crate) fn multiclass_overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
     config: &MulticlassOverlapConfig,
+    shared: Option<&SharedStatistics>,
 ) -> Result<ClassPlan<D>, SegLossError> {
     config.validate()?;
     let params = config.params();
@@ -200,7 +205,8 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         classes,
     )?;
     let targets = targets.checked(&logits, config.ignore_index)?;
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
+    let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
+    if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let head = HeadKind::Overlap {
             params,
             weights,
@@ -224,9 +230,12 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         config.from_logits,
         config.ignore_index,
     )?;
-    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+    let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         class_sums(t, config.aggregation)
     });
+    if let Some(shared) = shared {
+        statistics = shared.share(statistics)?;
+    }
     // [N, C] (or [1, C]): the loss of every image and class.
     let losses = loss_of_statistics(&statistics, &params);
 
@@ -236,7 +245,9 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         mask = mask.mul(present(&statistics.target));
     }
     // With batch statistics there is one problem: any reduction of it is the value itself.
-    Ok(ClassPlan::Computed(
-        config.reduction.apply(weighted_mean(losses, mask)),
-    ))
+    let loss = config.reduction.apply(weighted_mean(losses, mask));
+    Ok(ClassPlan::Computed(match shared {
+        Some(shared) => shared.scale_gradient(loss),
+        None => loss,
+    }))
 }

@@ -15,6 +15,7 @@
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::distributed::SharedStatistics;
 
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
@@ -76,20 +77,25 @@ impl OverlapOptions {
 /// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
 /// [`tversky`](crate::losses::tversky). The options are checked by the caller (each config's
 /// `validate`, which also checks that loss's own options).
+///
+/// With `shared` and batch statistics, the statistics are summed across workers
+/// ([`SharedStatistics`]) and computed with burn operations.
 pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     ratio: Ratio,
     options: &OverlapOptions,
+    shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     let params = options.params(ratio);
     let targets = check::binary_pair(&logits, targets)?;
-    if runs_on_host(options.execution, &logits, targets.is_tracked())? {
+    let shared = shared.filter(|_| params.batch);
+    if shared.is_none() && runs_on_host(options.execution, &logits, targets.is_tracked())? {
         return Ok(Plan::host(logits, targets, options.reduction, params));
     }
     let p = rows(probabilities(logits, options.from_logits));
     let y = rows(targets);
-    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+    let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         let per_image = row_sums(t);
         if params.batch {
             per_image.sum()
@@ -97,11 +103,16 @@ pub(crate) fn overlap_plan<const D: usize>(
             per_image
         }
     });
-    Ok(Plan::Computed(
-        options
-            .reduction
-            .apply(loss_of_statistics(&statistics, &params)),
-    ))
+    if let Some(shared) = shared {
+        statistics = shared.share(statistics)?;
+    }
+    let loss = options
+        .reduction
+        .apply(loss_of_statistics(&statistics, &params));
+    Ok(Plan::Computed(match shared {
+        Some(shared) => shared.scale_gradient(loss),
+        None => loss,
+    }))
 }
 
 /// The checks every overlap loss shares: smoothing in range, and `soft_label` only with plain

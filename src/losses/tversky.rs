@@ -4,6 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
+use crate::distributed::SharedStatistics;
 use crate::engine::Plan;
 use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
@@ -86,7 +87,7 @@ pub fn tversky<const D: usize>(
     targets: Tensor<D>,
     config: &TverskyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    tversky_plan(logits, targets, config)?.run()
+    tversky_plan(logits, targets, config, None)?.run()
 }
 
 impl TverskyConfig {
@@ -108,6 +109,7 @@ pub(crate) fn tversky_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &TverskyConfig,
+    shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
     overlap_plan(
@@ -115,5 +117,6 @@ pub(crate) fn tversky_plan<const D: usize>(
         targets,
         Ratio::tversky(config.alpha, config.beta),
         &config.options(),
+        shared,
     )
 }

@@ -1,0 +1,211 @@
+//! Batch statistics shared across data-parallel workers, so that a batch-aggregated loss
+//! ([`Aggregation::Batch`](crate::Aggregation), nnU-Net's `batch_dice`) stays the loss of the
+//! global batch under data-parallel training instead of becoming a per-shard loss.
+//!
+//! Each worker sees its shard of the batch. A batch Dice computed per shard is a different
+//! objective, whose value and gradient change with the number of workers. With
+//! [`SharedStatistics`], every worker sums its statistics (intersection, prediction and
+//! target volumes: a `[3, C]` tensor) with the other workers' through a [`StatsReducer`],
+//! once per loss term and step, in forward only, then scores the global sums:
+//!
+//! - **value**: every worker computes the loss of the global batch, exactly;
+//! - **gradient**: the global sums enter as `S_local + stop_grad(S_global - S_local)`, so a
+//!   worker's gradient is `dL/dS_global * dS_local/dx`: exactly the global loss's gradient
+//!   with respect to that worker's logits, with no collective in backward. Summed over
+//!   workers (burn-train's DDP with `ReduceOperation::Sum`) the parameter gradients are those
+//!   of the global loss; with `ReduceOperation::Mean` burn-train divides by the number of
+//!   workers `W`, so [`GradientReduction::Mean`] multiplies each worker's gradient by `W`
+//!   (the value is unchanged) to compensate. This is the factor nnU-Net's `AllGatherGrad` and
+//!   many `torch.distributed.nn.all_reduce` uses get wrong.
+//!
+//! Every worker must call the loss in the same order with the same shapes (the statistics'
+//! shape depends on the class count only, not on the shard size), as any collective requires.
+//! The losses with batch statistics take the option: [`Loss::compute_shared`],
+//! [`MulticlassLoss::compute_shared`], [`compound_shared`] and [`multiclass_compound_shared`]
+//! (soft Dice, soft Jaccard, Tversky, multiclass overlap and generalized Dice with
+//! `Aggregation::Batch`). Their statistics are then computed with burn operations on the
+//! device (the fused host kernels compute theirs internally). Losses without batch
+//! statistics (per-image aggregation, cross-entropy, focal, the boundary losses, Lovász with
+//! `per_image`) are per-image or per-pixel already and are computed as without the option.
+//! Lovász with `per_image = false` sorts the whole batch's errors, which cannot be shared as a
+//! few sums: it stays a per-shard loss.
+//!
+//! [`Loss::compute_shared`]: crate::losses::Loss::compute_shared
+//! [`MulticlassLoss::compute_shared`]: crate::losses::MulticlassLoss::compute_shared
+//! [`compound_shared`]: crate::losses::compound_shared
+//! [`multiclass_compound_shared`]: crate::losses::multiclass_compound_shared
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use burn::config::Config;
+use burn::tensor::distributed::{ReduceOperation, all_reduce};
+use burn::tensor::{Device, Tensor};
+
+use crate::SegLossError;
+use crate::losses::overlap::SoftStatistics;
+
+/// Sums a small statistics tensor `[K, C]` across the data-parallel workers.
+///
+/// Implement it for your own transport (several nodes, say); [`SingleWorker`] and
+/// [`DeviceAllReduce`] are the two this crate ships.
+pub trait StatsReducer: Debug + Send + Sync {
+    /// The element-wise sum of `statistics` (detached, on the worker's device) over all
+    /// workers, on the same device. Every worker calls it with the same shape, in the same
+    /// order.
+    ///
+    /// # Errors
+    /// Whatever the transport reports.
+    fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError>;
+
+    /// The number of workers `W` (for [`GradientReduction::Mean`]).
+    fn workers(&self) -> usize;
+}
+
+/// One worker: the sum is the statistics themselves (the losses are then exactly as without
+/// sharing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleWorker;
+
+impl StatsReducer for SingleWorker {
+    fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+        Ok(statistics)
+    }
+
+    fn workers(&self) -> usize {
+        1
+    }
+}
+
+/// burn's collective `all_reduce` (sum) over `devices`, the devices of a burn-train
+/// `ExecutionStrategy::ddp` (which starts the communication server these need; otherwise start
+/// one with `burn::tensor::distributed::DistributedContext::init`). burn 0.22.1 runs
+/// collectives on CUDA only (NCCL); on flex, ndarray and wgpu burn panics when one is asked.
+#[derive(Clone, Debug)]
+pub struct DeviceAllReduce {
+    devices: Vec<Device>,
+}
+
+impl DeviceAllReduce {
+    /// The reducer of the workers on `devices` (at least one).
+    ///
+    /// # Errors
+    /// [`SegLossError::InvalidOption`] for an empty list.
+    pub fn new(devices: Vec<Device>) -> Result<Self, SegLossError> {
+        if devices.is_empty() {
+            return Err(SegLossError::InvalidOption {
+                name: "devices",
+                value: "[]".into(),
+                allowed: "at least one device",
+            });
+        }
+        Ok(DeviceAllReduce { devices })
+    }
+}
+
+impl StatsReducer for DeviceAllReduce {
+    fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+        let device = statistics.device().without_autodiff();
+        if !self
+            .devices
+            .iter()
+            .any(|d| d.clone().without_autodiff() == device)
+        {
+            return Err(SegLossError::DeviceMismatch {
+                left_name: "the statistics",
+                left: format!("{device:?}"),
+                right_name: "the reducer's devices",
+                right: format!("{:?}", self.devices),
+            });
+        }
+        Ok(all_reduce(statistics, ReduceOperation::Sum, self.devices.clone()).resolve())
+    }
+
+    fn workers(&self) -> usize {
+        self.devices.len()
+    }
+}
+
+/// How the training loop combines the workers' gradients (burn-train's
+/// `DistributedConfig::all_reduce_op`): the factor each worker's loss gradient gets.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum GradientReduction {
+    /// Gradients summed over workers: factor 1.
+    Sum,
+    /// Gradients averaged over workers: factor `W`, so that the average is the global loss's
+    /// gradient.
+    Mean,
+}
+
+/// The reducer and the gradient reduction of a data-parallel run: what the `*_shared`
+/// functions take.
+#[derive(Clone, Debug)]
+pub struct SharedStatistics {
+    reducer: Arc<dyn StatsReducer>,
+    gradient: GradientReduction,
+}
+
+impl SharedStatistics {
+    /// Statistics summed by `reducer`; worker gradients combined by `gradient`.
+    pub fn new(reducer: Arc<dyn StatsReducer>, gradient: GradientReduction) -> Self {
+        SharedStatistics { reducer, gradient }
+    }
+
+    /// The local soft statistics (one problem per class: shapes `[1]` or `[1, C]`) replaced by
+    /// the global sums in value, keeping the local gradient.
+    pub(crate) fn share<const O: usize>(
+        &self,
+        local: SoftStatistics<O>,
+    ) -> Result<SoftStatistics<O>, SegLossError> {
+        let dims = local.intersection.dims();
+        let flat = |t: &Tensor<O>| t.clone().reshape([1, -1]);
+        let stacked = Tensor::cat(
+            vec![
+                flat(&local.intersection),
+                flat(&local.predicted),
+                flat(&local.target),
+            ],
+            0,
+        )
+        .detach();
+        let global = self.reducer.sum(stacked.clone())?;
+        if global.dims() != stacked.dims() {
+            return Err(SegLossError::ShapeMismatch {
+                left_name: "the reduced statistics",
+                left: global.dims().to_vec(),
+                right_name: "the local statistics",
+                right: stacked.dims().to_vec(),
+            });
+        }
+        // A transport may hand the sums back in another float dtype: compute in the local one.
+        let dtype = stacked.dtype();
+        let global = if global.dtype() == dtype {
+            global
+        } else {
+            global.cast(dtype)
+        };
+        let offset = global - stacked;
+        let part = |row: usize, t: Tensor<O>| {
+            let delta: Tensor<O> = offset.clone().narrow(0, row, 1).reshape(dims);
+            t + delta
+        };
+        Ok(SoftStatistics {
+            intersection: part(0, local.intersection),
+            predicted: part(1, local.predicted),
+            target: part(2, local.target),
+        })
+    }
+
+    /// `loss` with its gradient multiplied by the factor of [`GradientReduction`] and its
+    /// value unchanged.
+    pub(crate) fn scale_gradient(&self, loss: Tensor<1>) -> Tensor<1> {
+        match self.gradient {
+            GradientReduction::Sum => loss,
+            GradientReduction::Mean => {
+                let extra = (self.reducer.workers() as f64 - 1.0).max(0.0);
+                let detached = loss.clone().detach();
+                loss.clone() + (loss - detached).mul_scalar(extra)
+            }
+        }
+    }
+}

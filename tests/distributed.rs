@@ -1,0 +1,482 @@
+//! Batch statistics shared across simulated data-parallel workers (issue 17): W workers on one
+//! flex device, each scoring its shard through a `StatsReducer` that sums the shards'
+//! statistics, give every worker the full batch's loss, and gradients that add up (or average,
+//! per `GradientReduction`) to the full batch's gradient.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use common::{TestRng, assert_close, f64_device, tensor, to_vec};
+use segloss::distributed::{
+    DeviceAllReduce, GradientReduction, SharedStatistics, SingleWorker, StatsReducer,
+};
+use segloss::losses::*;
+use segloss::{Aggregation, Execution, SegLossError};
+
+/// First pass: records each worker's statistics and returns them unchanged.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: Mutex<Vec<Vec<f64>>>,
+    shape: Mutex<[usize; 2]>,
+}
+
+impl StatsReducer for Recorder {
+    fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+        *self.shape.lock().unwrap() = statistics.dims();
+        self.seen.lock().unwrap().push(to_vec(statistics.clone()));
+        Ok(statistics)
+    }
+    fn workers(&self) -> usize {
+        self.seen.lock().unwrap().len().max(1)
+    }
+}
+
+/// Second pass: every worker gets the sum of all the workers' recorded statistics, as an
+/// all-reduce would give it.
+#[derive(Debug)]
+struct Summed {
+    total: Vec<f64>,
+    shape: [usize; 2],
+    workers: usize,
+}
+
+impl StatsReducer for Summed {
+    fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+        let dtype = statistics.dtype();
+        let data = TensorData::new(self.total.clone(), self.shape).convert_dtype(dtype);
+        Ok(Tensor::from_data(data, (&statistics.device(), dtype)))
+    }
+    fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+/// The shared statistics run as burn operations; the full-batch references take the same
+/// path, so values agree to rounding (the host kernels agree with it to 1e-7 in f64, elsewhere
+/// tested).
+const DEVICE: Execution = Execution::Device;
+
+/// The shard sizes tried for a batch of 7 images: W = 1, 2, 3, 4, unequal.
+const SPLITS: [&[usize]; 4] = [&[7], &[3, 4], &[1, 2, 4], &[2, 1, 3, 1]];
+
+type LossFn =
+    dyn Fn(Tensor<4>, Targets, Option<&SharedStatistics>) -> Result<Tensor<1>, SegLossError>;
+
+/// Binary targets or class indices of a shard.
+#[derive(Clone)]
+enum Targets {
+    Binary(Tensor<4>),
+    Classes(Tensor<4, Int>),
+}
+
+impl Targets {
+    fn shard(&self, start: usize, len: usize) -> Targets {
+        match self {
+            Targets::Binary(t) => Targets::Binary(t.clone().narrow(0, start, len)),
+            Targets::Classes(t) => Targets::Classes(t.clone().narrow(0, start, len)),
+        }
+    }
+}
+
+/// Checks one loss for every split and both gradient reductions.
+fn check(name: &str, x: &[f64], dims: [usize; 4], targets: Targets, loss: &LossFn) {
+    let device = f64_device().autodiff();
+    let full_x = tensor(x, dims, &device, DType::F64).require_grad();
+    let full = loss(full_x.clone(), targets.clone(), None).unwrap();
+    let full_value = to_vec(full.clone())[0];
+    let full_grad = to_vec(full_x.grad(&full.backward()).unwrap());
+    let per_image: usize = dims[1..].iter().product();
+    for split in SPLITS {
+        let workers = split.len();
+        let starts: Vec<usize> = split
+            .iter()
+            .scan(0, |s, &n| {
+                let start = *s;
+                *s += n;
+                Some(start)
+            })
+            .collect();
+        let shard_x = |w: usize| {
+            let (start, n) = (starts[w], split[w]);
+            let values = &x[start * per_image..(start + n) * per_image];
+            tensor(values, [n, dims[1], dims[2], dims[3]], &device, DType::F64).require_grad()
+        };
+        // Pass 1: each worker's own statistics.
+        let recorder = Arc::new(Recorder::default());
+        for w in 0..workers {
+            let shared = SharedStatistics::new(recorder.clone(), GradientReduction::Sum);
+            loss(
+                shard_x(w),
+                targets.shard(starts[w], split[w]),
+                Some(&shared),
+            )
+            .unwrap();
+        }
+        let seen = recorder.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            workers,
+            "{name}: one reduction per worker and step"
+        );
+        let total: Vec<f64> = (0..seen[0].len())
+            .map(|i| seen.iter().map(|s| s[i]).sum())
+            .collect();
+        let shape = *recorder.shape.lock().unwrap();
+        for gradient in [GradientReduction::Sum, GradientReduction::Mean] {
+            let reducer = Arc::new(Summed {
+                total: total.clone(),
+                shape,
+                workers,
+            });
+            let shared = SharedStatistics::new(reducer, gradient);
+            let mut grads = Vec::new();
+            for w in 0..workers {
+                let xw = shard_x(w);
+                let value = loss(
+                    xw.clone(),
+                    targets.shard(starts[w], split[w]),
+                    Some(&shared),
+                )
+                .unwrap();
+                let what = format!("{name}, shards {split:?}, {gradient:?}, worker {w}");
+                // (a) every worker's loss is the full batch's loss.
+                assert_close(&[to_vec(value.clone())[0]], &[full_value], 1e-9, 1.0, &what);
+                grads.extend(to_vec(xw.grad(&value.backward()).unwrap()));
+            }
+            // (b) what the training loop makes of the workers' gradients is the full gradient.
+            let combined: Vec<f64> = match gradient {
+                GradientReduction::Sum => grads,
+                GradientReduction::Mean => grads.iter().map(|g| g / workers as f64).collect(),
+            };
+            let what = format!("{name}, shards {split:?}, {gradient:?}: gradient");
+            assert_close(&combined, &full_grad, 1e-6, 1e-12, &what);
+        }
+    }
+}
+
+fn binary_inputs(rng: &mut TestRng) -> (Vec<f64>, [usize; 4], Targets) {
+    let dims = [7, 1, 6, 5];
+    let (x, mut y) = rng.logits_and_mask(dims.iter().product(), 3.0, 0.3);
+    // Image 2 has an empty target.
+    y[60..90].fill(0.0);
+    let device = f64_device().autodiff();
+    (
+        x,
+        dims,
+        Targets::Binary(tensor(&y, dims, &device, DType::F64)),
+    )
+}
+
+fn class_inputs(rng: &mut TestRng) -> (Vec<f64>, [usize; 4], Targets) {
+    let dims = [7, 4, 5, 6];
+    let x: Vec<f64> = (0..dims.iter().product())
+        .map(|_| rng.range(-3.0, 3.0))
+        .collect();
+    let pixels = 30;
+    let y: Vec<i64> = (0..7 * pixels)
+        .map(|i| {
+            // Class 3 absent from image 1; a few ignored pixels.
+            let c = (rng.uniform() * 4.0) as i64;
+            if i % 11 == 0 {
+                255
+            } else if i / pixels == 1 && c == 3 {
+                0
+            } else {
+                c
+            }
+        })
+        .collect();
+    let device = f64_device().autodiff();
+    let t = Tensor::<4, Int>::from_data(TensorData::new(y, [7, 1, 5, 6]), &device);
+    (x, dims, Targets::Classes(t))
+}
+
+fn binary(loss: Loss) -> Box<LossFn> {
+    Box::new(move |x, y, shared| {
+        let Targets::Binary(y) = y else {
+            unreachable!()
+        };
+        match shared {
+            Some(s) => loss.compute_shared(x, y, s),
+            None => loss.compute(x, y),
+        }
+    })
+}
+
+fn multiclass(loss: MulticlassLoss) -> Box<LossFn> {
+    Box::new(move |x, y, shared| {
+        let Targets::Classes(y) = y else {
+            unreachable!()
+        };
+        match shared {
+            Some(s) => loss.compute_shared(x, y, s),
+            None => loss.compute(x, y),
+        }
+    })
+}
+
+#[test]
+fn binary_batch_losses_are_exact_across_workers() {
+    let mut rng = TestRng::new(17);
+    let (x, dims, y) = binary_inputs(&mut rng);
+    let batch = Aggregation::Batch;
+    check(
+        "soft Dice",
+        &x,
+        dims,
+        y.clone(),
+        &binary(Loss::SoftDice(
+            SoftDiceConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE),
+        )),
+    );
+    check(
+        "soft Dice, squared, no smoothing",
+        &x,
+        dims,
+        y.clone(),
+        &binary(Loss::SoftDice(
+            SoftDiceConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_squared(true)
+                .with_smooth_nr(0.0)
+                .with_smooth_dr(0.0),
+        )),
+    );
+    check(
+        "soft Jaccard, log",
+        &x,
+        dims,
+        y.clone(),
+        &binary(Loss::SoftJaccard(
+            SoftJaccardConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_log_loss(true),
+        )),
+    );
+    check(
+        "Tversky",
+        &x,
+        dims,
+        y,
+        &binary(Loss::Tversky(
+            TverskyConfig::new()
+                .with_alpha(0.3)
+                .with_beta(0.7)
+                .with_aggregation(batch)
+                .with_execution(DEVICE),
+        )),
+    );
+}
+
+#[test]
+fn multiclass_batch_losses_are_exact_across_workers() {
+    let mut rng = TestRng::new(29);
+    let (x, dims, y) = class_inputs(&mut rng);
+    let batch = Aggregation::Batch;
+    check(
+        "multiclass Dice, ignore_index, class weights",
+        &x,
+        dims,
+        y.clone(),
+        &multiclass(MulticlassLoss::Overlap(
+            MulticlassOverlapConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_ignore_index(Some(255))
+                .with_class_weights(Some(vec![0.5, 1.0, 2.0, 1.5])),
+        )),
+    );
+    check(
+        "multiclass Jaccard, present classes, no background",
+        &x,
+        dims,
+        y.clone(),
+        &multiclass(MulticlassLoss::Overlap(
+            MulticlassOverlapConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_score(OverlapScore::Jaccard)
+                .with_average(ClassAverage::Present)
+                .with_include_background(false)
+                .with_ignore_index(Some(255)),
+        )),
+    );
+    check(
+        "generalized Dice, ignore_index",
+        &x,
+        dims,
+        y,
+        &multiclass(MulticlassLoss::GeneralizedDice(
+            GeneralizedDiceConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_ignore_index(Some(255)),
+        )),
+    );
+}
+
+#[test]
+fn nnunet_batch_dice_plus_ce_under_data_parallelism() {
+    // Equal shards: the cross-entropy's per-shard mean averages to the global mean, so the
+    // whole compound is exact with GradientReduction::Mean (and its value is the mean of the
+    // workers' values).
+    let mut rng = TestRng::new(31);
+    let (x, dims, y) = class_inputs(&mut rng);
+    let Targets::Classes(y) = y else {
+        unreachable!()
+    };
+    let config = MulticlassCompoundConfig::new()
+        .with_term(
+            1.0,
+            MulticlassLoss::Overlap(
+                MulticlassOverlapConfig::new()
+                    .with_aggregation(Aggregation::Batch)
+                    .with_ignore_index(Some(255)),
+            ),
+        )
+        .with_term(
+            1.0,
+            MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
+        );
+    let device = f64_device().autodiff();
+    let dims6 = [6, dims[1], dims[2], dims[3]];
+    let per_image = dims[1] * dims[2] * dims[3];
+    let x6 = &x[..6 * per_image];
+    let y6 = y.narrow(0, 0, 6);
+    let full_x = tensor(x6, dims6, &device, DType::F64).require_grad();
+    let dice = multiclass_overlap(
+        full_x.clone(),
+        y6.clone(),
+        &MulticlassOverlapConfig::new()
+            .with_aggregation(Aggregation::Batch)
+            .with_ignore_index(Some(255)),
+    )
+    .unwrap();
+    let full = multiclass_compound(full_x.clone(), y6.clone(), &config).unwrap();
+    let full_grad = to_vec(full_x.grad(&full.backward()).unwrap());
+    let workers = 3;
+    let shard = |w: usize| {
+        tensor(
+            &x6[2 * w * per_image..2 * (w + 1) * per_image],
+            [2, dims[1], dims[2], dims[3]],
+            &device,
+            DType::F64,
+        )
+        .require_grad()
+    };
+    let recorder = Arc::new(Recorder::default());
+    for w in 0..workers {
+        let shared = SharedStatistics::new(recorder.clone(), GradientReduction::Mean);
+        multiclass_compound_shared(shard(w), y6.clone().narrow(0, 2 * w, 2), &config, &shared)
+            .unwrap();
+    }
+    let seen = recorder.seen.lock().unwrap().clone();
+    let total: Vec<f64> = (0..seen[0].len())
+        .map(|i| seen.iter().map(|s| s[i]).sum())
+        .collect();
+    let shape = *recorder.shape.lock().unwrap();
+    let shared = SharedStatistics::new(
+        Arc::new(Summed {
+            total,
+            shape,
+            workers,
+        }),
+        GradientReduction::Mean,
+    );
+    let (mut values, mut grads) = (Vec::new(), Vec::new());
+    for w in 0..workers {
+        let xw = shard(w);
+        let value = multiclass_compound_shared(
+            xw.clone(),
+            y6.clone().narrow(0, 2 * w, 2),
+            &config,
+            &shared,
+        )
+        .unwrap();
+        values.push(to_vec(value.clone())[0]);
+        grads.extend(
+            to_vec(xw.grad(&value.backward()).unwrap())
+                .into_iter()
+                .map(|g| g / workers as f64),
+        );
+    }
+    let mean = values.iter().sum::<f64>() / workers as f64;
+    assert_close(&[mean], &[to_vec(full)[0]], 1e-9, 1.0, "Dice + CE value");
+    assert_close(&grads, &full_grad, 1e-6, 1e-12, "Dice + CE gradient");
+    // The Dice part of each worker's value is the global batch Dice.
+    assert!(to_vec(dice)[0] > 0.0);
+}
+
+#[test]
+fn one_worker_changes_nothing() {
+    let mut rng = TestRng::new(5);
+    let (x, dims, y) = binary_inputs(&mut rng);
+    let Targets::Binary(y) = y else {
+        unreachable!()
+    };
+    let device = f64_device();
+    let x = tensor(&x, dims, &device, DType::F64);
+    let y = Tensor::from_data(y.into_data(), &device);
+    let loss = Loss::SoftDice(SoftDiceConfig::new().with_aggregation(Aggregation::Batch));
+    let shared = SharedStatistics::new(Arc::new(SingleWorker), GradientReduction::Mean);
+    let plain = to_vec(loss.compute(x.clone(), y.clone()).unwrap())[0];
+    let one = to_vec(loss.compute_shared(x, y, &shared).unwrap())[0];
+    assert!((plain - one).abs() <= 1e-12, "{plain} vs {one}");
+}
+
+#[test]
+fn per_image_losses_ignore_the_reducer() {
+    let mut rng = TestRng::new(7);
+    let (x, dims, y) = binary_inputs(&mut rng);
+    let Targets::Binary(y) = y else {
+        unreachable!()
+    };
+    let device = f64_device();
+    let x = tensor(&x, dims, &device, DType::F64);
+    let y = Tensor::from_data(y.into_data(), &device);
+    let recorder = Arc::new(Recorder::default());
+    let shared = SharedStatistics::new(recorder.clone(), GradientReduction::Sum);
+    for loss in [
+        Loss::SoftDice(SoftDiceConfig::new()),
+        Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
+        Loss::LovaszHinge(LovaszConfig::new()),
+    ] {
+        let plain = to_vec(loss.compute(x.clone(), y.clone()).unwrap());
+        assert_eq!(
+            to_vec(loss.compute_shared(x.clone(), y.clone(), &shared).unwrap()),
+            plain
+        );
+    }
+    assert!(recorder.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_reducer_that_changes_the_shape_is_an_error() {
+    #[derive(Debug)]
+    struct Wrong;
+    impl StatsReducer for Wrong {
+        fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+            Ok(statistics
+                .clone()
+                .narrow(1, 0, 1)
+                .repeat_dim(1, 2)
+                .narrow(0, 0, 2))
+        }
+        fn workers(&self) -> usize {
+            2
+        }
+    }
+    let device = f64_device();
+    let x = tensor(&[0.5; 8], [2, 1, 2, 2], &device, DType::F64);
+    let shared = SharedStatistics::new(Arc::new(Wrong), GradientReduction::Sum);
+    let loss = Loss::SoftDice(SoftDiceConfig::new().with_aggregation(Aggregation::Batch));
+    let err = loss.compute_shared(x.clone(), x, &shared).unwrap_err();
+    assert!(matches!(err, SegLossError::ShapeMismatch { .. }), "{err}");
+    assert!(DeviceAllReduce::new(Vec::<Device>::new()).is_err());
+}
