@@ -24,14 +24,18 @@
 //! | [`generalized_dice`](losses::generalized_dice) | `1 - (2 sum_c w_c I_c + s_nr) / (sum_c w_c (P_c + Y_c) + s_dr)` | beyond: Sudre et al. 2017 |
 //! | [`multiclass_focal`](losses::multiclass_focal) | `mean_i sum_c -w_c (1 - p_ic)^gamma y_ic ln p_ic` (softmax) | beyond: Lin et al. 2017 |
 //! | [`multiclass_compound`](losses::multiclass_compound) | `sum_k w_k loss_k` (e.g. nnU-Net's Dice + CE) | beyond: nnU-Net, MONAI |
+//! | [`boundary_loss`](losses::boundary_loss) | `mean(p phi(y))`, `phi` the signed distance map | beyond: Kervadec et al. 2019 |
+//! | [`hausdorff_dt_loss`](losses::hausdorff_dt_loss) | `mean((p - y)^2 (d_p^alpha + d_y^alpha))` | beyond: MONAI `HausdorffDTLoss` |
 //!
 //! The overlap losses also take `soft_label` (`I = (sum(p) + sum(y) - sum|p-y|)/2`, minimal at
 //! `p = y` for soft targets) and `log_loss` (`-ln(score)`).
 //!
 //! Hard metrics live in [`metrics`] (exact per-image [`metrics::Confusion`] counts; Dice,
 //! Jaccard, Hamming and weighted Hamming, Eq. 1–3, with an explicit [`EmptyPolicy`]; per
-//! class with micro and macro averages in [`metrics::ClassConfusion`]), the paper's theory
-//! (Eq. 4, Prop. 1–2) in [`theory`].
+//! class with micro and macro averages in [`metrics::ClassConfusion`]), the distance metrics
+//! (Hausdorff, HD95, ASSD, MASD, NSD) in [`metrics::surface`], batch statistics shared across
+//! data-parallel workers in [`distributed`], the paper's theory (Eq. 4, Prop. 1–2) in
+//! [`theory`].
 //!
 //! Every loss, binary and multiclass, has two implementations, chosen once per call by its
 //! `execution` option ([`Execution`]): fused multi-threaded host kernels (the default on the
