@@ -4,9 +4,10 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use super::classes::{ClassMode, ClassTargets};
 use super::distance_maps::{
-    MapKind, check_spacing_values, class_grid, maps_of, signed_distance_map, upload_rows,
+    ClassOptions, MapKind, check_spacing_values, maps_of, scored_class_rows, signed_distance_map,
+    upload_rows,
 };
 use super::sigmoid_keeping_nan;
 use crate::tensors::rows;
@@ -116,6 +117,16 @@ impl MulticlassBoundaryLossConfig {
     pub(crate) fn validate(&self) -> Result<(), SegLossError> {
         check_spacing_values(self.spacing.as_deref())
     }
+
+    fn class_options(&self) -> ClassOptions<'_> {
+        ClassOptions {
+            spacing: self.spacing.as_deref(),
+            include_background: self.include_background,
+            mode: self.mode,
+            ignore_index: self.ignore_index,
+            from_logits: self.from_logits,
+        }
+    }
 }
 
 /// Multiclass boundary loss (Kervadec et al. 2019): per image, the mean over the scored
@@ -134,36 +145,11 @@ pub fn multiclass_boundary_loss<const D: usize>(
     config: &MulticlassBoundaryLossConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let dims = logits.dims();
-    check::batch_shape(&logits, "logits")?;
-    check_background(config.include_background, dims[1])?;
-    let grid = class_grid(&dims, config.spacing.as_deref())?;
-    let (p, y) = probabilities_and_targets(
-        logits,
-        targets.into(),
-        config.mode,
-        config.from_logits,
-        config.ignore_index,
-    )?;
-    let (p, y) = scored_classes(p, y, config.include_background);
-    let [n, classes, pixels] = p.dims();
-    let masks = y.greater_elem(0.5).reshape([n * classes, pixels]);
-    let maps = maps_of(masks, &grid, MapKind::Signed)?;
-    let map = upload_rows(maps, &p.clone().reshape([n * classes, pixels]));
-    let terms = p.reshape([n, classes * pixels]) * map.reshape([n, classes * pixels]);
+    let (p, y, n, grid) = scored_class_rows(logits, targets.into(), config.class_options())?;
+    let maps = maps_of(y.greater_elem(0.5), &grid, MapKind::Signed)?;
+    let map = upload_rows(maps, &p);
+    // Rows are image-major: an image's classes are consecutive rows, so one image per row of
+    // `[N, C' * P]`.
+    let terms = (p * map).reshape([n as i64, -1]);
     Ok(config.reduction.apply(terms.mean_dim(1).flatten(0, 1)))
-}
-
-/// The classes a multiclass boundary loss scores: all, or all but class 0.
-pub(crate) fn scored_classes(
-    p: Tensor<3>,
-    y: Tensor<3>,
-    include_background: bool,
-) -> (Tensor<3>, Tensor<3>) {
-    if include_background {
-        return (p, y);
-    }
-    let [n, classes, pixels] = p.dims();
-    let kept = [0..n, 1..classes, 0..pixels];
-    (p.slice(kept.clone()), y.slice(kept))
 }

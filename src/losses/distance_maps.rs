@@ -3,6 +3,7 @@
 
 use burn::tensor::{Bool, DType, Tensor};
 
+use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
 use crate::cpu::edt::squared_distances;
 use crate::host::{read_mask, upload};
 use crate::metrics::surface::checked_spacing;
@@ -75,7 +76,7 @@ pub(crate) fn binary_grid(dims: &[usize], spacing: Option<&[f64]>) -> Result<Gri
 
 /// The grid of one channel of a multiclass batch `[N, C, ...]` (the axes after `C`): one
 /// spacing per axis after `C`.
-pub(crate) fn class_grid(dims: &[usize], spacing: Option<&[f64]>) -> Result<Grid, SegLossError> {
+fn class_grid(dims: &[usize], spacing: Option<&[f64]>) -> Result<Grid, SegLossError> {
     let shape = if dims.len() > 2 {
         dims[2..].to_vec()
     } else {
@@ -83,6 +84,43 @@ pub(crate) fn class_grid(dims: &[usize], spacing: Option<&[f64]>) -> Result<Grid
     };
     let spacing = checked_spacing(spacing, shape.len())?;
     Ok(Grid { shape, spacing })
+}
+
+/// What the multiclass boundary losses share: the options that pick the classes and read the
+/// logits.
+pub(crate) struct ClassOptions<'a> {
+    pub spacing: Option<&'a [f64]>,
+    pub include_background: bool,
+    pub mode: ClassMode,
+    pub ignore_index: Option<i64>,
+    pub from_logits: bool,
+}
+
+/// The probabilities and targets of the scored classes (all, or all but class 0), one row per
+/// image and class `[N * C', P]` (image-major), with `N` and the grid of one channel.
+pub(crate) fn scored_class_rows<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    options: ClassOptions<'_>,
+) -> Result<(Tensor<2>, Tensor<2>, usize, Grid), SegLossError> {
+    let dims = logits.dims();
+    check::batch_shape(&logits, "logits")?;
+    check_background(options.include_background, dims[1])?;
+    let grid = class_grid(&dims, options.spacing)?;
+    let (p, y) = probabilities_and_targets(
+        logits,
+        targets,
+        options.mode,
+        options.from_logits,
+        options.ignore_index,
+    )?;
+    let [n, classes, pixels] = p.dims();
+    let first = usize::from(!options.include_background);
+    let kept = [0..n, first..classes, 0..pixels];
+    let rows = [n * (classes - first), pixels];
+    let p = p.slice(kept.clone()).reshape(rows);
+    let y = y.slice(kept).reshape(rows);
+    Ok((p, y, n, grid))
 }
 
 /// A grid of voxels and the distances between neighbours along each axis.

@@ -4,10 +4,10 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::boundary::scored_classes;
-use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use super::classes::{ClassMode, ClassTargets};
 use super::distance_maps::{
-    Grid, MapKind, binary_grid, check_spacing_values, class_grid, maps_of, upload_rows,
+    ClassOptions, Grid, MapKind, binary_grid, check_spacing_values, maps_of, scored_class_rows,
+    upload_rows,
 };
 use super::sigmoid_keeping_nan;
 use crate::tensors::rows;
@@ -130,27 +130,18 @@ pub fn multiclass_hausdorff_dt_loss<const D: usize>(
     config: &MulticlassHausdorffDtLossConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let dims = logits.dims();
-    check::batch_shape(&logits, "logits")?;
-    check_background(config.include_background, dims[1])?;
-    let grid = class_grid(&dims, config.spacing.as_deref())?;
-    let (p, y) = probabilities_and_targets(
-        logits,
-        targets.into(),
-        config.mode,
-        config.from_logits,
-        config.ignore_index,
-    )?;
-    let (p, y) = scored_classes(p, y, config.include_background);
-    let [n, classes, pixels] = p.dims();
-    let per_row = weighted_squared_errors(
-        p.reshape([n * classes, pixels]),
-        y.reshape([n * classes, pixels]),
-        &grid,
-        config.alpha,
-    )?;
-    // Every row has the same pixel count: the mean of an image's rows is its mean.
-    let per_image = per_row.reshape([n, classes]).mean_dim(1).flatten(0, 1);
+    let options = ClassOptions {
+        spacing: config.spacing.as_deref(),
+        include_background: config.include_background,
+        mode: config.mode,
+        ignore_index: config.ignore_index,
+        from_logits: config.from_logits,
+    };
+    let (p, y, n, grid) = scored_class_rows(logits, targets.into(), options)?;
+    let per_row = weighted_squared_errors(p, y, &grid, config.alpha)?;
+    // Rows are image-major and have the same pixel count: the mean of an image's rows is its
+    // mean.
+    let per_image = per_row.reshape([n as i64, -1]).mean_dim(1).flatten(0, 1);
     Ok(config.reduction.apply(per_image))
 }
 
