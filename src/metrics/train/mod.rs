@@ -245,20 +245,30 @@ impl SegmentationMetric {
     }
 
     fn entry(&self, final_entry: bool) -> SerializedEntry {
-        let (batch, count) = self.current;
-        let epoch = self.epoch_value();
-        let serialized = if final_entry {
-            NumericEntry::Final(epoch)
-        } else {
-            NumericEntry::Aggregated {
-                aggregated_value: batch,
-                count,
-            }
-        };
-        SerializedEntry::new(
-            format!("epoch {epoch:.4} - batch {batch:.4}"),
-            serialized.serialize(),
-        )
+        serialized_entry(self.current, self.epoch_value(), final_entry)
+    }
+}
+
+/// The entry burn-train logs for a metric: the batch's value (with the images it averages)
+/// after a batch, the epoch's value at the end of the epoch (`final_entry`), both shown.
+fn serialized_entry(batch: (f64, usize), epoch: f64, final_entry: bool) -> SerializedEntry {
+    let (value, count) = batch;
+    let serialized = if final_entry {
+        NumericEntry::Final(epoch)
+    } else {
+        aggregated((value, count))
+    };
+    SerializedEntry::new(
+        format!("epoch {epoch:.4} - batch {value:.4}"),
+        serialized.serialize(),
+    )
+}
+
+/// A value averaged over `count` images, as burn-train's `Numeric` reports it.
+fn aggregated((value, count): (f64, usize)) -> NumericEntry {
+    NumericEntry::Aggregated {
+        aggregated_value: value,
+        count,
     }
 }
 
@@ -330,17 +340,11 @@ impl Metric for SegmentationMetric {
 
 impl Numeric for SegmentationMetric {
     fn value(&self) -> Option<NumericEntry> {
-        Some(NumericEntry::Aggregated {
-            aggregated_value: self.current.0,
-            count: self.current.1,
-        })
+        Some(aggregated(self.current))
     }
 
     fn running_value(&self) -> Option<NumericEntry> {
-        Some(NumericEntry::Aggregated {
-            aggregated_value: self.epoch_value(),
-            count: self.count,
-        })
+        Some(aggregated((self.epoch_value(), self.count)))
     }
 
     fn final_value(&self) -> NumericEntry {

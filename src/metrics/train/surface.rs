@@ -9,7 +9,7 @@ use burn::train::metric::{
     NumericEntry, SerializedEntry,
 };
 
-use super::SegmentationOutput;
+use super::{SegmentationOutput, aggregated, serialized_entry};
 use crate::SegLossError;
 use crate::metrics::surface::{HausdorffMode, SurfaceConfig, SurfaceDistances};
 use crate::metrics::{DEFAULT_LOGIT_THRESHOLD, threshold_logits};
@@ -156,20 +156,7 @@ impl SurfaceMetric {
     }
 
     fn entry(&self, final_entry: bool) -> SerializedEntry {
-        let (batch, count) = self.current;
-        let epoch = self.epoch_value();
-        let serialized = if final_entry {
-            NumericEntry::Final(epoch)
-        } else {
-            NumericEntry::Aggregated {
-                aggregated_value: batch,
-                count,
-            }
-        };
-        SerializedEntry::new(
-            format!("epoch {epoch:.4} - batch {batch:.4}"),
-            serialized.serialize(),
-        )
+        serialized_entry(self.current, self.epoch_value(), final_entry)
     }
 }
 
@@ -233,9 +220,11 @@ impl Metric for SurfaceMetric {
             .score(item)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         let kept: Vec<f64> = values.into_iter().filter(|v| !v.is_nan()).collect();
-        self.sum += kept.iter().sum::<f64>();
+        let batch: f64 = kept.iter().sum();
+        self.sum += batch;
         self.count += kept.len();
-        self.current = (kept.iter().sum::<f64>() / kept.len() as f64, kept.len());
+        // 0/0 is NaN: a batch with no scored image shows as NaN, as SegmentationMetric's does.
+        self.current = (batch / kept.len() as f64, kept.len());
         Ok(self.entry(false))
     }
 
@@ -252,17 +241,11 @@ impl Metric for SurfaceMetric {
 
 impl Numeric for SurfaceMetric {
     fn value(&self) -> Option<NumericEntry> {
-        Some(NumericEntry::Aggregated {
-            aggregated_value: self.current.0,
-            count: self.current.1,
-        })
+        Some(aggregated(self.current))
     }
 
     fn running_value(&self) -> Option<NumericEntry> {
-        Some(NumericEntry::Aggregated {
-            aggregated_value: self.epoch_value(),
-            count: self.count,
-        })
+        Some(aggregated((self.epoch_value(), self.count)))
     }
 
     fn final_value(&self) -> NumericEntry {
