@@ -61,19 +61,13 @@ pub(crate) fn read_mask<const D: usize>(
         what,
         reason: format!("{e:?}"),
     };
+    // A stored boolean is true where it is not zero.
+    fn nonzero<E: burn::tensor::Element + Default + PartialEq>(values: &[E]) -> Vec<bool> {
+        values.iter().map(|b| *b != E::default()).collect()
+    }
     Ok(match data.dtype() {
-        DType::Bool(BoolStore::U8) => data
-            .as_slice::<u8>()
-            .map_err(failed)?
-            .iter()
-            .map(|&b| b != 0)
-            .collect(),
-        DType::Bool(BoolStore::U32) => data
-            .as_slice::<u32>()
-            .map_err(failed)?
-            .iter()
-            .map(|&b| b != 0)
-            .collect(),
+        DType::Bool(BoolStore::U8) => nonzero(data.as_slice::<u8>().map_err(failed)?),
+        DType::Bool(BoolStore::U32) => nonzero(data.as_slice::<u32>().map_err(failed)?),
         DType::Bool(BoolStore::Native) => data.as_slice::<bool>().map_err(failed)?.to_vec(),
         _ => data
             .convert_dtype(DType::Bool(BoolStore::Native))

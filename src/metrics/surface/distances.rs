@@ -289,11 +289,10 @@ impl ImageDistances {
 /// The distance from every `from` voxel to the nearest `to` voxel, sorted ascending (`+inf`
 /// each when `to` is empty).
 fn directed(from: &[bool], to: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
-    let field = if to.contains(&true) {
-        squared_distances_at(to, shape, spacing, Some(from))
-    } else {
-        vec![f64::INFINITY; to.len()]
-    };
+    if !to.contains(&true) {
+        return vec![f64::INFINITY; from.iter().filter(|&&f| f).count()];
+    }
+    let field = squared_distances_at(to, shape, spacing, Some(from));
     let mut distances: Vec<f64> = from
         .iter()
         .zip(&field)
