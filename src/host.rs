@@ -56,23 +56,60 @@ pub(crate) fn read_mask<const D: usize>(
     mask: Tensor<D, Bool>,
     what: &'static str,
 ) -> Result<Vec<bool>, SegLossError> {
+    Ok(read_mask_bytes(mask, what)?
+        .as_slice()
+        .iter()
+        .map(|&b| b != 0)
+        .collect())
+}
+
+/// A boolean tensor read to the host as one byte per element, nonzero where true: the read
+/// bytes themselves for the one-byte stores (no second copy of a large volume), a converted
+/// copy for the others.
+pub(crate) enum MaskBytes {
+    /// A native `bool` or `u8` store: its bytes are the mask.
+    Read(TensorData),
+    /// Any other store, converted.
+    Converted(Vec<u8>),
+}
+
+impl MaskBytes {
+    /// One byte per element, nonzero where true.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            MaskBytes::Read(data) => data.as_bytes(),
+            MaskBytes::Converted(bytes) => bytes,
+        }
+    }
+}
+
+/// Reads a boolean tensor to the host as [`MaskBytes`], flattened.
+pub(crate) fn read_mask_bytes<const D: usize>(
+    mask: Tensor<D, Bool>,
+    what: &'static str,
+) -> Result<MaskBytes, SegLossError> {
     let data = mask.into_data();
     let failed = |e: burn::tensor::DataError| SegLossError::HostRead {
         what,
         reason: format!("{e:?}"),
     };
-    // A stored boolean is true where it is not zero.
-    fn nonzero<E: burn::tensor::Element + Default + PartialEq>(values: &[E]) -> Vec<bool> {
-        values.iter().map(|b| *b != E::default()).collect()
-    }
     Ok(match data.dtype() {
-        DType::Bool(BoolStore::U8) => nonzero(data.as_slice::<u8>().map_err(failed)?),
-        DType::Bool(BoolStore::U32) => nonzero(data.as_slice::<u32>().map_err(failed)?),
-        DType::Bool(BoolStore::Native) => data.as_slice::<bool>().map_err(failed)?.to_vec(),
-        _ => data
-            .convert_dtype(DType::Bool(BoolStore::Native))
-            .try_into_vec::<bool>()
-            .map_err(failed)?,
+        DType::Bool(BoolStore::U8 | BoolStore::Native) => MaskBytes::Read(data),
+        DType::Bool(BoolStore::U32) => MaskBytes::Converted(
+            data.as_slice::<u32>()
+                .map_err(failed)?
+                .iter()
+                .map(|&b| u8::from(b != 0))
+                .collect(),
+        ),
+        _ => MaskBytes::Converted(
+            data.convert_dtype(DType::Bool(BoolStore::Native))
+                .try_into_vec::<bool>()
+                .map_err(failed)?
+                .into_iter()
+                .map(u8::from)
+                .collect(),
+        ),
     })
 }
 

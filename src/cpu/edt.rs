@@ -68,27 +68,36 @@ fn nearest_along_lines(sites: &[bool], field: &mut [f64], len: usize, spacing: f
     let w2 = spacing * spacing;
     parallel::map_items(items, |(sites, field)| {
         for (line, out) in sites.chunks(len).zip(field.chunks_mut(len)) {
-            // Forwards: the distance (in voxels) to the last site at or before x; then
-            // backwards, the nearer of that and the next site at or after x, squared. Integer
-            // counters (a one-cycle dependency chain), saturating where no site was seen yet
-            // (a line is far shorter than 2^32 voxels).
-            let mut run = u32::MAX;
-            for (&site, o) in line.iter().zip(out.iter_mut()) {
-                run = if site { 0 } else { run.saturating_add(1) };
-                *o = f64::from(run);
-            }
-            run = u32::MAX;
-            for (&site, o) in line.iter().zip(out.iter_mut()).rev() {
-                run = if site { 0 } else { run.saturating_add(1) };
-                let d = o.min(f64::from(run));
-                *o = if d == f64::from(u32::MAX) {
-                    f64::INFINITY
-                } else {
-                    w2 * d * d
-                };
-            }
+            nearest_on_line(line, out, w2);
         }
     });
+}
+
+/// `out[x] = w2 (x - s)^2` for the site `s` of `line` nearest to `x` (`+inf` without a site).
+#[inline(always)]
+pub(crate) fn nearest_on_line(line: &[bool], out: &mut [f64], w2: f64) {
+    // Site by site (sites are few on most lines): between two sites `left` and `right` each
+    // voxel takes the nearer, before the first and after the last the one there is (a missing
+    // side is infinitely far). The fill of a segment is a branch-free loop the compiler
+    // vectorises; the distances are exact integers in f64, squared as `w2 d d`.
+    #[inline(always)]
+    fn fill(out: &mut [f64], start: usize, left: f64, right: f64, w2: f64) {
+        for (x, o) in (start..).zip(out.iter_mut()) {
+            let x = x as f64;
+            let d = (x - left).min(right - x);
+            *o = w2 * d * d;
+        }
+    }
+    let mut left = f64::NEG_INFINITY;
+    let mut start = 0;
+    while let Some(offset) = line[start..].iter().position(|&site| site) {
+        let site = start + offset;
+        fill(&mut out[start..site], start, left, site as f64, w2);
+        out[site] = 0.0;
+        left = site as f64;
+        start = site + 1;
+    }
+    fill(&mut out[start..], start, left, f64::INFINITY, w2);
 }
 
 /// The pass along a strided `axis` of a grid `[outer, len, inner]` (the axes before, this
@@ -253,51 +262,7 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The definition: the minimum over all sites, by brute force.
-    fn brute_force(sites: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
-        let coords = |mut i: usize| {
-            let mut c = vec![0usize; shape.len()];
-            for a in (0..shape.len()).rev() {
-                c[a] = i % shape[a];
-                i /= shape[a];
-            }
-            c
-        };
-        let site_coords: Vec<Vec<usize>> =
-            (0..sites.len()).filter(|&i| sites[i]).map(coords).collect();
-        (0..sites.len())
-            .map(|i| {
-                let v = coords(i);
-                site_coords
-                    .iter()
-                    .map(|s| {
-                        (0..shape.len())
-                            .map(|a| {
-                                let d = (v[a] as f64 - s[a] as f64) * spacing[a];
-                                d * d
-                            })
-                            .sum::<f64>()
-                    })
-                    .fold(f64::INFINITY, f64::min)
-            })
-            .collect()
-    }
-
-    /// A small deterministic generator (SplitMix64).
-    fn random_sites(len: usize, density: f64, seed: u64) -> Vec<bool> {
-        let mut state = seed;
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                ((z >> 11) as f64 / (1u64 << 53) as f64) < density
-            })
-            .collect()
-    }
+    use crate::cpu::test_grids::{brute_force, random_sites};
 
     #[test]
     fn equals_brute_force_exactly_on_the_unit_grid() {

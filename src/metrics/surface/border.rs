@@ -16,9 +16,9 @@ pub(crate) struct Crop {
 }
 
 impl Crop {
-    /// The smallest box holding every voxel where `a` or `b` is true; `None` when both masks
-    /// are empty.
-    pub(crate) fn union_of(a: &[bool], b: &[bool], shape: &[usize]) -> Option<Crop> {
+    /// The smallest box holding every voxel where `a` or `b` is set (nonzero); `None` when both
+    /// masks are empty.
+    pub(crate) fn union_of(a: &[u8], b: &[u8], shape: &[usize]) -> Option<Crop> {
         let dims = shape.len();
         let last = dims - 1;
         let len = shape[last];
@@ -38,7 +38,12 @@ impl Crop {
                     &a[line * len..(line + 1) * len],
                     &b[line * len..(line + 1) * len],
                 );
-                let set = |x: usize| a[x] || b[x];
+                // Most lines of a large volume are empty: an OR over the line (one vector loop)
+                // rules them out before any search.
+                if a.iter().zip(b).fold(0, |any, (&a, &b)| any | a | b) == 0 {
+                    continue;
+                }
+                let set = |x: usize| a[x] | b[x] != 0;
                 let Some(first) = (0..len).find(|&x| set(x)) else {
                     continue;
                 };
@@ -66,8 +71,9 @@ impl Crop {
         })
     }
 
-    /// The part of `values` (a grid of `shape`) inside the box, in row-major order.
-    pub(crate) fn cut<T: Copy>(&self, values: &[T], shape: &[usize]) -> Vec<T> {
+    /// The part of the mask `values` (a grid of `shape`, nonzero where set) inside the box, in
+    /// row-major order.
+    pub(crate) fn cut(&self, values: &[u8], shape: &[usize]) -> Vec<bool> {
         let dims = shape.len();
         let last = dims - 1;
         let run = self.shape[last];
@@ -81,49 +87,81 @@ impl Crop {
                 let c = if axis == last { 0 } else { coords[axis] };
                 start = start * shape[axis] + self.start[axis] + c;
             }
-            out.extend_from_slice(&values[start..start + run]);
+            out.extend(values[start..start + run].iter().map(|&v| v != 0));
         }
         out
     }
+}
+
+/// The border of a mask: its grid and the flat indices of its voxels, in order.
+pub(crate) struct Border {
+    /// Whether each voxel of the grid is a border voxel.
+    pub grid: Vec<bool>,
+    /// The border voxels' flat indices, ascending.
+    pub voxels: Vec<usize>,
 }
 
 /// `mask AND NOT erosion(mask)`: the voxels of the mask with at least one face neighbour (4 in
 /// 2D, 6 in 3D) outside the mask, voxels beyond the grid's edge counting as outside (scipy's
 /// `binary_erosion` with `border_value=0` and the structure of `generate_binary_structure(d,
 /// 1)`, which MONAI and MedPy use).
-pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Vec<bool> {
+pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Border {
     let dims = shape.len();
     let last = dims - 1;
     let len = shape[last];
     let strides: Vec<usize> = (0..dims).map(|a| shape[a + 1..].iter().product()).collect();
-    let mut out = vec![false; mask.len()];
+    let mut grid = vec![false; mask.len()];
+    let mut voxels = Vec::new();
     let mut coords = vec![0usize; dims];
+    let mut interior = vec![false; len];
     // Line by line along the last axis: a line's neighbours along every other axis are whole
-    // lines (or the grid's edge), found once per line.
-    for (line, out) in out.chunks_mut(len).enumerate() {
+    // lines, so the erosion of a line is an AND of whole lines (vector loops over bytes).
+    for (line, out) in grid.chunks_mut(len).enumerate() {
         let start = line * len;
         let here = &mask[start..start + len];
-        if !here.contains(&true) {
+        if !here.iter().fold(false, |any, &v| any | v) {
             continue;
         }
         unravel(line, &shape[..last], &mut coords[..last]);
-        let mut neighbours: Vec<Option<&[bool]>> = Vec::with_capacity(2 * last);
-        for axis in 0..last {
-            let s = strides[axis];
-            neighbours.push((coords[axis] > 0).then(|| &mask[start - s..start - s + len]));
-            neighbours
-                .push((coords[axis] + 1 < shape[axis]).then(|| &mask[start + s..start + s + len]));
+        // A line on the grid's edge along another axis has a neighbour outside: all of its
+        // mask voxels are border voxels.
+        if (0..last).any(|axis| coords[axis] == 0 || coords[axis] + 1 == shape[axis]) {
+            out.copy_from_slice(here);
+        } else {
+            interior.copy_from_slice(here);
+            for axis in 0..last {
+                let s = strides[axis];
+                for neighbour in [
+                    &mask[start - s..start - s + len],
+                    &mask[start + s..start + s + len],
+                ] {
+                    for (i, &n) in interior.iter_mut().zip(neighbour) {
+                        *i &= n;
+                    }
+                }
+            }
+            // Along the line: both neighbours inside, the line's ends outside.
+            if len > 2 {
+                for ((i, &before), &after) in
+                    interior[1..len - 1].iter_mut().zip(here).zip(&here[2..])
+                {
+                    *i &= before & after;
+                }
+            }
+            interior[0] = false;
+            interior[len - 1] = false;
+            for ((o, &h), &i) in out.iter_mut().zip(here).zip(&interior) {
+                *o = h & !i;
+            }
         }
-        for x in 0..len {
-            out[x] = here[x]
-                && (x == 0
-                    || x + 1 == len
-                    || !here[x - 1]
-                    || !here[x + 1]
-                    || neighbours.iter().any(|n| n.is_none_or(|n| !n[x])));
-        }
+        voxels.extend(
+            out.iter()
+                .enumerate()
+                .filter(|(_, o)| **o)
+                .map(|(x, _)| start + x),
+        );
     }
-    out
+    Border { grid, voxels }
 }
 
 /// The coordinates of flat index `i` in a row-major grid of `shape`.
@@ -148,7 +186,10 @@ mod tests {
     fn border_is_the_mask_minus_its_face_erosion() {
         let mask = grid(&["#####.", "#####.", "#####.", "..#..."]);
         let expected = grid(&["#####.", "#...#.", "##.##.", "..#..."]);
-        assert_eq!(border(&mask, &[4, 6]), expected);
+        let b = border(&mask, &[4, 6]);
+        assert_eq!(b.grid, expected);
+        let voxels: Vec<usize> = (0..24).filter(|&i| expected[i]).collect();
+        assert_eq!(b.voxels, voxels);
     }
 
     #[test]
@@ -156,13 +197,15 @@ mod tests {
         let shape = [3, 4, 5];
         let b = border(&[true; 60], &shape);
         // Only the voxel at (1, 1..3, 1..4) interior: 1 * 2 * 3 = 6 voxels.
-        assert_eq!(b.iter().filter(|&&x| !x).count(), 6);
+        assert_eq!(b.grid.iter().filter(|&&x| !x).count(), 6);
+        assert_eq!(b.voxels.len(), 54);
     }
 
     #[test]
     fn crop_holds_both_masks_and_cuts_row_major() {
-        let a = grid(&["......", "..#...", "......", "......"]);
-        let b = grid(&["......", "......", "....#.", "......"]);
+        let bytes = |g: Vec<bool>| g.into_iter().map(u8::from).collect::<Vec<u8>>();
+        let a = bytes(grid(&["......", "..#...", "......", "......"]));
+        let b = bytes(grid(&["......", "......", "....#.", "......"]));
         let crop = Crop::union_of(&a, &b, &[4, 6]).unwrap();
         assert_eq!(
             crop,
@@ -171,8 +214,13 @@ mod tests {
                 shape: vec![2, 3]
             }
         );
-        let values: Vec<usize> = (0..24).collect();
-        assert_eq!(crop.cut(&values, &[4, 6]), vec![8, 9, 10, 14, 15, 16]);
-        assert_eq!(Crop::union_of(&[false; 24], &[false; 24], &[4, 6]), None);
+        // Values 0..24 in the grid: the box's cells 8, 9, 10, 14, 15, 16 are the odd-indexed
+        // ones set here, as any nonzero byte.
+        let values: Vec<u8> = (0..24).map(|i| (i % 2) * 7).collect();
+        assert_eq!(
+            crop.cut(&values, &[4, 6]),
+            vec![false, true, false, false, true, false]
+        );
+        assert_eq!(Crop::union_of(&[0; 24], &[0; 24], &[4, 6]), None);
     }
 }

@@ -69,13 +69,13 @@ impl ClassSurfaceDistances {
                     .map(|n| {
                         let range = n * size..(n + 1) * size;
                         let (p, y) = (&pred[range.clone()], &target[range]);
-                        let pred_mask: Vec<bool> = p
+                        let pred_mask: Vec<u8> = p
                             .iter()
                             .zip(y)
-                            .map(|(&p, &y)| p == c && !ignored(y))
+                            .map(|(&p, &y)| u8::from(p == c && !ignored(y)))
                             .collect();
-                        let target_mask: Vec<bool> =
-                            y.iter().map(|&y| y == c && !ignored(y)).collect();
+                        let target_mask: Vec<u8> =
+                            y.iter().map(|&y| u8::from(y == c && !ignored(y))).collect();
                         ImageDistances::new(&pred_mask, &target_mask, &spatial, &spacing)
                     })
                     .collect();

@@ -2,10 +2,10 @@
 
 use burn::tensor::{Bool, Tensor};
 
-use super::border::{Crop, border};
+use super::border::{Border, Crop, border};
 use super::config::{BothEmpty, OneEmpty, SurfaceConfig};
-use crate::cpu::edt::squared_distances_at;
-use crate::host::read_mask;
+use crate::cpu::banded_edt::squared_distances_to_queries;
+use crate::host::read_mask_bytes;
 use crate::{SegLossError, check};
 
 /// How [`SurfaceDistances::hausdorff`] combines the two directions.
@@ -95,8 +95,9 @@ impl SurfaceDistances {
         let (images, spatial) = image_shape(&pred.dims(), "pred")?;
         let spacing = config.spacing_for(spatial.len())?;
         config.check()?;
-        let pred = read_mask(pred, "the predicted masks")?;
-        let target = read_mask(target, "the target masks")?;
+        let pred = read_mask_bytes(pred, "the predicted masks")?;
+        let target = read_mask_bytes(target, "the target masks")?;
+        let (pred, target) = (pred.as_slice(), target.as_slice());
         let size: usize = spatial.iter().product();
         let images = (0..images)
             .map(|n| {
@@ -235,8 +236,9 @@ enum Emptiness {
 }
 
 impl ImageDistances {
-    /// The distances of one image pair, masks of `shape` (spatial, row-major).
-    pub(crate) fn new(pred: &[bool], target: &[bool], shape: &[usize], spacing: &[f64]) -> Self {
+    /// The distances of one image pair, masks of `shape` (spatial, row-major) as bytes, nonzero
+    /// where set.
+    pub(crate) fn new(pred: &[u8], target: &[u8], shape: &[usize], spacing: &[f64]) -> Self {
         let diagonal = shape
             .iter()
             .zip(spacing)
@@ -286,19 +288,17 @@ impl ImageDistances {
     }
 }
 
-/// The distance from every `from` voxel to the nearest `to` voxel, sorted ascending (`+inf`
-/// each when `to` is empty).
-fn directed(from: &[bool], to: &[bool], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
-    if !to.contains(&true) {
-        return vec![f64::INFINITY; from.iter().filter(|&&f| f).count()];
+/// The distance from every `from` border voxel to the nearest `to` border voxel, sorted
+/// ascending (`+inf` each when `to` is empty).
+fn directed(from: &Border, to: &Border, shape: &[usize], spacing: &[f64]) -> Vec<f64> {
+    if to.voxels.is_empty() {
+        return vec![f64::INFINITY; from.voxels.len()];
     }
-    let field = squared_distances_at(to, shape, spacing, Some(from));
-    let mut distances: Vec<f64> = from
-        .iter()
-        .zip(&field)
-        .filter(|&(&source, _)| source)
-        .map(|(_, &d2)| d2.sqrt())
-        .collect();
+    let mut distances: Vec<f64> =
+        squared_distances_to_queries(&to.grid, shape, spacing, &from.voxels)
+            .into_iter()
+            .map(f64::sqrt)
+            .collect();
     distances.sort_unstable_by(f64::total_cmp);
     distances
 }

@@ -1,0 +1,389 @@
+//! Exact squared distances to the nearest site, at a list of query voxels only, computed no
+//! further than the queries need.
+//!
+//! The surface metrics ask for the distance from every border voxel of one mask to the border
+//! of the other, and those distances are usually a few voxels. A full transform
+//! ([`squared_distances_at`]) builds the lower envelope of every line of the grid whatever the
+//! distances are. Here each round takes a radius `r` and, after the exact first pass along the
+//! contiguous axis, replaces the envelope of every other axis `a` by a plain minimum over the
+//! `2 K_a + 1` neighbours within `K_a = floor(r / w_a)` voxels:
+//!
+//! `d_a(x) = min_{|k| <= K_a} d_{a+1}(x + k e_a) + (w_a k)^2`.
+//!
+//! That minimum misses no site within `r` of `x`: such a site is at most `K_a` voxels away along
+//! every axis, so it is among the candidates at every pass. Every candidate is a real site's
+//! squared distance, so the result is never below the truth. Hence a result `<= r^2` is exact,
+//! and a larger one only says that the nearest site is farther than `r`. The values are the same
+//! sums, in the same order, as the full transform's, so both give the same bits.
+//!
+//! The minimum over a window is a branch-free loop over whole rows that the compiler
+//! vectorises (the envelope is a serial chain of stack operations), and it runs plane by plane
+//! along the first axis, in cache, only on the planes that some query still needs. The last
+//! axis is evaluated at the queries only. Rounds double the radius for the queries left; the
+//! queries still left when a round would cost as much as the envelopes go to the full
+//! transform, so far-apart borders cost one full transform plus the rounds before it.
+
+use super::edt::{nearest_on_line, squared_distances_at};
+use super::lanes::widest;
+use super::parallel;
+use super::scratch::with_scratch;
+
+/// The first radius, in units of the finest spacing: two borders within 8 voxels of each other
+/// (a good segmentation's) are done in one round of 17 taps per axis.
+const FIRST_RADIUS: f64 = 8.0;
+/// The widest window a round may use, in taps along one axis: beyond it the full transform is
+/// cheaper (on the development machine a strided envelope pass costs about as much as a
+/// window of 65 taps).
+const MAX_TAPS: usize = 65;
+/// Values of a row kept in registers by a windowed pass: four AVX-512 vectors.
+const COLUMNS: usize = 32;
+/// Pending queries per work item of the last pass.
+const QUERIES_PER_ITEM: usize = 4096;
+
+/// The exact squared distance from each voxel in `queries` (flat indices into the grid, in
+/// any order) to the nearest voxel where `sites` is true, with `spacing[a]` between neighbours
+/// along axis `a`; `+inf` when there is no site. The grid is row-major, last axis contiguous.
+pub(crate) fn squared_distances_to_queries(
+    sites: &[bool],
+    shape: &[usize],
+    spacing: &[f64],
+    queries: &[usize],
+) -> Vec<f64> {
+    debug_assert_eq!(sites.len(), shape.iter().product::<usize>());
+    debug_assert_eq!(shape.len(), spacing.len());
+    let mut result = vec![f64::INFINITY; queries.len()];
+    let mut pending: Vec<usize> = (0..queries.len()).collect();
+    // A one-dimensional grid is done by the first pass alone, in the full transform.
+    if shape.len() > 1 {
+        let finest = spacing.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut radius = FIRST_RADIUS * finest;
+        while !pending.is_empty() {
+            let windows = Windows::new(shape, spacing, radius);
+            if windows.widest() > MAX_TAPS {
+                break;
+            }
+            let found = within_radius(sites, shape, spacing, queries, &pending, &windows);
+            let mut left = Vec::new();
+            for (&i, d) in pending.iter().zip(found) {
+                // Windows spanning the whole grid leave out no site: every value is exact.
+                if d <= radius * radius || windows.complete {
+                    result[i] = d;
+                } else {
+                    left.push(i);
+                }
+            }
+            pending = left;
+            radius *= 2.0;
+        }
+    }
+    if !pending.is_empty() {
+        let mut asked = vec![false; sites.len()];
+        for &i in &pending {
+            asked[queries[i]] = true;
+        }
+        let field = squared_distances_at(sites, shape, spacing, Some(&asked));
+        for &i in &pending {
+            result[i] = field[queries[i]];
+        }
+    }
+    result
+}
+
+/// The windows of a round of radius `r`: along each axis `a` but the last, the half-width
+/// `K_a = floor(r / w_a)` (at most the axis' length less one) and its taps `(w_a k)^2`.
+struct Windows {
+    /// `taps[a][k] = (w_a k)^2` for `k` in `0..=K_a`, computed as the full transform does
+    /// (`w^2 k k`), so that both give the same bits.
+    taps: Vec<Vec<f64>>,
+    /// Whether every window spans its whole axis.
+    complete: bool,
+}
+
+impl Windows {
+    fn new(shape: &[usize], spacing: &[f64], radius: f64) -> Self {
+        let last = shape.len() - 1;
+        let half_widths: Vec<usize> = (0..last)
+            .map(|a| half_width(radius, spacing[a], shape[a] - 1))
+            .collect();
+        Windows {
+            complete: (0..last).all(|a| half_widths[a] == shape[a] - 1),
+            taps: half_widths
+                .iter()
+                .zip(spacing)
+                .map(|(&k_max, &w)| {
+                    let w2 = w * w;
+                    (0..=k_max).map(|k| w2 * k as f64 * k as f64).collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Taps of the widest window.
+    fn widest(&self) -> usize {
+        self.taps.iter().map(|t| 2 * t.len() - 1).max().unwrap_or(1)
+    }
+}
+
+/// The largest `K <= limit` with `w K <= radius` (checked in floating point, so that rounding
+/// in `radius / w` can neither drop the last tap nor add one too many).
+fn half_width(radius: f64, w: f64, limit: usize) -> usize {
+    let estimate = (radius / w).floor();
+    if estimate >= limit as f64 {
+        return limit;
+    }
+    let mut k = estimate.max(0.0) as usize;
+    while k < limit && w * (k + 1) as f64 <= radius {
+        k += 1;
+    }
+    while k > 0 && w * k as f64 > radius {
+        k -= 1;
+    }
+    k
+}
+
+/// One round: the windowed transform at the queries `pending` (indices into `queries`), in
+/// their order. A value `<= r^2` is exact, a larger one a bound.
+fn within_radius(
+    sites: &[bool],
+    shape: &[usize],
+    spacing: &[f64],
+    queries: &[usize],
+    pending: &[usize],
+    windows: &Windows,
+) -> Vec<f64> {
+    let taps = &windows.taps;
+    let plane: usize = shape[1..].iter().product();
+    // The planes along the first axis that the last pass reads.
+    let k0 = taps[0].len() - 1;
+    let mut needed = vec![false; shape[0]];
+    for &i in pending {
+        let z = queries[i] / plane;
+        needed[z.saturating_sub(k0)..=(z + k0).min(shape[0] - 1)].fill(true);
+    }
+    with_scratch(|Field(field): &mut Field| {
+        field.resize(sites.len(), 0.0);
+        let items: Vec<(&[bool], &mut [f64])> = sites
+            .chunks(plane)
+            .zip(field.chunks_mut(plane))
+            .zip(&needed)
+            .filter(|(_, needed)| **needed)
+            .map(|(item, _)| item)
+            .collect();
+        parallel::map_items(items, |(sites, field)| {
+            with_scratch(|scratch: &mut PlaneScratch| {
+                widest(
+                    #[inline(always)]
+                    || transform_plane(sites, field, shape, spacing, taps, scratch),
+                )
+            })
+        });
+        let field = &field[..];
+        let items: Vec<&[usize]> = pending.chunks(QUERIES_PER_ITEM).collect();
+        parallel::map_items(items, |pending| {
+            pending
+                .iter()
+                .map(|&i| along_first_axis(field, shape[0], plane, queries[i], &taps[0]))
+                .collect::<Vec<f64>>()
+        })
+        .concat()
+    })
+}
+
+/// The grid of one round, kept per thread (every plane a round reads is written first).
+#[derive(Default)]
+struct Field(Vec<f64>);
+
+/// Buffers of one plane's transform, kept per thread.
+#[derive(Default)]
+struct PlaneScratch {
+    /// The values a windowed pass reads (the pass overwrites the plane).
+    input: Vec<f64>,
+    /// Whether each line of the input holds a finite value (empty lines are skipped).
+    finite: Vec<bool>,
+    /// The rows of a window that hold a finite value (their offsets) and their taps.
+    sources: Vec<(usize, f64)>,
+}
+
+/// The first pass and the windowed passes of the axes after the first, on one plane
+/// `shape[1..]` of the grid.
+#[inline(always)]
+fn transform_plane(
+    sites: &[bool],
+    field: &mut [f64],
+    shape: &[usize],
+    spacing: &[f64],
+    taps: &[Vec<f64>],
+    scratch: &mut PlaneScratch,
+) {
+    let last = shape.len() - 1;
+    let len = shape[last];
+    let w2 = spacing[last] * spacing[last];
+    scratch.finite.clear();
+    for (line, out) in sites.chunks(len).zip(field.chunks_mut(len)) {
+        nearest_on_line(line, out, w2);
+        scratch.finite.push(line.contains(&true));
+    }
+    for axis in (1..last).rev() {
+        let inner: usize = shape[axis + 1..].iter().product();
+        let block = shape[axis] * inner;
+        for (b, values) in field.chunks_mut(block).enumerate() {
+            let rows = b * shape[axis]..(b + 1) * shape[axis];
+            window_pass(values, shape[axis], inner, &taps[axis], scratch, rows);
+        }
+        // The rows of the next (outer) axis are whole blocks of this one, finite where any of
+        // their rows was (the window spreads a finite row to its neighbours, never further
+        // than its block).
+        let finite: Vec<bool> = scratch
+            .finite
+            .chunks(shape[axis])
+            .map(|rows| rows.contains(&true))
+            .collect();
+        scratch.finite = finite;
+    }
+}
+
+/// `values[y] = min_{|k| <= K} values[y + k] + taps[|k|]` for each row `y` of a block of `len`
+/// rows of `inner` values, reading a copy of the block. `scratch.finite[rows]` says which
+/// input rows hold a finite value; the others cannot lower anything and are skipped.
+#[inline(always)]
+fn window_pass(
+    values: &mut [f64],
+    len: usize,
+    inner: usize,
+    taps: &[f64],
+    scratch: &mut PlaneScratch,
+    rows: std::ops::Range<usize>,
+) {
+    let PlaneScratch {
+        input,
+        finite,
+        sources,
+    } = scratch;
+    let finite = &finite[rows];
+    input.clear();
+    input.extend_from_slice(values);
+    let k_max = taps.len() - 1;
+    for (y, out) in values.chunks_mut(inner).enumerate() {
+        // The rows that can lower row `y`, with their taps.
+        sources.clear();
+        let window = y.saturating_sub(k_max)..=(y + k_max).min(len - 1);
+        for source in window.filter(|&source| source != y && finite[source]) {
+            sources.push((source * inner, taps[source.abs_diff(y)]));
+        }
+        // COLUMNS values at a time kept in registers over all the window's rows, so the row
+        // is loaded and stored once rather than once per row of the window.
+        let (blocks, rest) = out.as_chunks_mut::<COLUMNS>();
+        for (b, block) in blocks.iter_mut().enumerate() {
+            let at = b * COLUMNS;
+            let mut best = *block;
+            for &(row, tap) in sources.iter() {
+                let source: &[f64; COLUMNS] = input[row + at..row + at + COLUMNS]
+                    .try_into()
+                    .expect("a block of COLUMNS values");
+                lower(&mut best, source, tap);
+            }
+            *block = best;
+        }
+        let at = inner - rest.len();
+        for &(row, tap) in sources.iter() {
+            lower(rest, &input[row + at..row + inner], tap);
+        }
+    }
+}
+
+/// `best[j] = min(best[j], source[j] + tap)`, branch-free (one vector minimum).
+#[inline(always)]
+fn lower(best: &mut [f64], source: &[f64], tap: f64) {
+    for (b, &v) in best.iter_mut().zip(source) {
+        let candidate = v + tap;
+        *b = if candidate < *b { candidate } else { *b };
+    }
+}
+
+/// The last pass at one query: `min_{|k| <= K} field[query + k plane] + taps[|k|]`.
+fn along_first_axis(field: &[f64], len: usize, plane: usize, query: usize, taps: &[f64]) -> f64 {
+    let z = query / plane;
+    let k_max = taps.len() - 1;
+    let mut best = f64::INFINITY;
+    for source in z.saturating_sub(k_max)..=(z + k_max).min(len - 1) {
+        let candidate = field[query - z * plane + source * plane] + taps[source.abs_diff(z)];
+        if candidate < best {
+            best = candidate;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::test_grids::{brute_force, random_sites};
+
+    /// The banded result at every voxel, against the definition.
+    fn check(shape: &[usize], spacing: &[f64], density: f64, seed: u64) {
+        let len = shape.iter().product();
+        let sites = random_sites(len, density, seed);
+        let queries: Vec<usize> = (0..len).collect();
+        let fast = squared_distances_to_queries(&sites, shape, spacing, &queries);
+        let slow = brute_force(&sites, shape, spacing);
+        for (q, (a, b)) in fast.iter().zip(&slow).enumerate() {
+            assert!(
+                a == b || (a - b).abs() <= 1e-12 * b.max(1.0),
+                "shape {shape:?} spacing {spacing:?} density {density} voxel {q}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn equals_brute_force_on_the_unit_grid_at_every_density() {
+        // Dense sites end in the first round, sparse ones need the later rounds, and a single
+        // site or none leaves queries for the full transform.
+        let shapes: [&[usize]; 7] = [
+            &[1],
+            &[17],
+            &[9, 13],
+            &[1, 40],
+            &[7, 5, 11],
+            &[3, 1, 19],
+            &[40, 3, 45],
+        ];
+        for (k, shape) in shapes.iter().enumerate() {
+            for density in [0.0, 0.0005, 0.01, 0.1, 0.5, 1.0] {
+                check(shape, &vec![1.0; shape.len()], density, k as u64 * 31 + 7);
+            }
+        }
+    }
+
+    #[test]
+    fn equals_brute_force_with_anisotropic_spacing() {
+        for (shape, spacing) in [
+            (vec![12, 9], vec![0.7, 1.3]),
+            (vec![6, 8, 10], vec![2.5, 0.8, 0.8]),
+            (vec![5, 33, 4], vec![1.0, 0.3, 3.0]),
+            (vec![30, 20, 25], vec![3.0, 0.5, 1.0]),
+        ] {
+            for density in [0.001, 0.05] {
+                check(&shape, &spacing, density, 99);
+            }
+        }
+    }
+
+    #[test]
+    fn four_dimensional_grids_use_two_windowed_axes() {
+        check(&[5, 6, 7, 8], &[1.0; 4], 0.01, 3);
+        check(&[4, 9, 3, 6], &[1.5, 0.5, 1.0, 2.0], 0.02, 4);
+    }
+
+    #[test]
+    fn a_subset_of_queries_in_any_order() {
+        let shape = [20, 30, 25];
+        let sites = random_sites(shape.iter().product(), 0.001, 11);
+        let spacing = [1.0; 3];
+        let all = brute_force(&sites, &shape, &spacing);
+        let queries: Vec<usize> = (0..all.len()).rev().step_by(7).collect();
+        let fast = squared_distances_to_queries(&sites, &shape, &spacing, &queries);
+        for (&q, d) in queries.iter().zip(fast) {
+            assert_eq!(d, all[q], "voxel {q}");
+        }
+    }
+}
