@@ -23,7 +23,7 @@
 //! queries still left when a round would cost as much as the envelopes go to the full
 //! transform, so far-apart borders cost one full transform plus the rounds before it.
 
-use super::edt::{nearest_on_line, squared_distances_at};
+use super::edt::{nearest_of_sites, squared_distances_at};
 use super::lanes::widest;
 use super::parallel;
 use super::scratch::with_scratch;
@@ -31,6 +31,8 @@ use super::scratch::with_scratch;
 /// The first radius, in units of the finest spacing: two borders within 8 voxels of each other
 /// (a good segmentation's) are done in one round of 17 taps per axis.
 const FIRST_RADIUS: f64 = 8.0;
+/// The radius of each round after the first, relative to the one before.
+const GROWTH: f64 = 2.0;
 /// The widest window a round may use, in taps along one axis: beyond it the full transform is
 /// cheaper (on the development machine a strided envelope pass costs about as much as a
 /// window of 65 taps).
@@ -41,15 +43,16 @@ const COLUMNS: usize = 32;
 const QUERIES_PER_ITEM: usize = 4096;
 
 /// The exact squared distance from each voxel in `queries` (flat indices into the grid, in
-/// any order) to the nearest voxel where `sites` is true, with `spacing[a]` between neighbours
-/// along axis `a`; `+inf` when there is no site. The grid is row-major, last axis contiguous.
+/// any order) to the nearest of the `sites` (flat indices, ascending), with `spacing[a]`
+/// between neighbours along axis `a`; `+inf` when there is no site. The grid is row-major, its
+/// last axis contiguous.
 pub(crate) fn squared_distances_to_queries(
-    sites: &[bool],
+    sites: &[usize],
     shape: &[usize],
     spacing: &[f64],
     queries: &[usize],
 ) -> Vec<f64> {
-    debug_assert_eq!(sites.len(), shape.iter().product::<usize>());
+    debug_assert!(sites.is_sorted());
     debug_assert_eq!(shape.len(), spacing.len());
     let mut result = vec![f64::INFINITY; queries.len()];
     let mut pending: Vec<usize> = (0..queries.len()).collect();
@@ -73,15 +76,19 @@ pub(crate) fn squared_distances_to_queries(
                 }
             }
             pending = left;
-            radius *= 2.0;
+            radius *= GROWTH;
         }
     }
     if !pending.is_empty() {
-        let mut asked = vec![false; sites.len()];
+        let mut grid = vec![false; shape.iter().product()];
+        for &s in sites {
+            grid[s] = true;
+        }
+        let mut asked = vec![false; grid.len()];
         for &i in &pending {
             asked[queries[i]] = true;
         }
-        let field = squared_distances_at(sites, shape, spacing, Some(&asked));
+        let field = squared_distances_at(&grid, shape, spacing, Some(&asked));
         for &i in &pending {
             result[i] = field[queries[i]];
         }
@@ -144,7 +151,7 @@ fn half_width(radius: f64, w: f64, limit: usize) -> usize {
 /// One round: the windowed transform at the queries `pending` (indices into `queries`), in
 /// their order. A value `<= r^2` is exact, a larger one a bound.
 fn within_radius(
-    sites: &[bool],
+    sites: &[usize],
     shape: &[usize],
     spacing: &[f64],
     queries: &[usize],
@@ -152,28 +159,49 @@ fn within_radius(
     windows: &Windows,
 ) -> Vec<f64> {
     let taps = &windows.taps;
-    let plane: usize = shape[1..].iter().product();
-    // The planes along the first axis that the last pass reads.
+    let rows = Rows::of(shape);
+    // The rows (index along the first axis, index along the second) that the last pass reads:
+    // those of the pending queries, and their neighbours within the first axis' window.
     let k0 = taps[0].len() - 1;
-    let mut needed = vec![false; shape[0]];
+    let mut wanted = vec![false; shape[0] * rows.per_plane];
+    let mut previous = usize::MAX;
     for &i in pending {
-        let z = queries[i] / plane;
-        needed[z.saturating_sub(k0)..=(z + k0).min(shape[0] - 1)].fill(true);
+        let row = queries[i] / rows.len;
+        if row != previous {
+            previous = row;
+            let (z, y) = (row / rows.per_plane, row % rows.per_plane);
+            for z in z.saturating_sub(k0)..=(z + k0).min(shape[0] - 1) {
+                wanted[z * rows.per_plane + y] = true;
+            }
+        }
     }
+    let plane = rows.per_plane * rows.len;
     with_scratch(|Field(field): &mut Field| {
-        field.resize(sites.len(), 0.0);
-        let items: Vec<(&[bool], &mut [f64])> = sites
-            .chunks(plane)
-            .zip(field.chunks_mut(plane))
-            .zip(&needed)
-            .filter(|(_, needed)| **needed)
-            .map(|(item, _)| item)
-            .collect();
-        parallel::map_items(items, |(sites, field)| {
+        field.resize(shape[0] * plane, 0.0);
+        let mut items = Vec::new();
+        let mut rest = &mut field[..];
+        let mut first_site = 0;
+        for (z, wanted) in wanted.chunks(rows.per_plane).enumerate() {
+            let (values, tail) = rest.split_at_mut(plane);
+            rest = tail;
+            let end = first_site + sites[first_site..].partition_point(|&s| s < (z + 1) * plane);
+            if wanted.contains(&true) {
+                items.push((z * plane, &sites[first_site..end], values, wanted));
+            }
+            first_site = end;
+        }
+        parallel::map_items(items, |(offset, sites, values, wanted)| {
             with_scratch(|scratch: &mut PlaneScratch| {
                 widest(
                     #[inline(always)]
-                    || transform_plane(sites, field, shape, spacing, taps, scratch),
+                    || {
+                        let plane = Plane {
+                            offset,
+                            sites,
+                            wanted,
+                        };
+                        transform_plane(&plane, values, shape, spacing, taps, scratch)
+                    },
                 )
             })
         });
@@ -189,26 +217,64 @@ fn within_radius(
     })
 }
 
-/// The grid of one round, kept per thread (every plane a round reads is written first).
+/// How a plane of the grid (one index along the first axis) splits into rows, one per index
+/// along the second axis (in 2D the plane is a single line, one row).
+struct Rows {
+    /// Rows per plane.
+    per_plane: usize,
+    /// Values per row.
+    len: usize,
+}
+
+impl Rows {
+    fn of(shape: &[usize]) -> Rows {
+        if shape.len() >= 3 {
+            Rows {
+                per_plane: shape[1],
+                len: shape[2..].iter().product(),
+            }
+        } else {
+            Rows {
+                per_plane: 1,
+                len: shape[1],
+            }
+        }
+    }
+}
+
+/// The grid of one round, kept per thread (every value a round reads is written first).
 #[derive(Default)]
 struct Field(Vec<f64>);
+
+/// One plane's part of a round.
+struct Plane<'a> {
+    /// The plane's first flat index.
+    offset: usize,
+    /// The sites in the plane (flat indices, ascending).
+    sites: &'a [usize],
+    /// Which rows of the plane the last pass reads.
+    wanted: &'a [bool],
+}
 
 /// Buffers of one plane's transform, kept per thread.
 #[derive(Default)]
 struct PlaneScratch {
     /// The values a windowed pass reads (the pass overwrites the plane).
     input: Vec<f64>,
-    /// Whether each line of the input holds a finite value (empty lines are skipped).
+    /// Whether each row of the current pass holds a finite value (the others are skipped).
     finite: Vec<bool>,
+    /// Which rows of the plane a wanted row reads (the wanted rows dilated by the window of
+    /// the second axis).
+    read: Vec<bool>,
     /// The rows of a window that hold a finite value (their offsets) and their taps.
     sources: Vec<(usize, f64)>,
 }
 
 /// The first pass and the windowed passes of the axes after the first, on one plane
-/// `shape[1..]` of the grid.
+/// `shape[1..]` of the grid, on the rows that the wanted rows need.
 #[inline(always)]
 fn transform_plane(
-    sites: &[bool],
+    plane: &Plane<'_>,
     field: &mut [f64],
     shape: &[usize],
     spacing: &[f64],
@@ -218,17 +284,52 @@ fn transform_plane(
     let last = shape.len() - 1;
     let len = shape[last];
     let w2 = spacing[last] * spacing[last];
+    let rows = Rows::of(shape);
+    let k1 = if last >= 2 { taps[1].len() - 1 } else { 0 };
+    scratch.read.clear();
+    scratch.read.resize(rows.per_plane, false);
+    for (y, _) in plane.wanted.iter().enumerate().filter(|(_, w)| **w) {
+        scratch.read[y.saturating_sub(k1)..=(y + k1).min(rows.per_plane - 1)].fill(true);
+    }
+    // The first pass, line by line, from the sites of each line.
+    let lines_per_row = rows.len / len;
     scratch.finite.clear();
-    for (line, out) in sites.chunks(len).zip(field.chunks_mut(len)) {
-        nearest_on_line(line, out, w2);
-        scratch.finite.push(line.contains(&true));
+    scratch.finite.resize(field.len() / len, false);
+    let mut next = 0;
+    for (line, out) in field.chunks_mut(len).enumerate() {
+        let start = plane.offset + line * len;
+        let first = next;
+        next += plane.sites[next..].partition_point(|&s| s < start + len);
+        if scratch.read[line / lines_per_row] {
+            let sites = plane.sites[first..next].iter().map(|&s| s - start);
+            nearest_of_sites(out, sites, w2);
+            scratch.finite[line] = next > first;
+        }
     }
     for axis in (1..last).rev() {
         let inner: usize = shape[axis + 1..].iter().product();
         let block = shape[axis] * inner;
+        let blocks_per_row = rows.len / block.min(rows.len);
         for (b, values) in field.chunks_mut(block).enumerate() {
-            let rows = b * shape[axis]..(b + 1) * shape[axis];
-            window_pass(values, shape[axis], inner, &taps[axis], scratch, rows);
+            // A block of an inner axis lies in one row: skipped when the row is not read.
+            // The second axis' block is the plane: only its wanted rows are written.
+            let wanted = if axis == 1 {
+                Some(plane.wanted)
+            } else if scratch.read[b / blocks_per_row] {
+                None
+            } else {
+                continue;
+            };
+            let finite = b * shape[axis]..(b + 1) * shape[axis];
+            window_pass(
+                values,
+                shape[axis],
+                inner,
+                &taps[axis],
+                scratch,
+                finite,
+                wanted,
+            );
         }
         // The rows of the next (outer) axis are whole blocks of this one, finite where any of
         // their rows was (the window spreads a finite row to its neighbours, never further
@@ -243,8 +344,9 @@ fn transform_plane(
 }
 
 /// `values[y] = min_{|k| <= K} values[y + k] + taps[|k|]` for each row `y` of a block of `len`
-/// rows of `inner` values, reading a copy of the block. `scratch.finite[rows]` says which
-/// input rows hold a finite value; the others cannot lower anything and are skipped.
+/// rows of `inner` values (each `wanted` row, or all), reading a copy of the block.
+/// `scratch.finite[finite]` says which input rows hold a finite value; the others cannot
+/// lower anything and are skipped.
 #[inline(always)]
 fn window_pass(
     values: &mut [f64],
@@ -252,43 +354,70 @@ fn window_pass(
     inner: usize,
     taps: &[f64],
     scratch: &mut PlaneScratch,
-    rows: std::ops::Range<usize>,
+    finite: std::ops::Range<usize>,
+    wanted: Option<&[bool]>,
 ) {
     let PlaneScratch {
         input,
-        finite,
+        finite: finite_rows,
         sources,
+        ..
     } = scratch;
-    let finite = &finite[rows];
+    let finite = &finite_rows[finite];
     input.clear();
     input.extend_from_slice(values);
     let k_max = taps.len() - 1;
     for (y, out) in values.chunks_mut(inner).enumerate() {
+        if wanted.is_some_and(|wanted| !wanted[y]) {
+            continue;
+        }
         // The rows that can lower row `y`, with their taps.
         sources.clear();
         let window = y.saturating_sub(k_max)..=(y + k_max).min(len - 1);
         for source in window.filter(|&source| source != y && finite[source]) {
             sources.push((source * inner, taps[source.abs_diff(y)]));
         }
-        // COLUMNS values at a time kept in registers over all the window's rows, so the row
-        // is loaded and stored once rather than once per row of the window.
-        let (blocks, rest) = out.as_chunks_mut::<COLUMNS>();
-        for (b, block) in blocks.iter_mut().enumerate() {
-            let at = b * COLUMNS;
-            let mut best = *block;
-            for &(row, tap) in sources.iter() {
-                let source: &[f64; COLUMNS] = input[row + at..row + at + COLUMNS]
-                    .try_into()
-                    .expect("a block of COLUMNS values");
-                lower(&mut best, source, tap);
-            }
-            *block = best;
-        }
-        let at = inner - rest.len();
-        for &(row, tap) in sources.iter() {
-            lower(rest, &input[row + at..row + inner], tap);
-        }
+        lower_row(out, input, sources);
     }
+}
+
+/// `out[j] = min(out[j], min_s input[row_s + j] + tap_s)` over the `sources` `(row_s, tap_s)`:
+/// blocks of [`COLUMNS`] values kept in registers over all the sources (the row is loaded
+/// and stored once, not once per source), then blocks of 8, then single values.
+#[inline(always)]
+fn lower_row(out: &mut [f64], input: &[f64], sources: &[(usize, f64)]) {
+    let width = out.len();
+    let (blocks, rest) = out.as_chunks_mut::<COLUMNS>();
+    for (b, block) in blocks.iter_mut().enumerate() {
+        lower_block(block, input, b * COLUMNS, sources);
+    }
+    let at = width - rest.len();
+    let (blocks, rest) = rest.as_chunks_mut::<8>();
+    for (b, block) in blocks.iter_mut().enumerate() {
+        lower_block(block, input, at + b * 8, sources);
+    }
+    let at = width - rest.len();
+    for &(row, tap) in sources {
+        lower(rest, &input[row + at..row + width], tap);
+    }
+}
+
+/// [`lower_row`] on one block of `N` values starting at column `at`.
+#[inline(always)]
+fn lower_block<const N: usize>(
+    block: &mut [f64; N],
+    input: &[f64],
+    at: usize,
+    sources: &[(usize, f64)],
+) {
+    let mut best = *block;
+    for &(row, tap) in sources {
+        let source: &[f64; N] = input[row + at..row + at + N]
+            .try_into()
+            .expect("a block of N values");
+        lower(&mut best, source, tap);
+    }
+    *block = best;
 }
 
 /// `best[j] = min(best[j], source[j] + tap)`, branch-free (one vector minimum).
@@ -319,12 +448,16 @@ mod tests {
     use super::*;
     use crate::cpu::test_grids::{brute_force, random_sites};
 
+    fn indices(grid: &[bool]) -> Vec<usize> {
+        (0..grid.len()).filter(|&i| grid[i]).collect()
+    }
+
     /// The banded result at every voxel, against the definition.
     fn check(shape: &[usize], spacing: &[f64], density: f64, seed: u64) {
         let len = shape.iter().product();
         let sites = random_sites(len, density, seed);
         let queries: Vec<usize> = (0..len).collect();
-        let fast = squared_distances_to_queries(&sites, shape, spacing, &queries);
+        let fast = squared_distances_to_queries(&indices(&sites), shape, spacing, &queries);
         let slow = brute_force(&sites, shape, spacing);
         for (q, (a, b)) in fast.iter().zip(&slow).enumerate() {
             assert!(
@@ -381,7 +514,7 @@ mod tests {
         let spacing = [1.0; 3];
         let all = brute_force(&sites, &shape, &spacing);
         let queries: Vec<usize> = (0..all.len()).rev().step_by(7).collect();
-        let fast = squared_distances_to_queries(&sites, &shape, &spacing, &queries);
+        let fast = squared_distances_to_queries(&indices(&sites), &shape, &spacing, &queries);
         for (&q, d) in queries.iter().zip(fast) {
             assert_eq!(d, all[q], "voxel {q}");
         }

@@ -75,7 +75,15 @@ fn nearest_along_lines(sites: &[bool], field: &mut [f64], len: usize, spacing: f
 
 /// `out[x] = w2 (x - s)^2` for the site `s` of `line` nearest to `x` (`+inf` without a site).
 #[inline(always)]
-pub(crate) fn nearest_on_line(line: &[bool], out: &mut [f64], w2: f64) {
+fn nearest_on_line(line: &[bool], out: &mut [f64], w2: f64) {
+    let sites = line.iter().enumerate().filter(|(_, site)| **site);
+    nearest_of_sites(out, sites.map(|(x, _)| x), w2);
+}
+
+/// `out[x] = w2 (x - s)^2` for the position `s` in `sites` (ascending) nearest to `x`: the
+/// first pass of a line given its sites; `+inf` without a site.
+#[inline(always)]
+pub(crate) fn nearest_of_sites(out: &mut [f64], sites: impl IntoIterator<Item = usize>, w2: f64) {
     // Site by site (sites are few on most lines): between two sites `left` and `right` each
     // voxel takes the nearer, before the first and after the last the one there is (a missing
     // side is infinitely far). The fill of a segment is a branch-free loop the compiler
@@ -90,8 +98,7 @@ pub(crate) fn nearest_on_line(line: &[bool], out: &mut [f64], w2: f64) {
     }
     let mut left = f64::NEG_INFINITY;
     let mut start = 0;
-    while let Some(offset) = line[start..].iter().position(|&site| site) {
-        let site = start + offset;
+    for site in sites {
         fill(&mut out[start..site], start, left, site as f64, w2);
         out[site] = 0.0;
         left = site as f64;

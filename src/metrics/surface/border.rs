@@ -93,30 +93,22 @@ impl Crop {
     }
 }
 
-/// The border of a mask: its grid and the flat indices of its voxels, in order.
-pub(crate) struct Border {
-    /// Whether each voxel of the grid is a border voxel.
-    pub grid: Vec<bool>,
-    /// The border voxels' flat indices, ascending.
-    pub voxels: Vec<usize>,
-}
-
 /// `mask AND NOT erosion(mask)`: the voxels of the mask with at least one face neighbour (4 in
 /// 2D, 6 in 3D) outside the mask, voxels beyond the grid's edge counting as outside (scipy's
 /// `binary_erosion` with `border_value=0` and the structure of `generate_binary_structure(d,
-/// 1)`, which MONAI and MedPy use).
-pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Border {
+/// 1)`, which MONAI and MedPy use). Returns the border voxels' flat indices, ascending.
+pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Vec<usize> {
     let dims = shape.len();
     let last = dims - 1;
     let len = shape[last];
     let strides: Vec<usize> = (0..dims).map(|a| shape[a + 1..].iter().product()).collect();
-    let mut grid = vec![false; mask.len()];
     let mut voxels = Vec::new();
     let mut coords = vec![0usize; dims];
     let mut interior = vec![false; len];
+    let mut out = vec![false; len];
     // Line by line along the last axis: a line's neighbours along every other axis are whole
     // lines, so the erosion of a line is an AND of whole lines (vector loops over bytes).
-    for (line, out) in grid.chunks_mut(len).enumerate() {
+    for line in 0..mask.len() / len {
         let start = line * len;
         let here = &mask[start..start + len];
         if !here.iter().fold(false, |any, &v| any | v) {
@@ -161,7 +153,7 @@ pub(crate) fn border(mask: &[bool], shape: &[usize]) -> Border {
                 .map(|(x, _)| start + x),
         );
     }
-    Border { grid, voxels }
+    voxels
 }
 
 /// The coordinates of flat index `i` in a row-major grid of `shape`.
@@ -186,19 +178,22 @@ mod tests {
     fn border_is_the_mask_minus_its_face_erosion() {
         let mask = grid(&["#####.", "#####.", "#####.", "..#..."]);
         let expected = grid(&["#####.", "#...#.", "##.##.", "..#..."]);
-        let b = border(&mask, &[4, 6]);
-        assert_eq!(b.grid, expected);
         let voxels: Vec<usize> = (0..24).filter(|&i| expected[i]).collect();
-        assert_eq!(b.voxels, voxels);
+        assert_eq!(border(&mask, &[4, 6]), voxels);
     }
 
     #[test]
     fn a_full_grid_has_its_outer_layer_as_border() {
         let shape = [3, 4, 5];
         let b = border(&[true; 60], &shape);
-        // Only the voxel at (1, 1..3, 1..4) interior: 1 * 2 * 3 = 6 voxels.
-        assert_eq!(b.grid.iter().filter(|&&x| !x).count(), 6);
-        assert_eq!(b.voxels.len(), 54);
+        // Only the voxels at (1, 1..3, 1..4) are interior: 1 * 2 * 3 = 6 voxels.
+        let interior: Vec<usize> = (0..60)
+            .filter(|i| [1, 2].contains(&(i / 5 % 4)) && (1..4).contains(&(i % 5)))
+            .filter(|i| i / 20 == 1)
+            .collect();
+        assert_eq!(interior.len(), 6);
+        let expected: Vec<usize> = (0..60).filter(|i| !interior.contains(i)).collect();
+        assert_eq!(b, expected);
     }
 
     #[test]

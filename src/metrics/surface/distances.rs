@@ -2,7 +2,7 @@
 
 use burn::tensor::{Bool, Tensor};
 
-use super::border::{Border, Crop, border};
+use super::border::{Crop, border};
 use super::config::{BothEmpty, OneEmpty, SurfaceConfig};
 use crate::cpu::banded_edt::squared_distances_to_queries;
 use crate::host::read_mask_bytes;
@@ -288,17 +288,16 @@ impl ImageDistances {
     }
 }
 
-/// The distance from every `from` border voxel to the nearest `to` border voxel, sorted
-/// ascending (`+inf` each when `to` is empty).
-fn directed(from: &Border, to: &Border, shape: &[usize], spacing: &[f64]) -> Vec<f64> {
-    if to.voxels.is_empty() {
-        return vec![f64::INFINITY; from.voxels.len()];
+/// The distance from every `from` border voxel to the nearest `to` border voxel (both flat
+/// indices, ascending), sorted ascending (`+inf` each when `to` is empty).
+fn directed(from: &[usize], to: &[usize], shape: &[usize], spacing: &[f64]) -> Vec<f64> {
+    if to.is_empty() {
+        return vec![f64::INFINITY; from.len()];
     }
-    let mut distances: Vec<f64> =
-        squared_distances_to_queries(&to.grid, shape, spacing, &from.voxels)
-            .into_iter()
-            .map(f64::sqrt)
-            .collect();
+    let mut distances: Vec<f64> = squared_distances_to_queries(to, shape, spacing, from)
+        .into_iter()
+        .map(f64::sqrt)
+        .collect();
     distances.sort_unstable_by(f64::total_cmp);
     distances
 }
