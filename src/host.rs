@@ -3,6 +3,7 @@
 use burn::tensor::{Bool, BoolStore, DType, Device, Int, Tensor, TensorData};
 
 use crate::SegLossError;
+use crate::engine::NativeMask;
 
 /// Reads a float tensor to the host (detached), in its own dtype.
 ///
@@ -63,10 +64,14 @@ pub(crate) fn read_mask<const D: usize>(
         .collect())
 }
 
-/// A boolean tensor read to the host as one byte per element, nonzero where true: the read
-/// bytes themselves for the one-byte stores (no second copy of a large volume), a converted
-/// copy for the others.
+/// A boolean tensor on the host as one byte per element, nonzero where true: borrowed from the
+/// backend's own buffer on flex and ndarray, else the read bytes themselves for the one-byte
+/// stores, a converted copy for the others.
 pub(crate) enum MaskBytes {
+    /// The backend's buffer, borrowed (no copy, even when the caller keeps the tensor: a read
+    /// of a shared tensor would copy it into fresh pages, 2-3 ms for 4M voxels on the 2-core
+    /// development machine).
+    Native(NativeMask),
     /// A native `bool` or `u8` store: its bytes are the mask.
     Read(TensorData),
     /// Any other store, converted.
@@ -77,6 +82,7 @@ impl MaskBytes {
     /// One byte per element, nonzero where true.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
+            MaskBytes::Native(mask) => mask.bytes(),
             MaskBytes::Read(data) => data.as_bytes(),
             MaskBytes::Converted(bytes) => bytes,
         }
@@ -88,6 +94,9 @@ pub(crate) fn read_mask_bytes<const D: usize>(
     mask: Tensor<D, Bool>,
     what: &'static str,
 ) -> Result<MaskBytes, SegLossError> {
+    if let Some(native) = NativeMask::of(&mask) {
+        return Ok(MaskBytes::Native(native));
+    }
     let data = mask.into_data();
     let failed = |e: burn::tensor::DataError| SegLossError::HostRead {
         what,

@@ -12,4 +12,5 @@ mod plan;
 mod surrogate;
 
 pub(crate) use kernel::{Gradient, HostFloat, HostKernel, IGNORED, Indices, Targets, TypedKernel};
+pub(crate) use native::NativeMask;
 pub(crate) use plan::{HostCall, HostTargets, Plan, runs_on_host};

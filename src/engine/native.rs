@@ -26,7 +26,7 @@ use burn::backend::autodiff::checkpoint::strategy::{
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Bool, Shape, Tensor, TensorData};
 
 use crate::SegLossError;
 use crate::cpu::math::Real;
@@ -58,6 +58,9 @@ pub(crate) trait NativeBackend: Backend {
     /// The contiguous values of an integer tensor, in its own integer type (`None` when they
     /// are not contiguous).
     fn indices(tensor: &Self::IntTensorPrimitive) -> Option<Indices<'_>>;
+    /// The contiguous values of a boolean tensor kept one byte per value (nonzero where true),
+    /// as bytes (`None` for another store or a non-contiguous view).
+    fn mask_bytes(tensor: &Self::BoolTensorPrimitive) -> Option<&[u8]>;
 }
 
 #[cfg(feature = "flex")]
@@ -104,6 +107,16 @@ impl NativeBackend for burn::backend::Flex {
             DType::U32 => tensor.as_slice().map(Indices::U32),
             DType::U16 => tensor.as_slice().map(Indices::U16),
             DType::U8 => tensor.as_slice().map(Indices::U8),
+            _ => None,
+        }
+    }
+    fn mask_bytes(tensor: &Self::BoolTensorPrimitive) -> Option<&[u8]> {
+        use burn::tensor::{BoolStore, DType};
+        match tensor.dtype() {
+            DType::Bool(BoolStore::Native | BoolStore::U8) => {
+                let (start, end) = tensor.layout().contiguous_offsets()?;
+                Some(&tensor.bytes()[start..end])
+            }
             _ => None,
         }
     }
@@ -157,6 +170,80 @@ impl NativeBackend for burn::backend::NdArray {
             _ => None,
         }
     }
+    fn mask_bytes(tensor: &Self::BoolTensorPrimitive) -> Option<&[u8]> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match tensor {
+            // A `bool` is one byte, 0 or 1.
+            NdArrayTensor::Bool(s) => s.view().to_slice().map(bytemuck::cast_slice),
+            _ => None,
+        }
+    }
+}
+
+/// A boolean tensor's buffer on a CPU backend, held so that its bytes can be borrowed.
+pub(crate) enum NativeMask {
+    #[cfg(feature = "flex")]
+    Flex(burn::backend::flex::FlexTensor),
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    NdArray(burn::backend::ndarray::NdArrayTensor),
+}
+
+impl NativeMask {
+    /// The mask's buffer when it lives on flex or ndarray (with or without autodiff, which
+    /// keeps the inner backend's boolean tensors as they are) and its bytes can be borrowed.
+    /// Holding the buffer costs nothing (a shared reference), whoever else holds the tensor.
+    pub(crate) fn of<const D: usize>(mask: &Tensor<D, Bool>) -> Option<Self> {
+        #[cfg(feature = "flex")]
+        if let Some(p) = bool_primitive::<burn::backend::Flex, D>(mask)
+            .filter(|p| <burn::backend::Flex as NativeBackend>::mask_bytes(p).is_some())
+        {
+            return Some(NativeMask::Flex(p));
+        }
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        if let Some(p) = bool_primitive::<burn::backend::NdArray, D>(mask)
+            .filter(|p| <burn::backend::NdArray as NativeBackend>::mask_bytes(p).is_some())
+        {
+            return Some(NativeMask::NdArray(p));
+        }
+        let _ = mask;
+        None
+    }
+
+    /// The mask's bytes, one per value, nonzero where true.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let bytes = match self {
+            #[cfg(feature = "flex")]
+            NativeMask::Flex(p) => <burn::backend::Flex as NativeBackend>::mask_bytes(p),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            NativeMask::NdArray(p) => <burn::backend::NdArray as NativeBackend>::mask_bytes(p),
+        };
+        // `of` only holds buffers whose bytes it could borrow.
+        bytes.unwrap_or_default()
+    }
+}
+
+/// The primitive of a boolean tensor on `B`, with or without autodiff.
+fn bool_primitive<B: NativeBackend, const D: usize>(
+    mask: &Tensor<D, Bool>,
+) -> Option<B::BoolTensorPrimitive>
+where
+    DispatchTensor: Conversions<B>,
+{
+    if let Ok(p) = mask.clone().try_into_primitive::<B>() {
+        return Some(p);
+    }
+    if let Ok(p) = mask
+        .clone()
+        .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+    {
+        return Some(p);
+    }
+    mask.clone()
+        .try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
+        .ok()
 }
 
 /// Runs `kernel` on `logits` and `targets` natively when they live on a backend of this
@@ -500,6 +587,28 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The surface metrics read masks in place: a silent fallback to a read would copy every
+    /// mask (and only this test would notice). The tensor is shared, as a caller's clone is.
+    #[test]
+    fn masks_are_borrowed_on_every_cpu_backend_combination() {
+        use super::NativeMask;
+        use burn::tensor::Bool;
+        let values = vec![true, false, false, true, true, false];
+        for (name, device) in devices() {
+            let mask =
+                Tensor::<2, Bool>::from_data(TensorData::new(values.clone(), [2, 3]), &device);
+            let kept = mask.clone();
+            let native = NativeMask::of(&mask).unwrap_or_else(|| panic!("{name}: not borrowed"));
+            assert_eq!(native.bytes(), [1, 0, 0, 1, 1, 0], "{name}");
+            // A non-contiguous view is not borrowed (its bytes are not the mask's order).
+            let transposed = kept.transpose();
+            assert!(
+                NativeMask::of(&transposed).is_none(),
+                "{name}: transposed view borrowed"
+            );
         }
     }
 }
