@@ -17,11 +17,22 @@
 //! sums, in the same order, as the full transform's, so both give the same bits.
 //!
 //! The minimum over a window is a branch-free loop over whole rows that the compiler
-//! vectorises (the envelope is a serial chain of stack operations), and it runs plane by plane
-//! along the first axis, in cache, only on the planes that some query still needs. The last
-//! axis is evaluated at the queries only. Rounds double the radius for the queries left; the
-//! queries still left when a round would cost as much as the envelopes go to the full
-//! transform, so far-apart borders cost one full transform plus the rounds before it.
+//! vectorises (the envelope is a serial chain of stack operations). It runs plane by plane
+//! along the first axis, in cache, only on the rows that the last pass reads; the last axis is
+//! evaluated at the queries only. The first pass starts from each line's list of sites, so
+//! lines without a site cost nothing.
+//!
+//! Three ways, chosen from the data:
+//! - rounds of growing radius (8 voxels, then doubling) for the queries left by the round
+//!   before, while the windows stay narrower than [`MAX_TAPS`];
+//! - site by site, once the queries left times the sites are few per voxel of the grid (a stray
+//!   blob of a prediction, far from the other border, ends here after the first round);
+//! - the full transform at the queries left, when the windows would grow wider, or at once
+//!   when the median distance of a few sampled queries already exceeds the widest window
+//!   (borders far apart).
+//!
+//! All three give the same bits: each value is `w^2 d d` summed from the last axis to the
+//! first, as the full transform sums it.
 
 use super::edt::{nearest_of_sites, squared_distances_at};
 use super::lanes::widest;
@@ -34,11 +45,19 @@ const FIRST_RADIUS: f64 = 8.0;
 /// The radius of each round after the first, relative to the one before.
 const GROWTH: f64 = 2.0;
 /// The widest window a round may use, in taps along one axis: beyond it the full transform is
-/// cheaper (on the development machine a strided envelope pass costs about as much as a
-/// window of 65 taps).
+/// cheaper (on the development machine a windowed pass costs about 0.2 ns per voxel and tap, an
+/// envelope pass about 10-15 ns per voxel).
 const MAX_TAPS: usize = 65;
 /// Values of a row kept in registers by a windowed pass: four AVX-512 vectors.
 const COLUMNS: usize = 32;
+/// Site-by-site distances are computed when the pending queries times the sites are at most
+/// this many per voxel of the grid: a pair costs about 0.6 ns on the development machine, a
+/// voxel of the full transform over 10 ns, so this stays well below the transform's cost.
+const BRUTE_FORCE_PAIRS_PER_VOXEL: usize = 8;
+/// Queries whose distances tell whether the borders are far apart.
+const SAMPLE: usize = 16;
+/// Sites per block of the site-by-site distances.
+const SITES_PER_BLOCK: usize = 64;
 /// Pending queries per work item of the last pass.
 const QUERIES_PER_ITEM: usize = 4096;
 
@@ -52,48 +71,206 @@ pub(crate) fn squared_distances_to_queries(
     spacing: &[f64],
     queries: &[usize],
 ) -> Vec<f64> {
+    let choice = Choice {
+        pairs_per_voxel: BRUTE_FORCE_PAIRS_PER_VOXEL,
+        sample: SAMPLE,
+    };
+    nearest_squared_distances(sites, shape, spacing, queries, choice)
+}
+
+/// How [`nearest_squared_distances`] chooses between its three ways (the tests force each).
+#[derive(Clone, Copy)]
+struct Choice {
+    /// Site by site once the pending queries times the sites are at most this many per voxel.
+    pairs_per_voxel: usize,
+    /// Queries sampled to tell whether the borders are far apart (0: never far).
+    sample: usize,
+}
+
+/// [`squared_distances_to_queries`], its ways chosen by `choice`.
+fn nearest_squared_distances(
+    sites: &[usize],
+    shape: &[usize],
+    spacing: &[f64],
+    queries: &[usize],
+    choice: Choice,
+) -> Vec<f64> {
     debug_assert!(sites.is_sorted());
     debug_assert_eq!(shape.len(), spacing.len());
     let mut result = vec![f64::INFINITY; queries.len()];
     let mut pending: Vec<usize> = (0..queries.len()).collect();
-    // A one-dimensional grid is done by the first pass alone, in the full transform.
-    if shape.len() > 1 {
-        let finest = spacing.iter().copied().fold(f64::INFINITY, f64::min);
-        let mut radius = FIRST_RADIUS * finest;
-        while !pending.is_empty() {
-            let windows = Windows::new(shape, spacing, radius);
-            if windows.widest() > MAX_TAPS {
-                break;
-            }
-            let found = within_radius(sites, shape, spacing, queries, &pending, &windows);
-            let mut left = Vec::new();
+    let volume: usize = shape.iter().product();
+    let finest = spacing.iter().copied().fold(f64::INFINITY, f64::min);
+    // When most queries are far from every site (the median of a few queries spread over the
+    // list is beyond the widest window), the rounds would be wasted: straight to the full
+    // transform. Otherwise the rounds start small (a narrow round and a second one on the rows
+    // left cost less than one round wide enough for all).
+    let columns = SiteColumns::new(sites, shape, spacing);
+    let step = pending.len().div_ceil(choice.sample.max(1)).max(1);
+    let sample: Vec<usize> = if choice.sample == 0 {
+        Vec::new()
+    } else {
+        pending
+            .iter()
+            .copied()
+            .skip(step / 2)
+            .step_by(step)
+            .collect()
+    };
+    let mut sampled = columns.nearest(queries, &sample);
+    sampled.sort_unstable_by(f64::total_cmp);
+    let median = sampled.get(sampled.len() / 2).map_or(0.0, |d2| d2.sqrt());
+    let far = Windows::new(shape, spacing, median).widest() > MAX_TAPS;
+    let mut radius = if far {
+        f64::INFINITY
+    } else {
+        FIRST_RADIUS * finest
+    };
+    while !pending.is_empty() {
+        // Few queries left (a stray blob far from the other border): site by site.
+        if pending.len() * sites.len() <= choice.pairs_per_voxel.saturating_mul(volume) {
+            let found = columns.nearest(queries, &pending);
             for (&i, d) in pending.iter().zip(found) {
-                // Windows spanning the whole grid leave out no site: every value is exact.
-                if d <= radius * radius || windows.complete {
-                    result[i] = d;
-                } else {
-                    left.push(i);
-                }
+                result[i] = d;
             }
-            pending = left;
-            radius *= GROWTH;
+            break;
         }
-    }
-    if !pending.is_empty() {
-        let mut grid = vec![false; shape.iter().product()];
-        for &s in sites {
-            grid[s] = true;
+        let windows = Windows::new(shape, spacing, radius);
+        // Many queries far from every site (a one-dimensional grid needs no window at all):
+        // the full transform.
+        if shape.len() == 1 || windows.widest() > MAX_TAPS {
+            let mut grid = vec![false; volume];
+            for &s in sites {
+                grid[s] = true;
+            }
+            let mut asked = vec![false; volume];
+            for &i in &pending {
+                asked[queries[i]] = true;
+            }
+            let field = squared_distances_at(&grid, shape, spacing, Some(&asked));
+            for &i in &pending {
+                result[i] = field[queries[i]];
+            }
+            break;
         }
-        let mut asked = vec![false; grid.len()];
-        for &i in &pending {
-            asked[queries[i]] = true;
+        let found = within_radius(sites, shape, spacing, queries, &pending, &windows);
+        let mut left = Vec::new();
+        for (&i, d) in pending.iter().zip(found) {
+            // Windows spanning the whole grid leave out no site: every value is exact.
+            if d <= radius * radius || windows.complete {
+                result[i] = d;
+            } else {
+                left.push(i);
+            }
         }
-        let field = squared_distances_at(&grid, shape, spacing, Some(&asked));
-        for &i in &pending {
-            result[i] = field[queries[i]];
-        }
+        pending = left;
+        radius *= GROWTH;
     }
     result
+}
+
+/// The sites' coordinates held per axis, for distances computed site by site: exact by
+/// definition, summed as the transforms sum (last axis first, `w^2 d d`), so the bits are
+/// theirs; vectorised over blocks of sites.
+struct SiteColumns<'a> {
+    shape: &'a [usize],
+    /// `columns[a][j]`: coordinate `a` of site `j`, padded to whole blocks with a site at
+    /// infinity (its squared distance is `+inf`, so it is never the nearest).
+    columns: Vec<Vec<f64>>,
+    /// `w_a^2`.
+    w2: Vec<f64>,
+}
+
+impl<'a> SiteColumns<'a> {
+    /// The columns of `sites` (flat indices, ascending), line by line: an odometer over the
+    /// lines instead of a division per site and axis (which cost more than the distances).
+    fn new(sites: &[usize], shape: &'a [usize], spacing: &[f64]) -> Self {
+        let dims = shape.len();
+        let last = dims - 1;
+        let len = shape[last];
+        let padded = sites.len().div_ceil(SITES_PER_BLOCK) * SITES_PER_BLOCK;
+        let mut columns = vec![Vec::with_capacity(padded); dims];
+        let mut line = vec![0usize; last];
+        let mut line_start = 0;
+        for &s in sites {
+            while s >= line_start + len {
+                line_start += len;
+                for a in (0..last).rev() {
+                    line[a] += 1;
+                    if line[a] < shape[a] {
+                        break;
+                    }
+                    line[a] = 0;
+                }
+            }
+            for (column, &c) in columns.iter_mut().zip(&line) {
+                column.push(c as f64);
+            }
+            columns[last].push((s - line_start) as f64);
+        }
+        for column in &mut columns {
+            column.resize(padded, f64::INFINITY);
+        }
+        SiteColumns {
+            shape,
+            columns,
+            w2: spacing.iter().map(|w| w * w).collect(),
+        }
+    }
+
+    /// The squared distance from each query `pending` (indices into `queries`) to its nearest
+    /// site.
+    fn nearest(&self, queries: &[usize], pending: &[usize]) -> Vec<f64> {
+        let dims = self.shape.len();
+        let items: Vec<&[usize]> = pending.chunks(QUERIES_PER_ITEM / 16).collect();
+        parallel::map_items(items, |pending| {
+            let mut query = vec![0.0; dims];
+            let mut found = Vec::with_capacity(pending.len());
+            // A loop, not an iterator adapter: a closure inside would not be compiled for the
+            // instruction set `widest` picks.
+            widest(
+                #[inline(always)]
+                || {
+                    for &i in pending {
+                        let mut rest = queries[i];
+                        for a in (0..dims).rev() {
+                            query[a] = (rest % self.shape[a]) as f64;
+                            rest /= self.shape[a];
+                        }
+                        found.push(nearest_of_all(&self.columns, &query, &self.w2));
+                    }
+                },
+            );
+            found
+        })
+        .concat()
+    }
+}
+
+/// `min_j sum_a w2[a] (query[a] - columns[a][j])^2`, the axes summed from the last, blocks of
+/// [`SITES_PER_BLOCK`] sites at a time.
+#[inline(always)]
+fn nearest_of_all(columns: &[Vec<f64>], query: &[f64], w2: &[f64]) -> f64 {
+    let last = columns.len() - 1;
+    let mut best = [f64::INFINITY; SITES_PER_BLOCK];
+    for start in (0..columns[0].len()).step_by(SITES_PER_BLOCK) {
+        let block = start..start + SITES_PER_BLOCK;
+        let mut sum = [0.0; SITES_PER_BLOCK];
+        for (s, &c) in sum.iter_mut().zip(&columns[last][block.clone()]) {
+            let d = query[last] - c;
+            *s = w2[last] * d * d;
+        }
+        for a in (0..last).rev() {
+            for (s, &c) in sum.iter_mut().zip(&columns[a][block.clone()]) {
+                let d = query[a] - c;
+                *s += w2[a] * d * d;
+            }
+        }
+        for (b, &s) in best.iter_mut().zip(&sum) {
+            *b = if s < *b { s } else { *b };
+        }
+    }
+    best.into_iter().fold(f64::INFINITY, f64::min)
 }
 
 /// The windows of a round of radius `r`: along each axis `a` but the last, the half-width
@@ -452,19 +629,72 @@ mod tests {
         (0..grid.len()).filter(|&i| grid[i]).collect()
     }
 
-    /// The banded result at every voxel, against the definition.
+    /// Each way alone: rounds then the full transform; site by site; and the choice made
+    /// from the data, as the metrics run it.
+    const CHOICES: [(&str, Choice); 3] = [
+        (
+            "rounds",
+            Choice {
+                pairs_per_voxel: 0,
+                sample: 0,
+            },
+        ),
+        (
+            "site by site",
+            Choice {
+                pairs_per_voxel: usize::MAX,
+                sample: 0,
+            },
+        ),
+        (
+            "adaptive",
+            Choice {
+                pairs_per_voxel: BRUTE_FORCE_PAIRS_PER_VOXEL,
+                sample: SAMPLE,
+            },
+        ),
+    ];
+
+    /// The result at every voxel, every way, against the definition.
     fn check(shape: &[usize], spacing: &[f64], density: f64, seed: u64) {
         let len = shape.iter().product();
         let sites = random_sites(len, density, seed);
         let queries: Vec<usize> = (0..len).collect();
-        let fast = squared_distances_to_queries(&indices(&sites), shape, spacing, &queries);
         let slow = brute_force(&sites, shape, spacing);
-        for (q, (a, b)) in fast.iter().zip(&slow).enumerate() {
-            assert!(
-                a == b || (a - b).abs() <= 1e-12 * b.max(1.0),
-                "shape {shape:?} spacing {spacing:?} density {density} voxel {q}: {a} vs {b}"
-            );
+        for (way, choice) in CHOICES {
+            let fast =
+                nearest_squared_distances(&indices(&sites), shape, spacing, &queries, choice);
+            for (q, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    a == b || (a - b).abs() <= 1e-12 * b.max(1.0),
+                    "{way}: shape {shape:?} spacing {spacing:?} density {density} voxel {q}: \
+                     {a} vs {b}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn borders_far_apart_go_to_the_full_transform_exactly() {
+        // Two sites in a corner, queries in the far corner: the sampled median is beyond the
+        // widest window.
+        let shape = [40, 50, 45];
+        let sites = vec![0, 1];
+        let far = |i: usize| (39 * 50 + 49) * 45 + 44 - i;
+        let queries: Vec<usize> = (0..30).map(far).collect();
+        let choice = Choice {
+            pairs_per_voxel: 0,
+            sample: SAMPLE,
+        };
+        let found = nearest_squared_distances(&sites, &shape, &[1.0; 3], &queries, choice);
+        let mut grid = vec![false; 40 * 50 * 45];
+        grid[0] = true;
+        grid[1] = true;
+        let all = brute_force(&grid, &shape, &[1.0; 3]);
+        for (&q, d) in queries.iter().zip(found) {
+            assert_eq!(d, all[q], "voxel {q}");
+        }
+        assert!(Windows::new(&shape, &[1.0; 3], all[far(0)].sqrt()).widest() > MAX_TAPS);
     }
 
     #[test]
@@ -514,9 +744,12 @@ mod tests {
         let spacing = [1.0; 3];
         let all = brute_force(&sites, &shape, &spacing);
         let queries: Vec<usize> = (0..all.len()).rev().step_by(7).collect();
-        let fast = squared_distances_to_queries(&indices(&sites), &shape, &spacing, &queries);
-        for (&q, d) in queries.iter().zip(fast) {
-            assert_eq!(d, all[q], "voxel {q}");
+        for (way, choice) in CHOICES {
+            let fast =
+                nearest_squared_distances(&indices(&sites), &shape, &spacing, &queries, choice);
+            for (&q, d) in queries.iter().zip(fast) {
+                assert_eq!(d, all[q], "{way}: voxel {q}");
+            }
         }
     }
 }

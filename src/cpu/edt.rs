@@ -74,10 +74,28 @@ fn nearest_along_lines(sites: &[bool], field: &mut [f64], len: usize, spacing: f
 }
 
 /// `out[x] = w2 (x - s)^2` for the site `s` of `line` nearest to `x` (`+inf` without a site).
-#[inline(always)]
+/// Two branch-free scans, whatever the number of sites (a transform's sites can be dense;
+/// [`nearest_of_sites`] serves lines given as a few site positions).
 fn nearest_on_line(line: &[bool], out: &mut [f64], w2: f64) {
-    let sites = line.iter().enumerate().filter(|(_, site)| **site);
-    nearest_of_sites(out, sites.map(|(x, _)| x), w2);
+    // Forwards: the distance (in voxels) to the last site at or before x; then backwards, the
+    // nearer of that and the next site at or after x, squared. Integer counters (a one-cycle
+    // dependency chain), saturating where no site was seen yet (a line is far shorter than
+    // 2^32 voxels).
+    let mut run = u32::MAX;
+    for (&site, o) in line.iter().zip(out.iter_mut()) {
+        run = if site { 0 } else { run.saturating_add(1) };
+        *o = f64::from(run);
+    }
+    run = u32::MAX;
+    for (&site, o) in line.iter().zip(out.iter_mut()).rev() {
+        run = if site { 0 } else { run.saturating_add(1) };
+        let d = o.min(f64::from(run));
+        *o = if d == f64::from(u32::MAX) {
+            f64::INFINITY
+        } else {
+            w2 * d * d
+        };
+    }
 }
 
 /// `out[x] = w2 (x - s)^2` for the position `s` in `sites` (ascending) nearest to `x`: the
