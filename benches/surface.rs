@@ -16,6 +16,11 @@
 //!   (85,78,80)), from the device tensors to the number: MONAI's
 //!   `compute_hausdorff_distance(percentile=95)` on the same masks.
 //! - `nsd_160cubed`: the same with `nsd(1.0)`: MONAI's `compute_surface_dice`.
+//! - `hd95_160cubed_stray`: `hd95_160cubed` with a stray blob in the prediction (a ball of
+//!   radius 3 at (12,12,12), far from the target): the crop grows and a few distances are
+//!   long.
+//! - `hd95_160cubed_apart`: balls of radius 30 at (50,50,50) and (110,110,110): every distance
+//!   is long (44 to 164 voxels), the worst case of the banded distances.
 //!
 //! Threads: rayon's pool (`RAYON_NUM_THREADS`, by default every core).
 
@@ -76,20 +81,20 @@ fn surface(c: &mut Criterion) {
 
     let device = Device::flex();
     let shape = [160, 160, 160];
-    let volume = |centre: &[f64], r: f64| {
-        let m = balls(&shape, &[(centre, r)]);
+    let volume2 = |objects: &[(&[f64], f64)]| {
+        let m = balls(&shape, objects);
         Tensor::<5, Bool>::from_data(TensorData::new(m, [1, 1, 160, 160, 160]), &device)
     };
+    let volume = |centre: &[f64], r: f64| volume2(&[(centre, r)]);
     let pred = volume(&[80.0, 80.0, 80.0], 50.0);
     let target = volume(&[85.0, 78.0, 80.0], 45.0);
     let config = SurfaceConfig::new();
-    group.bench_function("hd95_160cubed", |b| {
-        b.iter(|| {
-            SurfaceDistances::from_masks(pred.clone(), target.clone(), &config)
-                .unwrap()
-                .hausdorff(95.0, HausdorffMode::MaxOfDirected)
-        })
-    });
+    let hd95 = |pred: &Tensor<5, Bool>, target: &Tensor<5, Bool>| {
+        SurfaceDistances::from_masks(pred.clone(), target.clone(), &config)
+            .unwrap()
+            .hausdorff(95.0, HausdorffMode::MaxOfDirected)
+    };
+    group.bench_function("hd95_160cubed", |b| b.iter(|| hd95(&pred, &target)));
     group.bench_function("nsd_160cubed", |b| {
         b.iter(|| {
             SurfaceDistances::from_masks(pred.clone(), target.clone(), &config)
@@ -97,6 +102,10 @@ fn surface(c: &mut Criterion) {
                 .nsd(1.0)
         })
     });
+    let stray = volume2(&[(&[80.0, 80.0, 80.0], 50.0), (&[12.0, 12.0, 12.0], 3.0)]);
+    group.bench_function("hd95_160cubed_stray", |b| b.iter(|| hd95(&stray, &target)));
+    let (a, b_) = (volume(&[50.0, 50.0, 50.0], 30.0), volume(&[110.0, 110.0, 110.0], 30.0));
+    group.bench_function("hd95_160cubed_apart", |b| b.iter(|| hd95(&a, &b_)));
     group.finish();
 }
 

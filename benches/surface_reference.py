@@ -28,6 +28,10 @@ with the axes in array order):
   include_background=True)` on the same tensors (whole call).
 - medpy_hd95_160cubed: `medpy.metric.binary.hd95(pred, target)` on the same masks as numpy
   bool arrays (two erosions and two full-volume EDTs, then numpy.percentile).
+- hd95_160cubed_stray: hd95_160cubed with pred also holding a ball of radius 3 centred
+  (12, 12, 12) (a stray blob far from the target).
+- hd95_160cubed_apart: MONAI's HD95 of balls of radius 30 centred (50, 50, 50) and
+  (110, 110, 110).
 MONAI's warnings (a FutureWarning per call about `always_return_as_numpy`) are silenced.
 """
 
@@ -113,6 +117,19 @@ def main():
                 P, T, class_thresholds=[1.0], include_background=True)))
         if run("medpy_hd95_160cubed"):
             benches.append(("medpy_hd95_160cubed", lambda: mb.hd95(p_np, t_np)))
+    if run("hd95_160cubed_stray"):
+        s = (160, 160, 160)
+        stray = ball(s, (80, 80, 80), 50) | ball(s, (12, 12, 12), 3)
+        Ps = torch.from_numpy(stray.astype(np.float32))[None, None]
+        Ts = torch.from_numpy(ball(s, (85, 78, 80), 45).astype(np.float32))[None, None]
+        benches.append(("hd95_160cubed_stray", lambda: compute_hausdorff_distance(
+            Ps, Ts, include_background=True, percentile=95)))
+    if run("hd95_160cubed_apart"):
+        s = (160, 160, 160)
+        Pa = torch.from_numpy(ball(s, (50, 50, 50), 30).astype(np.float32))[None, None]
+        Ta = torch.from_numpy(ball(s, (110, 110, 110), 30).astype(np.float32))[None, None]
+        benches.append(("hd95_160cubed_apart", lambda: compute_hausdorff_distance(
+            Pa, Ta, include_background=True, percentile=95)))
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"torch {torch.__version__}, monai {monai.__version__}, medpy {pkg_version('medpy')}; "
