@@ -104,7 +104,10 @@ fn surface(c: &mut Criterion) {
     });
     let stray = volume2(&[(&[80.0, 80.0, 80.0], 50.0), (&[12.0, 12.0, 12.0], 3.0)]);
     group.bench_function("hd95_160cubed_stray", |b| b.iter(|| hd95(&stray, &target)));
-    let (a, b_) = (volume(&[50.0, 50.0, 50.0], 30.0), volume(&[110.0, 110.0, 110.0], 30.0));
+    let (a, b_) = (
+        volume(&[50.0, 50.0, 50.0], 30.0),
+        volume(&[110.0, 110.0, 110.0], 30.0),
+    );
     group.bench_function("hd95_160cubed_apart", |b| b.iter(|| hd95(&a, &b_)));
     group.finish();
 }

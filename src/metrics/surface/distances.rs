@@ -37,7 +37,7 @@ pub enum Direction {
 /// A border voxel is a voxel of the mask with a face neighbour (4-connectivity in 2D, 6 in 3D)
 /// outside the mask, the image's edges counting as outside (`mask XOR erosion(mask)`, as
 /// MONAI, MedPy and Metrics Reloaded define it). Distances are exact Euclidean distances
-/// between voxel centres in the units of [`SurfaceConfig::spacing`], from an exact distance
+/// between voxel centres in the units of [`SurfaceConfig::spacing`], equal to an exact distance
 /// transform (no approximation, no sub-voxel surface). Every metric is per image:
 ///
 /// | method | formula | matches |
@@ -78,9 +78,11 @@ impl SurfaceDistances {
     /// The surface distances of every image of `pred` and `target`, boolean masks of shape
     /// `[N, 1, S1, S2]` or `[N, 1, S1, S2, S3]` (the binary losses' layout).
     ///
-    /// Reads both masks to the host once; the rest is host work: each image pair is cropped
-    /// to the box holding both masks, and the exact distance transform of each border runs on
-    /// the thread pool.
+    /// Reads both masks to the host once (on flex and ndarray it borrows their buffers: no
+    /// copy); the rest is host work on the thread pool: each image pair is cropped to the box
+    /// holding both masks, and the distances from each border to the other are computed at
+    /// the border voxels only, exact: windowed minima within a growing radius, the few far
+    /// voxels site by site, borders far apart by the full distance transform.
     ///
     /// # Errors
     /// Shape mismatch, different devices, a shape other than `[N, 1, S1, S2]` or

@@ -6,7 +6,8 @@
 //! - **borders**: `mask XOR erosion(mask)` with face connectivity, image edges outside, as in
 //!   MONAI, MedPy and Metrics Reloaded;
 //! - **distances**: exact Euclidean distances between voxel centres, in the units of
-//!   [`SurfaceConfig::spacing`], from an exact separable distance transform;
+//!   [`SurfaceConfig::spacing`], computed exactly at the border voxels (the separable distance
+//!   transform's sums, within a growing radius);
 //! - **percentiles**: linear interpolation (numpy, torch); [`HausdorffMode`] chooses between
 //!   MONAI's max of the two directed percentiles and MedPy's percentile of the pooled
 //!   distances, which differ (by more than 3 voxels on the reference fixtures);
