@@ -213,15 +213,20 @@ impl NativeMask {
 
     /// The mask's bytes, one per value, nonzero where true.
     pub(crate) fn bytes(&self) -> &[u8] {
-        let bytes = match self {
+        // `of` only holds buffers whose bytes it could borrow.
+        match self {
             #[cfg(feature = "flex")]
-            NativeMask::Flex(p) => <burn::backend::Flex as NativeBackend>::mask_bytes(p),
+            NativeMask::Flex(p) => {
+                <burn::backend::Flex as NativeBackend>::mask_bytes(p).unwrap_or_default()
+            }
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
-            NativeMask::NdArray(p) => <burn::backend::NdArray as NativeBackend>::mask_bytes(p),
-        };
-        // `of` only holds buffers whose bytes it could borrow.
-        bytes.unwrap_or_default()
+            NativeMask::NdArray(p) => {
+                <burn::backend::NdArray as NativeBackend>::mask_bytes(p).unwrap_or_default()
+            }
+            #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+            _ => &[],
+        }
     }
 }
 
