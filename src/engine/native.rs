@@ -26,7 +26,8 @@ use burn::backend::autodiff::checkpoint::strategy::{
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
-use burn::tensor::{Bool, Shape, Tensor, TensorData};
+use burn::tensor::kind::Basic;
+use burn::tensor::{BackendPrimitive, Bool, Int, Shape, Tensor, TensorData};
 
 use crate::SegLossError;
 use crate::cpu::math::Real;
@@ -195,14 +196,14 @@ impl NativeMask {
     /// Holding the buffer costs nothing (a shared reference), whoever else holds the tensor.
     pub(crate) fn of<const D: usize>(mask: &Tensor<D, Bool>) -> Option<Self> {
         #[cfg(feature = "flex")]
-        if let Some(p) = bool_primitive::<burn::backend::Flex, D>(mask)
+        if let Some(p) = inner_primitive::<burn::backend::Flex, Bool, D>(mask)
             .filter(|p| <burn::backend::Flex as NativeBackend>::mask_bytes(p).is_some())
         {
             return Some(NativeMask::Flex(p));
         }
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
-        if let Some(p) = bool_primitive::<burn::backend::NdArray, D>(mask)
+        if let Some(p) = inner_primitive::<burn::backend::NdArray, Bool, D>(mask)
             .filter(|p| <burn::backend::NdArray as NativeBackend>::mask_bytes(p).is_some())
         {
             return Some(NativeMask::NdArray(p));
@@ -230,23 +231,36 @@ impl NativeMask {
     }
 }
 
-/// The primitive of a boolean tensor on `B`, with or without autodiff.
-fn bool_primitive<B: NativeBackend, const D: usize>(
-    mask: &Tensor<D, Bool>,
-) -> Option<B::BoolTensorPrimitive>
+/// The primitive on `B` of an integer or boolean tensor, with or without autodiff (either
+/// checkpointing strategy): autodiff keeps the inner backend's tensors of these kinds as they
+/// are.
+fn inner_primitive<B, K, const D: usize>(
+    tensor: &Tensor<D, K>,
+) -> Option<<K as BackendPrimitive<B>>::Primitive>
 where
+    B: Backend,
+    K: Basic
+        + BackendPrimitive<B>
+        + BackendPrimitive<
+            Autodiff<B, NoCheckpointing>,
+            Primitive = <K as BackendPrimitive<B>>::Primitive,
+        > + BackendPrimitive<
+            Autodiff<B, BalancedCheckpointing>,
+            Primitive = <K as BackendPrimitive<B>>::Primitive,
+        >,
     DispatchTensor: Conversions<B>,
 {
-    if let Ok(p) = mask.clone().try_into_primitive::<B>() {
+    if let Ok(p) = tensor.clone().try_into_primitive::<B>() {
         return Some(p);
     }
-    if let Ok(p) = mask
+    if let Ok(p) = tensor
         .clone()
         .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
     {
         return Some(p);
     }
-    mask.clone()
+    tensor
+        .clone()
         .try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
         .ok()
 }
@@ -378,21 +392,7 @@ impl<B: NativeBackend> TargetPrimitive<B> {
                     .ok()
                     .map(|p| Self::Values(p.into_primitive()))
             }
-            // Autodiff keeps the inner backend's integer tensors as they are.
-            HostTargets::Indices(t) => {
-                if let Ok(p) = t.clone().try_into_primitive::<B>() {
-                    return Some(Self::Indices(p));
-                }
-                if let Ok(p) = t
-                    .clone()
-                    .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
-                {
-                    return Some(Self::Indices(p));
-                }
-                t.try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
-                    .ok()
-                    .map(Self::Indices)
-            }
+            HostTargets::Indices(t) => inner_primitive::<B, Int, D>(&t).map(Self::Indices),
         }
     }
 }
