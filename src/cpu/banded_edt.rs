@@ -58,8 +58,11 @@ const BRUTE_FORCE_PAIRS_PER_VOXEL: usize = 8;
 const SAMPLE: usize = 16;
 /// Sites per block of the site-by-site distances.
 const SITES_PER_BLOCK: usize = 64;
-/// Pending queries per work item of the last pass.
+/// Pending queries per work item of the last pass (a few dozen taps each).
 const QUERIES_PER_ITEM: usize = 4096;
+/// Queries per work item of the site-by-site distances: each costs a pass over every site,
+/// so far fewer make an item worth handing to a thread.
+const SITE_QUERIES_PER_ITEM: usize = 256;
 
 /// The exact squared distance from each voxel in `queries` (flat indices into the grid, in
 /// any order) to the nearest of the `sites` (flat indices, ascending), with `spacing[a]`
@@ -222,7 +225,7 @@ impl<'a> SiteColumns<'a> {
     /// site.
     fn nearest(&self, queries: &[usize], pending: &[usize]) -> Vec<f64> {
         let dims = self.shape.len();
-        let items: Vec<&[usize]> = pending.chunks(QUERIES_PER_ITEM / 16).collect();
+        let items: Vec<&[usize]> = pending.chunks(SITE_QUERIES_PER_ITEM).collect();
         parallel::map_items(items, |pending| {
             let mut query = vec![0.0; dims];
             let mut found = Vec::with_capacity(pending.len());
