@@ -83,6 +83,9 @@
 
 mod check;
 mod cpu;
+#[cfg(feature = "wgpu")]
+#[allow(unsafe_code)] // CubeCL launches take raw buffers (`BufferArg::from_raw_parts`).
+pub mod cube;
 pub mod distributed;
 mod engine;
 mod error;

@@ -1,0 +1,64 @@
+//! The workgroup ("cube") layout shared by the scan and sort kernels, and the one
+//! shared-memory scan they both need.
+//!
+//! A workgroup is [`UNITS`] = 256 units; unit `t` owns [`RUN`] consecutive elements of its
+//! block, so a block covers [`BLOCK`] = 4096 consecutive elements and the units' runs are in
+//! element order. That ownership is what makes the scans exact in order and the sort stable:
+//! a unit's partial result belongs to a contiguous run, and the runs are combined in unit
+//! order. Nothing here uses plane (subgroup) operations, and no workgroup waits for another:
+//! Mesa's lavapipe supports neither.
+
+use burn_cubecl::cubecl;
+use cubecl::prelude::*;
+
+/// Units per workgroup: [`SIDE`]^2.
+pub(crate) const UNITS: u32 = 256;
+/// The side of the two-level scan: [`UNITS`] = `SIDE * SIDE`.
+pub(crate) const SIDE: u32 = 16;
+/// Consecutive elements per unit.
+pub(crate) const RUN: u32 = 16;
+/// Elements per workgroup: [`UNITS`] * [`RUN`].
+pub(crate) const BLOCK: usize = (UNITS * RUN) as usize;
+
+/// Replaces `values[0..UNITS]` (in shared memory) by its exclusive prefix sums, and returns the
+/// total to every unit; `sums` is shared scratch of [`SIDE`] + 1 entries.
+///
+/// Two levels of [`SIDE`] sequential additions (units `0..SIDE` each scan a row of `SIDE`
+/// values, unit 0 scans the row totals), so it costs `3 * SIDE` additions on the critical path
+/// and four barriers, with no atomics. Every unit of the workgroup must call it (it
+/// synchronises the workgroup).
+#[cube]
+pub(crate) fn exclusive_scan_units<I: Int>(values: &mut [I], sums: &mut [I]) -> I {
+    let t = UNIT_POS as usize;
+    let side = SIDE as usize;
+    sync_cube();
+    if t < side {
+        let mut total = I::new(0);
+        for j in 0..side {
+            total += values[t * side + j];
+        }
+        sums[t] = total;
+    }
+    sync_cube();
+    if t == 0 {
+        let mut running = I::new(0);
+        for j in 0..side {
+            let v = sums[j];
+            sums[j] = running;
+            running += v;
+        }
+        // One slot past the rows keeps the grand total.
+        sums[side] = running;
+    }
+    sync_cube();
+    if t < side {
+        let mut running = sums[t];
+        for j in 0..side {
+            let v = values[t * side + j];
+            values[t * side + j] = running;
+            running += v;
+        }
+    }
+    sync_cube();
+    sums[side]
+}

@@ -1,0 +1,189 @@
+//! Row-wise radix sort and prefix sums on CubeCL devices (wgpu, CUDA, ROCm): a burn backend
+//! extension ([`RowSortOps`]) for what burn 0.22 does on the host or in `O(n^2)`.
+//!
+//! burn 0.22's `sort`/`argsort` on a cube device read the tensor to the host, sort there and
+//! upload the result, and its cube `cumsum` adds `O(n)` terms per element. The Lovász losses
+//! need both on every training step; with these two operations their device path (see
+//! [`crate::losses::lovasz_hinge`]) stays on the device from the errors to the loss, with no
+//! read, sync or upload.
+//!
+//! - [`sort_rows_descending`]: a stable, segmented (one segment per row of `[R, P]`),
+//!   descending LSD radix sort of f32 keys carrying their pixel index, in eight passes of 4-bit
+//!   digits (per-block digit counts in shared memory, a scan of the digit-by-block counts per
+//!   row, a stable scatter). Equal keys keep ascending index, the order of the host kernels.
+//! - [`cumsum_rows`]: per-row inclusive prefix sums of integers (reduce, scan, rescan: three
+//!   kernels), exact for rows of up to `2^31 - 1` elements whose sums fit in `i32`.
+//!
+//! Both run without plane (subgroup) operations and without any workgroup waiting for another,
+//! so they run on Mesa's lavapipe (software Vulkan, which CI uses), and use at most 17 KiB of
+//! workgroup memory. The workgroup layout and the shared scan are in `block.rs`, the kernels in
+//! `scan.rs` and `radix_sort.rs`.
+
+mod block;
+mod launch;
+mod radix_sort;
+mod scan;
+
+use burn::backend::Cube;
+use burn::backend::backend_extension;
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::ops::{FloatTensorOps, IntTensorOps};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::tensor::{DType, FloatDType, Int, IntDType, Tensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+
+use crate::SegLossError;
+
+/// The backend extension: the two row operations on a cube device, for the plain cube backend
+/// and its fusion wrapper (burn's wgpu, cuda and rocm backends). Call them through
+/// [`sort_rows_descending`] and [`cumsum_rows`], which check their inputs.
+#[backend_extension(Cube, Fusion)]
+pub trait RowSortOps: burn::backend::Backend {
+    /// Every row of `keys` (`[R, P]`, f32) sorted in descending order, stably, and the pixel
+    /// index (`0..P`, i32) each sorted key came from.
+    #[fusion(meta = sorted_specs)]
+    fn sort_rows_descending(keys: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>);
+
+    /// The inclusive prefix sums of every row of `values` (`[R, P]`, i32).
+    #[fusion(dtype = values, shape = values)]
+    fn cumsum_rows(values: IntTensor<Self>) -> IntTensor<Self>;
+}
+
+/// The outputs of [`RowSortOps::sort_rows_descending`] for the fusion stream: f32 keys and i32
+/// indices of the input's shape.
+fn sorted_specs(keys: &TensorSpec) -> (TensorSpec, TensorSpec) {
+    (
+        TensorSpec::new(keys.shape.clone(), DType::F32),
+        TensorSpec::new(keys.shape.clone(), DType::I32),
+    )
+}
+
+/// `(rows, len)` of a `[R, P]` tensor.
+fn rows_and_len(tensor: &CubeTensor) -> (usize, usize) {
+    let shape = tensor.meta.shape();
+    let len = shape[shape.num_dims() - 1];
+    (shape.num_elements() / len.max(1), len)
+}
+
+impl RowSortOps for CubeBackend {
+    fn sort_rows_descending(keys: CubeTensor) -> (CubeTensor, CubeTensor) {
+        let keys = into_contiguous(Self::float_cast(keys, FloatDType::F32));
+        let (rows, len) = rows_and_len(&keys);
+        let (sorted, indices) =
+            radix_sort::sort_rows_descending(&keys.client, keys.handle.clone(), rows, len);
+        let shape = keys.meta.shape().clone();
+        let (client, device) = (keys.client.clone(), keys.device.clone());
+        (
+            CubeTensor::new_contiguous(
+                client.clone(),
+                device.clone(),
+                shape.clone(),
+                sorted,
+                DType::F32,
+            ),
+            // The u32 indices are below 2^31 (checked by the caller): the same bits as i32.
+            CubeTensor::new_contiguous(client, device, shape, indices, DType::I32),
+        )
+    }
+
+    fn cumsum_rows(values: IntTensor<Self>) -> IntTensor<Self> {
+        let values = into_contiguous(Self::int_cast(values, IntDType::I32));
+        let (rows, len) = rows_and_len(&values);
+        let sums = scan::scan_rows::<i32>(&values.client, values.handle.clone(), rows, len, true);
+        CubeTensor::new_contiguous(
+            values.client.clone(),
+            values.device.clone(),
+            values.meta.shape().clone(),
+            sums,
+            DType::I32,
+        )
+    }
+}
+
+/// Whether `tensor` lives on a cube device (with or without autodiff).
+pub(crate) fn on_cube_device<const D: usize, K>(tensor: &Tensor<D, K>) -> bool
+where
+    K: burn::tensor::kind::Autodiff + burn::tensor::BackendPrimitive<Cube>,
+{
+    tensor.clone().inner().try_into_primitive::<Cube>().is_ok()
+}
+
+/// The error for a tensor that is not on a cube device.
+fn not_on_cube(name: &'static str) -> SegLossError {
+    SegLossError::InvalidOption {
+        name,
+        value: "a tensor on a CPU backend".into(),
+        allowed: "a tensor on a CubeCL device (wgpu, cuda, rocm)",
+    }
+}
+
+/// Checks a `[R, P]` input of the row operations: a cube device, no empty dimension, and
+/// `P <= 2^31 - 1` (the indices and sums are i32).
+fn check_rows<K>(tensor: &Tensor<2, K>, name: &'static str) -> Result<(), SegLossError>
+where
+    K: burn::tensor::kind::Autodiff + burn::tensor::BackendPrimitive<Cube>,
+{
+    let dims = tensor.dims();
+    if dims.contains(&0) {
+        return Err(SegLossError::EmptyTensor {
+            name,
+            shape: dims.to_vec(),
+        });
+    }
+    if i32::try_from(dims[1]).is_err() {
+        return Err(SegLossError::TooLarge {
+            what: "elements per row",
+            count: dims[1] as u64,
+            limit: i32::MAX as u64,
+        });
+    }
+    if !on_cube_device(tensor) {
+        return Err(not_on_cube(name));
+    }
+    Ok(())
+}
+
+/// Sorts every row of `keys` (`[R, P]`) in descending order on its cube device, stably (equal
+/// keys keep ascending column order), and returns the sorted keys and, for each, the column it
+/// came from: `sorted[r][k] = keys[r][indices[r][k]]`.
+///
+/// The order is `f32::total_cmp` reversed (NaN first, then `+inf`, ..., `+0`, `-0`, ...,
+/// `-inf`); other float dtypes are cast to f32 first. Nothing is read to the host: the result
+/// stays on the device, queued behind the input (fusion streams included). The outputs carry
+/// no gradient (the input's autodiff, if any, is left out of the sort). Cost: eight passes
+/// over `24` bytes per element.
+///
+/// # Errors
+/// A tensor that is not on a cube device (use burn's `sort_descending_with_indices` on the
+/// CPU backends), an empty dimension, or more than `2^31 - 1` columns.
+pub fn sort_rows_descending(keys: Tensor<2>) -> Result<(Tensor<2>, Tensor<2, Int>), SegLossError> {
+    check_rows(&keys, "keys")?;
+    let autodiff = keys.is_autodiff();
+    let (sorted, indices) =
+        burn::backend::Dispatch::sort_rows_descending(keys.inner().into_dispatch());
+    let sorted = Tensor::<2>::from_dispatch(sorted);
+    let indices = Tensor::<2, Int>::from_dispatch(indices);
+    Ok(if autodiff {
+        (sorted.autodiff(), indices.autodiff())
+    } else {
+        (sorted, indices)
+    })
+}
+
+/// The inclusive prefix sums of every row of `values` (`[R, P]`) on its cube device:
+/// `out[r][k] = sum(values[r][..=k])`, exact in i32 (the input is cast to i32 first; the sums
+/// must stay within `i32`). Three kernels (reduce, scan, rescan); nothing is read to the host.
+///
+/// # Errors
+/// A tensor that is not on a cube device (use burn's `cumsum` on the CPU backends), an empty
+/// dimension, or more than `2^31 - 1` columns.
+pub fn cumsum_rows(values: Tensor<2, Int>) -> Result<Tensor<2, Int>, SegLossError> {
+    check_rows(&values, "values")?;
+    let autodiff = values.is_autodiff();
+    let sums = Tensor::<2, Int>::from_dispatch(burn::backend::Dispatch::cumsum_rows(
+        values.inner().into_dispatch(),
+    ));
+    Ok(if autodiff { sums.autodiff() } else { sums })
+}

@@ -1,0 +1,173 @@
+//! Prefix sums along the rows of an integer matrix `[rows, len]` on a CubeCL device, by
+//! reduce-then-scan in three kernels:
+//!
+//! 1. [`block_totals`]: the total of every block of [`BLOCK`] elements of every row;
+//! 2. [`scan_block_totals`]: per row, the exclusive prefix sums of those totals (one workgroup
+//!    per row, each unit a contiguous run of blocks);
+//! 3. [`scan_blocks`]: every block again, from its offset, writing the prefix sums.
+//!
+//! Integer additions are exact (and associative), so the result is the sequential prefix sum
+//! for any row length: a row of up to `2^31 - 1` elements whose sums stay below `2^31` in
+//! `i32`. No unit waits for another workgroup (lavapipe does not guarantee forward progress
+//! between workgroups), which is why the scan is three launches and not one.
+
+use burn_cubecl::cubecl;
+use cubecl::client::Client;
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units};
+use super::launch::Grid;
+
+/// Pass 1: `totals[row * blocks + b]` = the sum of block `b` of `row`.
+#[cube(launch)]
+fn block_totals<I: Int>(input: &[I], totals: &mut [I], len: usize, blocks: usize, rows: usize) {
+    let t = UNIT_POS as usize;
+    let row = CUBE_POS / blocks;
+    let block = CUBE_POS % blocks;
+    let active = row < rows;
+    let start = block * BLOCK + t * RUN as usize;
+    let mut total = I::new(0);
+    if active {
+        let end = min(start + RUN as usize, len);
+        for i in start..end {
+            total += input[row * len + i];
+        }
+    }
+    let mut partial = Shared::new_slice(UNITS as usize);
+    let mut sums = Shared::new_slice(SIDE as usize + 1);
+    partial[t] = total;
+    let block_total = exclusive_scan_units::<I>(&mut partial, &mut sums);
+    if active && t == 0 {
+        totals[row * blocks + block] = block_total;
+    }
+}
+
+/// Pass 2: replaces each row's `blocks` totals by their exclusive prefix sums; one workgroup
+/// per row, unit `t` owning blocks `t * per_unit ..` of it.
+#[cube(launch)]
+fn scan_block_totals<I: Int>(totals: &mut [I], blocks: usize, per_unit: usize, rows: usize) {
+    let t = UNIT_POS as usize;
+    let row = CUBE_POS;
+    let active = row < rows;
+    let start = min(t * per_unit, blocks);
+    let end = min(start + per_unit, blocks);
+    let mut total = I::new(0);
+    if active {
+        for i in start..end {
+            total += totals[row * blocks + i];
+        }
+    }
+    let mut partial = Shared::new_slice(UNITS as usize);
+    let mut sums = Shared::new_slice(SIDE as usize + 1);
+    partial[t] = total;
+    exclusive_scan_units::<I>(&mut partial, &mut sums);
+    if active {
+        let mut running = partial[t];
+        for i in start..end {
+            let v = totals[row * blocks + i];
+            totals[row * blocks + i] = running;
+            running += v;
+        }
+    }
+}
+
+/// Pass 3: the prefix sums of every block from its offset (`offsets`, pass 2's output);
+/// `inclusive` says whether element `i` counts itself.
+#[cube(launch)]
+fn scan_blocks<I: Int>(
+    input: &[I],
+    offsets: &[I],
+    output: &mut [I],
+    len: usize,
+    blocks: usize,
+    rows: usize,
+    #[comptime] inclusive: bool,
+) {
+    let t = UNIT_POS as usize;
+    let row = CUBE_POS / blocks;
+    let block = CUBE_POS % blocks;
+    let active = row < rows;
+    let start = block * BLOCK + t * RUN as usize;
+    let end = min(start + RUN as usize, len);
+    let mut total = I::new(0);
+    if active {
+        for i in start..end {
+            total += input[row * len + i];
+        }
+    }
+    let mut partial = Shared::new_slice(UNITS as usize);
+    let mut sums = Shared::new_slice(SIDE as usize + 1);
+    partial[t] = total;
+    exclusive_scan_units::<I>(&mut partial, &mut sums);
+    if active {
+        let mut running = offsets[row * blocks + block] + partial[t];
+        for i in start..end {
+            let v = input[row * len + i];
+            if comptime!(inclusive) {
+                running += v;
+                output[row * len + i] = running;
+            } else {
+                output[row * len + i] = running;
+                running += v;
+            }
+        }
+    }
+}
+
+/// Launches the three passes on `input` (`rows * len` elements of `I`, row-major) and returns
+/// the handle of the prefix sums (same layout). `inclusive`: `out[i] = sum(in[..=i])`;
+/// otherwise `sum(in[..i])`.
+pub(crate) fn scan_rows<I: Int + CubeElement>(
+    client: &Client,
+    input: Handle,
+    rows: usize,
+    len: usize,
+    inclusive: bool,
+) -> Handle {
+    let count = rows * len;
+    let output = client.empty(count.max(1) * size_of::<I>());
+    if count == 0 {
+        return output;
+    }
+    let blocks = len.div_ceil(BLOCK);
+    let totals = client.empty(rows * blocks * size_of::<I>());
+    let cube_dim = CubeDim::new_1d(UNITS);
+    let tiles = Grid::of(rows * blocks);
+    let per_row = Grid::of(rows);
+    // SAFETY: every buffer holds the element count given with it.
+    unsafe {
+        block_totals::launch::<I>(
+            client,
+            tiles.count(),
+            cube_dim,
+            BufferArg::from_raw_parts(input.clone(), count),
+            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
+            len,
+            blocks,
+            rows,
+        );
+        scan_block_totals::launch::<I>(
+            client,
+            per_row.count(),
+            cube_dim,
+            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
+            blocks,
+            blocks.div_ceil(UNITS as usize),
+            rows,
+        );
+        scan_blocks::launch::<I>(
+            client,
+            tiles.count(),
+            cube_dim,
+            BufferArg::from_raw_parts(input, count),
+            BufferArg::from_raw_parts(totals, rows * blocks),
+            BufferArg::from_raw_parts(output.clone(), count),
+            len,
+            blocks,
+            rows,
+            inclusive,
+        );
+    }
+    output
+}
