@@ -5,9 +5,15 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use burn::backend::fusion::observer::{BlockOperations, FusionObservation, FusionObserver};
+use burn::backend::ir::OperationIr;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use segloss::SegLossError;
 use segloss::cube::{cumsum_rows, sort_rows_descending};
+use segloss::losses::{LovaszConfig, lovasz_hinge, lovasz_sigmoid};
 
 /// A small deterministic generator (xorshift64*), so every case is reproducible.
 struct Rng(u64);
@@ -22,6 +28,15 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// One test at a time in this binary: the fusion observer of
+/// [`lovasz_on_wgpu_queues_everything_and_reads_nothing`] sees every operation of the process.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn device() -> Option<Device> {
@@ -63,6 +78,7 @@ fn check_sort(device: &Device, keys: Vec<f32>, rows: usize, what: &str) {
 
 #[test]
 fn radix_sort_matches_a_stable_descending_sort() {
+    let _serial = serial();
     let Some(device) = device() else { return };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     // (rows, len): single elements, two, a prime, one block (4096) and one more, several rows
@@ -86,6 +102,7 @@ fn radix_sort_matches_a_stable_descending_sort() {
 
 #[test]
 fn radix_sort_keeps_ties_in_index_order() {
+    let _serial = serial();
     let Some(device) = device() else { return };
     let mut rng = Rng(7);
     for (rows, len, distinct) in [(2, 9000, 3), (3, 5000, 1), (1, 70_001, 17)] {
@@ -103,6 +120,7 @@ fn radix_sort_keeps_ties_in_index_order() {
 
 #[test]
 fn radix_sort_orders_edge_values() {
+    let _serial = serial();
     let Some(device) = device() else { return };
     let edges = [
         0.0,
@@ -128,6 +146,7 @@ fn radix_sort_orders_edge_values() {
 
 #[test]
 fn row_prefix_sums_are_exact() {
+    let _serial = serial();
     let Some(device) = device() else { return };
     let mut rng = Rng(3);
     for (rows, len, most) in [
@@ -176,10 +195,159 @@ fn row_operations_refuse_cpu_tensors_and_empty_rows() {
             Err(SegLossError::InvalidOption { name: "values", .. })
         ));
     }
+    let _serial = serial();
     let Some(device) = device() else { return };
     let empty = Tensor::<2>::zeros([2, 0], &device);
     assert!(matches!(
         sort_rows_descending(empty),
         Err(SegLossError::EmptyTensor { name: "keys", .. })
     ));
+}
+
+/// Watches the fusion server: operations registered, uploads among them, blocks run.
+#[derive(Default)]
+struct Watch {
+    registered: AtomicUsize,
+    uploads: AtomicUsize,
+    blocks: AtomicUsize,
+}
+
+impl FusionObserver for Watch {
+    fn registered(&self, operation: &OperationIr) {
+        self.registered.fetch_add(1, Ordering::SeqCst);
+        if matches!(operation, OperationIr::Init(_)) {
+            self.uploads.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn block_starts(&self, _: BlockOperations<'_>) {
+        self.blocks.fetch_add(1, Ordering::SeqCst);
+    }
+    fn block_ran(&self) {}
+}
+
+/// The Lovász device path makes no host round trip: over a whole forward and backward pass
+/// on wgpu, the fusion server registers no upload (`OperationIr::Init`; the host-sorting path
+/// uploads its weights, and this test fails on it), and every operation of the loss is queued
+/// on the device (registered there; blocks of them run when fusion decides or the result is
+/// read). The reads cannot be counted from outside burn; that the path makes none is by
+/// structure: `device_jaccard_weights` takes and returns device tensors, and calls only burn
+/// tensor operations and `segloss::cube`'s two kernels-only operations.
+#[test]
+fn lovasz_on_wgpu_queues_everything_and_uploads_nothing() {
+    let _serial = serial();
+    let Some(device) = device() else { return };
+    let mut rng = Rng(5);
+    let (n, p) = (2, 3000);
+    let x: Vec<f32> = (0..n * p)
+        .map(|_| rng.below(2000) as f32 / 500.0 - 2.0)
+        .collect();
+    let y: Vec<f32> = (0..n * p).map(|_| rng.below(2) as f32).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [n, p]), &device.clone().autodiff())
+        .require_grad();
+    let y = Tensor::<2>::from_data(TensorData::new(y, [n, p]), &device.clone().autodiff());
+    // The uploads of the inputs, and whatever earlier tests left queued, are done before
+    // watching.
+    let _ = (x.clone().into_data(), y.clone().into_data());
+    device.sync().unwrap();
+    let watch = Arc::new(Watch::default());
+    let observation = FusionObservation::new(watch.clone());
+    for per_image in [true, false] {
+        let config = LovaszConfig::new().with_per_image(per_image);
+        let loss = lovasz_hinge(x.clone(), y.clone(), &config).unwrap();
+        let grads = loss.backward();
+        let _ = x.grad(&grads).unwrap().into_data();
+    }
+    let (registered, uploads, blocks) = (
+        watch.registered.load(Ordering::SeqCst),
+        watch.uploads.load(Ordering::SeqCst),
+        watch.blocks.load(Ordering::SeqCst),
+    );
+    drop(observation);
+    assert!(
+        registered > 0 && blocks > 0,
+        "the fusion server was watched"
+    );
+    assert_eq!(uploads, 0, "the losses and their gradients upload nothing");
+}
+
+/// Loss and input gradient of a binary Lovász loss by name, read to the host.
+fn binary_lovasz(
+    loss: &str,
+    per_image: bool,
+    x: &[f64],
+    y: &[f64],
+    shape: [usize; 4],
+    device: &Device,
+) -> (f64, Vec<f64>) {
+    let device = device.clone().autodiff();
+    let x = common::tensor(x, shape, &device, burn::tensor::DType::F32).require_grad();
+    let y = common::tensor(y, shape, &device, burn::tensor::DType::F32);
+    let config = LovaszConfig::new().with_per_image(per_image);
+    let value = match loss {
+        "lovasz_hinge" => lovasz_hinge(x.clone(), y, &config),
+        _ => lovasz_sigmoid(x.clone(), y, &config),
+    }
+    .unwrap();
+    let grads = value.backward();
+    let grad = x.grad(&grads).unwrap().into_data().convert::<f64>();
+    (
+        value
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap()[0],
+        grad.try_to_vec::<f64>().unwrap(),
+    )
+}
+
+#[test]
+fn lovasz_on_wgpu_matches_the_host_kernels_on_images_of_several_blocks() {
+    let _serial = serial();
+    let Some(device) = device() else { return };
+    let Some((_, host)) = common::cpu_devices().into_iter().next() else {
+        return;
+    };
+    let mut rng = Rng(13);
+    // 2 images of 96 x 96 = 9216 pixels (three blocks of the sort), logits on a coarse grid
+    // so that many errors tie.
+    let shape = [2, 1, 96, 96];
+    let count = shape.iter().product::<usize>();
+    let x: Vec<f64> = (0..count)
+        .map(|_| rng.below(41) as f64 / 10.0 - 2.0)
+        .collect();
+    let y: Vec<f64> = (0..count).map(|_| rng.below(2) as f64).collect();
+    for loss in ["lovasz_hinge", "lovasz_sigmoid"] {
+        for per_image in [true, false] {
+            let (v_host, g_host) = binary_lovasz(loss, per_image, &x, &y, shape, &host);
+            let (v_gpu, g_gpu) = binary_lovasz(loss, per_image, &x, &y, shape, &device);
+            assert!(
+                (v_host - v_gpu).abs() <= 1e-4 * v_host.abs().max(1.0),
+                "{loss} per_image={per_image}: {v_gpu} on wgpu, {v_host} on the host"
+            );
+            for (i, (a, b)) in g_host.iter().zip(&g_gpu).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4,
+                    "{loss} per_image={per_image}: gradient {i}: {b} on wgpu, {a} on the host"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_non_binary_target_makes_the_lovasz_loss_nan_on_wgpu() {
+    let _serial = serial();
+    let Some(device) = device() else { return };
+    let x = Tensor::<2>::from_floats([[0.5, -1.0, 2.0, 0.0]], &device);
+    let y = Tensor::<2>::from_floats([[1.0, 0.5, 0.0, 1.0]], &device);
+    for per_image in [true, false] {
+        let config = LovaszConfig::new().with_per_image(per_image);
+        let hinge: f32 = lovasz_hinge(x.clone(), y.clone(), &config)
+            .unwrap()
+            .into_scalar();
+        let sigmoid: f32 = lovasz_sigmoid(x.clone(), y.clone(), &config)
+            .unwrap()
+            .into_scalar();
+        assert!(hinge.is_nan() && sigmoid.is_nan(), "{hinge}, {sigmoid}");
+    }
 }

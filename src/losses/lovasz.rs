@@ -9,23 +9,31 @@
 //! constant almost everywhere, so treating them as constants gives the exact value and the
 //! exact (sub)gradient `g_k` for pixel `(k)`, the same as autodiff through Berman's reference.
 //!
-//! Both execution paths ([`Execution`]) sort on the host, because burn 0.22 has no fast
-//! device sort: `sort` on wgpu and ndarray copies the tensor to the host, sorts there and
-//! uploads it back, and wgpu's `cumsum` is a naive O(P^2) kernel (6 s for `[4, 65536]` on
-//! Mesa's software Vulkan). So neither path chains `sort`, `gather` and `cumsum` on the device:
+//! burn 0.22 has no fast device sort (`sort` on wgpu and ndarray copies the tensor to the
+//! host, sorts there and uploads it back) and its wgpu `cumsum` is a naive O(P^2) kernel (6 s
+//! for `[4, 65536]` on Mesa's software Vulkan), so no path here chains burn's `sort`, `gather`
+//! and `cumsum`:
 //!
 //! - **Host path** (the default on flex and ndarray): one read of logits and labels, then per
 //!   image, in parallel over images, the errors, a stable LSD radix sort of their f32 bit
 //!   patterns (ties broken by ascending pixel index), and one pass that computes the weights,
 //!   the value and the gradient together; the gradient joins the graph as in every host-path
 //!   loss. O(P) per image.
-//! - **Device path** (wgpu, or `Execution::Device`): the errors are computed on the device, the
-//!   detached errors and the labels are read to the host once (one device sync), each image is
-//!   sorted with a stable comparison sort (same tie-break), the weights are computed in one
-//!   O(P) pass in f64 and uploaded once, and the loss is an elementwise product and a sum on
-//!   the device, which keeps the autodiff graph and lets burn fuse the elementwise chain. Cost:
-//!   O(P log P) host work per image plus one download of `2 * N * P` values and one upload of
-//!   `N * P`, a host round trip that dominates on a GPU (measured in `benches/`).
+//! - **Device path on a cube device** (wgpu, CUDA, ROCm; feature `wgpu`): the errors, their
+//!   stable radix sort and the labels' running counts ([`crate::cube`], CubeCL kernels), the
+//!   weights from those counts, and the loss, all queued on the device: no read, no sync and
+//!   no upload in forward or backward. The weights are f32 (the host path's are f64). Cost per
+//!   problem of P pixels: eight sort passes over 24 bytes per pixel, two scans, a gather and a
+//!   scatter, and burn's elementwise operations, all O(P).
+//! - **Device path elsewhere** (`Execution::Device` on flex or ndarray, or a problem of more
+//!   than `2^31 - 1` pixels): the detached errors and the labels are read to the host once
+//!   (one device sync), each image is sorted with a stable comparison sort (same tie-break),
+//!   the weights are computed in one O(P) pass in f64 and uploaded once, and the loss is an
+//!   elementwise product and a sum on the device. O(P log P) host work per image plus a
+//!   download of `2 * N * P` values and an upload of `N * P`.
+//!
+//! In every path the loss is `sum(errors * weights)` with the weights held constant, so the
+//! gradient is exact.
 //!
 //! Results and gradients are the same on every backend and thread count.
 
@@ -78,7 +86,9 @@ pub struct LovaszConfig {
 /// the module docs for why and what it costs).
 ///
 /// # Errors
-/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets.
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets
+/// (found where the targets are read: on the host path and the device path of the CPU
+/// backends; on a cube device, which reads nothing, a non-binary target makes the loss NaN).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -250,6 +260,20 @@ fn lovasz<const D: usize>(
     let x = rows(logits);
     let y = rows(targets);
 
+    #[cfg(feature = "wgpu")]
+    if crate::cube::on_cube_device(&x) && i32::try_from(problem_len).is_ok() {
+        // The errors and labels without their graph (the weights are constants of the sort),
+        // one row per problem.
+        let problems = |t: Tensor<2>| t.inner().reshape([(n * p / problem_len) as i64, -1]);
+        let e = problems(errors(x.clone().detach(), y.clone().detach()));
+        let weights = device_jaccard_weights(e, problems(y.clone()))?.reshape([n, p]);
+        return Ok(Plan::Computed(weighted_errors(
+            errors(x, y),
+            weights,
+            config,
+        )));
+    }
+
     // Errors recomputed from the detached input (no graph for the read).
     let host_errors = read_f64(errors(x.clone().detach(), y.clone().detach()));
     let host_labels = read_f64(y.clone());
@@ -269,13 +293,67 @@ fn lovasz<const D: usize>(
         jaccard_weights(g, &order, w);
     }
     let weights = upload(weights, [n, p], &device, dtype);
+    Ok(Plan::Computed(weighted_errors(
+        errors(x, y),
+        weights,
+        config,
+    )))
+}
 
-    let weighted = errors(x, y).mul(weights);
-    Ok(Plan::Computed(if config.per_image {
+/// The loss from the errors (with their graph) and the constant weights, both `[N, P]`: the
+/// reduction of the per-image sums, or the batch's sum.
+fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszConfig) -> Tensor<1> {
+    let weighted = errors.mul(weights);
+    if config.per_image {
         config.reduction.apply(row_sums(weighted))
     } else {
         weighted.sum()
-    }))
+    }
+}
+
+/// [`jaccard_weights`] of every row of `errors` (`[R, L]`) on its cube device, with the labels
+/// `labels`, at each pixel's own position: the rows sorted by [`crate::cube`]'s radix sort
+/// (descending, equal errors in ascending pixel order, as on the host), the labels gathered in
+/// that order, their exact running counts by [`crate::cube::cumsum_rows`], the Jaccard
+/// increments from those counts in f32, and the increments scattered back. Burn operations on
+/// the device and the two row operations only: nothing is read to the host or uploaded, so a
+/// training step stays queued on the device.
+///
+/// The host path checks that the labels are 0 or 1; here that would take a read, so a pixel
+/// whose label is neither gets a NaN weight instead (and the loss is NaN), never a silent
+/// number.
+#[cfg(feature = "wgpu")]
+fn device_jaccard_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+    use burn::tensor::IndexingUpdateOp;
+    let [rows_count, len] = errors.dims();
+    let (_, order) = crate::cube::sort_rows_descending(errors)?;
+    let sorted = labels.clone().gather(1, order.clone()).int();
+    // cum_fg_k and cum_bg_k: the foreground and background pixels among the first k + 1.
+    let cum_fg = crate::cube::cumsum_rows(sorted.clone())?.float();
+    let cum_bg = crate::cube::cumsum_rows(sorted.ones_like().sub(sorted))?.float();
+    let total = cum_fg.clone().slice([0..rows_count, len - 1..len]);
+    let jaccard = total
+        .clone()
+        .sub(cum_fg)
+        .div(total.add(cum_bg))
+        .neg()
+        .add_scalar(1.0);
+    let previous = Tensor::cat(
+        vec![
+            jaccard.zeros_like().slice([0..rows_count, 0..1]),
+            jaccard.clone().slice([0..rows_count, 0..len - 1]),
+        ],
+        1,
+    );
+    let increments = jaccard.sub(previous);
+    let weights = increments
+        .zeros_like()
+        .scatter(1, order, increments, IndexingUpdateOp::Add);
+    let hard = labels
+        .clone()
+        .equal_elem(0.0)
+        .bool_or(labels.equal_elem(1.0));
+    Ok(weights.mask_fill(hard.bool_not(), f32::NAN))
 }
 
 /// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own
