@@ -43,7 +43,9 @@
 //! buffers, joined to burn's autodiff graph as one custom operation whose backward hands on the
 //! kernel's gradient; the multiclass kernels compute each pixel's softmax in place, with no
 //! one-hot and no softmax tensor) and burn tensor operations (the default on wgpu, fusable
-//! there). They agree to 1e-5.
+//! there). They agree to 1e-5. The Lovász losses' sort and running counts run on the device
+//! on wgpu and other CubeCL backends through this crate's own kernels (module `cube`, feature
+//! `wgpu`: a burn backend extension with a stable segmented radix sort and row prefix sums).
 //!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
 //! `[N,1,Z,H,W]`...), binary targets of the same shape with values in `[0, 1]`; multiclass
@@ -76,8 +78,9 @@
 //! # Ok::<(), segloss::SegLossError>(())
 //! ```
 
-// Unsafe code is allowed in one place only: the SIMD dispatch of `kernels::lanes`, which calls
-// functions compiled for AVX2/AVX-512 after detecting the CPU features.
+// Unsafe code is allowed in two places only: the SIMD dispatch of `kernels::lanes`, which calls
+// functions compiled for AVX2/AVX-512 after detecting the CPU features, and the CubeCL kernel
+// launches of `cube`, which hand the kernels raw device buffers.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
