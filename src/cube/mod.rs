@@ -13,6 +13,8 @@
 //!   row, a stable scatter). Equal keys keep ascending index, the order of the host kernels.
 //! - [`cumsum_rows`]: per-row inclusive prefix sums of integers (reduce, scan, rescan: three
 //!   kernels), exact for rows of up to `2^31 - 1` elements whose sums fit in `i32`.
+//! - [`lovasz_weights`]: both at once for the Lovász losses: the sort carries each pixel's
+//!   label in its payload, and one scan of the sorted labels writes every pixel's weight.
 //!
 //! Both run without plane (subgroup) operations and without any workgroup waiting for another,
 //! so they run on Mesa's lavapipe (software Vulkan, which CI uses), and use at most 17 KiB of
@@ -21,6 +23,7 @@
 
 mod block;
 mod launch;
+mod lovasz;
 mod radix_sort;
 mod scan;
 
@@ -49,6 +52,17 @@ pub trait RowSortOps: burn::backend::Backend {
     /// The inclusive prefix sums of every row of `values` (`[R, P]`, i32).
     #[fusion(dtype = values, shape = values)]
     fn cumsum_rows(values: IntTensor<Self>) -> IntTensor<Self>;
+
+    /// The Lovász-Jaccard weight of every pixel of every row of `errors` (`[R, P]`) with the
+    /// labels `labels` (1 for foreground), at the pixel's own position (f32).
+    #[fusion(meta = weights_spec)]
+    fn lovasz_weights(errors: FloatTensor<Self>, labels: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The output of [`RowSortOps::lovasz_weights`] for the fusion stream: f32 of the errors'
+/// shape.
+fn weights_spec(errors: &TensorSpec, _labels: &TensorSpec) -> TensorSpec {
+    TensorSpec::new(errors.shape.clone(), DType::F32)
 }
 
 /// The outputs of [`RowSortOps::sort_rows_descending`] for the fusion stream: f32 keys and i32
@@ -57,6 +71,26 @@ fn sorted_specs(keys: &TensorSpec) -> (TensorSpec, TensorSpec) {
     (
         TensorSpec::new(keys.shape.clone(), DType::F32),
         TensorSpec::new(keys.shape.clone(), DType::I32),
+    )
+}
+
+/// `tensor` as contiguous f32.
+fn f32_contiguous(tensor: CubeTensor) -> CubeTensor {
+    into_contiguous(CubeBackend::float_cast(tensor, FloatDType::F32))
+}
+
+/// A contiguous tensor of `like`'s shape, client and device on `handle`.
+fn like(
+    like: &CubeTensor,
+    handle: burn_cubecl::cubecl::server::Handle,
+    dtype: DType,
+) -> CubeTensor {
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        like.meta.shape().clone(),
+        handle,
+        dtype,
     )
 }
 
@@ -69,36 +103,40 @@ fn rows_and_len(tensor: &CubeTensor) -> (usize, usize) {
 
 impl RowSortOps for CubeBackend {
     fn sort_rows_descending(keys: CubeTensor) -> (CubeTensor, CubeTensor) {
-        let keys = into_contiguous(Self::float_cast(keys, FloatDType::F32));
+        let keys = f32_contiguous(keys);
         let (rows, len) = rows_and_len(&keys);
-        let (sorted, indices) =
-            radix_sort::sort_rows_descending(&keys.client, keys.handle.clone(), rows, len);
-        let shape = keys.meta.shape().clone();
-        let (client, device) = (keys.client.clone(), keys.device.clone());
+        let client = &keys.client;
+        let sorted = radix_sort::sort_rows(client, keys.handle.clone(), None, rows, len);
+        let values = radix_sort::values_of(client, sorted.keys, rows * len);
         (
-            CubeTensor::new_contiguous(
-                client.clone(),
-                device.clone(),
-                shape.clone(),
-                sorted,
-                DType::F32,
-            ),
-            // The u32 indices are below 2^31 (checked by the caller): the same bits as i32.
-            CubeTensor::new_contiguous(client, device, shape, indices, DType::I32),
+            like(&keys, values, DType::F32),
+            // The payloads are the indices, below 2^31 (checked by the caller): the same bits
+            // as i32.
+            like(&keys, sorted.payloads, DType::I32),
         )
+    }
+
+    fn lovasz_weights(errors: CubeTensor, labels: CubeTensor) -> CubeTensor {
+        let errors = f32_contiguous(errors);
+        let labels = f32_contiguous(labels);
+        let (rows, len) = rows_and_len(&errors);
+        let client = &errors.client;
+        let sorted = radix_sort::sort_rows(
+            client,
+            errors.handle.clone(),
+            Some(labels.handle.clone()),
+            rows,
+            len,
+        );
+        let weights = lovasz::weights_of_sorted(client, sorted.payloads, rows, len);
+        like(&errors, weights, DType::F32)
     }
 
     fn cumsum_rows(values: IntTensor<Self>) -> IntTensor<Self> {
         let values = into_contiguous(Self::int_cast(values, IntDType::I32));
         let (rows, len) = rows_and_len(&values);
         let sums = scan::scan_rows::<i32>(&values.client, values.handle.clone(), rows, len, true);
-        CubeTensor::new_contiguous(
-            values.client.clone(),
-            values.device.clone(),
-            values.meta.shape().clone(),
-            sums,
-            DType::I32,
-        )
+        like(&values, sums, DType::I32)
     }
 }
 
@@ -186,4 +224,43 @@ pub fn cumsum_rows(values: Tensor<2, Int>) -> Result<Tensor<2, Int>, SegLossErro
         values.inner().into_dispatch(),
     ));
     Ok(if autodiff { sums.autodiff() } else { sums })
+}
+
+/// The weight `lovasz_grad` (Berman et al. 2018, Alg. 1) gives every pixel of every row of
+/// `errors` (`[R, P]`, one Lovász problem per row) with the hard labels `labels` (`[R, P]`,
+/// 1 for foreground, anything else background), at the pixel's own position: the row sorted by
+/// decreasing error (stable: equal errors in ascending pixel order, as the host kernels), and
+/// with `f_k` foreground pixels among the first `k + 1` sorted and `G` in the row,
+/// `J_k = 1 - (G - f_k) / (G + k + 1 - f_k)` and weight `J_k - J_(k-1)` (`J_(-1) = 0`).
+///
+/// `sum(errors * weights)` is the Lovász extension of the Jaccard loss at `errors`, and,
+/// with the weights held constant, its exact gradient. The radix sort carries the labels in
+/// its payloads, and one scan of them computes the weights and writes them in place: eight
+/// sort passes and three kernels, nothing read to the host. f32, from exact integer counts.
+/// The result carries no gradient.
+///
+/// # Errors
+/// Tensors not on a cube device, of different shapes, with an empty dimension, or more than
+/// `2^31 - 1` columns.
+pub fn lovasz_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+    check_rows(&errors, "errors")?;
+    check_rows(&labels, "labels")?;
+    if errors.dims() != labels.dims() {
+        return Err(SegLossError::ShapeMismatch {
+            left_name: "errors",
+            left: errors.dims().to_vec(),
+            right_name: "labels",
+            right: labels.dims().to_vec(),
+        });
+    }
+    let autodiff = errors.is_autodiff();
+    let weights = Tensor::<2>::from_dispatch(burn::backend::Dispatch::lovasz_weights(
+        errors.inner().into_dispatch(),
+        labels.inner().into_dispatch(),
+    ));
+    Ok(if autodiff {
+        weights.autodiff()
+    } else {
+        weights
+    })
 }

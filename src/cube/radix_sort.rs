@@ -4,8 +4,9 @@
 //!
 //! The keys become u32 whose ascending order is the descending total order of the floats
 //! (`f32::total_cmp` reversed: NaN first, then `+inf`, ..., `+0`, `-0`, ..., `-inf`), so an
-//! ascending stable sort of them is the wanted order. Eight passes of 4-bit digits follow,
-//! each three steps:
+//! ascending stable sort of them is the wanted order; the first pass maps the floats as it
+//! reads them, and builds the payloads (the pixel index, with the pixel's label in the top
+//! bit for the Lovász weights). Eight passes of 4-bit digits, each three steps:
 //!
 //! 1. [`digit_counts`]: every workgroup counts the 16 digits of its block (per-unit counters
 //!    in shared memory, no atomics), written digit-major per row (`[row][digit][block]`);
@@ -15,8 +16,8 @@
 //!    (so a unit's elements go after those of lower units, which hold earlier elements), and
 //!    writes each key and payload to its position.
 //!
-//! Each pass moves `24` bytes per element (the keys and payloads read twice, written once),
-//! plus the counts (`16 / 4096` of an element per block).
+//! Each pass moves 20 bytes per element (the keys read twice, the payloads read once, both
+//! written once), plus the counts (`16 / 4096` of an element per block).
 
 use burn_cubecl::cubecl;
 use cubecl::client::Client;
@@ -30,34 +31,34 @@ use super::scan::scan_rows;
 /// Bits per digit, and the digits per key and pass.
 const DIGIT_BITS: u32 = 4;
 const DIGITS: u32 = 1 << DIGIT_BITS;
+/// The payload bit that carries a pixel's label (indices are below `2^31`).
+pub(crate) const LABEL_BIT: u32 = 1 << 31;
 
-/// `keys[i]`: the order-preserving u32 of `values[i]` for a descending sort;
-/// `indices[i] = i % len` (the pixel index within its row).
-#[cube(launch)]
-fn descending_keys(
-    values: &[f32],
-    keys: &mut [u32],
-    indices: &mut [u32],
-    len: usize,
-    count: usize,
-) {
-    let i = CUBE_POS * UNITS as usize + UNIT_POS as usize;
-    if i < count {
-        let bits = u32::reinterpret(values[i]);
-        // Negative floats: all bits flipped; others: the sign bit set. That orders the bit
-        // patterns as the floats ascend; the complement makes the order descend.
-        let ascending = if bits >> 31 == 1 {
-            !bits
-        } else {
-            bits | 0x8000_0000
-        };
-        keys[i] = !ascending;
-        indices[i] = (i % len) as u32;
+/// The u32 of the float bits `bits` whose ascending order is the floats' descending order.
+#[cube]
+fn descending_key(bits: u32) -> u32 {
+    // Negative floats: all bits flipped; others: the sign bit set. That orders the bit
+    // patterns as the floats ascend; the complement makes the order descend.
+    let ascending = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    !ascending
+}
+
+/// The key of element `at` in a pass: the raw float bits mapped on the first pass.
+#[cube]
+fn key_at(keys: &[u32], at: usize, #[comptime] first: bool) -> u32 {
+    if comptime!(first) {
+        descending_key(keys[at])
+    } else {
+        keys[at]
     }
 }
 
-/// The floats of sorted keys (the inverse of [`descending_keys`]).
-#[cube(launch)]
+/// The floats of sorted keys (the inverse of [`descending_key`]).
+#[cube(launch_unchecked)]
 fn values_of_keys(keys: &[u32], values: &mut [f32], count: usize) {
     let i = CUBE_POS * UNITS as usize + UNIT_POS as usize;
     if i < count {
@@ -81,6 +82,7 @@ fn count_digits(
     blocks: usize,
     rows: usize,
     shift: u32,
+    #[comptime] first: bool,
 ) -> (usize, usize, bool) {
     let t = UNIT_POS as usize;
     let units = UNITS as usize;
@@ -94,7 +96,7 @@ fn count_digits(
         let start = block * BLOCK + t * RUN as usize;
         let end = min(start + RUN as usize, len);
         for i in start..end {
-            let d = ((keys[row * len + i] >> shift) & (DIGITS - 1)) as usize;
+            let d = ((key_at(keys, row * len + i, first) >> shift) & (DIGITS - 1)) as usize;
             counters[d * units + t] += 1u32;
         }
     }
@@ -102,7 +104,7 @@ fn count_digits(
 }
 
 /// Step 1 of a pass: `counts[(row * DIGITS + digit) * blocks + block]`.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 fn digit_counts(
     keys: &[u32],
     counts: &mut [u32],
@@ -110,21 +112,22 @@ fn digit_counts(
     blocks: usize,
     rows: usize,
     shift: u32,
+    #[comptime] first: bool,
 ) {
     let t = UNIT_POS as usize;
     let units = UNITS as usize;
     let side = SIDE as usize;
     let mut counters = Shared::new_slice(DIGITS as usize * UNITS as usize);
     let mut partial = Shared::new_slice(UNITS as usize);
-    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift);
+    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift, first);
     sync_cube();
     // Unit t adds SIDE units' counters of digit t / SIDE; then units 0..DIGITS add SIDE of
     // those.
     let digit = t / side;
-    let first = (t % side) * side;
+    let from = (t % side) * side;
     let mut sum = 0u32;
     for j in 0..side {
-        sum += counters[digit * units + first + j];
+        sum += counters[digit * units + from + j];
     }
     partial[t] = sum;
     sync_cube();
@@ -138,18 +141,23 @@ fn digit_counts(
 }
 
 /// Step 3 of a pass: writes each key and payload of this block to
-/// `offsets[(row, digit, block)]` + its rank among the block's keys of that digit.
-#[cube(launch)]
+/// `offsets[(row, digit, block)]` + its rank among the block's keys of that digit. On the
+/// `first` pass the payload is built: the pixel index, and with `labelled` the label bit of
+/// `labels[i] == 1`.
+#[cube(launch_unchecked)]
 fn scatter(
     keys: &[u32],
-    indices: &[u32],
+    payloads: &[u32],
+    labels: &[f32],
     offsets: &[u32],
     keys_out: &mut [u32],
-    indices_out: &mut [u32],
+    payloads_out: &mut [u32],
     len: usize,
     blocks: usize,
     rows: usize,
     shift: u32,
+    #[comptime] first: bool,
+    #[comptime] labelled: bool,
 ) {
     let t = UNIT_POS as usize;
     let units = UNITS as usize;
@@ -158,7 +166,7 @@ fn scatter(
     let mut partial = Shared::new_slice(UNITS as usize);
     let mut sums = Shared::new_slice(SIDE as usize + 1);
     let mut starts = Shared::new_slice(DIGITS as usize);
-    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift);
+    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift, first);
     sync_cube();
     // Exclusive prefix sums of the counters in their digit-major order: unit t owns the
     // `digits` consecutive counters from t * digits.
@@ -184,57 +192,65 @@ fn scatter(
         let start = block * BLOCK + t * RUN as usize;
         let end = min(start + RUN as usize, len);
         for i in start..end {
-            let key = keys[row * len + i];
+            let at = row * len + i;
+            let key = key_at(keys, at, first);
             let d = ((key >> shift) & (DIGITS - 1)) as usize;
             let rank = counters[d * units + t] - starts[d];
             counters[d * units + t] += 1u32;
-            let at = row * len + (offsets[(row * digits + d) * blocks + block] + rank) as usize;
-            keys_out[at] = key;
-            indices_out[at] = indices[row * len + i];
+            let to = row * len + (offsets[(row * digits + d) * blocks + block] + rank) as usize;
+            keys_out[to] = key;
+            if comptime!(first) {
+                let mut payload = i as u32;
+                if comptime!(labelled) {
+                    if labels[at] == 1.0 {
+                        payload |= LABEL_BIT;
+                    }
+                }
+                payloads_out[to] = payload;
+            } else {
+                payloads_out[to] = payloads[at];
+            }
         }
     }
 }
 
-/// Sorts every row of `values` (`rows * len` f32, row-major) in descending order, stably;
-/// returns the handles of the sorted values and of their pixel indices (u32, `< len`).
+/// The result of [`sort_rows`]: the sorted keys (order-preserving u32, see
+/// [`values_of_keys`]) and their payloads, both `rows * len` u32.
+pub(crate) struct Sorted {
+    pub keys: Handle,
+    pub payloads: Handle,
+}
+
+/// Sorts every row of `values` (`rows * len` f32, row-major) in descending order, stably. The
+/// payloads are the pixel indices (`< len`), with [`LABEL_BIT`] set where `labels` (the same
+/// layout, f32) is 1.
 ///
-/// `len` must be below `2^32` (the indices are u32); the caller checks it.
-pub(crate) fn sort_rows_descending(
+/// The caller checks `0 < len < 2^31` and `rows * len > 0`.
+pub(crate) fn sort_rows(
     client: &Client,
     values: Handle,
+    labels: Option<Handle>,
     rows: usize,
     len: usize,
-) -> (Handle, Handle) {
+) -> Sorted {
     let count = rows * len;
     let bytes = count.max(1) * size_of::<u32>();
-    let (mut keys, mut indices) = (client.empty(bytes), client.empty(bytes));
-    let (mut keys_next, mut indices_next) = (client.empty(bytes), client.empty(bytes));
-    let sorted_values = client.empty(bytes);
-    if count == 0 {
-        return (sorted_values, indices);
-    }
+    let (mut keys, mut payloads) = (values, client.empty(bytes));
+    let (mut keys_next, mut payloads_next) = (client.empty(bytes), client.empty(bytes));
+    let labelled = labels.is_some();
+    let labels = labels.unwrap_or_else(|| keys.clone());
     let unit_dim = CubeDim::new_1d(UNITS);
-    let elementwise = Grid::of(count.div_ceil(UNITS as usize));
     let blocks = len.div_ceil(BLOCK);
     let tiles = Grid::of(rows * blocks);
     let counts_len = rows * DIGITS as usize * blocks;
-    // SAFETY: every buffer holds the element count given with it, and the kernels index
-    // within `rows * len` (their `active` and bounds checks).
-    unsafe {
-        descending_keys::launch(
-            client,
-            elementwise.count(),
-            unit_dim,
-            BufferArg::from_raw_parts(values, count),
-            BufferArg::from_raw_parts(keys.clone(), count),
-            BufferArg::from_raw_parts(indices.clone(), count),
-            len,
-            count,
-        );
-        for pass in 0..(32 / DIGIT_BITS) {
-            let shift = pass * DIGIT_BITS;
-            let counts = client.empty(counts_len * size_of::<u32>());
-            digit_counts::launch(
+    for pass in 0..(32 / DIGIT_BITS) {
+        let (shift, first) = (pass * DIGIT_BITS, pass == 0);
+        let counts = client.empty(counts_len * size_of::<u32>());
+        // SAFETY: every buffer holds the element count given with it; the kernels index within
+        // `rows * len` and `counts_len` (their `active` checks skip the workgroups past the
+        // last block), and the offsets place every element of a row within the row.
+        unsafe {
+            digit_counts::launch_unchecked(
                 client,
                 tiles.count(),
                 unit_dim,
@@ -244,33 +260,53 @@ pub(crate) fn sort_rows_descending(
                 blocks,
                 rows,
                 shift,
+                first,
             );
-            let offsets = scan_rows::<u32>(client, counts, rows, DIGITS as usize * blocks, false);
-            scatter::launch(
+        }
+        let offsets = scan_rows::<u32>(client, counts, rows, DIGITS as usize * blocks, false);
+        // SAFETY: as above.
+        unsafe {
+            scatter::launch_unchecked(
                 client,
                 tiles.count(),
                 unit_dim,
                 BufferArg::from_raw_parts(keys.clone(), count),
-                BufferArg::from_raw_parts(indices.clone(), count),
+                BufferArg::from_raw_parts(payloads.clone(), count),
+                BufferArg::from_raw_parts(labels.clone(), count),
                 BufferArg::from_raw_parts(offsets, counts_len),
                 BufferArg::from_raw_parts(keys_next.clone(), count),
-                BufferArg::from_raw_parts(indices_next.clone(), count),
+                BufferArg::from_raw_parts(payloads_next.clone(), count),
                 len,
                 blocks,
                 rows,
                 shift,
+                first,
+                labelled,
             );
-            std::mem::swap(&mut keys, &mut keys_next);
-            std::mem::swap(&mut indices, &mut indices_next);
         }
-        values_of_keys::launch(
+        if first {
+            // The input is read once: the next passes ping-pong between two fresh buffers.
+            keys = client.empty(bytes);
+        }
+        std::mem::swap(&mut keys, &mut keys_next);
+        std::mem::swap(&mut payloads, &mut payloads_next);
+    }
+    Sorted { keys, payloads }
+}
+
+/// The f32 values of `count` sorted keys.
+pub(crate) fn values_of(client: &Client, keys: Handle, count: usize) -> Handle {
+    let values = client.empty(count.max(1) * size_of::<f32>());
+    // SAFETY: both buffers hold `count` elements; the kernel checks `i < count`.
+    unsafe {
+        values_of_keys::launch_unchecked(
             client,
-            elementwise.count(),
-            unit_dim,
+            Grid::of(count.div_ceil(UNITS as usize)).count(),
+            CubeDim::new_1d(UNITS),
             BufferArg::from_raw_parts(keys, count),
-            BufferArg::from_raw_parts(sorted_values.clone(), count),
+            BufferArg::from_raw_parts(values.clone(), count),
             count,
         );
     }
-    (sorted_values, indices)
+    values
 }

@@ -19,9 +19,17 @@ use cubecl::server::Handle;
 use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units};
 use super::launch::Grid;
 
-/// Pass 1: `totals[row * blocks + b]` = the sum of block `b` of `row`.
-#[cube(launch)]
-fn block_totals<I: Int>(input: &[I], totals: &mut [I], len: usize, blocks: usize, rows: usize) {
+/// Pass 1: `totals[row * blocks + b]` = the sum of block `b` of `row`; with `label_bits`, of
+/// the top bits of the elements (the labels the Lovász sort carries in its payloads).
+#[cube(launch_unchecked)]
+fn block_totals<I: Int>(
+    input: &[I],
+    totals: &mut [I],
+    len: usize,
+    blocks: usize,
+    rows: usize,
+    #[comptime] label_bits: bool,
+) {
     let t = UNIT_POS as usize;
     let row = CUBE_POS / blocks;
     let block = CUBE_POS % blocks;
@@ -31,7 +39,7 @@ fn block_totals<I: Int>(input: &[I], totals: &mut [I], len: usize, blocks: usize
     if active {
         let end = min(start + RUN as usize, len);
         for i in start..end {
-            total += input[row * len + i];
+            total += element::<I>(input[row * len + i], label_bits);
         }
     }
     let mut partial = Shared::new_slice(UNITS as usize);
@@ -43,10 +51,27 @@ fn block_totals<I: Int>(input: &[I], totals: &mut [I], len: usize, blocks: usize
     }
 }
 
-/// Pass 2: replaces each row's `blocks` totals by their exclusive prefix sums; one workgroup
-/// per row, unit `t` owning blocks `t * per_unit ..` of it.
-#[cube(launch)]
-fn scan_block_totals<I: Int>(totals: &mut [I], blocks: usize, per_unit: usize, rows: usize) {
+/// What pass 1 adds up: the element, or its top bit (`label_bits`).
+#[cube]
+pub(crate) fn element<I: Int>(value: I, #[comptime] label_bits: bool) -> I {
+    if comptime!(label_bits) {
+        value >> I::new(31)
+    } else {
+        value
+    }
+}
+
+/// Pass 2: replaces each row's `blocks` totals by their exclusive prefix sums, and writes the
+/// row's total to `row_totals[row]`; one workgroup per row, unit `t` owning blocks
+/// `t * per_unit ..` of it.
+#[cube(launch_unchecked)]
+fn scan_block_totals<I: Int>(
+    totals: &mut [I],
+    row_totals: &mut [I],
+    blocks: usize,
+    per_unit: usize,
+    rows: usize,
+) {
     let t = UNIT_POS as usize;
     let row = CUBE_POS;
     let active = row < rows;
@@ -61,8 +86,11 @@ fn scan_block_totals<I: Int>(totals: &mut [I], blocks: usize, per_unit: usize, r
     let mut partial = Shared::new_slice(UNITS as usize);
     let mut sums = Shared::new_slice(SIDE as usize + 1);
     partial[t] = total;
-    exclusive_scan_units::<I>(&mut partial, &mut sums);
+    let row_total = exclusive_scan_units::<I>(&mut partial, &mut sums);
     if active {
+        if t == 0 {
+            row_totals[row] = row_total;
+        }
         let mut running = partial[t];
         for i in start..end {
             let v = totals[row * blocks + i];
@@ -74,7 +102,7 @@ fn scan_block_totals<I: Int>(totals: &mut [I], blocks: usize, per_unit: usize, r
 
 /// Pass 3: the prefix sums of every block from its offset (`offsets`, pass 2's output);
 /// `inclusive` says whether element `i` counts itself.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 fn scan_blocks<I: Int>(
     input: &[I],
     offsets: &[I],
@@ -115,6 +143,47 @@ fn scan_blocks<I: Int>(
     }
 }
 
+/// The offsets of every block of every row (passes 1 and 2) of `input` (`rows * len`
+/// elements of `I`, row-major; with `label_bits`, their top bits are counted): the handles of
+/// the offsets (`rows * blocks`, `blocks = ceil(len / BLOCK)`) and of the row totals (`rows`).
+pub(crate) fn block_offsets<I: Int + CubeElement>(
+    client: &Client,
+    input: &Handle,
+    rows: usize,
+    len: usize,
+    label_bits: bool,
+) -> (Handle, Handle) {
+    let blocks = len.div_ceil(BLOCK);
+    let totals = client.empty((rows * blocks).max(1) * size_of::<I>());
+    let row_totals = client.empty(rows.max(1) * size_of::<I>());
+    // SAFETY: the buffers hold `rows * len`, `rows * blocks` and `rows` elements, and the
+    // kernels index below those (`active` skips the workgroups past the last block).
+    unsafe {
+        block_totals::launch_unchecked::<I>(
+            client,
+            Grid::of(rows * blocks).count(),
+            CubeDim::new_1d(UNITS),
+            BufferArg::from_raw_parts(input.clone(), rows * len),
+            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
+            len,
+            blocks,
+            rows,
+            label_bits,
+        );
+        scan_block_totals::launch_unchecked::<I>(
+            client,
+            Grid::of(rows).count(),
+            CubeDim::new_1d(UNITS),
+            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
+            BufferArg::from_raw_parts(row_totals.clone(), rows),
+            blocks,
+            blocks.div_ceil(UNITS as usize),
+            rows,
+        );
+    }
+    (totals, row_totals)
+}
+
 /// Launches the three passes on `input` (`rows * len` elements of `I`, row-major) and returns
 /// the handle of the prefix sums (same layout). `inclusive`: `out[i] = sum(in[..=i])`;
 /// otherwise `sum(in[..i])`.
@@ -131,37 +200,15 @@ pub(crate) fn scan_rows<I: Int + CubeElement>(
         return output;
     }
     let blocks = len.div_ceil(BLOCK);
-    let totals = client.empty(rows * blocks * size_of::<I>());
-    let cube_dim = CubeDim::new_1d(UNITS);
-    let tiles = Grid::of(rows * blocks);
-    let per_row = Grid::of(rows);
-    // SAFETY: every buffer holds the element count given with it.
+    let (offsets, _) = block_offsets::<I>(client, &input, rows, len, false);
+    // SAFETY: as in `block_offsets`; `output` holds `rows * len` elements.
     unsafe {
-        block_totals::launch::<I>(
+        scan_blocks::launch_unchecked::<I>(
             client,
-            tiles.count(),
-            cube_dim,
-            BufferArg::from_raw_parts(input.clone(), count),
-            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
-            len,
-            blocks,
-            rows,
-        );
-        scan_block_totals::launch::<I>(
-            client,
-            per_row.count(),
-            cube_dim,
-            BufferArg::from_raw_parts(totals.clone(), rows * blocks),
-            blocks,
-            blocks.div_ceil(UNITS as usize),
-            rows,
-        );
-        scan_blocks::launch::<I>(
-            client,
-            tiles.count(),
-            cube_dim,
+            Grid::of(rows * blocks).count(),
+            CubeDim::new_1d(UNITS),
             BufferArg::from_raw_parts(input, count),
-            BufferArg::from_raw_parts(totals, rows * blocks),
+            BufferArg::from_raw_parts(offsets, rows * blocks),
             BufferArg::from_raw_parts(output.clone(), count),
             len,
             blocks,

@@ -312,43 +312,16 @@ fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszConfig)
 }
 
 /// [`jaccard_weights`] of every row of `errors` (`[R, L]`) on its cube device, with the labels
-/// `labels`, at each pixel's own position: the rows sorted by [`crate::cube`]'s radix sort
-/// (descending, equal errors in ascending pixel order, as on the host), the labels gathered in
-/// that order, their exact running counts by [`crate::cube::cumsum_rows`], the Jaccard
-/// increments from those counts in f32, and the increments scattered back. Burn operations on
-/// the device and the two row operations only: nothing is read to the host or uploaded, so a
-/// training step stays queued on the device.
+/// `labels`, at each pixel's own position ([`crate::cube::lovasz_weights`]: the radix sort
+/// with the labels in its payloads and one scan that writes the weights). Nothing is read to
+/// the host or uploaded, so a training step stays queued on the device.
 ///
 /// The host path checks that the labels are 0 or 1; here that would take a read, so a pixel
 /// whose label is neither gets a NaN weight instead (and the loss is NaN), never a silent
 /// number.
 #[cfg(feature = "wgpu")]
 fn device_jaccard_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
-    use burn::tensor::IndexingUpdateOp;
-    let [rows_count, len] = errors.dims();
-    let (_, order) = crate::cube::sort_rows_descending(errors)?;
-    let sorted = labels.clone().gather(1, order.clone()).int();
-    // cum_fg_k and cum_bg_k: the foreground and background pixels among the first k + 1.
-    let cum_fg = crate::cube::cumsum_rows(sorted.clone())?.float();
-    let cum_bg = crate::cube::cumsum_rows(sorted.ones_like().sub(sorted))?.float();
-    let total = cum_fg.clone().slice([0..rows_count, len - 1..len]);
-    let jaccard = total
-        .clone()
-        .sub(cum_fg)
-        .div(total.add(cum_bg))
-        .neg()
-        .add_scalar(1.0);
-    let previous = Tensor::cat(
-        vec![
-            jaccard.zeros_like().slice([0..rows_count, 0..1]),
-            jaccard.clone().slice([0..rows_count, 0..len - 1]),
-        ],
-        1,
-    );
-    let increments = jaccard.sub(previous);
-    let weights = increments
-        .zeros_like()
-        .scatter(1, order, increments, IndexingUpdateOp::Add);
+    let weights = crate::cube::lovasz_weights(errors, labels.clone())?;
     let hard = labels
         .clone()
         .equal_elem(0.0)
