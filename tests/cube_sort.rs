@@ -81,13 +81,16 @@ fn radix_sort_matches_a_stable_descending_sort() {
     let _serial = serial();
     let Some(device) = device() else { return };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    // (rows, len): single elements, two, a prime, one block (4096) and one more, several rows
-    // of several blocks, and a row longer than 2^20.
+    // (rows, len): single elements, two, a prime, one sort block (3840) and one more, one
+    // scan block (4096) and one more, several rows of several blocks, and a row longer than
+    // 2^20.
     for (rows, len) in [
         (1, 1),
         (3, 1),
         (2, 2),
         (4, 97),
+        (2, 3840),
+        (2, 3841),
         (2, 4096),
         (3, 4097),
         (5, 10_007),

@@ -24,13 +24,20 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units};
+use super::block::{SIDE, UNITS, exclusive_scan_units};
 use super::launch::Grid;
 use super::scan::scan_rows;
 
 /// Bits per digit, and the digits per key and pass.
 const DIGIT_BITS: u32 = 4;
 const DIGITS: u32 = 1 << DIGIT_BITS;
+/// Consecutive keys per unit in the sort: 15, so that a unit's count of one digit fits in 4
+/// bits and its 16 counts in two registers (8 nibbles each). Counting in registers, not in
+/// shared memory indexed by the digit, is what keeps the passes fast where shared memory is
+/// emulated (lavapipe): there every per-lane dynamic index is a scalar loop.
+const RUN: u32 = 15;
+/// Keys per workgroup in the sort.
+const BLOCK: usize = (UNITS * RUN) as usize;
 /// The payload bit that carries a pixel's label (indices are below `2^31`).
 pub(crate) const LABEL_BIT: u32 = 1 << 31;
 
@@ -72,35 +79,77 @@ fn values_of_keys(keys: &[u32], values: &mut [f32], count: usize) {
     }
 }
 
-/// Counts, into `counters[digit * UNITS + unit]` (shared), the digits of this unit's run of
-/// its block; returns the row, block and whether this workgroup has a block at all.
+/// A unit's 16 digit counts, 4 bits each: digits 0-7 in `low`, 8-15 in `high`.
+#[derive(CubeType, Clone, Copy)]
+struct Nibbles {
+    low: u32,
+    high: u32,
+}
+
+#[cube]
+impl Nibbles {
+    fn zero() -> Nibbles {
+        Nibbles {
+            low: 0u32,
+            high: 0u32,
+        }
+    }
+
+    /// The count of `digit` (a runtime value).
+    fn get(&self, digit: u32) -> u32 {
+        let shift = (digit & 7) * 4;
+        let word = if digit < 8 { self.low } else { self.high };
+        (word >> shift) & 15
+    }
+
+    /// Adds one to the count of `digit`.
+    fn increment(&mut self, digit: u32) {
+        let one = 1u32 << ((digit & 7) * 4);
+        if digit < 8 {
+            self.low += one;
+        } else {
+            self.high += one;
+        }
+    }
+}
+
+/// This unit's run of its block: `(row, start, end, active)`.
+#[cube]
+fn unit_run(len: usize, blocks: usize, rows: usize) -> (usize, usize, usize, bool) {
+    let row = CUBE_POS / blocks;
+    let block = CUBE_POS % blocks;
+    let active = row < rows;
+    let start = block * BLOCK + UNIT_POS as usize * RUN as usize;
+    let mut end = min(start + RUN as usize, len);
+    if !active {
+        end = start;
+    }
+    (row, start, end, active)
+}
+
+/// Counts the digits of this unit's run in registers, and writes the counts to
+/// `counters[digit * UNITS + unit]` (shared).
 #[cube]
 fn count_digits(
     keys: &[u32],
     counters: &mut [u32],
     len: usize,
-    blocks: usize,
-    rows: usize,
+    row: usize,
+    start: usize,
+    end: usize,
     shift: u32,
     #[comptime] first: bool,
-) -> (usize, usize, bool) {
+) {
     let t = UNIT_POS as usize;
     let units = UNITS as usize;
-    let row = CUBE_POS / blocks;
-    let block = CUBE_POS % blocks;
-    let active = row < rows;
-    for d in 0..DIGITS as usize {
-        counters[d * units + t] = 0u32;
+    let mut counts = Nibbles::zero();
+    for i in start..end {
+        counts.increment((key_at(keys, row * len + i, first) >> shift) & (DIGITS - 1));
     }
-    if active {
-        let start = block * BLOCK + t * RUN as usize;
-        let end = min(start + RUN as usize, len);
-        for i in start..end {
-            let d = ((key_at(keys, row * len + i, first) >> shift) & (DIGITS - 1)) as usize;
-            counters[d * units + t] += 1u32;
-        }
+    #[unroll]
+    for d in 0..DIGITS {
+        counters[d as usize * units + t] = counts.get(d);
     }
-    (row, block, active)
 }
 
 /// Step 1 of a pass: `counts[(row * DIGITS + digit) * blocks + block]`.
@@ -119,7 +168,8 @@ fn digit_counts(
     let side = SIDE as usize;
     let mut counters = Shared::new_slice(DIGITS as usize * UNITS as usize);
     let mut partial = Shared::new_slice(UNITS as usize);
-    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift, first);
+    let (row, start, end, active) = unit_run(len, blocks, rows);
+    count_digits(keys, &mut counters, len, row, start, end, shift, first);
     sync_cube();
     // Unit t adds SIDE units' counters of digit t / SIDE; then units 0..DIGITS add SIDE of
     // those.
@@ -136,7 +186,7 @@ fn digit_counts(
         for j in 0..side {
             total += partial[t * side + j];
         }
-        counts[(row * DIGITS as usize + t) * blocks + block] = total;
+        counts[(row * DIGITS as usize + t) * blocks + CUBE_POS % blocks] = total;
     }
 }
 
@@ -165,8 +215,10 @@ fn scatter(
     let mut counters = Shared::new_slice(DIGITS as usize * UNITS as usize);
     let mut partial = Shared::new_slice(UNITS as usize);
     let mut sums = Shared::new_slice(SIDE as usize + 1);
-    let mut starts = Shared::new_slice(DIGITS as usize);
-    let (row, block, active) = count_digits(keys, &mut counters, len, blocks, rows, shift, first);
+    let mut bases = Shared::new_slice(DIGITS as usize);
+    let (row, start, end, active) = unit_run(len, blocks, rows);
+    let block = CUBE_POS % blocks;
+    count_digits(keys, &mut counters, len, row, start, end, shift, first);
     sync_cube();
     // Exclusive prefix sums of the counters in their digit-major order: unit t owns the
     // `digits` consecutive counters from t * digits.
@@ -183,33 +235,34 @@ fn scatter(
         running += v;
     }
     sync_cube();
-    // Where each digit starts within the block.
-    if t < digits {
-        starts[t] = counters[t * units];
+    // Where each digit's keys of this block go in the row: its offset, less where the digit
+    // starts within the block (which the counters include).
+    if active && t < digits {
+        bases[t] = offsets[(row * digits + t) * blocks + block] - counters[t * units];
     }
     sync_cube();
-    if active {
-        let start = block * BLOCK + t * RUN as usize;
-        let end = min(start + RUN as usize, len);
-        for i in start..end {
-            let at = row * len + i;
-            let key = key_at(keys, at, first);
-            let d = ((key >> shift) & (DIGITS - 1)) as usize;
-            let rank = counters[d * units + t] - starts[d];
-            counters[d * units + t] += 1u32;
-            let to = row * len + (offsets[(row * digits + d) * blocks + block] + rank) as usize;
-            keys_out[to] = key;
-            if comptime!(first) {
-                let mut payload = i as u32;
-                if comptime!(labelled) {
-                    if labels[at] == 1.0 {
-                        payload |= LABEL_BIT;
-                    }
+    #[unroll]
+    for d in 0..DIGITS {
+        counters[d as usize * units + t] += bases[d as usize];
+    }
+    let mut seen = Nibbles::zero();
+    for i in start..end {
+        let at = row * len + i;
+        let key = key_at(keys, at, first);
+        let d = (key >> shift) & (DIGITS - 1);
+        let to = row * len + (counters[d as usize * units + t] + seen.get(d)) as usize;
+        seen.increment(d);
+        keys_out[to] = key;
+        if comptime!(first) {
+            let mut payload = i as u32;
+            if comptime!(labelled) {
+                if labels[at] == 1.0 {
+                    payload |= LABEL_BIT;
                 }
-                payloads_out[to] = payload;
-            } else {
-                payloads_out[to] = payloads[at];
             }
+            payloads_out[to] = payload;
+        } else {
+            payloads_out[to] = payloads[at];
         }
     }
 }
