@@ -85,9 +85,12 @@ pub(crate) fn weights_of_sorted(
     len: usize,
 ) -> Handle {
     let count = rows * len;
+    let weights = client.empty(count.max(1) * size_of::<f32>());
+    if count == 0 {
+        return weights;
+    }
     let blocks = len.div_ceil(BLOCK);
     let (offsets, row_totals) = block_offsets::<u32>(client, &payloads, rows, len, true);
-    let weights = client.empty(count.max(1) * size_of::<f32>());
     // SAFETY: the buffers hold `rows * len`, `rows * blocks` and `rows` elements; the kernel
     // indexes below those, and every payload's index is below `len`.
     unsafe {

@@ -1,5 +1,6 @@
-//! Row-wise radix sort and prefix sums on CubeCL devices (wgpu, CUDA, ROCm): a burn backend
-//! extension ([`RowSortOps`]) for what burn 0.22 does on the host or in `O(n^2)`.
+//! Row-wise radix sort, prefix sums and Lovász weights on CubeCL devices (wgpu, CUDA, ROCm):
+//! a burn backend extension ([`RowSortOps`]) for what burn 0.22 does on the host or in
+//! `O(n^2)`.
 //!
 //! burn 0.22's `sort`/`argsort` on a cube device read the tensor to the host, sort there and
 //! upload the result, and its cube `cumsum` adds `O(n)` terms per element. The Lovász losses
@@ -9,17 +10,17 @@
 //!
 //! - [`sort_rows_descending`]: a stable, segmented (one segment per row of `[R, P]`),
 //!   descending LSD radix sort of f32 keys carrying their pixel index, in eight passes of 4-bit
-//!   digits (per-block digit counts in shared memory, a scan of the digit-by-block counts per
-//!   row, a stable scatter). Equal keys keep ascending index, the order of the host kernels.
+//!   digits (per-block digit counts, a scan of the digit-by-block counts per row, a stable
+//!   scatter). Equal keys keep ascending index, the order of the host kernels.
 //! - [`cumsum_rows`]: per-row inclusive prefix sums of integers (reduce, scan, rescan: three
 //!   kernels), exact for rows of up to `2^31 - 1` elements whose sums fit in `i32`.
 //! - [`lovasz_weights`]: both at once for the Lovász losses: the sort carries each pixel's
 //!   label in its payload, and one scan of the sorted labels writes every pixel's weight.
 //!
-//! Both run without plane (subgroup) operations and without any workgroup waiting for another,
+//! They run without plane (subgroup) operations and without any workgroup waiting for another,
 //! so they run on Mesa's lavapipe (software Vulkan, which CI uses), and use at most 17 KiB of
 //! workgroup memory. The workgroup layout and the shared scan are in `block.rs`, the kernels in
-//! `scan.rs` and `radix_sort.rs`.
+//! `scan.rs`, `radix_sort.rs` and `lovasz.rs`, the launch grid in `launch.rs`.
 
 // The kernels are CubeCL code: its macro turns index loops and nested `if`s into device
 // code, where iterator adapters and comptime-conditions joined with `&&` do not exist.
@@ -43,9 +44,9 @@ use burn_cubecl::tensor::CubeTensor;
 
 use crate::SegLossError;
 
-/// The backend extension: the two row operations on a cube device, for the plain cube backend
-/// and its fusion wrapper (burn's wgpu, cuda and rocm backends). Call them through
-/// [`sort_rows_descending`] and [`cumsum_rows`], which check their inputs.
+/// The backend extension: the row operations on a cube device, for the plain cube backend and
+/// its fusion wrapper (burn's wgpu, cuda and rocm backends). Call them through
+/// [`sort_rows_descending`], [`cumsum_rows`] and [`lovasz_weights`], which check their inputs.
 #[backend_extension(Cube, Fusion)]
 pub trait RowSortOps: burn::backend::Backend {
     /// Every row of `keys` (`[R, P]`, f32) sorted in descending order, stably, and the pixel

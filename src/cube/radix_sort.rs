@@ -278,7 +278,7 @@ pub(crate) struct Sorted {
 /// payloads are the pixel indices (`< len`), with [`LABEL_BIT`] set where `labels` (the same
 /// layout, f32) is 1.
 ///
-/// The caller checks `0 < len < 2^31` and `rows * len > 0`.
+/// The caller checks `len < 2^31`.
 pub(crate) fn sort_rows(
     client: &Client,
     values: Handle,
@@ -288,6 +288,13 @@ pub(crate) fn sort_rows(
 ) -> Sorted {
     let count = rows * len;
     let bytes = count.max(1) * size_of::<u32>();
+    if count == 0 {
+        // Nothing to sort (and no block to divide the workgroups by).
+        return Sorted {
+            keys: client.empty(bytes),
+            payloads: client.empty(bytes),
+        };
+    }
     let (mut keys, mut payloads) = (values, client.empty(bytes));
     let (mut keys_next, mut payloads_next) = (client.empty(bytes), client.empty(bytes));
     let labelled = labels.is_some();

@@ -23,8 +23,9 @@
 //!   stable radix sort and the labels' running counts ([`crate::cube`], CubeCL kernels), the
 //!   weights from those counts, and the loss, all queued on the device: no read, no sync and
 //!   no upload in forward or backward. The weights are f32 (the host path's are f64). Cost per
-//!   problem of P pixels: eight sort passes over 24 bytes per pixel, two scans, a gather and a
-//!   scatter, and burn's elementwise operations, all O(P).
+//!   problem of P pixels: eight radix passes of 20 bytes per pixel (the labels ride in the sort
+//!   payloads), one three-kernel scan of the sorted labels that writes the weights, and burn's
+//!   elementwise operations, all O(P).
 //! - **Device path elsewhere** (`Execution::Device` on flex or ndarray, or a problem of more
 //!   than `2^31 - 1` pixels): the detached errors and the labels are read to the host once
 //!   (one device sync), each image is sorted with a stable comparison sort (same tie-break),
@@ -266,7 +267,10 @@ fn lovasz<const D: usize>(
         // one row per problem.
         let problems = |t: Tensor<2>| t.inner().reshape([(n * p / problem_len) as i64, -1]);
         let e = problems(errors(x.clone().detach(), y.clone().detach()));
-        let weights = device_jaccard_weights(e, problems(y.clone()))?.reshape([n, p]);
+        // The kernels' weights are f32: in the errors' dtype for the product.
+        let weights = device_jaccard_weights(e, problems(y.clone()))?
+            .reshape([n, p])
+            .cast(dtype);
         return Ok(Plan::Computed(weighted_errors(
             errors(x, y),
             weights,
