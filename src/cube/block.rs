@@ -20,6 +20,28 @@ pub(crate) const RUN: u32 = 16;
 /// Elements per workgroup: [`UNITS`] * [`RUN`].
 pub(crate) const BLOCK: usize = (UNITS * RUN) as usize;
 
+/// This unit's run of consecutive elements in a `[rows, len]` layout cut into blocks of
+/// `UNITS * run` per row (`blocks` per row), one workgroup per block numbered by `CUBE_POS`:
+/// `(row, block, start, end, active)`, `start..end` the run within the row (empty past the
+/// row's end, and for the workgroups past the last block, which are not `active`).
+#[cube]
+pub(crate) fn unit_span(
+    len: usize,
+    blocks: usize,
+    rows: usize,
+    #[comptime] run: u32,
+) -> (usize, usize, usize, usize, bool) {
+    let row = CUBE_POS / blocks;
+    let block = CUBE_POS % blocks;
+    let active = row < rows;
+    let start = block * (UNITS * run) as usize + UNIT_POS as usize * run as usize;
+    let mut end = min(start + run as usize, len);
+    if !active {
+        end = start;
+    }
+    (row, block, start, end, active)
+}
+
 /// Replaces `values[0..UNITS]` (in shared memory) by its exclusive prefix sums, and returns the
 /// total to every unit; `sums` is shared scratch of [`SIDE`] + 1 entries.
 ///

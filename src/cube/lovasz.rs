@@ -19,10 +19,10 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units};
+use super::block::{BLOCK, UNITS};
 use super::launch::Grid;
 use super::radix_sort::LABEL_BIT;
-use super::scan::{block_offsets, element};
+use super::scan::{block_offsets, block_run};
 
 /// `J_k` of the first `position` sorted pixels of which `foreground` are labelled, in a row
 /// with `total` labelled pixels; `J` of no pixel is 0.
@@ -47,27 +47,13 @@ fn jaccard_weights(
     blocks: usize,
     rows: usize,
 ) {
-    let t = UNIT_POS as usize;
-    let row = CUBE_POS / blocks;
-    let block = CUBE_POS % blocks;
-    let active = row < rows;
-    let start = block * BLOCK + t * RUN as usize;
-    let end = min(start + RUN as usize, len);
-    let mut total = 0u32;
-    if active {
-        for i in start..end {
-            total += element::<u32>(payloads[row * len + i], true);
-        }
-    }
-    let mut partial = Shared::new_slice(UNITS as usize);
-    let mut sums = Shared::new_slice(SIDE as usize + 1);
-    partial[t] = total;
-    exclusive_scan_units::<u32>(&mut partial, &mut sums);
-    if active {
+    let run = block_run::<u32>(payloads, len, blocks, rows, true);
+    if run.active {
+        let row = run.row;
         let labelled = row_totals[row];
-        let mut foreground = offsets[row * blocks + block] + partial[t];
-        let mut previous = jaccard(labelled, foreground, start as u32);
-        for i in start..end {
+        let mut foreground = offsets[row * blocks + run.block] + run.before;
+        let mut previous = jaccard(labelled, foreground, run.start as u32);
+        for i in run.start..run.end {
             let payload = payloads[row * len + i];
             foreground += payload >> 31;
             let current = jaccard(labelled, foreground, i as u32 + 1);

@@ -24,7 +24,7 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{SIDE, UNITS, exclusive_scan_units};
+use super::block::{SIDE, UNITS, exclusive_scan_units, unit_span};
 use super::launch::Grid;
 use super::scan::scan_rows;
 
@@ -113,20 +113,6 @@ impl Nibbles {
     }
 }
 
-/// This unit's run of its block: `(row, start, end, active)`.
-#[cube]
-fn unit_run(len: usize, blocks: usize, rows: usize) -> (usize, usize, usize, bool) {
-    let row = CUBE_POS / blocks;
-    let block = CUBE_POS % blocks;
-    let active = row < rows;
-    let start = block * BLOCK + UNIT_POS as usize * RUN as usize;
-    let mut end = min(start + RUN as usize, len);
-    if !active {
-        end = start;
-    }
-    (row, start, end, active)
-}
-
 /// Counts the digits of this unit's run in registers, and writes the counts to
 /// `counters[digit * UNITS + unit]` (shared).
 #[cube]
@@ -168,7 +154,7 @@ fn digit_counts(
     let side = SIDE as usize;
     let mut counters = Shared::new_slice(DIGITS as usize * UNITS as usize);
     let mut partial = Shared::new_slice(UNITS as usize);
-    let (row, start, end, active) = unit_run(len, blocks, rows);
+    let (row, block, start, end, active) = unit_span(len, blocks, rows, RUN);
     count_digits(keys, &mut counters, len, row, start, end, shift, first);
     sync_cube();
     // Unit t adds SIDE units' counters of digit t / SIDE; then units 0..DIGITS add SIDE of
@@ -186,7 +172,7 @@ fn digit_counts(
         for j in 0..side {
             total += partial[t * side + j];
         }
-        counts[(row * DIGITS as usize + t) * blocks + CUBE_POS % blocks] = total;
+        counts[(row * DIGITS as usize + t) * blocks + block] = total;
     }
 }
 
@@ -216,8 +202,7 @@ fn scatter(
     let mut partial = Shared::new_slice(UNITS as usize);
     let mut sums = Shared::new_slice(SIDE as usize + 1);
     let mut bases = Shared::new_slice(DIGITS as usize);
-    let (row, start, end, active) = unit_run(len, blocks, rows);
-    let block = CUBE_POS % blocks;
+    let (row, block, start, end, active) = unit_span(len, blocks, rows, RUN);
     count_digits(keys, &mut counters, len, row, start, end, shift, first);
     sync_cube();
     // Exclusive prefix sums of the counters in their digit-major order: unit t owns the

@@ -16,8 +16,54 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units};
+use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units, unit_span};
 use super::launch::Grid;
+
+/// A unit's run of its block (see [`unit_span`]) and the run's place in the block's sum.
+#[derive(CubeType, Clone, Copy)]
+pub(crate) struct BlockRun<I: Int> {
+    pub row: usize,
+    pub block: usize,
+    pub start: usize,
+    pub end: usize,
+    pub active: bool,
+    /// The sum of the block's elements before the run.
+    pub before: I,
+    /// The sum of the whole block.
+    pub block_total: I,
+}
+
+/// This unit's [`BlockRun`] of `input` (`[rows, len]` in blocks of [`BLOCK`]; with
+/// `label_bits`, of the elements' top bits): the part the three scan-shaped kernels share.
+/// Every unit of the workgroup must call it (it synchronises the workgroup).
+#[cube]
+pub(crate) fn block_run<I: Int>(
+    input: &[I],
+    len: usize,
+    blocks: usize,
+    rows: usize,
+    #[comptime] label_bits: bool,
+) -> BlockRun<I> {
+    let t = UNIT_POS as usize;
+    let (row, block, start, end, active) = unit_span(len, blocks, rows, RUN);
+    let mut total = I::new(0);
+    for i in start..end {
+        total += element::<I>(input[row * len + i], label_bits);
+    }
+    let mut partial = Shared::new_slice(UNITS as usize);
+    let mut sums = Shared::new_slice(SIDE as usize + 1);
+    partial[t] = total;
+    let block_total = exclusive_scan_units::<I>(&mut partial, &mut sums);
+    BlockRun::<I> {
+        row,
+        block,
+        start,
+        end,
+        active,
+        before: partial[t],
+        block_total,
+    }
+}
 
 /// Pass 1: `totals[row * blocks + b]` = the sum of block `b` of `row`; with `label_bits`, of
 /// the top bits of the elements (the labels the Lovász sort carries in its payloads).
@@ -30,24 +76,9 @@ fn block_totals<I: Int>(
     rows: usize,
     #[comptime] label_bits: bool,
 ) {
-    let t = UNIT_POS as usize;
-    let row = CUBE_POS / blocks;
-    let block = CUBE_POS % blocks;
-    let active = row < rows;
-    let start = block * BLOCK + t * RUN as usize;
-    let mut total = I::new(0);
-    if active {
-        let end = min(start + RUN as usize, len);
-        for i in start..end {
-            total += element::<I>(input[row * len + i], label_bits);
-        }
-    }
-    let mut partial = Shared::new_slice(UNITS as usize);
-    let mut sums = Shared::new_slice(SIDE as usize + 1);
-    partial[t] = total;
-    let block_total = exclusive_scan_units::<I>(&mut partial, &mut sums);
-    if active && t == 0 {
-        totals[row * blocks + block] = block_total;
+    let run = block_run::<I>(input, len, blocks, rows, label_bits);
+    if run.active && UNIT_POS == 0 {
+        totals[run.row * blocks + run.block] = run.block_total;
     }
 }
 
@@ -112,25 +143,11 @@ fn scan_blocks<I: Int>(
     rows: usize,
     #[comptime] inclusive: bool,
 ) {
-    let t = UNIT_POS as usize;
-    let row = CUBE_POS / blocks;
-    let block = CUBE_POS % blocks;
-    let active = row < rows;
-    let start = block * BLOCK + t * RUN as usize;
-    let end = min(start + RUN as usize, len);
-    let mut total = I::new(0);
-    if active {
-        for i in start..end {
-            total += input[row * len + i];
-        }
-    }
-    let mut partial = Shared::new_slice(UNITS as usize);
-    let mut sums = Shared::new_slice(SIDE as usize + 1);
-    partial[t] = total;
-    exclusive_scan_units::<I>(&mut partial, &mut sums);
-    if active {
-        let mut running = offsets[row * blocks + block] + partial[t];
-        for i in start..end {
+    let run = block_run::<I>(input, len, blocks, rows, false);
+    if run.active {
+        let row = run.row;
+        let mut running = offsets[row * blocks + run.block] + run.before;
+        for i in run.start..run.end {
             let v = input[row * len + i];
             if comptime!(inclusive) {
                 running += v;
