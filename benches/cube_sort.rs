@@ -15,10 +15,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use burn::tensor::{Device, Tensor, TensorData};
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use segloss::cube::{cumsum_rows, sort_rows_descending};
 
 /// `(rows, len)`: the errors of `[16,1,512,512]` per image, the same as one problem, and 64
@@ -42,12 +40,7 @@ fn cube_rows(c: &mut Criterion) {
         let keys = Tensor::<2>::from_data(TensorData::new(keys, [rows, len]), &device);
         let labels = keys.clone().greater_elem(0.5).int();
         let mut group = c.benchmark_group(format!("cube_sort/{rows}x{len}"));
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .throughput(Throughput::Elements(count as u64));
+        support::configure(&mut group, count);
         group.bench_function("radix", |b| {
             b.iter(|| {
                 let (sorted, indices) = sort_rows_descending(keys.clone()).unwrap();
@@ -62,12 +55,7 @@ fn cube_rows(c: &mut Criterion) {
         });
         group.finish();
         let mut group = c.benchmark_group(format!("cube_cumsum/{rows}x{len}"));
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .throughput(Throughput::Elements(count as u64));
+        support::configure(&mut group, count);
         group.bench_function("scan", |b| {
             b.iter(|| sync(&device, cumsum_rows(labels.clone()).unwrap()))
         });

@@ -19,26 +19,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use burn::tensor::{Device, Tensor};
-use criterion::measurement::WallTime;
-use criterion::{
-    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use segloss::Execution;
 use support::*;
-
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>, elements: usize) {
-    // Flat sampling with few samples: one iteration of a slow backend takes up to a second
-    // on [16,1,512,512], and criterion's default linear sampling would need minutes per id.
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(elements as u64));
-}
 
 /// The measured variants on one shape: `(id, device, execution path)`.
 fn variants(

@@ -2,7 +2,11 @@
 //! inputs, and one entry point per loss with its default configuration.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, SamplingMode, Throughput};
 use segloss::losses::*;
 use segloss::{Execution, SegLossError};
 
@@ -30,6 +34,18 @@ pub fn shape_name(shape: &[usize]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("x")
+}
+
+/// The sampling of every timed group, with `elements` per iteration as its throughput.
+pub fn configure(group: &mut BenchmarkGroup<'_, WallTime>, elements: usize) {
+    // Flat sampling with few samples: one iteration of a slow backend takes up to a second
+    // on [16,1,512,512], and criterion's default linear sampling would need minutes per id.
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(elements as u64));
 }
 
 /// The backends of this build, by name.
