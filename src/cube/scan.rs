@@ -84,7 +84,7 @@ fn block_totals<I: Int>(
 
 /// What pass 1 adds up: the element, or its top bit (`label_bits`).
 #[cube]
-pub(crate) fn element<I: Int>(value: I, #[comptime] label_bits: bool) -> I {
+fn element<I: Int>(value: I, #[comptime] label_bits: bool) -> I {
     if comptime!(label_bits) {
         value >> I::new(31)
     } else {
