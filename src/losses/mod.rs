@@ -99,8 +99,10 @@ pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool)
 /// soft Dice of a batch with one NaN logit came out finite), so a diverged run would go on
 /// unnoticed. Adding `x` where it is NaN and 0 elsewhere (`mask_fill`, so an infinite logit
 /// adds 0, not `inf * 0`) restores the NaN; the term is exactly 0 at every other pixel, and so
-/// is its gradient.
+/// is its gradient. The mask is `x == x` (false only for NaN) rather than `!is_nan(x)`:
+/// burn 0.22's fusion fuses a float comparison into the sigmoid's kernel, but runs `is_nan` and
+/// the boolean `not` as two kernels of their own over the whole batch.
 pub(crate) fn sigmoid_keeping_nan<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let not_nan = x.clone().is_nan().bool_not();
+    let not_nan = x.clone().equal(x.clone());
     sigmoid(x.clone()) + x.mask_fill(not_nan, 0.0)
 }

@@ -239,13 +239,22 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
     // [N, C] (or [1, C]): the loss of every image and class.
     let losses = loss_of_statistics(&statistics, &params);
 
-    // m_c: class weights, background removed, absent classes removed (constants: no gradient).
-    let mut mask = crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
-    if config.average == ClassAverage::Present {
-        mask = mask.mul(present(&statistics.target));
-    }
+    let per_image = if weights.iter().all(|&w| w == 1.0) && config.average == ClassAverage::All {
+        // The defaults: the plain mean over classes, with no mask to upload and no branch of
+        // small operations for burn's fusion to schedule.
+        let rows = losses.dims()[0];
+        losses.mean_dim(1).reshape([rows])
+    } else {
+        // m_c: class weights, background removed, absent classes removed (constants: no
+        // gradient).
+        let mut mask = crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
+        if config.average == ClassAverage::Present {
+            mask = mask.mul(present(&statistics.target));
+        }
+        weighted_mean(losses, mask)
+    };
     // With batch statistics there is one problem: any reduction of it is the value itself.
-    let loss = config.reduction.apply(weighted_mean(losses, mask));
+    let loss = config.reduction.apply(per_image);
     Ok(ClassPlan::Computed(match shared {
         Some(shared) => shared.scale_gradient(loss),
         None => loss,

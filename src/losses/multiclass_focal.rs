@@ -157,9 +157,15 @@ pub(crate) fn multiclass_focal_plan<const D: usize>(
         ClassMode::Multilabel => focal_terms(x, y, config.gamma, config.from_logits),
     };
     let full = terms.dims();
-    let w = crate::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
+    // Unit weights (the default) multiply nothing: no upload, one operation less to fuse.
+    let terms = if weights.iter().all(|&w| w == 1.0) {
+        terms
+    } else {
+        let w = crate::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
+        terms.mul(w.expand(full))
+    };
     // [N, P]: the loss of every pixel, summed over the classes.
-    let per_pixel = terms.mul(w.expand(full)).sum_dim(1).reshape([n, full[2]]);
+    let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
     let per_image = match valid {
         None => per_pixel.mean_dim(1).reshape([n]),
         // The mean over the counted pixels; an image with all of them ignored scores 0.

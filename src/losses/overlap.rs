@@ -93,7 +93,9 @@ pub(crate) fn overlap_plan<const D: usize>(
     if shared.is_none() && runs_on_host(options.execution, &logits, targets.is_tracked())? {
         return Ok(Plan::host(logits, targets, options.reduction, params));
     }
-    let p = rows(probabilities(logits, options.from_logits));
+    // Flattened before any arithmetic: a reshape between the sigmoid and the products would
+    // end the fused kernel there (burn 0.22's fusion), costing a kernel over the batch.
+    let p = probabilities(rows(logits), options.from_logits);
     let y = rows(targets);
     let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         let per_image = row_sums(t);
