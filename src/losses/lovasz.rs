@@ -322,15 +322,19 @@ fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszConfig)
 ///
 /// The host path checks that the labels are 0 or 1; here that would take a read, so a pixel
 /// whose label is neither gets a NaN weight instead (and the loss is NaN), never a silent
-/// number.
+/// number. The test is `|y (1 - y)| > 0`, float arithmetic and one comparison that burn's
+/// fusion joins to the mask's kernel (boolean `or` and `not`, and `!=`, which burn builds as
+/// `not(==)`, would each run as a kernel over the batch of its own); a NaN label needs no test,
+/// its error is already NaN.
 #[cfg(feature = "wgpu")]
 fn device_jaccard_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
     let weights = crate::cube::lovasz_weights(errors, labels.clone())?;
-    let hard = labels
+    let not_binary = labels
         .clone()
-        .equal_elem(0.0)
-        .bool_or(labels.equal_elem(1.0));
-    Ok(weights.mask_fill(hard.bool_not(), f32::NAN))
+        .mul(labels.neg().add_scalar(1.0))
+        .abs()
+        .greater_elem(0.0);
+    Ok(weights.mask_fill(not_binary, f32::NAN))
 }
 
 /// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own
