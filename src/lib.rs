@@ -97,6 +97,7 @@ mod kernels;
 pub mod losses;
 pub mod metrics;
 mod options;
+mod softmax;
 mod tensors;
 pub mod theory;
 mod validate;

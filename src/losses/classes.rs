@@ -2,7 +2,6 @@
 //! probabilities, the one-hot targets built on the device, and the average over classes.
 
 use burn::config::Config;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor};
 
 use crate::check;
@@ -10,6 +9,7 @@ use crate::engine::{HostTargets, Plan};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::{ClassActivation, ClassKernel};
 use crate::losses::sigmoid_keeping_nan;
+use crate::softmax::softmax;
 use crate::tensors::one_hot;
 use crate::{Aggregation, Reduction, SegLossError};
 

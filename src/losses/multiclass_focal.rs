@@ -2,7 +2,6 @@
 
 use burn::config::Config;
 use burn::tensor::Tensor;
-use burn::tensor::activation::log_softmax;
 
 use crate::check;
 use crate::engine::runs_on_host;
@@ -13,6 +12,7 @@ use crate::losses::classes::{
 };
 use crate::losses::cross_entropy::MIN_PROB;
 use crate::losses::focal::focal_terms;
+use crate::softmax::log_softmax;
 use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
