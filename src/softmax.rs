@@ -198,8 +198,8 @@ mod tests {
                     (fb.clone() * w.clone()).sum().backward(),
                 );
                 let close = |u: Tensor<3>, v: Tensor<3>, what: &str| {
-                    let u: Vec<f64> = u.into_data().convert::<f64>().to_vec().unwrap();
-                    let v: Vec<f64> = v.into_data().convert::<f64>().to_vec().unwrap();
+                    let u: Vec<f64> = u.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+                    let v: Vec<f64> = v.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
                     // Relative to the largest entry: a gradient entry is a difference of
                     // terms of that size.
                     let scale = v.iter().fold(f64::MIN_POSITIVE, |m, q| m.max(q.abs()));
