@@ -84,6 +84,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod autodiff_node;
 mod check;
 mod cpu;
 #[cfg(feature = "wgpu")]

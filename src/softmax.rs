@@ -1,12 +1,9 @@
 //! Softmax and log-softmax over one axis for the device path, each one node of burn-autodiff's
-//! graph with a closed-form backward.
+//! graph with a closed-form backward ([`crate::autodiff_node`]).
 //!
 //! burn 0.22's autodiff differentiates `softmax` through its decomposition (`x - max`, `exp`,
-//! `sum`, `/`): the backward is half a dozen operations over the whole batch in two branches
-//! that meet again. On wgpu, burn's fusion could not schedule those branches together with
-//! the rest of a multiclass loss's backward and ran the segment one operation at a time
-//! (measured with burn's fusion log: `[repair] falling back to unfused stream order`). As one
-//! node, the backward is
+//! `sum`, `/`): half a dozen operations over the whole batch in two branches that meet again.
+//! As one node, the backward is
 //!
 //! - softmax: `dx = p * (g - sum_c(p * g))`, with `p` the forward's output;
 //! - log-softmax: `dx = g - exp(l) * sum_c(g)`, with `l` the forward's output;
@@ -16,121 +13,63 @@
 //! autodiff backend decomposes it), so the values can differ from burn's autodiff `softmax` in
 //! the last bits (2e-16 relative in f64, 1e-7 in f32, measured on flex).
 //!
-//! The node is made on every backend this crate knows (the cube backends, flex, ndarray) under
-//! either checkpointing strategy; a tensor elsewhere, or one that takes no part in autodiff,
-//! gets burn's `softmax` itself.
+//! (The sigmoid and log-sigmoid of the binary losses were tried as nodes too: they left soft
+//! Dice at 6 kernels over the batch on wgpu and made fusion of Dice + BCE fall back to one
+//! kernel per operation, 18 instead of 10, so they stay burn's.)
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
-use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
+use burn::backend::Backend;
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::Tensor;
 use burn::tensor::activation;
 
-/// Which of the two functions.
+use crate::autodiff_node::{ClosedForm, apply};
+
+/// Which of the two functions, and along which axis.
 #[derive(Clone, Copy, Debug)]
-enum Kind {
-    Softmax,
-    LogSoftmax,
+enum ClassAxis {
+    Softmax(usize),
+    LogSoftmax(usize),
 }
 
 /// `softmax(x)` along `dim`, with a one-node backward on autodiff backends.
 pub(crate) fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    tracked(&x, dim, Kind::Softmax).unwrap_or_else(|| activation::softmax(x, dim))
+    apply(ClassAxis::Softmax(dim), &x, &[]).unwrap_or_else(|| activation::softmax(x, dim))
 }
 
 /// `log_softmax(x)` along `dim`, with a one-node backward on autodiff backends.
 pub(crate) fn log_softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    tracked(&x, dim, Kind::LogSoftmax).unwrap_or_else(|| activation::log_softmax(x, dim))
+    apply(ClassAxis::LogSoftmax(dim), &x, &[]).unwrap_or_else(|| activation::log_softmax(x, dim))
 }
 
-/// The node on the first backend of this build that `x` lives on under autodiff; `None` when
-/// it lives on none of them (or takes no part in autodiff).
-fn tracked<const D: usize>(x: &Tensor<D>, dim: usize, kind: Kind) -> Option<Tensor<D>> {
-    if !x.is_tracked() {
-        return None;
+impl ClosedForm for ClassAxis {
+    /// The forward's output.
+    type State<B: Backend> = FloatTensor<B>;
+
+    fn forward<B: Backend>(
+        self,
+        x: FloatTensor<B>,
+        _: Vec<FloatTensor<B>>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        let output = match self {
+            ClassAxis::Softmax(dim) => B::softmax(x, dim),
+            ClassAxis::LogSoftmax(dim) => B::log_softmax(x, dim),
+        };
+        (output.clone(), output)
     }
-    #[cfg(feature = "wgpu")]
-    if let Some(out) = on_backend::<burn::backend::Cube, D>(x, dim, kind) {
-        return Some(out);
-    }
-    #[cfg(feature = "flex")]
-    if let Some(out) = on_backend::<burn::backend::Flex, D>(x, dim, kind) {
-        return Some(out);
-    }
-    #[cfg(feature = "ndarray")]
-    #[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
-    if let Some(out) = on_backend::<burn::backend::NdArray, D>(x, dim, kind) {
-        return Some(out);
-    }
-    let _ = (dim, kind);
-    None
-}
 
-/// The node on `Autodiff<B, C>` for either checkpointing strategy.
-fn on_backend<B: Backend, const D: usize>(
-    x: &Tensor<D>,
-    dim: usize,
-    kind: Kind,
-) -> Option<Tensor<D>>
-where
-    DispatchTensor: DispatchKindConversion<Autodiff<B, NoCheckpointing>>
-        + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
-{
-    with_strategy::<B, NoCheckpointing, D>(x, dim, kind)
-        .or_else(|| with_strategy::<B, BalancedCheckpointing, D>(x, dim, kind))
-}
-
-fn with_strategy<B, C, const D: usize>(x: &Tensor<D>, dim: usize, kind: Kind) -> Option<Tensor<D>>
-where
-    B: Backend,
-    C: CheckpointStrategy,
-    DispatchTensor: DispatchKindConversion<Autodiff<B, C>>,
-{
-    let x = x.clone().try_into_primitive::<Autodiff<B, C>>().ok()?;
-    let input = x.primitive().clone();
-    let output = match kind {
-        Kind::Softmax => B::softmax(input, dim),
-        Kind::LogSoftmax => B::log_softmax(input, dim),
-    };
-    let node = match (ClassAxisBackward { dim, kind })
-        .prepare::<C>([x.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    Some(Tensor::from_primitive::<Autodiff<B, C>>(node))
-}
-
-/// The backward of [`softmax`] / [`log_softmax`]; its state is the forward's output.
-#[derive(Debug)]
-struct ClassAxisBackward {
-    dim: usize,
-    kind: Kind,
-}
-
-impl<B: Backend> Backward<B, 1> for ClassAxisBackward {
-    type State = B::FloatTensorPrimitive;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (output, dim, kind) = (ops.state, self.dim, self.kind);
-        unary::<B, _>(ops.parents, ops.node, grads, |g| match kind {
-            Kind::Softmax => {
+    fn backward<B: Backend>(self, output: FloatTensor<B>, g: FloatTensor<B>) -> FloatTensor<B> {
+        match self {
+            ClassAxis::Softmax(dim) => {
                 // p * (g - sum(p * g)) = p * g - p * sum(p * g)
                 let pg = B::float_mul(output.clone(), g);
                 let total = B::float_sum_dim(pg.clone(), dim);
                 B::float_sub(pg, B::float_mul(output, total))
             }
-            Kind::LogSoftmax => {
+            ClassAxis::LogSoftmax(dim) => {
                 let total = B::float_sum_dim(g.clone(), dim);
                 B::float_sub(g, B::float_mul(B::float_exp(output), total))
             }
-        });
+        }
     }
 }
 
@@ -138,7 +77,8 @@ impl<B: Backend> Backward<B, 1> for ClassAxisBackward {
 mod tests {
     use burn::tensor::{DType, Device, Tensor, TensorData, activation};
 
-    use super::{Kind, log_softmax, softmax, tracked};
+    use super::{ClassAxis, log_softmax, softmax};
+    use crate::autodiff_node::apply;
 
     /// Logits `[2, 3, 4]` with a class axis of 3, a wide range and a tie.
     fn logits() -> Vec<f64> {
@@ -170,7 +110,7 @@ mod tests {
     fn the_node_gives_burns_values_and_gradients() {
         let weights: Vec<f64> = (0..24).map(|i| (i as f64 * 0.37).sin()).collect();
         for (name, device) in devices() {
-            for kind in [Kind::Softmax, Kind::LogSoftmax] {
+            for kind in [ClassAxis::Softmax(1), ClassAxis::LogSoftmax(1)] {
                 let x = || {
                     Tensor::<3>::from_data(
                         TensorData::new(logits(), [2, 3, 4]),
@@ -183,15 +123,18 @@ mod tests {
                     (&device, DType::F64),
                 );
                 let ours = match kind {
-                    Kind::Softmax => softmax::<3>,
-                    Kind::LogSoftmax => log_softmax::<3>,
+                    ClassAxis::Softmax(_) => softmax::<3>,
+                    ClassAxis::LogSoftmax(_) => log_softmax::<3>,
                 };
                 let burns = match kind {
-                    Kind::Softmax => activation::softmax::<3>,
-                    Kind::LogSoftmax => activation::log_softmax::<3>,
+                    ClassAxis::Softmax(_) => activation::softmax::<3>,
+                    ClassAxis::LogSoftmax(_) => activation::log_softmax::<3>,
                 };
                 let (a, b) = (x(), x());
-                assert!(tracked(&a, 1, kind).is_some(), "{name} {kind:?}: no node");
+                assert!(
+                    apply::<_, 3, 3>(kind, &a, &[]).is_some(),
+                    "{name} {kind:?}: no node"
+                );
                 let (fa, fb) = (ours(a.clone(), 1), burns(b.clone(), 1));
                 let (ga, gb) = (
                     (fa.clone() * w.clone()).sum().backward(),
