@@ -1,12 +1,16 @@
 //! One node of burn-autodiff's graph with a closed-form backward, for the device path.
 //!
 //! burn 0.22's autodiff differentiates a function through its decomposition into tensor
-//! operations. For softmax and for the overlap losses' sums that backward is several
-//! operations over the whole batch, in branches that meet again; on wgpu, burn's fusion could
-//! not schedule those branches together with the rest of a loss's backward and ran the segment
-//! one operation at a time (burn's fusion log: `[repair] falling back to unfused stream
-//! order`). A [`ClosedForm`] function is one node whose backward is the few operations of its
-//! derivative written out, which fusion runs as one or two kernels.
+//! operations. For softmax that backward is several operations over the whole batch, in
+//! branches that meet again; on wgpu, burn's fusion could not schedule those branches together
+//! with the rest of a multiclass loss's backward and ran the segment one operation at a time
+//! (burn's fusion log: `[repair] falling back to unfused stream order`). A [`ClosedForm`]
+//! function is one node whose backward is the few operations of its derivative written out.
+//!
+//! (The overlap losses' sums over the pixels were tried as nodes too: the multiclass Dice then
+//! ran 13 kernels over the batch on wgpu instead of 19, but measured no faster on lavapipe, and
+//! Dice + CE slower, 8.7-10.1 Melem/s against 11.3-11.6; the binary sigmoid and log-sigmoid as
+//! nodes made Dice + BCE's fusion fall back to one kernel per operation. They stay burn's.)
 //!
 //! The node is made on every backend this crate knows (the cube backends, flex, ndarray) under
 //! either checkpointing strategy; [`apply`] returns `None` for a tensor elsewhere, or one that
@@ -22,83 +26,67 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
 use burn::tensor::Tensor;
 
-/// A function of one tracked float tensor (and of constant tensors, which take no gradient)
-/// with its derivative in closed form, on the primitives of any backend.
+/// A function of one float tensor with its derivative in closed form, on the primitives of any
+/// backend.
 pub(crate) trait ClosedForm: Copy + Send + Sync + core::fmt::Debug + 'static {
     /// What the backward keeps from the forward, on backend `B`.
     type State<B: Backend>: Clone + Send + core::fmt::Debug + 'static;
 
-    /// The output and the state, from the input `x` and the constants.
-    fn forward<B: Backend>(
-        self,
-        x: FloatTensor<B>,
-        constants: Vec<FloatTensor<B>>,
-    ) -> (FloatTensor<B>, Self::State<B>);
+    /// The output and the state, from the input `x`.
+    fn forward<B: Backend>(self, x: FloatTensor<B>) -> (FloatTensor<B>, Self::State<B>);
 
     /// The gradient with respect to `x`, from the state and the output's gradient `grad`.
     fn backward<B: Backend>(self, state: Self::State<B>, grad: FloatTensor<B>) -> FloatTensor<B>;
 }
 
-/// `function(x, constants)` as one node of the graph, when `x` is tracked and every tensor
-/// lives on one backend of this build; `None` otherwise.
-pub(crate) fn apply<F: ClosedForm, const D: usize, const O: usize>(
+/// `function(x)` as one node of the graph, when `x` is tracked and lives on a backend of this
+/// build; `None` otherwise.
+pub(crate) fn apply<F: ClosedForm, const D: usize>(
     function: F,
     x: &Tensor<D>,
-    constants: &[Tensor<D>],
-) -> Option<Tensor<O>> {
-    if !x.is_tracked() || constants.iter().any(Tensor::is_tracked) {
+) -> Option<Tensor<D>> {
+    if !x.is_tracked() {
         return None;
     }
     #[cfg(feature = "wgpu")]
-    if let Some(out) = on_backend::<burn::backend::Cube, F, D, O>(function, x, constants) {
+    if let Some(out) = on_backend::<burn::backend::Cube, F, D>(function, x) {
         return Some(out);
     }
     #[cfg(feature = "flex")]
-    if let Some(out) = on_backend::<burn::backend::Flex, F, D, O>(function, x, constants) {
+    if let Some(out) = on_backend::<burn::backend::Flex, F, D>(function, x) {
         return Some(out);
     }
     #[cfg(feature = "ndarray")]
     #[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
-    if let Some(out) = on_backend::<burn::backend::NdArray, F, D, O>(function, x, constants) {
+    if let Some(out) = on_backend::<burn::backend::NdArray, F, D>(function, x) {
         return Some(out);
     }
-    let _ = (function, constants);
+    let _ = function;
     None
 }
 
 /// [`apply`] on `Autodiff<B, C>` for either checkpointing strategy.
-fn on_backend<B: Backend, F: ClosedForm, const D: usize, const O: usize>(
+fn on_backend<B: Backend, F: ClosedForm, const D: usize>(
     function: F,
     x: &Tensor<D>,
-    constants: &[Tensor<D>],
-) -> Option<Tensor<O>>
+) -> Option<Tensor<D>>
 where
-    DispatchTensor: DispatchKindConversion<B>
-        + DispatchKindConversion<Autodiff<B, NoCheckpointing>>
+    DispatchTensor: DispatchKindConversion<Autodiff<B, NoCheckpointing>>
         + DispatchKindConversion<Autodiff<B, BalancedCheckpointing>>,
 {
-    with_strategy::<B, NoCheckpointing, F, D, O>(function, x, constants)
-        .or_else(|| with_strategy::<B, BalancedCheckpointing, F, D, O>(function, x, constants))
+    with_strategy::<B, NoCheckpointing, F, D>(function, x)
+        .or_else(|| with_strategy::<B, BalancedCheckpointing, F, D>(function, x))
 }
 
-fn with_strategy<B, C, F, const D: usize, const O: usize>(
-    function: F,
-    x: &Tensor<D>,
-    constants: &[Tensor<D>],
-) -> Option<Tensor<O>>
+fn with_strategy<B, C, F, const D: usize>(function: F, x: &Tensor<D>) -> Option<Tensor<D>>
 where
     B: Backend,
     C: CheckpointStrategy,
     F: ClosedForm,
-    DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, C>>,
+    DispatchTensor: DispatchKindConversion<Autodiff<B, C>>,
 {
     let x = x.clone().try_into_primitive::<Autodiff<B, C>>().ok()?;
-    // Constants take no gradient: the inner backend's tensors.
-    let constants = constants
-        .iter()
-        .map(|c| c.clone().inner().try_into_primitive::<B>().ok())
-        .collect::<Option<Vec<_>>>()?;
-    let (output, state) = function.forward::<B>(x.primitive().clone(), constants);
+    let (output, state) = function.forward::<B>(x.primitive().clone());
     let node = match Node(function)
         .prepare::<C>([x.node()])
         .compute_bound()

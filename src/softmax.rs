@@ -12,10 +12,6 @@
 //! the inner backend's own `softmax` (which a backend may compute in one kernel, where the
 //! autodiff backend decomposes it), so the values can differ from burn's autodiff `softmax` in
 //! the last bits (2e-16 relative in f64, 1e-7 in f32, measured on flex).
-//!
-//! (The sigmoid and log-sigmoid of the binary losses were tried as nodes too: they left soft
-//! Dice at 6 kernels over the batch on wgpu and made fusion of Dice + BCE fall back to one
-//! kernel per operation, 18 instead of 10, so they stay burn's.)
 
 use burn::backend::Backend;
 use burn::backend::tensor::FloatTensor;
@@ -33,23 +29,19 @@ enum ClassAxis {
 
 /// `softmax(x)` along `dim`, with a one-node backward on autodiff backends.
 pub(crate) fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    apply(ClassAxis::Softmax(dim), &x, &[]).unwrap_or_else(|| activation::softmax(x, dim))
+    apply(ClassAxis::Softmax(dim), &x).unwrap_or_else(|| activation::softmax(x, dim))
 }
 
 /// `log_softmax(x)` along `dim`, with a one-node backward on autodiff backends.
 pub(crate) fn log_softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    apply(ClassAxis::LogSoftmax(dim), &x, &[]).unwrap_or_else(|| activation::log_softmax(x, dim))
+    apply(ClassAxis::LogSoftmax(dim), &x).unwrap_or_else(|| activation::log_softmax(x, dim))
 }
 
 impl ClosedForm for ClassAxis {
     /// The forward's output.
     type State<B: Backend> = FloatTensor<B>;
 
-    fn forward<B: Backend>(
-        self,
-        x: FloatTensor<B>,
-        _: Vec<FloatTensor<B>>,
-    ) -> (FloatTensor<B>, FloatTensor<B>) {
+    fn forward<B: Backend>(self, x: FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>) {
         let output = match self {
             ClassAxis::Softmax(dim) => B::softmax(x, dim),
             ClassAxis::LogSoftmax(dim) => B::log_softmax(x, dim),
@@ -131,10 +123,7 @@ mod tests {
                     ClassAxis::LogSoftmax(_) => activation::log_softmax::<3>,
                 };
                 let (a, b) = (x(), x());
-                assert!(
-                    apply::<_, 3, 3>(kind, &a, &[]).is_some(),
-                    "{name} {kind:?}: no node"
-                );
+                assert!(apply(kind, &a).is_some(), "{name} {kind:?}: no node");
                 let (fa, fb) = (ours(a.clone(), 1), burns(b.clone(), 1));
                 let (ga, gb) = (
                     (fa.clone() * w.clone()).sum().backward(),

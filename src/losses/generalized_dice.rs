@@ -10,7 +10,7 @@ use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::losses::classes::{
     ClassMode, ClassPlan, ClassTargets, check_background, class_sums, probabilities_and_targets,
 };
-use crate::losses::overlap::{loss_of_ratio, soft_statistics_by_nodes};
+use crate::losses::overlap::{loss_of_ratio, soft_statistics};
 use crate::tensors::row_sums;
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -161,7 +161,7 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
         let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
         (rest(p), rest(y))
     };
-    let mut s = soft_statistics_by_nodes(p, y, false, false, |t| class_sums(t, config.aggregation));
+    let mut s = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
     if let Some(shared) = shared {
         s = shared.share(s)?;
     }

@@ -44,7 +44,6 @@ pub mod modules;
 mod multiclass;
 mod multiclass_focal;
 pub(crate) mod overlap;
-mod soft_sums;
 mod tversky;
 
 pub use boundary::{

@@ -18,7 +18,7 @@ use crate::losses::classes::{
     ClassAverage, ClassMode, ClassPlan, ClassTargets, check_class_weights, class_sums,
     class_weights, present, probabilities_and_targets, weighted_mean,
 };
-use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics_by_nodes};
+use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// The overlap score of a multiclass loss.
@@ -230,7 +230,7 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         config.from_logits,
         config.ignore_index,
     )?;
-    let mut statistics = soft_statistics_by_nodes(p, y, params.soft_label, params.squared, |t| {
+    let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         class_sums(t, config.aggregation)
     });
     if let Some(shared) = shared {

@@ -20,7 +20,6 @@ use crate::distributed::SharedStatistics;
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
 use crate::losses::probabilities;
-use crate::losses::soft_sums::{SoftSum, soft_sum};
 use crate::tensors::{row_sums, rows};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -203,53 +202,15 @@ pub(crate) fn soft_statistics<const I: usize, const O: usize>(
     } else {
         (sum(p), sum(y))
     };
-    SoftStatistics::of_sums(first, predicted, target, soft_label)
-}
-
-/// [`soft_statistics`] with the sums over the pixels (the last axis) of `p` taken as autodiff
-/// nodes ([`soft_sum`]); `sum` receives them with that axis of size 1. The multiclass losses
-/// take this form: with softmax as a node too, burn's fusion ran the forward and backward of
-/// the multiclass Dice on wgpu as 13 kernels over the batch instead of 19 (`[4,4,64,64]`). The
-/// binary losses keep the plain operations, with which Dice + BCE fused as its two terms (10
-/// such kernels; 18-39 with the nodes).
-pub(crate) fn soft_statistics_by_nodes<const I: usize, const O: usize>(
-    p: Tensor<I>,
-    y: Tensor<I>,
-    soft_label: bool,
-    squared: bool,
-    sum: impl Fn(Tensor<I>) -> Tensor<O>,
-) -> SoftStatistics<O> {
-    let first = if soft_label {
-        sum(soft_sum(SoftSum::AbsDifference, &p, &y))
+    let intersection = if soft_label {
+        (predicted.clone() + target.clone() - first).mul_scalar(0.5)
     } else {
-        sum(soft_sum(SoftSum::Product, &p, &y))
+        first
     };
-    let (predicted, target) = if squared {
-        (sum(soft_sum(SoftSum::Squares, &p, &y)), sum(y.square()))
-    } else {
-        (sum(soft_sum(SoftSum::Plain, &p, &y)), sum(y))
-    };
-    SoftStatistics::of_sums(first, predicted, target, soft_label)
-}
-
-impl<const D: usize> SoftStatistics<D> {
-    /// The statistics from the sums: `first` is `sum(p y)`, or `sum|p - y|` with soft labels.
-    fn of_sums(
-        first: Tensor<D>,
-        predicted: Tensor<D>,
-        target: Tensor<D>,
-        soft_label: bool,
-    ) -> Self {
-        let intersection = if soft_label {
-            (predicted.clone() + target.clone() - first).mul_scalar(0.5)
-        } else {
-            first
-        };
-        SoftStatistics {
-            intersection,
-            predicted,
-            target,
-        }
+    SoftStatistics {
+        intersection,
+        predicted,
+        target,
     }
 }
 
