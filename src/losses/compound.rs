@@ -168,6 +168,12 @@ impl CompoundConfig {
 /// operation: each term's kernel adds its weighted gradient into one shared buffer, so the
 /// sum costs one gradient buffer, not one per term and another for their sum.
 ///
+/// # Device path
+/// With its default terms (soft Dice + BCE) on wgpu, one forward and backward pass runs as 10
+/// kernels over the batch (19 in all, the others on per-image values): the sum of its terms' (6 +
+/// 4), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`;
+/// "kernels over the batch" are the fused blocks that read or write a tensor of the batch's size.
+///
 /// # Errors
 /// No terms, a negative or non-finite weight, results of different shapes, and any error of
 /// a term.
@@ -435,6 +441,13 @@ impl MulticlassCompoundConfig {
 /// share the class mode, `from_logits` and `ignore_index` run as one kernel: one softmax per
 /// pixel and pass for all of them, and one gradient buffer (Dice + CE costs little more than
 /// Dice alone).
+///
+/// # Device path
+/// Dice + CE on wgpu: one forward and backward pass runs 51 kernels over the batch (81 in all), no
+/// read to the host; burn's fusion does not merge the two terms' backward passes (it falls back to
+/// one kernel per operation there), so this is more than the terms alone (19 + 15). Counted with
+/// burn's fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with class indices; "kernels
+/// over the batch" are the fused blocks that read or write a tensor of the batch's size.
 ///
 /// # Errors
 /// No terms, a negative or non-finite weight, results of different shapes, and any error of

@@ -48,6 +48,12 @@ pub struct BinaryCrossEntropyConfig {
 ///
 /// Targets may be soft (any value in `[0, 1]`).
 ///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 4 kernels over the batch (8 in all, the others on
+/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
+/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
+/// the batch's size.
+///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension or different devices.
 ///
@@ -143,6 +149,12 @@ pub struct WeightedCrossEntropyConfig {
 /// A batch with no foreground (`q = 0`) or no background (`q = 1`) is the limit of the
 /// formula: the absent class's term is zero and the present class keeps weight `1/2`, so the
 /// loss is finite (no `0 * inf`).
+///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 6 kernels over the batch (12 in all, the others on
+/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
+/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
+/// the batch's size.
 ///
 /// # Errors
 /// As [`binary_cross_entropy`], plus `Prior::Fixed(q)` outside `(0, 1)` and a non-positive

@@ -55,6 +55,12 @@ pub struct FocalConfig {
 /// `Reduction::Mean`; smp's `FocalLoss("binary")` uses `pt = exp(-ce)`, the same for hard
 /// targets.
 ///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 4 kernels over the batch (8 in all, the others on
+/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
+/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
+/// the batch's size.
+///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `gamma < 0`, `alpha`
 /// outside `[0, 1]`.

@@ -88,6 +88,15 @@ impl LovaszSoftmaxConfig {
 /// loss and gradient as removing them. Reads the data to the host once, like every Lovász loss
 /// here.
 ///
+/// # Device path
+/// On a cube device (wgpu), one forward and backward pass runs 25 kernels over the batch besides
+/// the sort (42 in all), and one sort of every (image, class) row
+/// (`segloss::cube::lovasz_weights`, feature `wgpu`: 8 radix passes of 5 kernels and 3 for the
+/// weights). No read to the host; with `LovaszClasses::List`, one upload of the class mask (C
+/// values). Counted with burn's fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with
+/// class indices; "kernels over the batch" are the fused blocks that read or write a tensor of the
+/// batch's size.
+///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
 /// the logits' (per-class one-hot), different devices, non-binary per-class targets,

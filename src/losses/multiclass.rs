@@ -156,6 +156,13 @@ impl MulticlassOverlapConfig {
 /// back (the one-hot targets are built on the device by comparing the indices with a class
 /// range). Both paths give the same values and gradients.
 ///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 19 kernels over the batch (44 in all, the others on
+/// per-image and per-class values), no read to the host; with class weights other than 1, one
+/// upload of the weights (C values). Counted with burn's fusion observer (burn 0.22.1) on `[4, 4,
+/// 64, 64]` logits with class indices; "kernels over the batch" are the fused blocks that read or
+/// write a tensor of the batch's size.
+///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
 /// the logits' (per-class), different devices, negative smoothing, a negative or non-finite

@@ -77,6 +77,13 @@ impl MulticlassFocalConfig {
 /// [`multiclass_overlap`](crate::losses::multiclass_overlap), and runs as it does: one fused
 /// host kernel on flex and ndarray, burn operations (no read to the host) elsewhere.
 ///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 15 kernels over the batch (21 in all, the others on
+/// per-image and per-class values), no read to the host; with class weights other than 1, one
+/// upload of the weights (C values). Counted with burn's fusion observer (burn 0.22.1) on `[4, 4,
+/// 64, 64]` logits with class indices; "kernels over the batch" are the fused blocks that read or
+/// write a tensor of the batch's size.
+///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma` negative or
 /// beyond the f32 range, a negative or non-finite class weight or one of the wrong count,

@@ -65,6 +65,12 @@ pub struct TverskyConfig {
 /// the device path below -104 and never in the host kernel, so the two paths can differ
 /// there).
 ///
+/// # Device path
+/// On wgpu, one forward and backward pass runs 6 kernels over the batch (11 in all, the others on
+/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
+/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
+/// the batch's size.
+///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative `alpha`,
 /// `beta` or smoothing.
