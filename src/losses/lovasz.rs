@@ -91,7 +91,8 @@ pub struct LovaszConfig {
 /// the sort (9 in all), and the sort and weights of `segloss::cube::lovasz_weights` (feature
 /// `wgpu`): 8 radix passes of 5 kernels and 3 for the weights. No read to the host, no upload.
 /// Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`; "kernels over the batch"
-/// are the fused blocks that read or write a tensor of the batch's size.
+/// are the fused blocks that read or write a tensor of the batch's size. The counts can move by a
+/// few with what ran before (burn's fusion cache).
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets
@@ -164,7 +165,8 @@ pub(crate) fn lovasz_sigmoid_plan<const D: usize>(
 /// the sort (9 in all), and the sort and weights of `segloss::cube::lovasz_weights` (feature
 /// `wgpu`): 8 radix passes of 5 kernels and 3 for the weights. No read to the host, no upload.
 /// Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`; "kernels over the batch"
-/// are the fused blocks that read or write a tensor of the batch's size.
+/// are the fused blocks that read or write a tensor of the batch's size. The counts can move by a
+/// few with what ran before (burn's fusion cache).
 ///
 /// # Errors
 /// As [`lovasz_sigmoid`], plus `from_logits = false` (the hinge needs raw scores).

@@ -95,7 +95,7 @@ impl LovaszSoftmaxConfig {
 /// weights). No read to the host; with `LovaszClasses::List`, one upload of the class mask (C
 /// values). Counted with burn's fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with
 /// class indices; "kernels over the batch" are the fused blocks that read or write a tensor of the
-/// batch's size.
+/// batch's size. The counts can move by a few with what ran before (burn's fusion cache).
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
