@@ -88,8 +88,7 @@ impl GeneralizedDiceConfig {
 ///
 /// # Device path
 /// On wgpu, one forward and backward pass runs 12 kernels over the batch (32 in all, the others on
-/// per-image and per-class values), no read to the host; with class weights other than 1, one
-/// upload of the weights (C values). Counted with burn's fusion observer (burn 0.22.1) on
+/// per-image and per-class values), no read to the host and no upload. Counted with burn's fusion observer (burn 0.22.1) on
 /// `[4, 4, 64, 64]` logits with class indices; "kernels over the batch" are the fused blocks that
 /// read or write a tensor of the batch's size. The counts can move by a few with what ran before
 /// (burn's fusion cache).

@@ -68,7 +68,8 @@ pub struct LovaszConfig {
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
     /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
-    /// backends). Both sort on the host; see the module docs.
+    /// backends). On a cube device (wgpu) the sort runs there; on flex and ndarray both paths
+    /// sort on the host; see the module docs.
     #[config(default = "Execution::Auto")]
     pub execution: Execution,
 }
@@ -82,9 +83,11 @@ pub struct LovaszConfig {
 ///
 /// with `p = sigmoid(x)` and `(k)` the order of decreasing error. Equals Berman's
 /// `lovasz_softmax(p, y, classes=[1])` on a single-channel probability map (`per_image` as
-/// given). Targets must be hard masks (0 or 1); the loss reads them anyway, so other values are
-/// reported as [`SegLossError::InvalidTargets`]. Reads errors and labels to the host once (see
-/// the module docs for why and what it costs).
+/// given). Targets must be hard masks (0 or 1). On flex and ndarray the loss reads them
+/// anyway, so other values are reported as [`SegLossError::InvalidTargets`], and
+/// `Execution::Device` there reads errors and labels to the host once; on a cube device nothing
+/// is read and other values make the loss NaN (see the module docs for why and what each path
+/// costs).
 ///
 /// # Device path
 /// On a cube device (wgpu), one forward and backward pass runs 6 kernels over the batch besides

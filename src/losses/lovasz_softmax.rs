@@ -85,8 +85,9 @@ impl LovaszSoftmaxConfig {
 /// operations build the probabilities and the pairs are solved in one batched call of the
 /// Lovász-sigmoid loss. Ignored pixels get probability 0 and label 0: their error is 0, they
 /// sort after every pixel with a positive error and change no weight there, which is the same
-/// loss and gradient as removing them. Reads the data to the host once, like every Lovász loss
-/// here.
+/// loss and gradient as removing them. On a cube device (wgpu) nothing is read to the host; on
+/// flex and ndarray with `Execution::Device` the errors are read once, as in every Lovász
+/// loss.
 ///
 /// # Device path
 /// On a cube device (wgpu), one forward and backward pass runs 25 kernels over the batch besides
