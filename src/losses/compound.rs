@@ -170,7 +170,7 @@ impl CompoundConfig {
 ///
 /// # Device path
 /// With its default terms (soft Dice + BCE) on wgpu, one forward and backward pass runs as 10
-/// kernels over the batch (19 in all, the others on per-image values): the sum of its terms' (6 +
+/// kernels over the batch (20 in all, the others on per-image values): the sum of its terms' (6 +
 /// 4), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`;
 /// "kernels over the batch" are the fused blocks that read or write a tensor of the batch's size.
 /// The counts can move by a few with what ran before (burn's fusion cache).
@@ -444,8 +444,8 @@ impl MulticlassCompoundConfig {
 /// Dice alone).
 ///
 /// # Device path
-/// Dice + CE on wgpu: one forward and backward pass runs 31 kernels over the batch (68 in all), no
-/// read to the host: a few more than its terms alone (13 + 14), as burn's fusion runs part of the
+/// Dice + CE on wgpu: one forward and backward pass runs 28 kernels over the batch (44 in all), no
+/// read to the host: one more than its terms alone (13 + 14), as burn's fusion runs part of the
 /// segment where the two terms' backward passes meet one operation at a time. Counted with burn's
 /// fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with class indices; "kernels over the
 /// batch" are the fused blocks that read or write a tensor of the batch's size. The counts can
