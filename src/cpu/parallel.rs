@@ -1,5 +1,6 @@
 //! Splitting a batch `[N, P]` (N problems of P contiguous elements) into chunks and running
-//! them on rayon's global thread pool (one persistent pool, shared with burn's flex backend).
+//! them on the calling thread and one persistent rayon pool ([`helper_pool`]), sized from
+//! rayon's global pool (`RAYON_NUM_THREADS`).
 //!
 //! Chunks never cross a row, so a chunk's partial sums belong to one image; they hold at most
 //! [`CHUNK`] elements, so a sum over a chunk accumulates few enough terms to be accumulated in
@@ -7,7 +8,7 @@
 //! makes one chunk per row instead, for kernels that take a whole image at a time.)
 
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Elements per chunk: large enough that handing a chunk to a pool thread (microseconds) is
 /// paid over a fraction of a millisecond of work, small enough that 2 threads get balanced
@@ -55,15 +56,37 @@ pub(crate) fn rows(rows: usize, len: usize) -> Vec<Chunk> {
         .collect()
 }
 
-/// Threads the kernels run on: those of rayon's global pool, which burn's flex backend uses
-/// too (so the kernels and the backend share one set of threads instead of oversubscribing
-/// the cores), sized by `RAYON_NUM_THREADS` or else the machine's available parallelism.
+/// Threads a pass runs on: as many as rayon's global pool has (the pool burn's flex backend
+/// uses), which is `RAYON_NUM_THREADS` or else the machine's available parallelism; read once.
 ///
 /// Only the choice between two schemes of the overlap kernel depends on it, and both give the
 /// same bits: every result is independent of the thread count, because the chunks are fixed
 /// by [`chunks`] and their partial results are added in chunk order.
 pub(crate) fn threads() -> usize {
-    rayon::current_num_threads()
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(rayon::current_num_threads)
+}
+
+/// The persistent rayon pool of the `threads() - 1` threads that work beside the calling
+/// thread (`None` if the system would not start them: rayon's global pool serves then).
+///
+/// Why not rayon's global pool itself: its `threads()` workers are one more than a pass needs
+/// beside the calling thread, and the idle one, woken by rayon or by burn's own parallel
+/// operations, spins before it sleeps and takes a core from the pass. With the global pool
+/// the single-pass multiclass kernels measured 0.89-0.96x of threads spawned per pass on 2
+/// cores; with this pool 1.05-1.06x, and every other kernel measured gained too
+/// (`benches/results/thread_pool.md`). The two pools are never busy at once: a pass runs
+/// while the caller waits on it, between burn's operations.
+fn helper_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads().saturating_sub(1).max(1))
+            .thread_name(|i| format!("segloss-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 /// Runs `f` on every chunk, in parallel on the pool, and returns the results in chunk order.
@@ -112,8 +135,9 @@ where
 
 /// Runs `f` on every item, in parallel on the pool, and returns the results in item order.
 ///
-/// The calling thread and `threads() - 1` pool threads each own a region of consecutive items
-/// (the first `count / threads`, the next, ...) and take its items in order; a thread done
+/// The calling thread and the `threads() - 1` threads of [`helper_pool`] each own a region of
+/// consecutive items (the first `count / threads`, the next, ...) and take its items in
+/// order; a thread done
 /// with its region takes what is left of the others' from the far end backwards. So a pool
 /// thread that wakes late (tens to hundreds of microseconds on a VM) finds less left to do
 /// instead of holding back the whole pass, and the threads work on separate stretches of
@@ -155,7 +179,7 @@ where
     let mut parts: Vec<Vec<(usize, T)>> = (0..=helpers).map(|_| Vec::new()).collect();
     let (mine, theirs) = parts.split_first_mut().expect("one part per thread");
     let work = &work;
-    rayon::in_place_scope(|scope| {
+    in_place_scope(|scope| {
         for (t, part) in theirs.iter_mut().enumerate() {
             scope.spawn(move |_| *part = work(t + 1));
         }
@@ -166,6 +190,15 @@ where
         results[k] = Some(value);
     }
     results.into_iter().flatten().collect()
+}
+
+/// rayon's `in_place_scope` on [`helper_pool`]: `op` runs on the calling thread, and what it
+/// spawns on the pool's threads.
+fn in_place_scope<'scope, R>(op: impl FnOnce(&rayon::Scope<'scope>) -> R) -> R {
+    match helper_pool() {
+        Some(pool) => pool.in_place_scope(op),
+        None => rayon::in_place_scope(op),
+    }
 }
 
 /// Chunks, each with its slice of the output (if any), in chunk order.
@@ -220,6 +253,52 @@ mod tests {
         });
         assert!(out.iter().enumerate().all(|(i, &v)| i == v));
         assert_eq!(lens.iter().sum::<usize>(), out.len());
+    }
+
+    /// The passes run on the calling thread and the helper pool's threads only (never on
+    /// rayon's global pool), and the helper pool is one thread smaller than rayon's global
+    /// pool.
+    #[test]
+    fn passes_run_on_the_caller_and_the_helper_pool() {
+        assert_eq!(threads(), rayon::current_num_threads());
+        let pool = helper_pool().expect("the helper pool starts");
+        assert_eq!(
+            pool.current_num_threads(),
+            threads().saturating_sub(1).max(1)
+        );
+        let caller = std::thread::current().id();
+        let on = map_items((0..64).collect(), |_: usize| {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            let here = std::thread::current();
+            (here.id() == caller, here.name().unwrap_or("").to_string())
+        });
+        for (on_caller, name) in &on {
+            assert!(
+                *on_caller || name.starts_with("segloss-"),
+                "ran on {name:?}"
+            );
+        }
+    }
+
+    /// `RAYON_NUM_THREADS` sizes the passes: this test runs itself again in a process with
+    /// `RAYON_NUM_THREADS=3` and checks three threads there (two helpers).
+    #[test]
+    fn rayon_num_threads_sizes_the_passes() {
+        if std::env::var("SEGLOSS_POOL_CHILD").is_ok() {
+            assert_eq!(threads(), 3);
+            assert_eq!(helper_pool().map(|p| p.current_num_threads()), Some(2));
+            return;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cpu::parallel::tests::rayon_num_threads_sizes_the_passes",
+            ])
+            .env("RAYON_NUM_THREADS", "3")
+            .env("SEGLOSS_POOL_CHILD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     #[test]
