@@ -74,9 +74,9 @@ pub(crate) fn threads() -> usize {
 /// beside the calling thread, and the idle one, woken by rayon or by burn's own parallel
 /// operations, spins before it sleeps and takes a core from the pass. With the global pool
 /// the single-pass multiclass kernels measured 0.89-0.96x of threads spawned per pass on 2
-/// cores; with this pool 1.05-1.06x, and every other kernel measured gained too
+/// cores; with this pool 1.04-1.06x, and every other loss 1.01-1.53x
 /// (`benches/results/thread_pool.md`). The two pools are never busy at once: a pass runs
-/// while the caller waits on it, between burn's operations.
+/// inside one loss call, between burn's operations.
 fn helper_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
