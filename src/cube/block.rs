@@ -55,32 +55,42 @@ pub(crate) fn exclusive_scan_units<I: Int>(values: &mut [I], sums: &mut [I]) -> 
     let side = SIDE as usize;
     sync_cube();
     if t < side {
-        let mut total = I::new(0);
-        for j in 0..side {
-            total += values[t * side + j];
-        }
-        sums[t] = total;
+        sums[t] = strip_total::<I>(&*values, t * side, side);
     }
     sync_cube();
     if t == 0 {
-        let mut running = I::new(0);
-        for j in 0..side {
-            let v = sums[j];
-            sums[j] = running;
-            running += v;
-        }
         // One slot past the rows keeps the grand total.
-        sums[side] = running;
+        sums[side] = exclusive_strip::<I>(sums, 0, side, I::new(0));
     }
     sync_cube();
     if t < side {
-        let mut running = sums[t];
-        for j in 0..side {
-            let v = values[t * side + j];
-            values[t * side + j] = running;
-            running += v;
-        }
+        let offset = sums[t];
+        exclusive_strip::<I>(values, t * side, side, offset);
     }
     sync_cube();
     sums[side]
+}
+
+/// The sum of the strip `values[start..start + len]`.
+#[cube]
+pub(crate) fn strip_total<I: Int>(values: &[I], start: usize, len: usize) -> I {
+    let mut total = I::new(0);
+    for j in 0..len {
+        total += values[start + j];
+    }
+    total
+}
+
+/// Replaces the strip `values[start..start + len]` by its exclusive prefix sums plus `offset`,
+/// and returns `offset` plus the strip's total: the second half of a scan whose first half
+/// ([`strip_total`], then a scan of the strips' totals) gave the strip its `offset`.
+#[cube]
+pub(crate) fn exclusive_strip<I: Int>(values: &mut [I], start: usize, len: usize, offset: I) -> I {
+    let mut running = offset;
+    for j in 0..len {
+        let v = values[start + j];
+        values[start + j] = running;
+        running += v;
+    }
+    running
 }

@@ -24,7 +24,7 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{SIDE, UNITS, exclusive_scan_units, unit_span};
+use super::block::{SIDE, UNITS, exclusive_scan_units, exclusive_strip, strip_total, unit_span};
 use super::launch::Grid;
 use super::scan::scan_rows;
 
@@ -207,18 +207,10 @@ fn scatter(
     sync_cube();
     // Exclusive prefix sums of the counters in their digit-major order: unit t owns the
     // `digits` consecutive counters from t * digits.
-    let mut run_total = 0u32;
-    for j in 0..digits {
-        run_total += counters[t * digits + j];
-    }
-    partial[t] = run_total;
+    partial[t] = strip_total::<u32>(&counters, t * digits, digits);
     exclusive_scan_units::<u32>(&mut partial, &mut sums);
-    let mut running = partial[t];
-    for j in 0..digits {
-        let v = counters[t * digits + j];
-        counters[t * digits + j] = running;
-        running += v;
-    }
+    let offset = partial[t];
+    exclusive_strip::<u32>(&mut counters, t * digits, digits, offset);
     sync_cube();
     // Where each digit's keys of this block go in the row: its offset, less where the digit
     // starts within the block (which the counters include).

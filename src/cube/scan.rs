@@ -16,7 +16,9 @@ use cubecl::client::Client;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
-use super::block::{BLOCK, RUN, SIDE, UNITS, exclusive_scan_units, unit_span};
+use super::block::{
+    BLOCK, RUN, SIDE, UNITS, exclusive_scan_units, exclusive_strip, strip_total, unit_span,
+};
 use super::launch::Grid;
 
 /// A unit's run of its block (see [`unit_span`]) and the run's place in the block's sum.
@@ -110,9 +112,7 @@ fn scan_block_totals<I: Int>(
     let end = min(start + per_unit, blocks);
     let mut total = I::new(0);
     if active {
-        for i in start..end {
-            total += totals[row * blocks + i];
-        }
+        total = strip_total::<I>(&*totals, row * blocks + start, end - start);
     }
     let mut partial = Shared::new_slice(UNITS as usize);
     let mut sums = Shared::new_slice(SIDE as usize + 1);
@@ -122,12 +122,8 @@ fn scan_block_totals<I: Int>(
         if t == 0 {
             row_totals[row] = row_total;
         }
-        let mut running = partial[t];
-        for i in start..end {
-            let v = totals[row * blocks + i];
-            totals[row * blocks + i] = running;
-            running += v;
-        }
+        let offset = partial[t];
+        exclusive_strip::<I>(totals, row * blocks + start, end - start, offset);
     }
 }
 
