@@ -277,29 +277,24 @@ fn lovasz<const D: usize>(
         return Ok(Plan::host(logits, targets, config.reduction, kernel));
     }
     let (device, dtype) = (logits.device(), logits.dtype());
-    let x = rows(logits);
     let y = rows(targets);
+    // The errors once: the sort reads them without their graph (the weights are constants of
+    // the sort), the loss multiplies them with it.
+    let e = errors(rows(logits), y.clone());
 
     #[cfg(feature = "wgpu")]
-    if crate::cube::on_cube_device(&x) && i32::try_from(problem_len).is_ok() {
-        // The errors and labels without their graph (the weights are constants of the sort),
-        // one row per problem.
+    if crate::cube::on_cube_device(&e) && i32::try_from(problem_len).is_ok() {
+        // One row per problem.
         let problems = |t: Tensor<2>| t.inner().reshape([(n * p / problem_len) as i64, -1]);
-        let e = problems(errors(x.clone().detach(), y.clone().detach()));
         // The kernels' weights are f32: in the errors' dtype for the product.
-        let weights = device_jaccard_weights(e, problems(y.clone()))?
+        let weights = device_jaccard_weights(problems(e.clone().detach()), problems(y))?
             .reshape([n, p])
             .cast(dtype);
-        return Ok(Plan::Computed(weighted_errors(
-            errors(x, y),
-            weights,
-            config,
-        )));
+        return Ok(Plan::Computed(weighted_errors(e, weights, config)));
     }
 
-    // Errors recomputed from the detached input (no graph for the read).
-    let host_errors = read_f64(errors(x.clone().detach(), y.clone().detach()));
-    let host_labels = read_f64(y.clone());
+    let host_errors = read_f64(e.clone().detach());
+    let host_labels = read_f64(y);
     check_values(&host_labels, TargetKind::Hard)?;
 
     let mut weights = vec![0.0; n * p];
@@ -316,11 +311,7 @@ fn lovasz<const D: usize>(
         jaccard_weights(g, &order, w);
     }
     let weights = upload(weights, [n, p], &device, dtype);
-    Ok(Plan::Computed(weighted_errors(
-        errors(x, y),
-        weights,
-        config,
-    )))
+    Ok(Plan::Computed(weighted_errors(e, weights, config)))
 }
 
 /// The loss from the errors (with their graph) and the constant weights, both `[N, P]`: the
