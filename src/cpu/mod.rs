@@ -1,11 +1,13 @@
 //! Building blocks of the host kernels: the float type and its elementary functions
 //! ([`math`]), vectorised passes over slices ([`lanes`]), and the split of a batch over the
-//! threads ([`parallel`]), and buffers kept per thread ([`scratch`]); the exact Euclidean
+//! threads ([`parallel`]), buffers kept per thread ([`scratch`]) and the gradient's buffer
+//! ([`gradient_buffer`]); the exact Euclidean
 //! distance transform of the surface metrics and boundary losses ([`edt`]), and its banded form
 //! for distances at a few voxels ([`banded_edt`]).
 
 pub(crate) mod banded_edt;
 pub(crate) mod edt;
+pub(crate) mod gradient_buffer;
 #[allow(unsafe_code)] // the one module allowed unsafe code: see its docs
 pub(crate) mod lanes;
 pub(crate) mod math;

@@ -31,7 +31,7 @@ use burn::tensor::{BackendPrimitive, Bool, Int, Shape, Tensor, TensorData};
 
 use crate::SegLossError;
 use crate::cpu::math::Real;
-use crate::cpu::parallel;
+use crate::cpu::{gradient_buffer, parallel};
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
 
 /// The contiguous values of a float tensor, borrowed from the backend's buffer.
@@ -438,7 +438,8 @@ fn run<B: NativeBackend>(
 }
 
 /// [`run`] in the element type `F`. The gradient buffer comes zeroed from the allocator
-/// (`calloc`: fresh pages are zero already, reused memory is cleared).
+/// (`calloc`: fresh pages are zero already, reused memory is cleared), on huge pages when large
+/// ([`gradient_buffer`]).
 fn typed<F: HostFloat>(
     kernel: &dyn HostKernel,
     x: &[F],
@@ -447,7 +448,7 @@ fn typed<F: HostFloat>(
     grad: bool,
     shape: Shape,
 ) -> Result<(TensorData, Option<TensorData>), SegLossError> {
-    let mut gradient = grad.then(|| vec![F::ZERO; x.len()]);
+    let mut gradient = grad.then(|| gradient_buffer::zeroed(x.len()));
     let values = F::run(
         kernel,
         x,

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 
 use burn::tensor::{DType, Tensor, TensorData};
 
+use crate::cpu::gradient_buffer;
 use crate::engine::native::native_loss;
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
 use crate::host::{read, upload};
@@ -88,7 +89,7 @@ fn run_typed<F: HostFloat>(
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
     let xs = slice::<F>(&x);
     let ys = targets::<F>(y)?;
-    let mut grad = tracked.then(|| vec![F::ZERO; xs.len()]);
+    let mut grad = tracked.then(|| gradient_buffer::zeroed(xs.len()));
     let values = F::run(
         kernel,
         &xs,
