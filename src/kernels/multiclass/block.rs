@@ -409,6 +409,18 @@ pub(crate) fn focal_sum<F: Real>(
             };
             true_class(x, len, classes, q, nb, term.weights, need, s);
             let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+            if need == Need::Logit {
+                // The same value as the general closure, with no branch on the options in the
+                // loop (which kept it from vectorising: measured).
+                return sum_of(
+                    xt,
+                    wt,
+                    ls,
+                    ls,
+                    #[inline(always)]
+                    |x, w, l, _| w * (l - x),
+                );
+            }
             sum_of(
                 pt,
                 xt,
@@ -663,6 +675,14 @@ pub(crate) fn gradient<F: Real>(
                     true_class(x, len, classes, q, nb, term.weights, need, s);
                     let (pt, xt, wt, ls) =
                         (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+                    if need == Need::Weight {
+                        // `softmax_focal`'s factor -1, with no branch on the options in the
+                        // loop (as in `focal_sum`).
+                        for (k, &w) in s.sum[..nb].iter_mut().zip(wt) {
+                            *k = *k - factor * w;
+                        }
+                        continue;
+                    }
                     for ((((k, &p), &x), &w), &l) in
                         s.sum[..nb].iter_mut().zip(pt).zip(xt).zip(wt).zip(ls)
                     {
