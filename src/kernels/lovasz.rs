@@ -335,47 +335,162 @@ fn descending_order<F: Real>(e: &[F], keys: &mut Vec<u64>, buffer: &mut Vec<u64>
     }
 }
 
-/// Stable LSD radix sort of `keys` by their top 32 bits, in three 11-bit passes, skipping any
-/// pass whose digit is the same for every key.
+/// Digit `k >> shift` of `R` values (`R` a power of two).
+#[inline(always)]
+fn digit<const R: usize>(k: u64, shift: u32) -> usize {
+    ((k >> shift) as usize) & (R - 1)
+}
+
+/// Above this many keys (16 MiB with their buffer: more than a core's cache here), the sort
+/// splits the keys by their top 16 bits first and sorts each part while it is in cache.
+const SPLIT_ABOVE: usize = 1 << 20;
+
+/// The top 16 bits of a key: the split's digit (the error's sign, exponent and 7 mantissa
+/// bits: 128 parts per power of two of the error).
+const SPLIT_SHIFT: u32 = 48;
+
+/// Below this many keys, a part of a split is sorted by comparison (its two radix passes'
+/// histograms cost more).
+const COMPARE_BELOW: usize = 64;
+
+/// Sorts `keys` ascending by their top 32 bits, stably (equal top halves keep their order), so
+/// that keys made in ascending pixel order come out with equal errors in ascending pixel order
+/// (`buffer` is scratch space).
+///
+/// Up to [`SPLIT_ABOVE`] keys: three LSD radix passes of 11, 11 and 10 bits (eight-bit digits
+/// in four passes measured 10% slower, on problems of 2^16 to 2^21 keys), each skipped where
+/// its digit is the same for every key.
+///
+/// Above (a class over a 3D batch): one stable MSD pass on the top 16 bits, then two 8-bit LSD
+/// passes within each part. Out of cache, every pass over the whole problem scattered its keys
+/// over the whole buffer, and the 3D Lovász-softmax ran at half the 2D speed per pixel. Errors
+/// of a softmax crowd into a few powers of two (26 values of the top 10 bits on the 3D
+/// benchmark, the largest holding 800k of 2M keys): hence 7 mantissa bits in the split's digit,
+/// which leaves parts that fit in cache. The order is the same either way.
 fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
-    // (Eight-bit digits in four passes measured 10% slower, on problems of 2^16 to 2^21 keys.)
-    const DIGIT: u32 = 11;
-    const BUCKETS: usize = 1 << DIGIT;
-    // u32 counts (every problem has fewer than 2^32 pixels): the three histograms take 24 KB
-    // and stay in L1 cache while every key updates them.
-    let mut counts = [[0u32; BUCKETS]; 3];
-    let digit =
-        |k: u64, pass: usize| ((k >> (32 + DIGIT as usize * pass)) as usize) & (BUCKETS - 1);
-    for &k in keys.iter() {
-        for (pass, c) in counts.iter_mut().enumerate() {
-            c[digit(k, pass)] += 1;
-        }
-    }
     // Every value is overwritten by the scatter: only a grown part needs writing.
     buffer.truncate(keys.len());
     buffer.resize(keys.len(), 0);
-    for (pass, c) in counts.iter().enumerate() {
-        if c.iter().any(|&n| n as usize == keys.len()) {
+    if keys.len() <= SPLIT_ABOVE {
+        if lsd::<2048>(keys, buffer, &[32, 43, 54]) {
+            std::mem::swap(keys, buffer);
+        }
+        return;
+    }
+    // The split: a stable scatter into `buffer` by the top 16 bits, then each part in place.
+    let mut counts = vec![0u32; 1 << 16];
+    for &k in keys.iter() {
+        counts[digit::<{ 1 << 16 }>(k, SPLIT_SHIFT)] += 1;
+    }
+    let starts = exclusive_sums(&counts);
+    let mut next = starts.clone();
+    for &k in keys.iter() {
+        let d = digit::<{ 1 << 16 }>(k, SPLIT_SHIFT);
+        buffer[next[d] as usize] = k;
+        next[d] += 1;
+    }
+    for (&start, &count) in starts.iter().zip(&counts) {
+        let part = start as usize..(start + count) as usize;
+        if part.len() < COMPARE_BELOW {
+            // The keys are distinct (each carries its pixel): any sort of the whole keys is
+            // the stable sort of their top halves.
+            buffer[part].sort_unstable();
+        } else if lsd::<256>(
+            &mut buffer[part.clone()],
+            &mut keys[part.clone()],
+            &[32, 40],
+        ) {
+            buffer[part.clone()].copy_from_slice(&keys[part]);
+        }
+    }
+    std::mem::swap(keys, buffer);
+}
+
+/// Stable LSD radix sort of `keys` by the digits of `R` values at `shifts` (lowest first, at
+/// most three), skipping any pass whose digit is the same for every key, through `buffer` (as
+/// long). Returns whether the sorted keys ended in `buffer` (after an odd number of passes)
+/// rather than in `keys`.
+fn lsd<const R: usize>(keys: &mut [u64], buffer: &mut [u64], shifts: &[u32]) -> bool {
+    // u32 counts (every problem has fewer than 2^32 pixels): three 2048-value histograms take
+    // 24 KB and stay in L1 cache while every key updates them.
+    let mut counts = [[0u32; R]; 3];
+    for &k in keys.iter() {
+        for (&shift, c) in shifts.iter().zip(counts.iter_mut()) {
+            c[digit::<R>(k, shift)] += 1;
+        }
+    }
+    let (mut from, mut to) = (keys, buffer);
+    let mut in_buffer = false;
+    for (&shift, c) in shifts.iter().zip(&counts) {
+        if c.iter().any(|&n| n as usize == from.len()) {
             continue;
         }
-        let mut start = [0u32; BUCKETS];
-        let mut sum = 0;
-        for (s, &n) in start.iter_mut().zip(c) {
-            *s = sum;
-            sum += n;
+        let mut next = exclusive_sums(c);
+        for &k in from.iter() {
+            let d = digit::<R>(k, shift);
+            to[next[d] as usize] = k;
+            next[d] += 1;
         }
-        for &k in keys.iter() {
-            let d = digit(k, pass);
-            buffer[start[d] as usize] = k;
-            start[d] += 1;
-        }
-        std::mem::swap(keys, buffer);
+        std::mem::swap(&mut from, &mut to);
+        in_buffer = !in_buffer;
     }
+    in_buffer
+}
+
+/// Each count's start: the sum of the counts before it.
+fn exclusive_sums(counts: &[u32]) -> Vec<u32> {
+    let mut sum = 0;
+    counts
+        .iter()
+        .map(|&n| {
+            let start = sum;
+            sum += n;
+            start
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The split path (more than [`SPLIT_ABOVE`] keys) and the LSD path give the order of a
+    /// plain sort of the whole keys (distinct: each carries its index), on errors that crowd
+    /// into a few powers of two, with many exact ties, parts of every size (below
+    /// [`COMPARE_BELOW`], and one whose lowest digit is constant, so that a pass is skipped).
+    #[test]
+    fn radix_sort_matches_a_plain_sort_on_both_paths() {
+        let mut state = 0x5EED_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u32
+        };
+        for len in [SPLIT_ABOVE + 4099, SPLIT_ABOVE / 16 + 5] {
+            let keys: Vec<u64> = (0..len)
+                .map(|i| {
+                    let r = next();
+                    let error = match r % 8 {
+                        // Exact ties, a few values.
+                        0 => [0.0_f32, 0.25, 1.0][(r >> 3) as usize % 3],
+                        // Alone in its part (one key of its top 16 bits, or a few).
+                        1 => 1e-30 * (1.0 + (r >> 3) as f32),
+                        // One part whose lowest 8 bits are all 0: one LSD pass skipped.
+                        2 => 4.0 + ((r >> 3) % 256) as f32 / 8192.0,
+                        // Uniform in (0, 1): the crowded powers of two.
+                        _ => (r >> 8) as f32 / (1u32 << 24) as f32,
+                    };
+                    (u64::from(!error.to_bits()) << 32) | i as u64
+                })
+                .collect();
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            let (mut sorted, mut buffer) = (keys, Vec::new());
+            radix_sort_high_half(&mut sorted, &mut buffer);
+            assert!(sorted == expected, "{len} keys");
+        }
+    }
 
     #[test]
     fn radix_order_is_descending_and_stable() {
