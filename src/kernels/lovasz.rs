@@ -162,6 +162,7 @@ fn nan_derivatives<F: Real>(value: f64, grad: Option<Gradient<'_, F>>, errors: &
 /// `lovasz_grad` one pixel at a time, in the order of decreasing error: with `G` the labels'
 /// total and the running sums of the labels and of their complements,
 /// `J_k = 1 - (G - cumsum(g))_k / (G + cumsum(1 - g))_k`, the weight `J_k - J_(k-1)`.
+#[derive(Clone, Copy)]
 struct JaccardWeights {
     total: f64,
     foreground: f64,
@@ -241,10 +242,13 @@ pub(crate) fn labelled_problem<F: Real>(
     };
     // The pass over the sorted pixels, a sorted part at a time while the part is in cache.
     radix_sort_high_half(keys, &mut scratch.buffer, |part| {
+        // The running sums as the part's own locals: used through the closure's captures,
+        // they were loaded and stored at every pixel (`write` might have aliased them).
+        let (mut part_weights, mut part_value) = (weights, value);
         for &key in part {
             let (i, label, error) = pixel(key);
-            let weight = weights.next(f64::from(u8::from(label)));
-            value += error.to_f64() * weight;
+            let weight = part_weights.next(f64::from(u8::from(label)));
+            part_value += error.to_f64() * weight;
             if let Some((scale, write)) = grad.as_mut() {
                 let sign = if error == F::ZERO {
                     F::ZERO
@@ -256,6 +260,7 @@ pub(crate) fn labelled_problem<F: Real>(
                 write(i, F::from_f64(*scale * weight) * sign);
             }
         }
+        (weights, value) = (part_weights, part_value);
     });
     // A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative
     // too (after the pass, as in `problem`).
@@ -386,7 +391,8 @@ fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>, mut visit: i
     for &k in keys.iter() {
         counts[digit::<{ 1 << 16 }>(k, SPLIT_SHIFT)] += 1;
     }
-    let starts = exclusive_sums(&counts);
+    let mut starts = vec![0u32; 1 << 16];
+    exclusive_sums(&counts, &mut starts);
     let mut next = starts.clone();
     for &k in keys.iter() {
         let d = digit::<{ 1 << 16 }>(k, SPLIT_SHIFT);
@@ -427,7 +433,10 @@ fn lsd<const R: usize>(keys: &mut [u64], buffer: &mut [u64], shifts: &[u32]) -> 
         if c.iter().any(|&n| n as usize == from.len()) {
             continue;
         }
-        let mut next = exclusive_sums(c);
+        // An array of the digit's size: indexed by a digit, it needs no bounds check, and
+        // it stays in registers' reach (a vector's pointer was reloaded at every key).
+        let mut next = [0u32; R];
+        exclusive_sums(c, &mut next);
         for &k in from.iter() {
             let d = digit::<R>(k, shift);
             to[next[d] as usize] = k;
@@ -439,17 +448,13 @@ fn lsd<const R: usize>(keys: &mut [u64], buffer: &mut [u64], shifts: &[u32]) -> 
     in_buffer
 }
 
-/// Each count's start: the sum of the counts before it.
-fn exclusive_sums(counts: &[u32]) -> Vec<u32> {
+/// Each count's start: the sum of the counts before it, into `starts` (as long).
+fn exclusive_sums(counts: &[u32], starts: &mut [u32]) {
     let mut sum = 0;
-    counts
-        .iter()
-        .map(|&n| {
-            let start = sum;
-            sum += n;
-            start
-        })
-        .collect()
+    for (s, &n) in starts.iter_mut().zip(counts) {
+        *s = sum;
+        sum += n;
+    }
 }
 
 #[cfg(test)]
