@@ -18,6 +18,10 @@ pub(crate) enum Errors {
     Sigmoid { from_logits: bool },
     /// `relu(1 - x (2y - 1))`.
     Hinge,
+    /// `x` itself, an error `|y - p|` computed before (Lovász-softmax's per-class problems);
+    /// its derivative is that of `|y - p|` with respect to `p`: `+1` for label 0, `-1` for
+    /// label 1, 0 at zero error.
+    Given,
 }
 
 /// The engine's view of the Lovász losses.
@@ -201,18 +205,27 @@ pub(crate) fn takes_labelled<F: Real>(len: usize) -> bool {
     F::ZERO.radix_key().is_some() && len < LABEL as usize
 }
 
-/// The sort key of pixel `index` with probability `p` and label `label` for
-/// [`labelled_problem`]: the error `|label - p|` (descending: its bits inverted) above, the
-/// index and the label bit below.
+/// The error `|y - p|` of a pixel with label `y` and probability `p`, its sign bit set for
+/// label 1 (`-0` for label 1 at zero error): the one number [`labelled_key`] needs. The sign
+/// survives a NaN error too (negation flips the sign bit of any value).
 #[inline(always)]
-pub(crate) fn labelled_key<F: Real>(p: F, label: bool, index: usize) -> u64 {
-    let y = if label { F::ONE } else { F::ZERO };
-    // `+ 0` turns a -0 into +0, so its bit pattern sorts as zero.
+pub(crate) fn signed_error<F: Real>(p: F, y: F) -> F {
+    // `+ 0` turns a -0 into +0, so that the label alone sets the sign.
     let error = (y - p).abs() + F::ZERO;
-    let bits = error.radix_key().unwrap_or_default();
-    let label = if label { LABEL } else { 0 };
-    // `!bits` ascending is bits descending (the errors are non-negative).
-    (u64::from(!bits) << 32) | u64::from(index as u32 | label)
+    if y == F::ONE { -error } else { error }
+}
+
+/// The sort key of pixel `index` for [`labelled_problem`], from its [`signed_error`]: the
+/// error (descending: its bits inverted) above, the index and the label bit below. `F` must
+/// have radix keys ([`takes_labelled`]).
+#[inline(always)]
+pub(crate) fn labelled_key<F: Real>(signed_error: F, index: usize) -> u64 {
+    const SIGN: u32 = 1 << 31;
+    let bits = signed_error.radix_key().unwrap_or_default();
+    let label = if bits & SIGN != 0 { LABEL } else { 0 };
+    let error = bits & !SIGN;
+    // `!error` ascending is the error descending (the errors are non-negative).
+    (u64::from(!error) << 32) | u64::from(index as u32 | label)
 }
 
 /// A Lovász problem on probabilities with 0/1 labels (errors `|y - p|`, Lovász-softmax's
@@ -250,14 +263,10 @@ pub(crate) fn labelled_problem<F: Real>(
             let weight = part_weights.next(f64::from(u8::from(label)));
             part_value += error.to_f64() * weight;
             if let Some((scale, write)) = grad.as_mut() {
-                let sign = if error == F::ZERO {
-                    F::ZERO
-                } else if label {
-                    -F::ONE
-                } else {
-                    F::ONE
-                };
-                write(i, F::from_f64(*scale * weight) * sign);
+                write(
+                    i,
+                    F::from_f64(*scale * weight) * error_derivative(error, label),
+                );
             }
         }
         (weights, value) = (part_weights, part_value);
@@ -275,6 +284,19 @@ pub(crate) fn labelled_problem<F: Real>(
         }
     }
     value
+}
+
+/// `d|y - p| / dp` as a function of the error `|y - p|` and the label `y`: `+1` for label 0,
+/// `-1` for label 1, 0 at zero error (as burn's `abs` backward).
+#[inline(always)]
+fn error_derivative<F: Real>(error: F, label: bool) -> F {
+    if error == F::ZERO {
+        F::ZERO
+    } else if label {
+        -F::ONE
+    } else {
+        F::ONE
+    }
 }
 
 /// The error `e_i` and `d e_i / d x_i` (0 where the error has a kink at 0, as burn's `abs` and
@@ -300,6 +322,7 @@ fn error_and_derivative<F: Real>(x: F, y: F, errors: Errors) -> (F, F) {
             };
             (error, derivative)
         }
+        Errors::Given => (x, error_derivative(x, y == F::ONE)),
         Errors::Hinge => {
             let s = y + y - F::ONE;
             let margin = F::ONE - x * s;

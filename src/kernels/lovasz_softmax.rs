@@ -3,20 +3,21 @@
 //! (or per class over the batch) solved by the Lovász kernel's sort, then the softmax's
 //! backward. No one-hot, no per-class tensor of burn operations before the sort.
 //!
-//! The probabilities are kept in one buffer of the logits' size (the gradient buffer itself
-//! when the loss writes a gradient alone): each problem makes its sort keys from its rows of
-//! probabilities and its labels (error, pixel and label in one key: nothing else is kept per
-//! pixel), sorts and solves them, and writes `d loss / d p` back into those rows; a last pass
-//! computes each block's probabilities again from the logits and turns the rows into
-//! `d loss / d x`. f64 inputs (no radix keys) gather each problem and take the comparison sort
-//! instead.
+//! The first pass keeps each pixel's error per class, `|y_c - p_c|`, its sign set where the
+//! pixel is of the class, in one buffer of the logits' size (the gradient buffer itself when
+//! the loss writes a gradient alone): each problem makes its sort keys from its rows of that
+//! buffer alone (error, pixel and label in one key: nothing else is kept per pixel, and the
+//! targets are not read again), sorts and solves them, and writes `d loss / d p` back into
+//! those rows; a last pass computes each block's probabilities again from the logits and turns
+//! the rows into `d loss / d x`. f64 inputs (no radix keys) gather each problem and take the
+//! comparison sort instead.
 
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
-use crate::kernels::multiclass::block::{Activation, probabilities};
+use crate::kernels::multiclass::block::{Activation, class_targets, probabilities};
 use crate::kernels::multiclass::layout::{ChunkView, ClassLayout};
 use crate::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
@@ -78,23 +79,27 @@ impl TypedKernel for LovaszSoftmaxKernel {
                 &mut own
             }
         };
-        self.probabilities(x, y, rows, len, buffer);
+        self.signed_errors(x, y, rows, len, buffer);
         let sums = self.target_sums(y, rows, len);
         let problems = if self.per_image { rows } else { 1 };
+        // The pixels of each (problem, class) pair labelled one `[R * C]`.
+        let positives: Vec<f64> = (0..problems * classes)
+            .map(|pair| {
+                let (r, c) = (pair / classes, pair % classes);
+                let of = |n: usize| sums[n * classes + c];
+                if self.per_image {
+                    of(r)
+                } else {
+                    (0..rows).map(of).sum()
+                }
+            })
+            .collect();
         // m_rc: the classes each problem averages over.
         let masks: Vec<Vec<bool>> = (0..problems)
             .map(|r| {
                 (0..classes)
                     .map(|c| match &self.selection {
-                        ClassSelection::Present => {
-                            let of = |n: usize| sums[n * classes + c];
-                            let total: f64 = if self.per_image {
-                                of(r)
-                            } else {
-                                (0..rows).map(of).sum()
-                            };
-                            total > 0.0
-                        }
+                        ClassSelection::Present => positives[r * classes + c] > 0.0,
                         ClassSelection::All => true,
                         ClassSelection::Listed(listed) => listed[c],
                     })
@@ -112,7 +117,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
             1.0
         };
         let factor = with_gradient.then_some(scale * reduce);
-        let values = self.solve(y, rows, len, &masks, &counts, factor, buffer);
+        let values = self.solve(rows, len, &positives, &masks, &counts, factor, buffer);
         let losses: Vec<f64> = (0..problems)
             .map(|r| {
                 let total: f64 = (0..classes)
@@ -155,8 +160,12 @@ impl LovaszSoftmaxKernel {
         }
     }
 
-    /// Writes every pixel's class probabilities (0 where ignored) into `buffer` `[N, C, P]`.
-    fn probabilities<F: Real>(
+    /// Writes every pixel's [`signed_error`](lovasz::signed_error) of each class into `buffer`
+    /// `[N, C, P]`: the error `|y_c - p_c|` of its class probability (`p_c = 0` where ignored),
+    /// negative where the pixel is of the class. The per-class problems read their labels from
+    /// the sign and never read the targets again (a pass over the i64 targets per class cost
+    /// more than the sign).
+    fn signed_errors<F: Real>(
         &self,
         x: &[F],
         y: Targets<'_, F>,
@@ -186,7 +195,11 @@ impl LovaszSoftmaxKernel {
                     probabilities(x, &targets, len, classes, q, nb, activation, false, s);
                     let at = q - pixels.start;
                     for (c, row) in out.iter_mut().enumerate() {
-                        row[at..at + nb].copy_from_slice(&s.p[c * s.block..][..nb]);
+                        let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
+                        let p = &s.p[c * s.block..][..nb];
+                        for ((e, &p), &y) in row[at..at + nb].iter_mut().zip(p).zip(y) {
+                            *e = lovasz::signed_error(p, y);
+                        }
                     }
                 }
             },
@@ -194,8 +207,7 @@ impl LovaszSoftmaxKernel {
     }
 
     /// Calls `f(start, ids)` with the class ids of image `n`'s pixels from `start` on, a block
-    /// at a time (read again where needed rather than kept: a buffer of them would add 4 bytes a
-    /// pixel to the peak memory).
+    /// at a time.
     fn class_ids(&self, indices: Indices<'_>, n: usize, len: usize, f: impl FnMut(usize, &[u32])) {
         indices.class_id_blocks(n * len, len, self.classes, self.ignore_index, f);
     }
@@ -233,9 +245,9 @@ impl LovaszSoftmaxKernel {
     #[allow(clippy::too_many_arguments)]
     fn solve<F: Real>(
         &self,
-        y: Targets<'_, F>,
         rows: usize,
         len: usize,
+        positives: &[f64],
         masks: &[Vec<bool>],
         counts: &[usize],
         scale: Option<f64>,
@@ -262,30 +274,9 @@ impl LovaszSoftmaxKernel {
                 }
                 return 0.0;
             }
-            let images: Vec<usize> = if self.per_image {
-                vec![r]
-            } else {
-                (0..rows).collect()
-            };
             let factor = scale.map(|scale| scale / counts[r] as f64);
-            // The labels of the pair's pixels, row by row (class ids, or per-class values).
-            let labels = |n: usize| -> Vec<bool> {
-                match y {
-                    Targets::Indices(indices) => {
-                        let mut row = Vec::with_capacity(len);
-                        self.class_ids(indices, n, len, |_, ids| {
-                            row.extend(ids.iter().map(|&id| id == c as u32));
-                        });
-                        row
-                    }
-                    Targets::Values(v) => {
-                        let at = (n * classes + c) * len;
-                        v[at..at + len].iter().map(|&t| t == F::ONE).collect()
-                    }
-                }
-            };
-            if !lovasz::takes_labelled::<F>(images.len() * len) {
-                return gathered(&mut rows_out, &images, labels, factor);
+            if !lovasz::takes_labelled::<F>(rows_out.len() * len) {
+                return gathered(&mut rows_out, factor);
             }
             // The f32 path: keys made from the rows in place, gradients written back into them.
             // The k-th row's pixels are numbered from `k << shift` where the numbers fit the
@@ -294,39 +285,18 @@ impl LovaszSoftmaxKernel {
             // sorted pixels. Either numbering ascends with (row, pixel): the tie order is the
             // same.
             let shift = len.next_power_of_two().trailing_zeros();
-            let shifted = lovasz::takes_labelled::<F>(images.len() << shift);
+            let shifted = lovasz::takes_labelled::<F>(rows_out.len() << shift);
             let mask = (1usize << shift) - 1;
             with_scratch(|s: &mut lovasz::Scratch<F>| {
                 s.keys.clear();
-                let mut positives = 0;
-                let class = c as u32;
-                for (k, (row, &n)) in rows_out.iter().zip(&images).enumerate() {
+                for (k, row) in rows_out.iter().enumerate() {
                     let base = if shifted { k << shift } else { k * len };
-                    // One loop per kind of target, each a plain map the compiler vectorises.
-                    match y {
-                        Targets::Indices(indices) => {
-                            let keys = &mut s.keys;
-                            self.class_ids(indices, n, len, |start, ids| {
-                                let row = &row[start..start + ids.len()];
-                                keys.extend(row.iter().zip(ids).enumerate().map(
-                                    |(i, (&p, &id))| {
-                                        lovasz::labelled_key(p, id == class, base + start + i)
-                                    },
-                                ));
-                                positives += ids.iter().filter(|&&id| id == class).count();
-                            });
-                        }
-                        Targets::Values(v) => {
-                            let at = (n * classes + c) * len;
-                            let row_y = &v[at..at + len];
-                            s.keys.extend(row.iter().zip(row_y).enumerate().map(
-                                |(i, (&p, &t))| lovasz::labelled_key(p, t == F::ONE, base + i),
-                            ));
-                            positives += row_y.iter().filter(|&&t| t == F::ONE).count();
-                        }
-                    }
+                    s.keys.extend(
+                        row.iter()
+                            .enumerate()
+                            .map(|(i, &e)| lovasz::labelled_key(e, base + i)),
+                    );
                 }
-                let positives = positives as f64;
                 let write = |i: usize, d: F| {
                     let (k, at) = if shifted {
                         (i >> shift, i & mask)
@@ -335,6 +305,7 @@ impl LovaszSoftmaxKernel {
                     };
                     rows_out[k][at] = d;
                 };
+                let positives = positives[pair];
                 lovasz::labelled_problem(s, positives, factor.map(|factor| (factor, write)))
             })
         })
@@ -429,24 +400,22 @@ impl LovaszSoftmaxKernel {
 }
 
 /// A pair on the comparison sort of [`lovasz::problem`] (f64, or a problem past 2^31 pixels):
-/// its probabilities and labels gathered contiguous, the gradient (scaled by `factor`, when
-/// asked for) scattered back.
-fn gathered<F: Real>(
-    rows: &mut [&mut [F]],
-    images: &[usize],
-    labels: impl Fn(usize) -> Vec<bool>,
-    factor: Option<f64>,
-) -> f64 {
+/// its errors and labels (the signs of its [`signed_error`](lovasz::signed_error)s) gathered
+/// contiguous, the gradient (scaled by `factor`, when asked for) scattered back.
+fn gathered<F: Real>(rows: &mut [&mut [F]], factor: Option<f64>) -> f64 {
     with_scratch(|g: &mut Gathered<F>| {
         g.p.clear();
         g.y.clear();
-        for (row, &n) in rows.iter().zip(images) {
-            g.p.extend_from_slice(row);
-            g.y.extend(
-                labels(n)
-                    .into_iter()
-                    .map(|l| if l { F::ONE } else { F::ZERO }),
-            );
+        for row in rows.iter() {
+            g.p.extend(row.iter().map(|&e| e.abs()));
+            g.y.extend(row.iter().map(|&e| {
+                // The sign bit, NaN's included (`to_f64` keeps it).
+                if e.to_f64().is_sign_negative() {
+                    F::ONE
+                } else {
+                    F::ZERO
+                }
+            }));
         }
         g.grad.clear();
         g.grad
@@ -456,9 +425,9 @@ fn gathered<F: Real>(
             scale,
             accumulate: false,
         });
-        let errors = Errors::Sigmoid { from_logits: false };
-        let value =
-            with_scratch(|s: &mut lovasz::Scratch<F>| lovasz::problem(&g.p, &g.y, errors, grad, s));
+        let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
+            lovasz::problem(&g.p, &g.y, Errors::Given, grad, s)
+        });
         if factor.is_some() {
             let len = g.p.len() / rows.len().max(1);
             for (row, part) in rows.iter_mut().zip(g.grad.chunks(len.max(1))) {
@@ -469,7 +438,7 @@ fn gathered<F: Real>(
     })
 }
 
-/// A pair's probabilities, labels and gradient, gathered contiguous (kept per thread).
+/// A pair's errors, labels and gradient, gathered contiguous (kept per thread).
 struct Gathered<F> {
     p: Vec<F>,
     y: Vec<F>,
