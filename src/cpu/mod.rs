@@ -1,7 +1,7 @@
 //! Building blocks of the host kernels: the float type and its elementary functions
 //! ([`math`]), vectorised passes over slices ([`lanes`]), and the split of a batch over the
 //! threads ([`parallel`]), buffers kept per thread ([`scratch`]) and the gradient's buffer
-//! ([`gradient_buffer`]); the exact Euclidean
+//! ([`gradient_buffer`]); the Lovász kernels' sort ([`radix_sort`]); the exact Euclidean
 //! distance transform of the surface metrics and boundary losses ([`edt`]), and its banded form
 //! for distances at a few voxels ([`banded_edt`]).
 
@@ -12,6 +12,7 @@ pub(crate) mod gradient_buffer;
 pub(crate) mod lanes;
 pub(crate) mod math;
 pub(crate) mod parallel;
+pub(crate) mod radix_sort;
 pub(crate) mod scratch;
 #[cfg(test)]
 pub(crate) mod test_grids;

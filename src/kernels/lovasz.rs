@@ -7,6 +7,7 @@ use crate::SegLossError;
 use crate::cpu::lanes;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
+use crate::cpu::radix_sort::RadixSort;
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 use crate::validate::{TargetKind, check_values};
@@ -80,25 +81,13 @@ pub(crate) fn lovasz<F: Real>(
 /// A thread's buffers ([`with_scratch`]: a thread keeps those of its largest problem so far,
 /// 24 bytes per f32 pixel), reused for every problem it solves: otherwise each image allocates,
 /// and page-faults on, 24 bytes per f32 pixel (errors, derivatives, keys, the sort buffer).
+#[derive(Default)]
 pub(crate) struct Scratch<F> {
     errors: Vec<F>,
     /// `d e_i / d x_i`, when the gradient is asked for.
     derivatives: Vec<F>,
-    /// Sort keys `(!error bits << 32) | pixel`, sorted in place: the order is their low half.
-    pub keys: Vec<u64>,
-    /// The radix sort's second buffer.
-    buffer: Vec<u64>,
-}
-
-impl<F> Default for Scratch<F> {
-    fn default() -> Self {
-        Scratch {
-            errors: Vec::new(),
-            derivatives: Vec::new(),
-            keys: Vec::new(),
-            buffer: Vec::new(),
-        }
-    }
+    /// Sort keys `(!error bits << 32) | pixel`: once sorted, the order is their low half.
+    sort: RadixSort,
 }
 
 /// One problem: the value; the gradient is written into `grad` when given.
@@ -128,13 +117,13 @@ pub(crate) fn problem<F: Real>(
                 .map(|(&xi, &yi)| error_and_derivative(xi, yi, errors).0),
         );
     }
-    descending_order(e, &mut scratch.keys, &mut scratch.buffer);
+    descending_order(e, &mut scratch.sort);
     let e = &scratch.errors;
 
     let [total] = lanes::sum(y, y, |v, _| [v]);
     let mut weights = JaccardWeights::new(total);
     let mut value = 0.0;
-    for &key in &scratch.keys {
+    for &key in &scratch.sort.keys {
         let i = key as u32 as usize;
         let weight = weights.next(y[i].to_f64());
         value += e[i].to_f64() * weight;
@@ -229,10 +218,10 @@ pub(crate) fn labelled_key<F: Real>(signed_error: F, index: usize) -> u64 {
 }
 
 /// A Lovász problem on probabilities with 0/1 labels (errors `|y - p|`, Lovász-softmax's
-/// per-class problems) whose keys ([`labelled_key`], one per pixel, `labels` of them labelled
-/// one) the caller put in `scratch.keys`, for a problem that [`takes_labelled`] (the caller
-/// uses [`problem`] otherwise). Returns the value; with `grad = (scale, write)`, calls
-/// `write(index, scale * d value / d p_index)` once per pixel.
+/// per-class problems), given as the [`signed_error`] of each pixel in `rows` (rows of equal
+/// length, `labels` pixels labelled one), for a problem that [`takes_labelled`] (the caller
+/// uses [`problem`] otherwise). Returns the value; with `scale`, overwrites every pixel of
+/// `rows` with `scale * d value / d p`.
 ///
 /// The key carries all the pass over the sorted pixels needs (the error is the key itself), so
 /// nothing is read by index and nothing beside the keys is kept: on problems larger than the
@@ -241,11 +230,33 @@ pub(crate) fn labelled_key<F: Real>(signed_error: F, index: usize) -> u64 {
 /// and `-1` for label 1 (0 at zero error).
 pub(crate) fn labelled_problem<F: Real>(
     scratch: &mut Scratch<F>,
+    rows: &mut [&mut [F]],
     labels: f64,
-    mut grad: Option<(f64, impl FnMut(usize, F))>,
+    scale: Option<f64>,
 ) -> f64 {
-    debug_assert!(takes_labelled::<F>(scratch.keys.len()));
-    let keys = &mut scratch.keys;
+    let len = rows.first().map_or(0, |row| row.len());
+    debug_assert!(takes_labelled::<F>(rows.len() * len));
+    // Row k's pixels are numbered from `k << shift` where the numbers fit the key (from
+    // `k * len` otherwise): a key's number then splits into row and pixel by a shift and a
+    // mask, where a division per pixel took a fifth of the pass over the sorted pixels. Either
+    // numbering ascends with (row, pixel): the tie order is the same.
+    let shift = len.next_power_of_two().trailing_zeros();
+    let shifted = takes_labelled::<F>(rows.len() << shift);
+    let mask = (1usize << shift) - 1;
+    let runs: Vec<(&[F], usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(k, row)| (&row[..], if shifted { k << shift } else { k * len }))
+        .collect();
+    scratch.sort.gather(&runs, labelled_key);
+    let mut write = |i: usize, d: F| {
+        let (k, at) = if shifted {
+            (i >> shift, i & mask)
+        } else {
+            (i / len, i % len)
+        };
+        rows[k][at] = d;
+    };
     let mut weights = JaccardWeights::new(labels);
     let mut value = 0.0;
     let pixel = |key: u64| {
@@ -254,7 +265,7 @@ pub(crate) fn labelled_problem<F: Real>(
         ((low & !LABEL) as usize, low & LABEL != 0, error)
     };
     // The pass over the sorted pixels, a sorted part at a time while the part is in cache.
-    radix_sort_high_half(keys, &mut scratch.buffer, |part| {
+    scratch.sort.sort(|part| {
         // The running sums as the part's own locals: used through the closure's captures,
         // they were loaded and stored at every pixel (`write` might have aliased them).
         let (mut part_weights, mut part_value) = (weights, value);
@@ -262,10 +273,10 @@ pub(crate) fn labelled_problem<F: Real>(
             let (i, label, error) = pixel(key);
             let weight = part_weights.next(f64::from(u8::from(label)));
             part_value += error.to_f64() * weight;
-            if let Some((scale, write)) = grad.as_mut() {
+            if let Some(scale) = scale {
                 write(
                     i,
-                    F::from_f64(*scale * weight) * error_derivative(error, label),
+                    F::from_f64(scale * weight) * error_derivative(error, label),
                 );
             }
         }
@@ -273,10 +284,8 @@ pub(crate) fn labelled_problem<F: Real>(
     });
     // A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative
     // too (after the pass, as in `problem`).
-    if value.is_nan()
-        && let Some((_, write)) = grad.as_mut()
-    {
-        for &key in keys.iter() {
+    if value.is_nan() && scale.is_some() {
+        for &key in &scratch.sort.keys {
             let (i, _, error) = pixel(key);
             if error.is_nan() {
                 write(i, error);
@@ -348,135 +357,21 @@ fn probability<F: Real>(x: F, from_logits: bool) -> F {
 }
 
 /// Sorts pixel indices by decreasing error, equal errors in ascending pixel order, into the
-/// low 32 bits of `keys` (`buffer` is scratch space).
-fn descending_order<F: Real>(e: &[F], keys: &mut Vec<u64>, buffer: &mut Vec<u64>) {
-    keys.clear();
+/// low 32 bits of `sort.keys`.
+fn descending_order<F: Real>(e: &[F], sort: &mut RadixSort) {
     if F::ZERO.radix_key().is_some() {
         // `!bits` ascending is bits descending (the errors are non-negative).
-        keys.extend(e.iter().enumerate().map(|(i, v)| {
+        sort.gather(&[(e, 0)], |v, i| {
             let bits = v.radix_key().unwrap_or_default();
             (u64::from(!bits) << 32) | i as u64
-        }));
-        radix_sort_high_half(keys, buffer, |_| {});
+        });
+        sort.sort(|_| {});
     } else {
-        keys.extend(0..e.len() as u64);
+        sort.keys.clear();
+        sort.keys.extend(0..e.len() as u64);
         // Stable: equal errors keep ascending pixel order.
-        keys.sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
-    }
-}
-
-/// Digit `k >> shift` of `R` values (`R` a power of two).
-#[inline(always)]
-fn digit<const R: usize>(k: u64, shift: u32) -> usize {
-    ((k >> shift) as usize) & (R - 1)
-}
-
-/// Above this many keys (16 MiB with their buffer: more than a core's cache here), the sort
-/// splits the keys by their top 16 bits first and sorts each part while it is in cache.
-const SPLIT_ABOVE: usize = 1 << 20;
-
-/// The top 16 bits of a key: the split's digit (the error's sign, exponent and 7 mantissa
-/// bits: 128 parts per power of two of the error).
-const SPLIT_SHIFT: u32 = 48;
-
-/// Below this many keys, a part of a split is sorted by comparison (its two radix passes'
-/// histograms cost more).
-const COMPARE_BELOW: usize = 64;
-
-/// Sorts `keys` ascending by their top 32 bits, stably (equal top halves keep their order), so
-/// that keys made in ascending pixel order come out with equal errors in ascending pixel order
-/// (`buffer` is scratch space), and calls `visit` on consecutive parts of the sorted keys, in
-/// order, each as soon as it is sorted (while it is in cache).
-///
-/// Up to [`SPLIT_ABOVE`] keys: three LSD radix passes of 11, 11 and 10 bits (eight-bit digits
-/// in four passes measured 10% slower, on problems of 2^16 to 2^21 keys), each skipped where
-/// its digit is the same for every key.
-///
-/// Above (a class over a 3D batch): one stable MSD pass on the top 16 bits, then two 8-bit LSD
-/// passes within each part. Out of cache, every pass over the whole problem scattered its keys
-/// over the whole buffer, and the 3D Lovász-softmax ran at half the 2D speed per pixel. Errors
-/// of a softmax crowd into a few powers of two (26 values of the top 10 bits on the 3D
-/// benchmark, the largest holding 800k of 2M keys): hence 7 mantissa bits in the split's digit,
-/// which leaves parts that fit in cache. The order is the same either way.
-fn radix_sort_high_half(keys: &mut Vec<u64>, buffer: &mut Vec<u64>, mut visit: impl FnMut(&[u64])) {
-    // Every value is overwritten by the scatter: only a grown part needs writing.
-    buffer.truncate(keys.len());
-    buffer.resize(keys.len(), 0);
-    if keys.len() <= SPLIT_ABOVE {
-        if lsd::<2048>(keys, buffer, &[32, 43, 54]) {
-            std::mem::swap(keys, buffer);
-        }
-        visit(keys);
-        return;
-    }
-    // The split: a stable scatter into `buffer` by the top 16 bits, then each part in place.
-    let mut counts = vec![0u32; 1 << 16];
-    for &k in keys.iter() {
-        counts[digit::<{ 1 << 16 }>(k, SPLIT_SHIFT)] += 1;
-    }
-    let mut starts = vec![0u32; 1 << 16];
-    exclusive_sums(&counts, &mut starts);
-    let mut next = starts.clone();
-    for &k in keys.iter() {
-        let d = digit::<{ 1 << 16 }>(k, SPLIT_SHIFT);
-        buffer[next[d] as usize] = k;
-        next[d] += 1;
-    }
-    for (&start, &count) in starts.iter().zip(&counts) {
-        let part = start as usize..(start + count) as usize;
-        let (sorted, other) = (&mut buffer[part.clone()], &mut keys[part]);
-        if sorted.len() < COMPARE_BELOW {
-            // The keys are distinct (each carries its pixel): any sort of the whole keys is
-            // the stable sort of their top halves.
-            sorted.sort_unstable();
-        } else if lsd::<256>(sorted, other, &[32, 40]) {
-            sorted.copy_from_slice(other);
-        }
-        visit(sorted);
-    }
-    std::mem::swap(keys, buffer);
-}
-
-/// Stable LSD radix sort of `keys` by the digits of `R` values at `shifts` (lowest first, at
-/// most three), skipping any pass whose digit is the same for every key, through `buffer` (as
-/// long). Returns whether the sorted keys ended in `buffer` (after an odd number of passes)
-/// rather than in `keys`.
-fn lsd<const R: usize>(keys: &mut [u64], buffer: &mut [u64], shifts: &[u32]) -> bool {
-    // u32 counts (every problem has fewer than 2^32 pixels): three 2048-value histograms take
-    // 24 KB and stay in L1 cache while every key updates them.
-    let mut counts = [[0u32; R]; 3];
-    for &k in keys.iter() {
-        for (&shift, c) in shifts.iter().zip(counts.iter_mut()) {
-            c[digit::<R>(k, shift)] += 1;
-        }
-    }
-    let (mut from, mut to) = (keys, buffer);
-    let mut in_buffer = false;
-    for (&shift, c) in shifts.iter().zip(&counts) {
-        if c.iter().any(|&n| n as usize == from.len()) {
-            continue;
-        }
-        // An array of the digit's size: indexed by a digit, it needs no bounds check, and
-        // it stays in registers' reach (a vector's pointer was reloaded at every key).
-        let mut next = [0u32; R];
-        exclusive_sums(c, &mut next);
-        for &k in from.iter() {
-            let d = digit::<R>(k, shift);
-            to[next[d] as usize] = k;
-            next[d] += 1;
-        }
-        std::mem::swap(&mut from, &mut to);
-        in_buffer = !in_buffer;
-    }
-    in_buffer
-}
-
-/// Each count's start: the sum of the counts before it, into `starts` (as long).
-fn exclusive_sums(counts: &[u32], starts: &mut [u32]) {
-    let mut sum = 0;
-    for (s, &n) in starts.iter_mut().zip(counts) {
-        *s = sum;
-        sum += n;
+        sort.keys
+            .sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
     }
 }
 
@@ -484,57 +379,15 @@ fn exclusive_sums(counts: &[u32], starts: &mut [u32]) {
 mod tests {
     use super::*;
 
-    /// The split path (more than [`SPLIT_ABOVE`] keys) and the LSD path give the order of a
-    /// plain sort of the whole keys (distinct: each carries its index), on errors that crowd
-    /// into a few powers of two, with many exact ties, parts of every size (below
-    /// [`COMPARE_BELOW`], and one whose lowest digit is constant, so that a pass is skipped).
-    #[test]
-    fn radix_sort_matches_a_plain_sort_on_both_paths() {
-        let mut state = 0x5EED_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as u32
-        };
-        for len in [SPLIT_ABOVE + 4099, SPLIT_ABOVE / 16 + 5] {
-            let keys: Vec<u64> = (0..len)
-                .map(|i| {
-                    let r = next();
-                    let error = match r % 8 {
-                        // Exact ties, a few values.
-                        0 => [0.0_f32, 0.25, 1.0][(r >> 3) as usize % 3],
-                        // Alone in its part (one key of its top 16 bits, or a few).
-                        1 => 1e-30 * (1.0 + (r >> 3) as f32),
-                        // One part whose lowest 8 bits are all 0: one LSD pass skipped.
-                        2 => 4.0 + ((r >> 3) % 256) as f32 / 8192.0,
-                        // Uniform in (0, 1): the crowded powers of two.
-                        _ => (r >> 8) as f32 / (1u32 << 24) as f32,
-                    };
-                    (u64::from(!error.to_bits()) << 32) | i as u64
-                })
-                .collect();
-            let mut expected = keys.clone();
-            expected.sort_unstable();
-            let (mut sorted, mut buffer) = (keys, Vec::new());
-            let mut visited = Vec::new();
-            radix_sort_high_half(&mut sorted, &mut buffer, |part| {
-                visited.extend_from_slice(part)
-            });
-            assert!(sorted == expected, "{len} keys");
-            assert!(visited == expected, "{len} keys visited");
-        }
-    }
-
     #[test]
     fn radix_order_is_descending_and_stable() {
         let values = [0.5_f32, 0.0, 2.0, 0.5, 1e-30, 7.0, 0.0, 2.0, 3e30];
-        let (mut keys, mut buffer) = (Vec::new(), Vec::new());
-        descending_order(&values, &mut keys, &mut buffer);
-        let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+        let mut sort = RadixSort::default();
+        descending_order(&values, &mut sort);
+        let order: Vec<u32> = sort.keys.iter().map(|&k| k as u32).collect();
         assert_eq!(order, vec![8, 5, 2, 7, 0, 3, 4, 1, 6]);
-        descending_order(&values.map(f64::from), &mut keys, &mut buffer);
-        let f64_order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+        descending_order(&values.map(f64::from), &mut sort);
+        let f64_order: Vec<u32> = sort.keys.iter().map(|&k| k as u32).collect();
         assert_eq!(f64_order, order);
     }
 }

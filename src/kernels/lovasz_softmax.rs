@@ -278,35 +278,9 @@ impl LovaszSoftmaxKernel {
             if !lovasz::takes_labelled::<F>(rows_out.len() * len) {
                 return gathered(&mut rows_out, factor);
             }
-            // The f32 path: keys made from the rows in place, gradients written back into them.
-            // The k-th row's pixels are numbered from `k << shift` where the numbers fit the
-            // key (from `k * len` otherwise): a key's number then splits into row and pixel by
-            // a shift and a mask, where a division per pixel took a fifth of the pass over the
-            // sorted pixels. Either numbering ascends with (row, pixel): the tie order is the
-            // same.
-            let shift = len.next_power_of_two().trailing_zeros();
-            let shifted = lovasz::takes_labelled::<F>(rows_out.len() << shift);
-            let mask = (1usize << shift) - 1;
+            // The f32 path: keys made from the rows, gradients written back into them.
             with_scratch(|s: &mut lovasz::Scratch<F>| {
-                s.keys.clear();
-                for (k, row) in rows_out.iter().enumerate() {
-                    let base = if shifted { k << shift } else { k * len };
-                    s.keys.extend(
-                        row.iter()
-                            .enumerate()
-                            .map(|(i, &e)| lovasz::labelled_key(e, base + i)),
-                    );
-                }
-                let write = |i: usize, d: F| {
-                    let (k, at) = if shifted {
-                        (i >> shift, i & mask)
-                    } else {
-                        (i / len, i % len)
-                    };
-                    rows_out[k][at] = d;
-                };
-                let positives = positives[pair];
-                lovasz::labelled_problem(s, positives, factor.map(|factor| (factor, write)))
+                lovasz::labelled_problem(s, &mut rows_out, positives[pair], factor)
             })
         })
     }
