@@ -79,9 +79,11 @@ impl LovaszSoftmaxConfig {
 /// problem's loss is the mean of `l_c` over the classes of `config.classes`. Equals Berman's
 /// `lovasz_softmax(probas, labels, classes, per_image, ignore)`. Every (problem, class) pair
 /// is one Lovász-sigmoid problem on the probabilities `p_c` with the labels `[y = c]`. On flex
-/// and ndarray ([`Execution::Auto`]) one host kernel computes the softmax per pixel, the
-/// errors of every pair and their stable radix sorts in parallel (the labels ride in the sort
-/// keys), and the softmax's backward, with no one-hot and no per-class tensor; elsewhere burn
+/// and ndarray ([`Execution::Auto`]) one host kernel computes the softmax per pixel and the
+/// errors of every pair in one pass (each error keeps its label in its sign, so the pairs never
+/// read the targets again), their stable radix sorts in parallel (the labels ride in the sort
+/// keys; a pair of more than 2^20 pixels is split by the top 16 bits first, each part sorted in
+/// cache), and the softmax's backward, with no one-hot and no per-class tensor; elsewhere burn
 /// operations build the probabilities and the pairs are solved in one batched call of the
 /// Lovász-sigmoid loss. Ignored pixels get probability 0 and label 0: their error is 0, they
 /// sort after every pixel with a positive error and change no weight there, which is the same

@@ -675,19 +675,27 @@ pub(crate) fn gradient<F: Real>(
                     true_class(x, len, classes, q, nb, term.weights, need, s);
                     let (pt, xt, wt, ls) =
                         (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
-                    if need == Need::Weight {
-                        // `softmax_focal`'s factor -1, with no branch on the options in the
-                        // loop (as in `focal_sum`).
-                        for (k, &w) in s.sum[..nb].iter_mut().zip(wt) {
-                            *k = *k - factor * w;
+                    // One loop per gamma, each with its gamma a constant: a branch on it in the
+                    // loop kept the loop scalar (measured: 2.4x slower for gamma 2).
+                    let k = &mut s.sum[..nb];
+                    let add = |k: &mut [F], gamma: Gamma<F>| {
+                        for ((((k, &p), &x), &w), &l) in
+                            k.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls)
+                        {
+                            let (_, d) = softmax_focal(p, x, l, gamma, true);
+                            *k = *k + factor * (w * d);
                         }
-                        continue;
-                    }
-                    for ((((k, &p), &x), &w), &l) in
-                        s.sum[..nb].iter_mut().zip(pt).zip(xt).zip(wt).zip(ls)
-                    {
-                        let (_, d) = softmax_focal(p, x, l, term.gamma, true);
-                        *k = *k + factor * (w * d);
+                    };
+                    match term.gamma {
+                        // `softmax_focal`'s factor -1.
+                        Gamma::Zero => {
+                            for (k, &w) in k.iter_mut().zip(wt) {
+                                *k = *k - factor * w;
+                            }
+                        }
+                        Gamma::One => add(k, Gamma::One),
+                        Gamma::Two => add(k, Gamma::Two),
+                        Gamma::Other(g) => add(k, Gamma::Other(g)),
                     }
                 }
                 for (d, &k) in s.wide[..nb].iter_mut().zip(&s.sum[..nb]) {
