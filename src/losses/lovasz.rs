@@ -16,7 +16,7 @@
 //!
 //! - **Host path** (the default on flex and ndarray): one read of logits and labels, then per
 //!   image, in parallel over images, the errors, a stable LSD radix sort of their f32 bit
-//!   patterns (ties broken by ascending pixel index; an image of more than 2^20 pixels is
+//!   patterns (ties broken by ascending pixel index; an image of more than 2^17 pixels is
 //!   first split by the top 16 bits, and each part sorted while it is in cache), and one pass
 //!   that computes the weights, the value and the gradient together; the gradient joins the
 //!   graph as in every host-path loss. O(P) per image.

@@ -82,7 +82,7 @@ impl LovaszSoftmaxConfig {
 /// and ndarray ([`Execution::Auto`]) one host kernel computes the softmax per pixel and the
 /// errors of every pair in one pass (each error keeps its label in its sign, so the pairs never
 /// read the targets again), their stable radix sorts in parallel (the labels ride in the sort
-/// keys; a pair of more than 2^20 pixels is split by the top 16 bits first, each part sorted in
+/// keys; a pair of more than 2^17 pixels is split by the top 16 bits first, each part sorted in
 /// cache), and the softmax's backward, with no one-hot and no per-class tensor; elsewhere burn
 /// operations build the probabilities and the pairs are solved in one batched call of the
 /// Lovász-sigmoid loss. Ignored pixels get probability 0 and label 0: their error is 0, they
