@@ -52,19 +52,24 @@ impl RadixSort {
     /// (`key` is then called twice per value).
     pub fn gather<V: Copy>(&mut self, runs: &[(&[V], usize)], key: impl Fn(V, usize) -> u64) {
         let len: usize = runs.iter().map(|(values, _)| values.len()).sum();
-        // Every value is overwritten: only a grown part needs writing.
-        self.buffer.truncate(len);
-        self.buffer.resize(len, 0);
-        self.keys.clear();
+        // Scratch space whose every value is overwritten before it is read: only a grown part
+        // needs writing (clearing it first wrote 16 bytes a key at every call).
+        let scratch = |v: &mut Vec<u64>| {
+            v.truncate(len);
+            v.resize(len, 0);
+        };
+        scratch(&mut self.buffer);
         self.counts.clear();
         if len <= SPLIT_ABOVE {
+            self.keys.clear();
             for &(values, first) in runs {
                 self.keys
                     .extend(values.iter().enumerate().map(|(i, &v)| key(v, first + i)));
             }
             return;
         }
-        self.keys.resize(len, 0);
+        // The parts' second buffer.
+        scratch(&mut self.keys);
         self.counts.resize(SPLIT_DIGITS, 0);
         for &(values, first) in runs {
             for (i, &v) in values.iter().enumerate() {
