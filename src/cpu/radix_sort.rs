@@ -37,13 +37,17 @@ const COMPARE_BELOW: usize = 64;
 /// The sort's buffers, kept between problems (a thread's scratch).
 #[derive(Default)]
 pub(crate) struct RadixSort {
-    /// The keys; sorted after [`sort`](Self::sort).
-    pub keys: Vec<u64>,
-    /// The second buffer of the passes (of a split: where the parts are sorted).
+    /// The keys of a small problem, sorted in place; of a split, the parts' second buffer (as
+    /// long as the largest part: a thread keeps 8 bytes a key of a split problem rather than
+    /// 16, which kept Lovász-softmax's peak memory under twice its inputs and gradient).
+    keys: Vec<u64>,
+    /// The second buffer of the LSD passes; of a split, the keys, sorted there part by part.
     buffer: Vec<u64>,
-    /// A split's part sizes and starts, by the top 16 bits (empty: no split).
-    counts: Vec<u32>,
+    /// A split's parts by the top 16 bits (empty: no split): where each starts, and where it
+    /// ends (its count while they are counted, then its next free place while the keys are
+    /// scattered).
     starts: Vec<u32>,
+    ends: Vec<u32>,
 }
 
 impl RadixSort {
@@ -52,15 +56,9 @@ impl RadixSort {
     /// (`key` is then called twice per value).
     pub fn gather<V: Copy>(&mut self, runs: &[(&[V], usize)], key: impl Fn(V, usize) -> u64) {
         let len: usize = runs.iter().map(|(values, _)| values.len()).sum();
-        // Scratch space whose every value is overwritten before it is read: only a grown part
-        // needs writing (clearing it first wrote 16 bytes a key at every call).
-        let scratch = |v: &mut Vec<u64>| {
-            v.truncate(len);
-            v.resize(len, 0);
-        };
-        scratch(&mut self.buffer);
-        self.counts.clear();
+        self.ends.clear();
         if len <= SPLIT_ABOVE {
+            grow(&mut self.buffer, len);
             self.keys.clear();
             for &(values, first) in runs {
                 self.keys
@@ -68,41 +66,45 @@ impl RadixSort {
             }
             return;
         }
-        // The parts' second buffer.
-        scratch(&mut self.keys);
-        self.counts.resize(SPLIT_DIGITS, 0);
+        let (starts, ends) = (&mut self.starts, &mut self.ends);
+        ends.resize(SPLIT_DIGITS, 0);
         for &(values, first) in runs {
             for (i, &v) in values.iter().enumerate() {
-                self.counts[digit::<SPLIT_DIGITS>(key(v, first + i), SPLIT_SHIFT)] += 1;
+                ends[digit::<SPLIT_DIGITS>(key(v, first + i), SPLIT_SHIFT)] += 1;
             }
         }
-        self.starts.resize(SPLIT_DIGITS, 0);
-        exclusive_sums(&self.counts, &mut self.starts);
-        let mut next = self.starts.clone();
+        let largest = ends.iter().max().copied().unwrap_or(0) as usize;
+        starts.resize(SPLIT_DIGITS, 0);
+        exclusive_sums(ends, starts);
+        ends.copy_from_slice(starts);
+        grow(&mut self.keys, largest);
+        let buffer = &mut self.buffer;
+        grow(buffer, len);
         for &(values, first) in runs {
             for (i, &v) in values.iter().enumerate() {
                 let k = key(v, first + i);
                 let d = digit::<SPLIT_DIGITS>(k, SPLIT_SHIFT);
-                self.buffer[next[d] as usize] = k;
-                next[d] += 1;
+                buffer[ends[d] as usize] = k;
+                ends[d] += 1;
             }
         }
     }
 
-    /// Sorts the gathered keys ascending by their top 32 bits, stably, into [`keys`](Self::keys),
-    /// and calls `visit` on consecutive parts of the sorted keys, in order, each as soon as it
-    /// is sorted.
+    /// Sorts the gathered keys ascending by their top 32 bits, stably (then read by
+    /// [`sorted`](Self::sorted)), and calls `visit` on consecutive parts of the sorted keys, in
+    /// order, each as soon as it is sorted.
     pub fn sort(&mut self, mut visit: impl FnMut(&[u64])) {
-        if self.counts.is_empty() {
+        if self.ends.is_empty() {
             if lsd::<2048>(&mut self.keys, &mut self.buffer, &[32, 43, 54]) {
                 std::mem::swap(&mut self.keys, &mut self.buffer);
             }
             visit(&self.keys);
             return;
         }
-        for (&start, &count) in self.starts.iter().zip(&self.counts) {
-            let part = start as usize..(start + count) as usize;
-            let (sorted, other) = (&mut self.buffer[part.clone()], &mut self.keys[part]);
+        for (&start, &end) in self.starts.iter().zip(&self.ends) {
+            let part = start as usize..end as usize;
+            let other = &mut self.keys[..part.len()];
+            let sorted = &mut self.buffer[part];
             if sorted.len() < COMPARE_BELOW {
                 // The keys are distinct (each carries its index): any sort of the whole keys
                 // is the stable sort of their top halves.
@@ -112,8 +114,32 @@ impl RadixSort {
             }
             visit(sorted);
         }
-        std::mem::swap(&mut self.keys, &mut self.buffer);
     }
+
+    /// The keys, sorted by [`sort`](Self::sort) (or by the caller, after
+    /// [`unsorted`](Self::unsorted)).
+    pub fn sorted(&self) -> &[u64] {
+        if self.ends.is_empty() {
+            &self.keys
+        } else {
+            &self.buffer
+        }
+    }
+
+    /// An empty list of keys for a caller that sorts them itself (f64 errors, by comparison);
+    /// [`sorted`](Self::sorted) then shows them.
+    pub fn unsorted(&mut self) -> &mut Vec<u64> {
+        self.ends.clear();
+        self.keys.clear();
+        &mut self.keys
+    }
+}
+
+/// `v` as `len` values, whose every value the caller overwrites before reading it: only a
+/// grown part is written (clearing it first wrote 8 bytes a key at every call).
+fn grow(v: &mut Vec<u64>, len: usize) {
+    v.truncate(len);
+    v.resize(len, 0);
 }
 
 /// Digit `k >> shift` of `R` values (`R` a power of two).
@@ -217,7 +243,7 @@ mod tests {
             sort.gather(&runs, key);
             let mut visited = Vec::new();
             sort.sort(|part| visited.extend_from_slice(part));
-            assert!(sort.keys == expected, "{len} keys");
+            assert!(sort.sorted() == expected, "{len} keys");
             assert!(visited == expected, "{len} keys visited");
         }
     }

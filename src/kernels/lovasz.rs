@@ -123,7 +123,7 @@ pub(crate) fn problem<F: Real>(
     let [total] = lanes::sum(y, y, |v, _| [v]);
     let mut weights = JaccardWeights::new(total);
     let mut value = 0.0;
-    for &key in &scratch.sort.keys {
+    for &key in scratch.sort.sorted() {
         let i = key as u32 as usize;
         let weight = weights.next(y[i].to_f64());
         value += e[i].to_f64() * weight;
@@ -285,7 +285,7 @@ pub(crate) fn labelled_problem<F: Real>(
     // A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative
     // too (after the pass, as in `problem`).
     if value.is_nan() && scale.is_some() {
-        for &key in &scratch.sort.keys {
+        for &key in scratch.sort.sorted() {
             let (i, _, error) = pixel(key);
             if error.is_nan() {
                 write(i, error);
@@ -357,7 +357,7 @@ fn probability<F: Real>(x: F, from_logits: bool) -> F {
 }
 
 /// Sorts pixel indices by decreasing error, equal errors in ascending pixel order, into the
-/// low 32 bits of `sort.keys`.
+/// low 32 bits of `sort.sorted()`.
 fn descending_order<F: Real>(e: &[F], sort: &mut RadixSort) {
     if F::ZERO.radix_key().is_some() {
         // `!bits` ascending is bits descending (the errors are non-negative).
@@ -367,11 +367,10 @@ fn descending_order<F: Real>(e: &[F], sort: &mut RadixSort) {
         });
         sort.sort(|_| {});
     } else {
-        sort.keys.clear();
-        sort.keys.extend(0..e.len() as u64);
+        let keys = sort.unsorted();
+        keys.extend(0..e.len() as u64);
         // Stable: equal errors keep ascending pixel order.
-        sort.keys
-            .sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
+        keys.sort_by(|&a, &b| e[b as usize].total_cmp_f(e[a as usize]));
     }
 }
 
@@ -384,10 +383,10 @@ mod tests {
         let values = [0.5_f32, 0.0, 2.0, 0.5, 1e-30, 7.0, 0.0, 2.0, 3e30];
         let mut sort = RadixSort::default();
         descending_order(&values, &mut sort);
-        let order: Vec<u32> = sort.keys.iter().map(|&k| k as u32).collect();
+        let order: Vec<u32> = sort.sorted().iter().map(|&k| k as u32).collect();
         assert_eq!(order, vec![8, 5, 2, 7, 0, 3, 4, 1, 6]);
         descending_order(&values.map(f64::from), &mut sort);
-        let f64_order: Vec<u32> = sort.keys.iter().map(|&k| k as u32).collect();
+        let f64_order: Vec<u32> = sort.sorted().iter().map(|&k| k as u32).collect();
         assert_eq!(f64_order, order);
     }
 }
