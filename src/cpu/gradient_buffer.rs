@@ -30,11 +30,9 @@ const HUGE_PAGE_MIN: usize = 8 << 20;
 /// effect.
 pub(crate) fn zeroed<F: Real>(len: usize) -> Vec<F> {
     let buffer = vec![F::ZERO; len];
-    if std::mem::size_of_val(buffer.as_slice()) >= HUGE_PAGE_MIN {
-        advise_huge_pages(
-            buffer.as_ptr().cast(),
-            std::mem::size_of_val(buffer.as_slice()),
-        );
+    let bytes = std::mem::size_of_val(buffer.as_slice());
+    if bytes >= HUGE_PAGE_MIN {
+        advise_huge_pages(buffer.as_ptr().cast(), bytes);
     }
     buffer
 }

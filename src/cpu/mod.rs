@@ -8,7 +8,7 @@
 pub(crate) mod banded_edt;
 pub(crate) mod edt;
 pub(crate) mod gradient_buffer;
-#[allow(unsafe_code)] // the one module allowed unsafe code: see its docs
+#[allow(unsafe_code)] // SIMD dispatch: see its docs (`gradient_buffer` allows one `madvise` call)
 pub(crate) mod lanes;
 pub(crate) mod math;
 pub(crate) mod parallel;

@@ -10,10 +10,10 @@
 //! - Up to [`SPLIT_ABOVE`] keys: three LSD passes of 11, 11 and 10 bits (eight-bit digits in
 //!   four passes measured 10% slower, on problems of 2^16 to 2^21 keys), each skipped where its
 //!   digit is the same for every key.
-//! - Above (an image of 512 x 512 pixels, a class over a batch): one stable MSD scatter by the top 16 bits as the keys are
-//!   made, then two 8-bit LSD passes within each part. Out of cache, every pass over the whole
-//!   problem scattered its keys over the whole buffer, and the 3D Lovász-softmax ran at half
-//!   the 2D speed per pixel. Errors crowd into a few powers of two (26 values of the top 10
+//! - Above (an image of 512 x 512 pixels, a class over a batch): one stable MSD scatter by the
+//!   top 16 bits as the keys are made, then two 8-bit LSD passes within each part. Out of
+//!   cache, every pass over the whole problem scattered its keys over the whole buffer, and the
+//!   3D Lovász-softmax ran at half the 2D speed per pixel. Errors crowd into a few powers of two (26 values of the top 10
 //!   bits on the 3D benchmark, the largest holding 800k of 2M keys): hence 7 mantissa bits in
 //!   the split's digit, which leaves parts that fit in cache.
 //!
