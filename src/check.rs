@@ -6,6 +6,53 @@ use burn::tensor::kind::Basic;
 
 use crate::SegLossError;
 
+/// Checks the inputs of a binary loss and returns them ready to compute with: the checks of
+/// [`binary_pair`], then one channel ([`one_channel`]); the logits widened to f32 when they
+/// are half precision ([`widened`]) and the targets cast to the logits' dtype.
+pub(crate) fn binary_inputs<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+) -> Result<(Tensor<D>, Tensor<D>), SegLossError> {
+    same_shape_and_device(&logits, "logits", &targets, "targets")?;
+    one_channel(&logits)?;
+    let logits = widened(logits);
+    let targets = binary_pair(&logits, targets)?;
+    Ok((logits, targets))
+}
+
+/// A binary loss scores one channel: `[N, H, W]` (rank 3 has no channel axis), `[N, 1, ...]`,
+/// or `[N, P]`. A rank >= 4 input with more than one channel is an error rather than one score
+/// pooled over the channels, which would mix classes silently.
+pub(crate) fn one_channel<const D: usize>(logits: &Tensor<D>) -> Result<(), SegLossError> {
+    let dims = logits.dims();
+    if D >= 4 && dims[1] > 1 {
+        return Err(SegLossError::UnsupportedShape {
+            name: "logits of a binary loss",
+            shape: dims.to_vec(),
+            expected: "one channel, [N, 1, ...] (or [N, H, W]): a binary loss never pools C > 1 \
+                       channels into one score; score several labels or classes with \
+                       multiclass_overlap and ClassMode::Multilabel (or ClassMode::Softmax)",
+        });
+    }
+    Ok(())
+}
+
+/// Half precision (f16, bf16) widened to f32, any other dtype as it is.
+///
+/// The losses compute in f32 for half-precision inputs, as PyTorch's autocast does for losses:
+/// f16 cannot hold the probability clamps (`f32::MIN_POSITIVE` is 0 in f16) nor accumulate a
+/// sum over an image, and bf16 keeps 8 bits of mantissa. The cast is part of the autodiff
+/// graph, so the gradient reaches the half-precision logits in their own dtype; the loss
+/// itself is f32.
+pub(crate) fn widened<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
+    match tensor.dtype() {
+        burn::tensor::DType::F16 | burn::tensor::DType::BF16 => {
+            tensor.cast(burn::tensor::DType::F32)
+        }
+        _ => tensor,
+    }
+}
+
 /// Checks that `logits` and `targets` can be scored together: rank >= 2 (`[N, ...]`), the
 /// same shape, no zero-sized dimension and the same device (autodiff aside: targets created
 /// on the plain device may be combined with logits on its autodiff twin).
@@ -138,6 +185,22 @@ pub(crate) fn closed_unit(name: &'static str, value: f64) -> Result<(), SegLossE
     }
 }
 
+/// The number of elements of a shape given by the caller (not read from a tensor, which burn
+/// has allocated already), or [`SegLossError::TooLarge`] when the product overflows or
+/// exceeds what one allocation of 8-byte elements can hold: checked, so that a huge shape is
+/// an error in release builds too instead of a wrapped, plausible count.
+pub(crate) fn element_count(dims: &[usize], what: &'static str) -> Result<usize, SegLossError> {
+    let limit = isize::MAX as u64 / 8;
+    let mut count: u64 = 1;
+    for &d in dims {
+        count = count.saturating_mul(d as u64);
+    }
+    if count > limit {
+        return Err(SegLossError::TooLarge { what, count, limit });
+    }
+    Ok(count as usize)
+}
+
 /// Checks that `count` pixels per image can be summed in `int_dtype`, the device's integer
 /// type that `bool.int()` makes (i64 on ndarray, i32 on wgpu and on flex), so that an integer
 /// sum never wraps.
@@ -175,5 +238,23 @@ mod tests {
             })
         );
         assert!(countable(1 << 40, DType::I64).is_ok());
+    }
+
+    #[test]
+    fn shape_products_past_the_allocation_limit_are_an_error() {
+        let limit = isize::MAX as u64 / 8;
+        assert_eq!(element_count(&[3, 4, 5], "x"), Ok(60));
+        assert_eq!(element_count(&[limit as usize], "x"), Ok(limit as usize));
+        assert_eq!(
+            element_count(&[limit as usize + 1], "x"),
+            Err(SegLossError::TooLarge {
+                what: "x",
+                count: limit + 1,
+                limit
+            })
+        );
+        // A product that wraps in usize (2^32 * 2^32 = 0 mod 2^64) is not mistaken for 0.
+        assert!(element_count(&[1 << 32, 1 << 32], "x").is_err());
+        assert!(element_count(&[usize::MAX, 2], "x").is_err());
     }
 }

@@ -80,7 +80,7 @@ pub enum SegLossError {
 
     /// A non-numeric option (a flag, an enum, a list) has a value that cannot be used here,
     /// alone or together with the inputs (for example [`Execution::Host`](crate::Execution)
-    /// with f16 logits, or an empty list of terms).
+    /// with targets that require a gradient, or an empty list of terms).
     #[error("invalid option `{name}` = {value}: {allowed}")]
     InvalidOption {
         /// The option's name, as in the config struct.

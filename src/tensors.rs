@@ -2,7 +2,7 @@
 //! on every backend).
 
 use burn::tensor::kind::Basic;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, DType, Int, Tensor};
 
 /// Flattens `[N, ...]` to `[N, P]`, one row of `P` pixels per image (any tensor kind).
 pub(crate) fn rows<const D: usize, K: Basic>(tensor: Tensor<D, K>) -> Tensor<2, K> {
@@ -16,24 +16,55 @@ pub(crate) fn row_sums(tensor: Tensor<2>) -> Tensor<1> {
 }
 
 /// The one-hot masks `[N, C, P]` of class indices `[N, 1, P]`, built on the device by comparing
-/// the indices with a class range (burn's `one_hot` reads the tensor to the host), and the
-/// indices cast to the device's default int dtype, the range's (burn panics when two int
-/// dtypes meet, and targets may come as u8 masks or i32 from a data loader).
+/// the indices with a class range (burn's `one_hot` reads the tensor to the host), and the mask
+/// `[N, 1, P]` of the pixels whose index is not `ignore` (`None` when nothing is ignored).
+///
+/// Any index of any integer dtype is taken: one outside `0..classes` equals no class (an
+/// all-zero column). The comparisons run in the indices' own dtype, against a class range
+/// cast to it (`classes` values, not the batch) and an `ignore` that dtype holds: burn panics
+/// on two int dtypes meeting, and on a scalar or a cast value out of a dtype's range
+/// (`i64::MIN` cast to flex's i32, `-1` compared with a `u8` mask), which casting the indices
+/// themselves would risk.
 pub(crate) fn one_hot(
     indices: Tensor<3, Int>,
     classes: usize,
-) -> (Tensor<3, Bool>, Tensor<3, Int>) {
+    ignore: Option<i64>,
+) -> (Tensor<3, Bool>, Option<Tensor<3, Bool>>) {
     let [n, _, pixels] = indices.dims();
-    let full = [n, classes, pixels];
-    let class_range = Tensor::<1, Int>::arange(0..classes as i64, &indices.device());
-    let indices = if indices.dtype() == class_range.dtype() {
-        indices
+    let (dtype, device) = (indices.dtype(), indices.device());
+    let (min, max) = int_range(dtype);
+    let kept = ignore
+        .filter(|v| (min..=max).contains(v))
+        .map(|v| indices.clone().not_equal_elem(v));
+    // Classes past the dtype's largest value: no index names them.
+    let named = classes.min(usize::try_from(max).map_or(usize::MAX, |m| m.saturating_add(1)));
+    let range = Tensor::<1, Int>::arange(0..named as i64, &device);
+    let range = if range.dtype() == dtype {
+        range
     } else {
-        indices.cast(class_range.dtype())
+        range.cast(dtype)
     };
-    let one_hot = indices
-        .clone()
+    let full = [n, named, pixels];
+    let mut one_hot = indices
         .expand(full)
-        .equal(class_range.reshape([1, classes as i64, 1]).expand(full));
-    (one_hot, indices)
+        .equal(range.reshape([1, named as i64, 1]).expand(full));
+    if named < classes {
+        let rest = Tensor::<3, Int>::zeros([n, classes - named, pixels], &device).equal_elem(1);
+        one_hot = Tensor::cat(vec![one_hot, rest], 1);
+    }
+    (one_hot, kept)
+}
+
+/// The smallest and largest value of an integer dtype that an `i64` scalar can name.
+fn int_range(dtype: DType) -> (i64, i64) {
+    match dtype {
+        DType::I8 => (i8::MIN.into(), i8::MAX.into()),
+        DType::I16 => (i16::MIN.into(), i16::MAX.into()),
+        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
+        DType::U8 => (0, u8::MAX.into()),
+        DType::U16 => (0, u16::MAX.into()),
+        DType::U32 => (0, u32::MAX.into()),
+        DType::U64 => (0, i64::MAX),
+        _ => (i64::MIN, i64::MAX),
+    }
 }

@@ -21,6 +21,7 @@
 //! is nearly zero, so train with a Dice or Jaccard loss (soft Dice, soft Jaccard, Lovász) when
 //! objects are small and you are evaluated on Dice or Jaccard.
 
+use crate::SegLossError;
 use crate::metrics::Confusion;
 
 /// Relative error of Dice as an approximation of Jaccard (Prop. 1): `D <= (1 + 1) J`.
@@ -44,11 +45,26 @@ pub fn dice_from_jaccard(jaccard: f64) -> f64 {
 
 /// The counts of Prop. 2's family for `d` pixels and a parameter `a` in `(0, 1)`:
 /// no false negative (`|y \ y~| = 0`), `FP = |y~ \ y| = round(a d)`,
-/// `TP = |y n y~| = round(a^2 d)`, the rest true negatives.
-pub fn prop2_family(a: f64, d: u64) -> Confusion {
+/// `TP = |y n y~| = round(a^2 d)`, the rest true negatives (`d - TP - FP`).
+///
+/// # Errors
+/// [`SegLossError::InvalidParameter`] for `a` outside `(0, 1)` (NaN included), and
+/// [`SegLossError::TooLarge`] when `TP + FP` exceeds `d` (the family needs `a + a^2 <= 1`,
+/// up to rounding), counted without overflow: a member always has `TP + FP + TN = d`.
+pub fn prop2_family(a: f64, d: u64) -> Result<Confusion, SegLossError> {
+    crate::check::open_unit("a", a)?;
     let fp = (a * d as f64).round() as u64;
     let tp = (a * a * d as f64).round() as u64;
+    let labelled = tp.checked_add(fp);
+    let Some(tn) = labelled.and_then(|labelled| d.checked_sub(labelled)) else {
+        return Err(SegLossError::TooLarge {
+            what: "TP + FP of Prop. 2's family (a + a^2 > 1)",
+            // A sum past u64::MAX is reported as u64::MAX.
+            count: labelled.unwrap_or(u64::MAX),
+            limit: d,
+        });
+    };
     let mut c = Confusion::default();
-    c.push(tp, fp, 0, d.saturating_sub(tp + fp));
-    c
+    c.push(tp, fp, 0, tn);
+    Ok(c)
 }

@@ -87,7 +87,10 @@ fn prop2_weighted_hamming_cannot_approximate_dice() {
     let (tp, fp) = ((a * a * len as f64) as usize, (a * len as f64) as usize);
     let pred: Vec<bool> = (0..len).map(|i| i < tp + fp).collect();
     let target: Vec<bool> = (0..len).map(|i| i < tp).collect();
-    assert_eq!(confusion(pred, target, 1), prop2_family(a, len as u64));
+    assert_eq!(
+        confusion(pred, target, 1),
+        prop2_family(a, len as u64).unwrap()
+    );
 
     // The ratio between the best weighted Hamming similarity (the smallest over gamma, the one
     // closest to D) and D grows without bound as a -> 0.
@@ -95,7 +98,7 @@ fn prop2_weighted_hamming_cannot_approximate_dice() {
     let mut previous = 0.0;
     for k in 1..=6 {
         let a = 10f64.powi(-k);
-        let c = prop2_family(a, d);
+        let c = prop2_family(a, d).unwrap();
         let dice = c.dice(EmptyPolicy::One)[0];
         assert!(
             (dice - 2.0 * a / (2.0 * a + 1.0)).abs() < 1e-6,
@@ -117,4 +120,35 @@ fn prop2_weighted_hamming_cannot_approximate_dice() {
         previous = ratio;
     }
     assert!(previous > 1e5, "exceeds any fixed factor: {previous}");
+}
+
+#[test]
+fn prop2_family_outside_its_domain_is_an_error() {
+    use segloss::SegLossError;
+    for a in [0.0, 1.0, -0.5, f64::NAN, f64::INFINITY] {
+        assert!(
+            matches!(
+                prop2_family(a, 100),
+                Err(SegLossError::InvalidParameter { name: "a", .. })
+            ),
+            "a = {a}"
+        );
+    }
+    // a + a^2 = 1.19 > 1: TP + FP = 49 + 70 = 119 of 100 pixels.
+    assert_eq!(
+        prop2_family(0.7, 100),
+        Err(SegLossError::TooLarge {
+            what: "TP + FP of Prop. 2's family (a + a^2 > 1)",
+            count: 119,
+            limit: 100
+        })
+    );
+    // Near u64::MAX pixels the sum TP + FP would wrap: it is counted as saturated instead.
+    assert!(matches!(
+        prop2_family(0.99, u64::MAX),
+        Err(SegLossError::TooLarge { .. })
+    ));
+    // The largest member: a + a^2 just under 1 keeps TP + FP + TN = d.
+    let c = prop2_family(0.618, 1000).unwrap();
+    assert_eq!(c.tp()[0] + c.fp()[0] + c.tn()[0], 1000);
 }

@@ -129,11 +129,12 @@ impl Indices<'_> {
             out: &mut [u32],
             wide: impl Fn(T) -> i64,
         ) {
-            // An ignore index no value equals (-1 for unsigned types is never seen).
-            let ignore = ignore.unwrap_or(i64::MIN);
+            // No sentinel stands for "no ignore index": every i64 (i64::MIN included) is a
+            // value a caller may hand over, so the flag is kept beside the value.
+            let (ignoring, ignore) = (ignore.is_some(), ignore.unwrap_or(0));
             for (o, &v) in out.iter_mut().zip(values) {
                 let v = wide(v);
-                *o = if v == ignore {
+                *o = if ignoring & (v == ignore) {
                     IGNORED
                 } else if (0..classes as i64).contains(&v) {
                     v as u32

@@ -21,7 +21,7 @@ pub(crate) enum ClassWeights {
 
 /// Per-image mean of `w_fg y (-ln p) + w_bg (1-y) (-ln(1-p))` over the `len` pixels of each of
 /// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; writes
-/// `d loss_row / d x` into `grad` when given.
+/// `d loss_row / d x` into `grad` when given. A target outside `[0, 1]` is an error.
 pub(crate) fn cross_entropy<F: Real>(
     x: &[F],
     y: &[F],
@@ -29,7 +29,7 @@ pub(crate) fn cross_entropy<F: Real>(
     from_logits: bool,
     weights: ClassWeights,
     grad: Option<Gradient<'_, F>>,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, SegLossError> {
     let (fg, bg) = resolve(weights, y, &parallel::chunks(rows, x.len() / rows));
     let (fg, bg) = (F::from_f64(fg), F::from_f64(bg));
     pixel_means(
@@ -74,14 +74,7 @@ impl TypedKernel for CrossEntropyKernel {
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         let y = y.values()?;
-        Ok(cross_entropy(
-            x,
-            y,
-            rows,
-            self.from_logits,
-            self.weights,
-            grad,
-        ))
+        cross_entropy(x, y, rows, self.from_logits, self.weights, grad)
     }
 }
 

@@ -25,20 +25,20 @@ impl TypedKernel for FocalParams {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        Ok(focal(x, y.values()?, rows, *self, grad))
+        focal(x, y.values()?, rows, *self, grad)
     }
 }
 
 /// Per-image mean of `alpha_t * m * ce` over the `len` pixels of each of the `rows` images
 /// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`); writes `d loss_row / d x` into
-/// `grad` when given.
+/// `grad` when given. A target outside `[0, 1]` is an error.
 pub(crate) fn focal<F: Real>(
     x: &[F],
     y: &[F],
     rows: usize,
     params: FocalParams,
     grad: Option<Gradient<'_, F>>,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, SegLossError> {
     let pixel = Pixel::new(params);
     pixel_means(
         x,

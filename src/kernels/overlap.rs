@@ -6,6 +6,7 @@ use crate::cpu::lanes;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::kernels::{check_unit_targets, outside_unit};
 
 /// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics
 /// `I` (intersection), `|p|` and `|y|`, as the coefficients of a linear ratio.
@@ -75,7 +76,7 @@ impl TypedKernel for OverlapParams {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        Ok(overlap(x, y.values()?, rows, *self, grad))
+        overlap(x, y.values()?, rows, *self, grad)
     }
 }
 
@@ -88,37 +89,45 @@ impl TypedKernel for OverlapParams {
 /// image the second time right after the first, from cache (an image of 512x512 f32 logits and
 /// targets is 2 MB); otherwise (batch statistics, or fewer images than threads) every chunk of
 /// the batch is read once for the statistics and once more for the gradient.
+///
+/// A target outside `[0, 1]` is an error, found by the statistics pass (the gradient, in the
+/// per-image scheme, is then written for nothing: only on that error).
 pub(crate) fn overlap<F: Real>(
     x: &[F],
     y: &[F],
     rows: usize,
     params: OverlapParams,
     grad: Option<Gradient<'_, F>>,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let (scale, accumulate) = grad
         .as_ref()
         .map_or((1.0, false), |g| (g.scale, g.accumulate));
     let out = grad.map(|g| g.out);
     if !params.batch && rows >= parallel::threads() {
-        return parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
+        let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
-            let s = score(
-                &row_statistics(&x[r.clone()], &y[r.clone()], &params),
-                &params,
-            );
+            let [first, predicted, target, outside] =
+                row_statistics(&x[r.clone()], &y[r.clone()], &params);
+            let s = score(&[first, predicted, target], &params);
             if let Some(out) = out {
                 write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
             }
-            s.loss
+            (s.loss, outside)
         });
+        check_unit_targets(per_row.iter().map(|(_, outside)| outside).sum(), y)?;
+        return Ok(per_row.into_iter().map(|(loss, _)| loss).collect());
     }
     let chunks = parallel::chunks(rows, len);
     let partial = parallel::map(&chunks, |c| {
         let r = c.range.clone();
         statistics(&x[r.clone()], &y[r], &params)
     });
-    let mut stats = parallel::per_row(&chunks, &partial, rows);
+    check_unit_targets(partial.iter().map(|s| s[3]).sum(), y)?;
+    let mut stats: Vec<[f64; 3]> = parallel::per_row(&chunks, &partial, rows)
+        .into_iter()
+        .map(|[first, predicted, target, _]| [first, predicted, target])
+        .collect();
     if params.batch {
         let total = stats.iter().fold([0.0; 3], |acc, s| {
             [acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]]
@@ -133,15 +142,15 @@ pub(crate) fn overlap<F: Real>(
             write_gradient(&x[r.clone()], &y[r], out, s, scale, accumulate, &params);
         });
     }
-    scored.iter().map(|s| s.loss).collect()
+    Ok(scored.iter().map(|s| s.loss).collect())
 }
 
 /// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their
 /// order: the same sums, bit for bit, as the chunk-wise scheme, so the result does not depend
 /// on which scheme the thread count picks.
-fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 3] {
+fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 4] {
     let chunks = parallel::chunks(1, x.len());
-    let partial: Vec<[f64; 3]> = chunks
+    let partial: Vec<[f64; 4]> = chunks
         .iter()
         .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], params))
         .collect();
@@ -149,17 +158,18 @@ fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 3]
 }
 
 /// The statistics `[sum(p y) or sum|p - y|, |p|, |y|]` of a slice (squared sizes when
-/// `squared`).
-fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 3] {
+/// `squared`), and the count of its targets outside `[0, 1]`.
+fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 4] {
     let (from_logits, squared, soft_label) =
         (params.from_logits, params.squared, params.soft_label);
     lanes::sum(x, y, |xi, yi| {
         let p = probability(xi, from_logits);
         let first = if soft_label { (p - yi).abs() } else { p * yi };
+        let outside = outside_unit(yi);
         if squared {
-            [first, p * p, yi * yi]
+            [first, p * p, yi * yi, outside]
         } else {
-            [first, p, yi]
+            [first, p, yi, outside]
         }
     })
 }
@@ -298,7 +308,7 @@ mod tests {
             from_logits: true,
         };
         let chunks = parallel::chunks(rows, len);
-        let partial: Vec<[f64; 3]> = chunks
+        let partial: Vec<[f64; 4]> = chunks
             .iter()
             .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], &params))
             .collect();
@@ -326,7 +336,7 @@ mod tests {
             batch: false,
             from_logits: true,
         };
-        let loss = overlap(&x, &y, 1, params, None);
+        let loss = overlap(&x, &y, 1, params, None).unwrap();
         assert!((loss[0] - 1.0 / 3.0).abs() < 1e-12, "{}", loss[0]);
     }
 }

@@ -52,14 +52,15 @@ impl BoundaryLossConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, a spacing of the wrong
-/// length or not finite and positive, a failed read.
+/// length or not finite and positive, a failed read, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens)
+/// (channels; the map only reads `y > 0.5`, so a 0/255 mask gives the right map).
 pub fn boundary_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &BoundaryLossConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     let map = signed_distance_map(targets, config.spacing.as_deref())?;
     boundary_loss_with_map(logits, map, config)
 }
@@ -68,13 +69,15 @@ pub fn boundary_loss<const D: usize>(
 /// loader, say): no read to the host. `config.spacing` is not used (the map has it).
 ///
 /// # Errors
-/// Shape mismatch, rank < 2, a zero-sized dimension, different devices.
+/// Shape mismatch, rank < 2, a zero-sized dimension, different devices, and
+/// the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels).
 pub fn boundary_loss_with_map<const D: usize>(
     logits: Tensor<D>,
     map: Tensor<D>,
     config: &BoundaryLossConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    let map = check::binary_pair(&logits, map)?.detach();
+    let (logits, map) = check::binary_inputs(logits, map)?;
+    let map = map.detach();
     let p = if config.from_logits {
         sigmoid_keeping_nan(logits)
     } else {

@@ -61,10 +61,22 @@ pub enum ClassAverage {
 }
 
 impl<const D: usize> ClassTargets<D> {
-    /// The targets checked against the logits: indices of shape `[N, 1, ...]`, or per-class
-    /// values of the logits' shape (cast to their dtype), on the logits' device;
-    /// `ignore_index` only with indices.
+    /// The logits, widened to f32 when they are half precision ([`check::widened`]), and the
+    /// targets checked against them: indices of shape `[N, 1, ...]`, or per-class values of the
+    /// logits' shape (cast to their dtype), on the logits' device; `ignore_index` only with
+    /// indices.
     pub(crate) fn checked(
+        self,
+        logits: Tensor<D>,
+        ignore_index: Option<i64>,
+    ) -> Result<(Tensor<D>, Self), SegLossError> {
+        let logits = check::widened(logits);
+        let targets = self.checked_against(&logits, ignore_index)?;
+        Ok((logits, targets))
+    }
+
+    /// [`ClassTargets::checked`] against logits already widened.
+    fn checked_against(
         self,
         logits: &Tensor<D>,
         ignore_index: Option<i64>,
@@ -173,7 +185,7 @@ impl<const D: usize> ClassPlan<D> {
 }
 
 /// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`
-/// of pixels that count (`None`: all of them), from checked targets.
+/// of pixels that count (`None`: all of them), from targets checked against `logits`.
 fn per_class_targets<const D: usize>(
     logits: &Tensor<D>,
     targets: ClassTargets<D>,
@@ -182,12 +194,11 @@ fn per_class_targets<const D: usize>(
     let dims = logits.dims();
     let (n, classes) = (dims[0] as i64, dims[1]);
     let dtype = logits.dtype();
-    match targets.checked(logits, ignore_index)? {
+    match targets {
         ClassTargets::PerClass(y) => Ok((y.reshape([n, classes as i64, -1]), None)),
         ClassTargets::Indices(indices) => {
-            let (one_hot, indices) = one_hot(indices.reshape([n, 1, -1]), classes);
-            let valid =
-                ignore_index.map(|ignored| indices.not_equal_elem(ignored).float().cast(dtype));
+            let (one_hot, kept) = one_hot(indices.reshape([n, 1, -1]), classes, ignore_index);
+            let valid = kept.map(|kept| kept.float().cast(dtype));
             Ok((one_hot.float().cast(dtype), valid))
         }
     }
@@ -222,6 +233,7 @@ pub(crate) fn class_rows<const D: usize>(
     ignore_index: Option<i64>,
 ) -> Result<(Tensor<3>, Tensor<3>, Option<Tensor<3>>), SegLossError> {
     check::batch_shape(&logits, "logits")?;
+    let (logits, targets) = targets.checked(logits, ignore_index)?;
     let (y, valid) = per_class_targets(&logits, targets, ignore_index)?;
     let dims = logits.dims();
     let x = logits.reshape([dims[0] as i64, dims[1] as i64, -1]);

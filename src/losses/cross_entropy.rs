@@ -55,7 +55,8 @@ pub struct BinaryCrossEntropyConfig {
 /// the batch's size. The counts can move by a few with what ran before (burn's fusion cache).
 ///
 /// # Errors
-/// Shape mismatch, rank < 2, a zero-sized dimension or different devices.
+/// Shape mismatch, rank < 2, a zero-sized dimension or different devices, and
+/// the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels, targets outside `[0, 1]`).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -82,7 +83,7 @@ pub(crate) fn binary_cross_entropy_plan<const D: usize>(
     targets: Tensor<D>,
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Plan<D>, SegLossError> {
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     if runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let kernel = CrossEntropyKernel {
             from_logits: config.from_logits,
@@ -194,7 +195,7 @@ pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
     config: &WeightedCrossEntropyConfig,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     if runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let weights = match config.prior {
             Prior::Fixed(q) => ClassWeights::Fixed {

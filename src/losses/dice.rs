@@ -71,7 +71,8 @@ pub struct SoftDiceConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing,
-/// `soft_label` together with `squared`.
+/// `soft_label` together with `squared`, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens)
+/// (channels, targets outside `[0, 1]`).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {

@@ -63,7 +63,8 @@ pub struct FocalConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `gamma < 0`, `alpha`
-/// outside `[0, 1]`.
+/// outside `[0, 1]`, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels, targets
+/// outside `[0, 1]`).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -104,7 +105,7 @@ pub(crate) fn focal_plan<const D: usize>(
     config: &FocalConfig,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     let params = FocalParams {
         gamma: config.gamma,
         alpha: config.alpha,

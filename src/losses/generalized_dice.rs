@@ -131,7 +131,7 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
     check::batch_shape(&logits, "logits")?;
     let classes = logits.dims()[1];
     check_background(config.include_background, classes)?;
-    let targets = targets.checked(&logits, config.ignore_index)?;
+    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
     let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
     if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let head = HeadKind::GeneralizedDice {

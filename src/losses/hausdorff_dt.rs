@@ -51,14 +51,16 @@ pub struct HausdorffDtLossConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `alpha` negative or not
-/// finite, a spacing of the wrong length or not finite and positive, a failed read.
+/// finite, a spacing of the wrong length or not finite and positive, a failed read, and
+/// the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels; the targets are not checked
+/// against `[0, 1]`: use [`validate_targets`](crate::validate_targets)).
 pub fn hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
     config: &HausdorffDtLossConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     let grid = binary_grid(&logits.dims(), config.spacing.as_deref())?;
     let p = if config.from_logits {
         sigmoid_keeping_nan(logits)

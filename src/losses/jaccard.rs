@@ -72,7 +72,8 @@ pub struct SoftJaccardConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing,
-/// `soft_label` together with `squared`.
+/// `soft_label` together with `squared`, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens)
+/// (channels, targets outside `[0, 1]`).
 pub fn soft_jaccard<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,

@@ -101,7 +101,8 @@ pub struct LovaszConfig {
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets
 /// (found where the targets are read: on the host path and the device path of the CPU
-/// backends; on a cube device, which reads nothing, a non-binary target makes the loss NaN).
+/// backends; on a cube device, which reads nothing, a non-binary target makes the loss NaN:
+/// check with [`validate_targets`](crate::validate_targets)), and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -267,7 +268,7 @@ fn lovasz<const D: usize>(
     kind: Errors,
     errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
 ) -> Result<Plan<D>, SegLossError> {
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     let (n, p) = check::batch_shape(&logits, "logits")?;
     let problem_len = if config.per_image { p } else { n * p };
     if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {

@@ -134,7 +134,7 @@ pub fn lovasz_softmax<const D: usize>(
             allowed: "class indices in 0..C (the logits' channel count)",
         });
     }
-    let targets = targets.into().checked(&logits, config.ignore_index)?;
+    let (logits, targets) = targets.into().checked(logits, config.ignore_index)?;
     let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
     let problem_len = if config.per_image {
         pixels

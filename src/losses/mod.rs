@@ -27,6 +27,31 @@
 //! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
 //! targets as [`ClassTargets`]), `from_logits` (default `true`) telling whether the inputs are
 //! raw scores or probabilities, per-image losses combined by a [`Reduction`](crate::Reduction).
+//!
+//! # Inputs every loss refuses or widens
+//!
+//! Written once here; each loss's `# Errors` section links to it.
+//!
+//! - **Channels handed to a binary loss**: logits of rank >= 4 with more than one channel
+//!   (`[N, C, ...]`, `C > 1`) are [`SegLossError::UnsupportedShape`](crate::SegLossError),
+//!   never one score pooled over the channels. Rank 3 (`[N, H, W]`) is a 2D image without a
+//!   channel axis. Several labels or classes go to [`multiclass_overlap`] (with
+//!   [`ClassMode::Multilabel`] or [`ClassMode::Softmax`]) and the other multiclass losses.
+//! - **Binary targets outside `[0, 1]`** (a PNG mask read as 0/255): on the host path (the
+//!   default on flex and ndarray) the kernels find them in the pass that reads the targets and
+//!   return [`SegLossError::InvalidTargets`](crate::SegLossError); the Lovász losses, which
+//!   read their targets on every path of the CPU backends, also refuse non-binary ones. The
+//!   device path reads nothing back (no sync): check a batch there once with
+//!   [`validate_targets`](crate::validate_targets), the opt-in form of the same check. A NaN
+//!   target is not an error: it gives a NaN loss, as a NaN logit does.
+//! - **Class indices of any value** (`-7`, `i64::MAX`, `i64::MIN`, in any integer dtype):
+//!   an index outside `0..C` that is not `ignore_index` belongs to no class (every class
+//!   target 0 at that pixel), on every path; check them with
+//!   [`validate_class_indices`](crate::validate_class_indices).
+//! - **Half precision** (f16, bf16 logits): computed in f32 (the cast is part of the autodiff
+//!   graph, so the gradient reaches the logits in their dtype), as PyTorch's autocast computes
+//!   losses; the loss is f32. f16 cannot hold the probability clamps (`f32::MIN_POSITIVE` is 0
+//!   there) nor sum an image.
 
 mod boundary;
 pub(crate) mod classes;

@@ -212,7 +212,7 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         config.include_background,
         classes,
     )?;
-    let targets = targets.checked(&logits, config.ignore_index)?;
+    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
     let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
     if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let head = HeadKind::Overlap {

@@ -125,7 +125,7 @@ pub(crate) fn multiclass_focal_plan<const D: usize>(
         config.include_background,
         classes,
     )?;
-    let targets = targets.checked(&logits, config.ignore_index)?;
+    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
     if runs_on_host(config.execution, &logits, targets.is_tracked())? {
         let head = HeadKind::Focal {
             gamma: config.gamma,

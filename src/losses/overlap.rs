@@ -88,7 +88,7 @@ pub(crate) fn overlap_plan<const D: usize>(
     shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     let params = options.params(ratio);
-    let targets = check::binary_pair(&logits, targets)?;
+    let (logits, targets) = check::binary_inputs(logits, targets)?;
     let shared = shared.filter(|_| params.batch);
     if shared.is_none() && runs_on_host(options.execution, &logits, targets.is_tracked())? {
         return Ok(Plan::host(logits, targets, options.reduction, params));

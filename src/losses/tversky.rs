@@ -73,7 +73,8 @@ pub struct TverskyConfig {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative `alpha`,
-/// `beta` or smoothing.
+/// `beta` or smoothing, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels,
+/// targets outside `[0, 1]`).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {

@@ -71,8 +71,9 @@ impl ClassConfusion {
     /// # Errors
     /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `classes = 0`,
     /// [`SegLossError::TooLarge`] for more pixels per image than the backend's integers count,
+    /// [`SegLossError::TooLarge`] when `N x classes x pixels` (the one-hot masks) overflows,
     /// and [`SegLossError::InvalidTargets`] when a target (not `ignore_index`) or a prediction
-    /// lies outside `0..classes` (found from the counts, no extra read).
+    /// of any value lies outside `0..classes` (found from the counts, no extra read).
     pub fn from_indices<const D: usize>(
         pred: Tensor<D, Int>,
         target: Tensor<D, Int>,
@@ -88,12 +89,14 @@ impl ClassConfusion {
                 allowed: "at least 1",
             });
         }
+        check::element_count(&[n, classes, pixels], "class count times pixels")?;
         let full = [n, classes, pixels];
-        let (pred, _) = one_hot(pred.reshape([n as i64, 1, -1]), classes);
-        let (target, target_indices) = one_hot(target.reshape([n as i64, 1, -1]), classes);
-        let valid = match ignore_index {
-            Some(ignored) => target_indices.not_equal_elem(ignored).int(),
-            None => Tensor::<3, Int>::ones([n, 1, pixels], &target_indices.device()),
+        let (pred, _) = one_hot(pred.reshape([n as i64, 1, -1]), classes, None);
+        let device = target.device();
+        let (target, kept) = one_hot(target.reshape([n as i64, 1, -1]), classes, ignore_index);
+        let valid = match kept {
+            Some(kept) => kept.int(),
+            None => Tensor::<3, Int>::ones([n, 1, pixels], &device),
         };
         let p = pred.int().mul(valid.clone().expand(full));
         let y = target.int().mul(valid.clone().expand(full));

@@ -46,6 +46,10 @@ impl ClassSurfaceDistances {
                 allowed: "at least 1",
             });
         }
+        check::element_count(
+            &[images, classes, spatial.iter().product()],
+            "class count times voxels",
+        )?;
         let spacing = config.spacing_for(spatial.len())?;
         config.check()?;
         let pred = read_indices(pred, "the predicted class map")?;

@@ -1,8 +1,8 @@
 //! The exact Euclidean distance transform of a grid on the host, public for data loaders and
 //! for comparison with scipy.
 
-use crate::SegLossError;
 use crate::cpu::edt::squared_distances;
+use crate::{SegLossError, check};
 
 /// The exact Euclidean distance from every voxel of a grid of `shape` (row-major, the last
 /// axis contiguous, any number of axes) to the nearest voxel where `sites` is true, with
@@ -42,7 +42,7 @@ fn checked_grid(
             shape: shape.to_vec(),
         });
     }
-    if shape.iter().product::<usize>() != len {
+    if check::element_count(shape, "the grid's voxels")? != len {
         return Err(SegLossError::ShapeMismatch {
             left_name: "values",
             left: vec![len],
