@@ -24,6 +24,13 @@ pub(crate) fn sum<F: Real, const K: usize>(
     y: &[F],
     f: impl Fn(F, F) -> [F; K],
 ) -> [f64; K] {
+    // A real check, once per call: a shorter slice would otherwise end the sum early, without
+    // a word, in release builds.
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "lanes::sum: paired slices of different lengths"
+    );
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
@@ -45,6 +52,18 @@ pub(crate) fn sum_and_write<F: Real, const K: usize>(
     accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
+    // Real checks, once per call (as in `sum`): a gradient slice of another length would leave
+    // part of the gradient unwritten.
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "lanes::sum_and_write: x and y of different lengths"
+    );
+    assert_eq!(
+        x.len(),
+        out.len(),
+        "lanes::sum_and_write: x and out of different lengths"
+    );
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
@@ -57,7 +76,6 @@ pub(crate) fn sum_and_write<F: Real, const K: usize>(
 
 #[inline(always)]
 fn sum_body<F: Real, const K: usize>(x: &[F], y: &[F], f: impl Fn(F, F) -> [F; K]) -> [f64; K] {
-    debug_assert_eq!(x.len(), y.len());
     let mut total = [0.0_f64; K];
     let mut terms = [[F::ZERO; BLOCK]; K];
     // Full blocks as arrays: a loop of constant length is one vector loop, with no scalar
@@ -116,8 +134,6 @@ fn write_body<F: Real, const K: usize, const ADD: bool>(
     out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
-    debug_assert_eq!(x.len(), y.len());
-    debug_assert_eq!(x.len(), out.len());
     let mut total = [0.0_f64; K];
     let mut terms = [[F::ZERO; BLOCK]; K];
     // Full blocks as arrays, as in `sum_body`.

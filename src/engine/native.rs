@@ -54,7 +54,8 @@ pub(crate) trait NativeBackend: Backend {
     fn values_mut(tensor: &mut Self::FloatTensorPrimitive) -> Option<ValuesMut<'_>>;
     /// A tensor that takes `data`'s buffer (no copy).
     fn from_data(data: TensorData) -> Self::FloatTensorPrimitive;
-    /// The values of a small tensor, whatever its layout, as f64.
+    /// The values of a small tensor, whatever its layout, as f64: all of them (the backward
+    /// checks the count).
     fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64>;
     /// The contiguous values of an integer tensor, in its own integer type (`None` when they
     /// are not contiguous).
@@ -90,12 +91,8 @@ impl NativeBackend for burn::backend::Flex {
         burn::backend::flex::FlexTensor::from_data(data)
     }
     fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64> {
-        tensor
-            .to_contiguous()
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .unwrap_or_default()
+        // `iter` converts from any element type: every value comes back, whatever the dtype.
+        tensor.to_contiguous().into_data().iter::<f64>().collect()
     }
     fn indices(tensor: &Self::IntTensorPrimitive) -> Option<Indices<'_>> {
         use burn::tensor::DType;
@@ -477,10 +474,14 @@ impl<B: NativeBackend> Backward<B, 1> for HostGradient {
         let gradient = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |incoming| {
             let factors = B::to_f64(&incoming);
-            // One factor per problem; the problems split the gradient into equal parts.
-            debug_assert!(
-                !factors.is_empty()
-                    && TensorMetadata::shape(&gradient).num_elements() % factors.len() == 0
+            // One factor per problem, and the problems split the gradient into equal parts. A
+            // real check: a missing factor would pass the gradient on unscaled, silently.
+            let problems = TensorMetadata::shape(&incoming).num_elements();
+            let elements = TensorMetadata::shape(&gradient).num_elements();
+            assert!(
+                factors.len() == problems && problems > 0 && elements % problems == 0,
+                "host gradient: {} factors for {problems} problems of {elements} elements",
+                factors.len()
             );
             scale_problems::<B>(gradient, &factors)
         });
