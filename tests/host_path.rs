@@ -241,6 +241,44 @@ fn host_kernels_match_burn_operations_in_f64_and_on_every_cpu_backend() {
     }
 }
 
+/// Past one chunk of the host passes (32,768 elements: several chunks per image, partial sums
+/// added across chunks and threads) and past the Lovász sort's split (2^17 keys: a scatter by
+/// the top bits, then one sort per part), every binary loss still matches burn operations,
+/// values and gradients, per image and over the batch.
+#[test]
+fn host_kernels_match_burn_operations_past_one_chunk_and_the_sort_split() {
+    let device = f64_device();
+    // 2 x 40,000 pixels (two chunks per image), and 1 x 393 x 401 = 157,593 (> 2^17).
+    for (shape, seed) in [([2, 1, 200, 200], 31), ([1, 1, 393, 401], 32)] {
+        let n: usize = shape.iter().product();
+        let (x, y) = TestRng::new(seed).logits_and_mask(n, 5.0, 0.35);
+        for loss in ALL_LOSSES {
+            for options in [
+                json!({}),
+                json!({"aggregation": "batch", "per_image": false}),
+            ] {
+                let run = |execution| {
+                    evaluate(
+                        loss,
+                        &options,
+                        execution,
+                        Reduction::None,
+                        shape,
+                        &x,
+                        &y,
+                        &device,
+                        DType::F32,
+                    )
+                };
+                let ((hv, hg), (dv, dg)) = (run("host"), run("device"));
+                let what = format!("{loss} {options} {shape:?}");
+                assert_close(&hv, &dv, 1e-5, 1e-6, &format!("{what}: value"));
+                assert_close(&hg, &dg, 1e-5, 0.0, &format!("{what}: gradient"));
+            }
+        }
+    }
+}
+
 #[test]
 fn host_losses_compose_with_others_in_one_graph() {
     // 2 * dice + bce, host and device paths mixed both ways: the gradient is the same sum.

@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::DType;
 use common::*;
 use proptest::prelude::*;
-use segloss::Reduction;
+use segloss::{Reduction, SegLossError};
 use serde_json::{Value, json};
 
 /// Random batch: shape `[n, 1, h, w]`, logits in [-6, 6], hard targets.
@@ -143,9 +143,62 @@ proptest! {
         for loss in ALL_LOSSES {
             let xt = tensor(&x, shape, &device, DType::F32);
             let yt = tensor(&y, other, &device, DType::F32);
-            if let Ok(v) = run_loss(loss, &options, Reduction::None, xt, yt) {
-                for v in to_vec(v) { prop_assert!(v.is_finite(), "{loss} {options}: {v}"); }
+            let result = run_loss(loss, &options, Reduction::None, xt, yt);
+            match (expected_error(loss, shape, other, smooth, q, weight, from_logits), result) {
+                (None, Ok(v)) => {
+                    for v in to_vec(v) { prop_assert!(v.is_finite(), "{loss} {options}: {v}"); }
+                }
+                (Some(expected), Err(e)) => {
+                    prop_assert_eq!(expected, variant(&e), "{} {} {:?} {:?}: {}", loss, options, shape, other, e);
+                }
+                (expected, result) => prop_assert!(
+                    false, "{loss} {options} {shape:?} {other:?}: expected {expected:?}, got {:?}",
+                    result.map(to_vec)
+                ),
             }
         }
     }
+}
+
+/// The name of an error's variant.
+fn variant(e: &SegLossError) -> &'static str {
+    match e {
+        SegLossError::InvalidParameter { .. } => "InvalidParameter",
+        SegLossError::InvalidOption { .. } => "InvalidOption",
+        SegLossError::EmptyTensor { .. } => "EmptyTensor",
+        SegLossError::ShapeMismatch { .. } => "ShapeMismatch",
+        SegLossError::UnsupportedShape { .. } => "UnsupportedShape",
+        _ => "another variant",
+    }
+}
+
+/// The error `loss` must give for these inputs of `random_shapes_and_parameters_never_panic`
+/// (`None`: a finite loss), in the order the losses check: their options first, then the
+/// logits' shape (an empty dimension), the targets' shape, and one channel for a binary loss.
+fn expected_error(
+    loss: &str,
+    shape: [usize; 4],
+    other: [usize; 4],
+    smooth: f64,
+    q: f64,
+    weight: f64,
+    from_logits: bool,
+) -> Option<&'static str> {
+    let bad_option = match loss {
+        "soft_dice" | "soft_jaccard" | "tversky" => (smooth < 0.0).then_some("InvalidParameter"),
+        "weighted_cross_entropy" => {
+            (q <= 0.0 || q >= 1.0 || weight <= 0.0).then_some("InvalidParameter")
+        }
+        "lovasz_hinge" => (!from_logits).then_some("InvalidOption"),
+        _ => None,
+    };
+    bad_option.or(if shape.contains(&0) {
+        Some("EmptyTensor")
+    } else if shape != other {
+        Some("ShapeMismatch")
+    } else if shape[1] > 1 {
+        Some("UnsupportedShape")
+    } else {
+        None
+    })
 }
