@@ -290,6 +290,23 @@ mod x86 {
 mod tests {
     use super::*;
 
+    // Real checks, in release builds too (CI runs these with the crate built as in release):
+    // a shorter slice would otherwise end the pass early without a word.
+    #[test]
+    #[should_panic(expected = "paired slices of different lengths")]
+    fn a_sum_over_slices_of_different_lengths_is_refused() {
+        sum(&[1.0_f32; 8], &[1.0_f32; 7], |x, y| [x * y]);
+    }
+
+    #[test]
+    #[should_panic(expected = "x and out of different lengths")]
+    fn a_gradient_slice_of_another_length_is_refused() {
+        let mut out = [0.0_f32; 7];
+        sum_and_write(&[1.0_f32; 8], &[1.0_f32; 8], &mut out, false, |x, y| {
+            ([x], y)
+        });
+    }
+
     #[test]
     fn sums_and_writes_every_element_including_the_remainder() {
         for n in [0, 1, 7, 8, 9, 100, 1500] {

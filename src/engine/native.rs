@@ -597,6 +597,24 @@ mod tests {
         }
     }
 
+    /// The backward's factors: every value of the incoming gradient, whatever its layout (a
+    /// strided view) and float dtype, so that none is missing when the problems are scaled.
+    #[test]
+    fn to_f64_returns_every_value() {
+        use super::NativeBackend;
+        use burn::backend::Flex;
+        for dtype in [DType::F32, DType::F64, DType::F16] {
+            let data = TensorData::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+            let t = Tensor::<2>::from_data(data.convert_dtype(dtype), (&Device::flex(), dtype));
+            let p = t.transpose().try_into_primitive::<Flex>().unwrap();
+            assert_eq!(
+                Flex::to_f64(&p),
+                [1.0, 4.0, 2.0, 5.0, 3.0, 6.0],
+                "{dtype:?}"
+            );
+        }
+    }
+
     /// The surface metrics read masks in place: a silent fallback to a read would copy every
     /// mask (and only this test would notice). The tensor is shared, as a caller's clone is.
     #[test]
