@@ -147,6 +147,11 @@ fn radix_sort_orders_edge_values() {
     check_sort(&device, keys, 3, "edge values");
 }
 
+/// The sort's block (15 keys for each of 256 units) and the scans' block (16 for each of 256)
+/// in the kernels.
+const SORT_BLOCK: usize = 3840;
+const SCAN_BLOCK: usize = 4096;
+
 /// `lovasz_grad` of one row (DESIGN.md: `G = sum(g)`, `I_k = G - cumsum(g)_k`,
 /// `U_k = G + cumsum(1 - g)_k`, `J_k = 1 - I_k / U_k`, weights `J_k - J_(k-1)`), in the order
 /// of a stable descending sort of `errors`, at each pixel's own position. Each difference is
@@ -196,6 +201,36 @@ fn check_weights(device: &Device, errors: &[f32], labels: &[f32], rows: usize, w
     }
 }
 
+/// A launch whose rows end just before, at and just after a block boundary of the sort
+/// (3840 keys) and of the scans (4096), in several rows (so rows also start mid-grid): the
+/// sort against a stable host sort, and the Lovász weights (a sort and a scan) against the
+/// exact reference.
+#[test]
+fn row_operations_are_exact_around_block_boundaries() {
+    let _serial = serial();
+    let Some(device) = device() else { return };
+    let mut rng = Rng(17);
+    let rows = 3;
+    for block in [SORT_BLOCK, SCAN_BLOCK] {
+        for len in [
+            2 * block - 1,
+            2 * block,
+            2 * block + 1,
+            3 * block - 1,
+            3 * block,
+            3 * block + 1,
+        ] {
+            let keys: Vec<f32> = (0..rows * len)
+                .map(|_| rng.below(1 << 12) as f32 / 1024.0 - 2.0)
+                .collect();
+            let labels: Vec<f32> = (0..rows * len).map(|_| rng.below(2) as f32).collect();
+            let what = format!("[{rows}, {len}]");
+            check_sort(&device, keys.clone(), rows, &what);
+            check_weights(&device, &keys, &labels, rows, &what);
+        }
+    }
+}
+
 /// One row of 2^22 distinct errors, half of them labelled: 2^21 foreground pixels, where the
 /// late weights (down to `1 / U^2`, about `6e-14`) are far below f32's spacing near 1 and a
 /// difference of two Jaccard values in f32 gives noise. Every weight is within `1e-3` of its
@@ -224,6 +259,40 @@ fn lovasz_weights_keep_their_precision_on_a_row_of_4m_pixels() {
         labels[i] = 1.0;
     }
     check_weights(&device, &errors, &labels, 1, "[1, 2^22]");
+}
+
+/// Inputs whose buffers would pass the kernels' 32-bit indices are refused before anything
+/// is launched. The inputs are broadcast views of one element (nothing of their size is
+/// allocated, and nothing runs on them).
+#[test]
+fn row_operations_refuse_inputs_past_32_bit_indices() {
+    let _serial = serial();
+    let Some(device) = device() else { return };
+    let too_large = |result: Result<(), SegLossError>, what: &str| match result {
+        Err(SegLossError::TooLarge { count, limit, .. }) => {
+            assert_eq!((count, limit), (1 << 31, i32::MAX as u64), "{what}");
+        }
+        other => panic!("{what}: {other:?} instead of TooLarge"),
+    };
+    let float = |shape: [usize; 2]| Tensor::<2>::zeros([1, 1], &device).expand(shape);
+    let int = |shape: [usize; 2]| Tensor::<2, Int>::zeros([1, 1], &device).expand(shape);
+    // 2^31 elements in two rows.
+    let rows = [2, 1 << 30];
+    too_large(sort_rows_descending(float(rows)).map(|_| ()), "sort");
+    too_large(cumsum_rows(int(rows)).map(|_| ()), "cumsum");
+    too_large(
+        lovasz_weights(float(rows), float(rows)).map(|_| ()),
+        "weights",
+    );
+    // 2^27 rows of one element: 2^31 digit counts in the sort (16 per row), none in the
+    // prefix sums.
+    let short = [1 << 27, 1];
+    too_large(sort_rows_descending(float(short)).map(|_| ()), "short sort");
+    too_large(
+        lovasz_weights(float(short), float(short)).map(|_| ()),
+        "short weights",
+    );
+    device.sync().unwrap();
 }
 
 #[test]
