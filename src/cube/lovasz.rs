@@ -6,13 +6,22 @@
 //! order, each pixel's index with its label in the top bit. Two passes of the row scan
 //! ([`super::scan::block_offsets`], counting the label bits) give every block its count of
 //! foreground pixels before it and every row its total `G`; then [`jaccard_weights`] walks
-//! each block once more with the running count: at sorted position `k` (0-based) with
-//! `f_k` foreground pixels among the first `k + 1`,
+//! each block once more with the running count. At sorted position `k` (0-based), with `f_k`
+//! foreground pixels among the first `k + 1`, the intersection and union counts are
+//! `I_k = G - f_k` and `U_k = G + (k + 1) - f_k`, `J_k = 1 - I_k / U_k`, and the weight
+//! `J_k - J_(k-1)` is computed as one fraction of the integer counts, never as that
+//! difference:
 //!
-//! `J_k = 1 - (G - f_k) / (G + (k + 1 - f_k))`, weight `J_k - J_(k-1)` (`J_(-1) = 0`),
+//! - position 0: `J_0 = (U_0 - I_0) / U_0` (`U_k - I_k = k + 1 >= 1`, so `G = 0` is covered:
+//!   every later background weight is then `0 / ...`);
+//! - a foreground pixel (`I_k = I_(k-1) - 1`, `U_k = U_(k-1)`): `1 / U_k`;
+//! - a background pixel (`I_k = I_(k-1)`, `U_k = U_(k-1) + 1`): `I_k / (U_(k-1) U_k)`,
+//!   computed as `(I_k / U_(k-1)) / U_k` (no product to overflow; `U_(k-1) >= 1` for `k >= 1`).
 //!
-//! computed in f32 from exact integer counts, and written to `weights[row][index]`. So the
-//! gather, the scan, the Jaccard increments and the scatter back are three kernels in all.
+//! Each weight is so within a few f32 roundings of its own value. The difference of two
+//! `J`s near 1 is not: with `G` around 10^6 the late weights (about `1 / (4G)`) fall below
+//! f32's spacing near 1 (`6e-8`). The weights are written to `weights[row][index]`, so the
+//! gather, the scan, the weights and the scatter back are three kernels in all.
 
 use burn_cubecl::cubecl;
 use cubecl::client::Client;
@@ -24,16 +33,21 @@ use super::launch::Grid;
 use super::radix_sort::LABEL_BIT;
 use super::scan::{block_offsets, block_run};
 
-/// `J_k` of the first `position` sorted pixels of which `foreground` are labelled, in a row
-/// with `total` labelled pixels; `J` of no pixel is 0.
+/// The weight of the `position`-th sorted pixel (1-based: `position = k + 1`), `foreground`
+/// (`f_k`) of the first `position` being labelled, the pixel itself if `labelled` (1), in a row
+/// with `total` (`G`) labelled pixels: see the module's docs.
 #[cube]
-fn jaccard(total: u32, foreground: u32, position: u32) -> f32 {
-    let mut out = 0.0f32;
-    if position > 0 {
-        let background = position - foreground;
-        out = 1.0 - f32::cast_from(total - foreground) / f32::cast_from(total + background);
+fn jaccard_weight(total: u32, foreground: u32, position: u32, labelled: u32) -> f32 {
+    // No overflow in u32: G and k + 1 are at most 2^31 - 1 (checked before the launch).
+    let intersection = total - foreground;
+    let union = total + (position - foreground);
+    if position == 1 {
+        f32::cast_from(union - intersection) / f32::cast_from(union)
+    } else if labelled == 1 {
+        1.0 / f32::cast_from(union)
+    } else {
+        f32::cast_from(intersection) / f32::cast_from(union - 1) / f32::cast_from(union)
     }
-    out
 }
 
 /// Pass 3: the weights of every block, from its offset (the labelled pixels before it).
@@ -52,13 +66,12 @@ fn jaccard_weights(
         let row = run.row;
         let labelled = row_totals[row];
         let mut foreground = offsets[row * blocks + run.block] + run.before;
-        let mut previous = jaccard(labelled, foreground, run.start as u32);
         for i in run.start..run.end {
             let payload = payloads[row * len + i];
-            foreground += payload >> 31;
-            let current = jaccard(labelled, foreground, i as u32 + 1);
-            weights[row * len + (payload & !LABEL_BIT) as usize] = current - previous;
-            previous = current;
+            let label = payload >> 31;
+            foreground += label;
+            weights[row * len + (payload & !LABEL_BIT) as usize] =
+                jaccard_weight(labelled, foreground, i as u32 + 1, label);
         }
     }
 }

@@ -13,14 +13,16 @@
 //!   digits (per-block digit counts, a scan of the digit-by-block counts per row, a stable
 //!   scatter). Equal keys keep ascending index, the order of the host kernels.
 //! - [`cumsum_rows`]: per-row inclusive prefix sums of integers (reduce, scan, rescan: three
-//!   kernels), exact for rows of up to `2^31 - 1` elements whose sums fit in `i32`.
+//!   kernels), exact for up to `2^31 - 1` elements whose sums fit in `i32`.
 //! - [`lovasz_weights`]: both at once for the Lovász losses: the sort carries each pixel's
 //!   label in its payload, and one scan of the sorted labels writes every pixel's weight.
 //!
 //! They run without plane (subgroup) operations and without any workgroup waiting for another,
 //! so they run on Mesa's lavapipe (software Vulkan, which CI uses), and use at most 17 KiB of
 //! workgroup memory. The workgroup layout and the shared scan are in `block.rs`, the kernels in
-//! `scan.rs`, `radix_sort.rs` and `lovasz.rs`, the launch grid in `launch.rs`.
+//! `scan.rs`, `radix_sort.rs` and `lovasz.rs`, the launch grid in `launch.rs`, and there too
+//! the check of every buffer length against the kernels' 32-bit indices, which each public
+//! function makes before launching anything (the launches are unchecked).
 
 // The kernels are CubeCL code: its macro turns index loops and nested `if`s into device
 // code, where iterator adapters and comptime-conditions joined with `&&` do not exist.
@@ -43,6 +45,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 use crate::SegLossError;
+use launch::RowOp;
 
 /// The backend extension: the row operations on a cube device, for the plain cube backend and
 /// its fusion wrapper (burn's wgpu, cuda and rocm backends). Call them through
@@ -162,21 +165,15 @@ fn not_on_cube(name: &'static str) -> SegLossError {
     }
 }
 
-/// Checks a `[R, P]` input of the row operations: a cube device, no empty dimension, and
-/// `P <= 2^31 - 1` (the indices and sums are i32).
-fn check_rows<K>(tensor: &Tensor<2, K>, name: &'static str) -> Result<(), SegLossError>
+/// Checks a `[R, P]` input of the row operation `op`: no empty dimension, every buffer the
+/// launches will use within CubeCL's 32-bit indices ([`launch::check_lengths`]: `R * P` and
+/// `P` at most `2^31 - 1`, and the sort's digit counts), and a cube device.
+fn check_rows<K>(tensor: &Tensor<2, K>, name: &'static str, op: RowOp) -> Result<(), SegLossError>
 where
     K: burn::tensor::kind::Autodiff + burn::tensor::BackendPrimitive<Cube>,
 {
-    crate::check::batch_shape(tensor, name)?;
-    let dims = tensor.dims();
-    if i32::try_from(dims[1]).is_err() {
-        return Err(SegLossError::TooLarge {
-            what: "elements per row",
-            count: dims[1] as u64,
-            limit: i32::MAX as u64,
-        });
-    }
+    let (rows, len) = crate::check::batch_shape(tensor, name)?;
+    launch::check_lengths(op, rows, len)?;
     if !on_cube_device(tensor) {
         return Err(not_on_cube(name));
     }
@@ -195,9 +192,12 @@ where
 ///
 /// # Errors
 /// A tensor that is not on a cube device (use burn's `sort_descending_with_indices` on the
-/// CPU backends), an empty dimension, or more than `2^31 - 1` columns.
+/// CPU backends), an empty dimension, or [`SegLossError::TooLarge`], before anything is
+/// launched, where a buffer would pass the kernels' 32-bit indices: more than `2^31 - 1`
+/// elements (rows × columns), or more than `2^31 - 1` digit counts (16 per row and per block
+/// of 3840 columns: at most `2^27 - 1` rows shorter than 16 columns).
 pub fn sort_rows_descending(keys: Tensor<2>) -> Result<(Tensor<2>, Tensor<2, Int>), SegLossError> {
-    check_rows(&keys, "keys")?;
+    check_rows(&keys, "keys", RowOp::Sort)?;
     let autodiff = keys.is_autodiff();
     let (sorted, indices) =
         burn::backend::Dispatch::sort_rows_descending(keys.inner().into_dispatch());
@@ -216,9 +216,10 @@ pub fn sort_rows_descending(keys: Tensor<2>) -> Result<(Tensor<2>, Tensor<2, Int
 ///
 /// # Errors
 /// A tensor that is not on a cube device (use burn's `cumsum` on the CPU backends), an empty
-/// dimension, or more than `2^31 - 1` columns.
+/// dimension, or [`SegLossError::TooLarge`], before anything is launched, for more than
+/// `2^31 - 1` elements (rows × columns: the kernels index in 32 bits).
 pub fn cumsum_rows(values: Tensor<2, Int>) -> Result<Tensor<2, Int>, SegLossError> {
-    check_rows(&values, "values")?;
+    check_rows(&values, "values", RowOp::Cumsum)?;
     let autodiff = values.is_autodiff();
     let sums = Tensor::<2, Int>::from_dispatch(burn::backend::Dispatch::cumsum_rows(
         values.inner().into_dispatch(),
@@ -230,20 +231,27 @@ pub fn cumsum_rows(values: Tensor<2, Int>) -> Result<Tensor<2, Int>, SegLossErro
 /// `errors` (`[R, P]`, one Lovász problem per row) with the hard labels `labels` (`[R, P]`,
 /// 1 for foreground, anything else background), at the pixel's own position: the row sorted by
 /// decreasing error (stable: equal errors in ascending pixel order, as the host kernels), and
-/// with `f_k` foreground pixels among the first `k + 1` sorted and `G` in the row,
-/// `J_k = 1 - (G - f_k) / (G + k + 1 - f_k)` and weight `J_k - J_(k-1)` (`J_(-1) = 0`).
+/// with `f_k` foreground pixels among the first `k + 1` sorted and `G` in the row, the
+/// intersection `I_k = G - f_k`, the union `U_k = G + (k + 1) - f_k`, `J_k = 1 - I_k / U_k`,
+/// and the weight `J_k - J_(k-1)` (`J_(-1) = 0`).
+///
+/// Each weight is computed in f32 as one fraction of the exact integer counts, never as that
+/// difference (two values near 1 whose difference, about `1 / (4G)` late in a row of 10^6
+/// foreground pixels, is below f32's spacing there): `J_0 = (U_0 - I_0) / U_0` at position 0,
+/// `1 / U_k` at a foreground pixel, `(I_k / U_(k-1)) / U_k` at a background one. So every
+/// weight is within a few f32 roundings (`~1e-6`) of its own value, at any row length.
 ///
 /// `sum(errors * weights)` is the Lovász extension of the Jaccard loss at `errors`, and,
 /// with the weights held constant, its exact gradient. The radix sort carries the labels in
 /// its payloads, and one scan of them computes the weights and writes them in place: eight
-/// sort passes and three kernels, nothing read to the host. f32, from exact integer counts.
-/// The result carries no gradient.
+/// sort passes and three kernels, nothing read to the host. The result carries no gradient.
 ///
 /// # Errors
 /// Tensors not on a cube device, of different shapes or devices, with an empty dimension, or
-/// more than `2^31 - 1` columns.
+/// [`SegLossError::TooLarge`], before anything is launched, as [`sort_rows_descending`]: more
+/// than `2^31 - 1` elements, or more than `2^27 - 1` rows shorter than 16 columns.
 pub fn lovasz_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
-    check_rows(&errors, "errors")?;
+    check_rows(&errors, "errors", RowOp::LovaszWeights)?;
     crate::check::same_shape_and_device(&errors, "errors", &labels, "labels")?;
     let autodiff = errors.is_autodiff();
     let weights = Tensor::<2>::from_dispatch(burn::backend::Dispatch::lovasz_weights(

@@ -30,14 +30,14 @@ use super::scan::scan_rows;
 
 /// Bits per digit, and the digits per key and pass.
 const DIGIT_BITS: u32 = 4;
-const DIGITS: u32 = 1 << DIGIT_BITS;
+pub(crate) const DIGITS: u32 = 1 << DIGIT_BITS;
 /// Consecutive keys per unit in the sort: 15, so that a unit's count of one digit fits in 4
 /// bits and its 16 counts in two registers (8 nibbles each). Counting in registers, not in
 /// shared memory indexed by the digit, is what keeps the passes fast where shared memory is
 /// emulated (lavapipe): there every per-lane dynamic index is a scalar loop.
 const RUN: u32 = 15;
 /// Keys per workgroup in the sort.
-const BLOCK: usize = (UNITS * RUN) as usize;
+pub(crate) const BLOCK: usize = (UNITS * RUN) as usize;
 /// The payload bit that carries a pixel's label (indices are below `2^31`).
 pub(crate) const LABEL_BIT: u32 = 1 << 31;
 
@@ -255,7 +255,7 @@ pub(crate) struct Sorted {
 /// payloads are the pixel indices (`< len`), with [`LABEL_BIT`] set where `labels` (the same
 /// layout, f32) is 1.
 ///
-/// The caller checks `len < 2^31`.
+/// The caller checks the lengths ([`super::launch::check_lengths`]).
 pub(crate) fn sort_rows(
     client: &Client,
     values: Handle,
