@@ -363,10 +363,11 @@ mod tests {
             assert_eq!(inside, (1, 3));
             assert_eq!(threads(), 3);
             assert_eq!(helper_pool().map(|p| p.current_num_threads()), Some(2));
-            // And a pass started inside the small pool uses the helper pool's threads.
+            // And a pass started inside the small pool uses the helper pool's threads (64 ms
+            // of work: a helper that wakes within 40 ms takes part).
             let names = one.install(|| {
                 map_items((0..64).collect(), |_: usize| {
-                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                     std::thread::current().name().unwrap_or("").to_string()
                 })
             });
