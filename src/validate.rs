@@ -39,7 +39,7 @@ pub fn validate_targets<const D: usize>(
     kind: TargetKind,
 ) -> Result<(), SegLossError> {
     batch_shape(&targets, "targets")?;
-    check_values(&read_f64(targets), kind)
+    check_values(&read_f64(targets, "targets")?, kind)
 }
 
 /// The value check of [`validate_targets`] on host values, shared with the functions that

@@ -37,7 +37,7 @@
 use super::edt::{nearest_of_sites, squared_distances_at};
 use super::lanes::widest;
 use super::parallel;
-use super::scratch::with_scratch;
+use super::scratch::{Buffers, bytes_of, with_scratch};
 
 /// The first radius, in units of the finest spacing: two borders within 8 voxels of each other
 /// (a good segmentation's) are done in one round of 17 taps per axis.
@@ -426,6 +426,12 @@ impl Rows {
 #[derive(Default)]
 struct Field(Vec<f64>);
 
+impl Buffers for Field {
+    fn bytes(&self) -> usize {
+        bytes_of(&self.0)
+    }
+}
+
 /// One plane's part of a round.
 struct Plane<'a> {
     /// The plane's first flat index.
@@ -448,6 +454,15 @@ struct PlaneScratch {
     read: Vec<bool>,
     /// The rows of a window that hold a finite value (their offsets) and their taps.
     sources: Vec<(usize, f64)>,
+}
+
+impl Buffers for PlaneScratch {
+    fn bytes(&self) -> usize {
+        bytes_of(&self.input)
+            + bytes_of(&self.finite)
+            + bytes_of(&self.read)
+            + bytes_of(&self.sources)
+    }
 }
 
 /// The first pass and the windowed passes of the axes after the first, on one plane

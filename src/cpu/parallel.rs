@@ -57,14 +57,38 @@ pub(crate) fn rows(rows: usize, len: usize) -> Vec<Chunk> {
 }
 
 /// Threads a pass runs on: as many as rayon's global pool has (the pool burn's flex backend
-/// uses), which is `RAYON_NUM_THREADS` or else the machine's available parallelism; read once.
+/// uses), which is `RAYON_NUM_THREADS`, the size given to `ThreadPoolBuilder::build_global`, or
+/// else the machine's available parallelism; read once.
+///
+/// Read from the global pool whatever pool the first caller runs in: `current_num_threads`
+/// gives the size of the pool the calling thread belongs to, so a first call inside a
+/// one-thread `ThreadPool::install` would make every later pass single-threaded. A thread
+/// outside every pool gets the global pool's size from it, so a caller inside a pool asks a
+/// fresh thread of its own (once per process). Mirroring rayon's rule (`RAYON_NUM_THREADS`,
+/// else `available_parallelism`) instead would miss a global pool sized by `build_global`,
+/// and sending a job to the global pool could wait forever when the caller is that pool's
+/// only thread. If no thread can be started, the caller's pool's size serves.
 ///
 /// Only the choice between two schemes of the overlap kernel depends on it, and both give the
 /// same bits: every result is independent of the thread count, because the chunks are fixed
 /// by [`chunks`] and their partial results are added in chunk order.
 pub(crate) fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(rayon::current_num_threads)
+    *THREADS.get_or_init(global_pool_threads)
+}
+
+/// The size of rayon's global pool, read on a thread outside every pool (see [`threads`]).
+fn global_pool_threads() -> usize {
+    if rayon::current_thread_index().is_none() {
+        // Outside every pool: this thread's answer is the global pool's.
+        return rayon::current_num_threads();
+    }
+    std::thread::Builder::new()
+        .name("segloss-size".into())
+        .spawn(rayon::current_num_threads)
+        .ok()
+        .and_then(|outside| outside.join().ok())
+        .unwrap_or_else(rayon::current_num_threads)
 }
 
 /// The persistent rayon pool of the `threads() - 1` threads that work beside the calling
@@ -201,6 +225,30 @@ fn in_place_scope<'scope, R>(op: impl FnOnce(&rayon::Scope<'scope>) -> R) -> R {
     }
 }
 
+/// Runs `a` and `b` side by side, `a` on the calling thread and `b` on [`helper_pool`] (one
+/// after the other on the calling thread when a pass runs on one thread), and returns both
+/// results: rayon's `join` on the pool every pass of the crate runs on, never beside it on
+/// rayon's global pool.
+pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if threads() < 2 {
+        return (a(), b());
+    }
+    let mut second = None;
+    let first = in_place_scope(|scope| {
+        let second = &mut second;
+        scope.spawn(move |_| *second = Some(b()));
+        a()
+    });
+    // The scope returns once its spawned job has (a panic in `b` goes on past the scope).
+    (first, second.expect("the scope waits for its spawned job"))
+}
+
 /// Chunks, each with its slice of the output (if any), in chunk order.
 type Run<'a, E> = Vec<(&'a Chunk, Option<&'a mut [E]>)>;
 
@@ -299,6 +347,59 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// A first call inside a one-thread pool still sizes the passes from rayon's global pool:
+    /// this test runs itself again in a process with `RAYON_NUM_THREADS=3`, whose first call
+    /// to [`threads`] is made inside a one-thread `ThreadPool::install`.
+    #[test]
+    fn a_first_call_inside_a_small_pool_sizes_from_the_global_pool() {
+        if std::env::var("SEGLOSS_POOL_CHILD").is_ok() {
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let inside = one.install(|| (rayon::current_num_threads(), threads()));
+            assert_eq!(inside, (1, 3));
+            assert_eq!(threads(), 3);
+            assert_eq!(helper_pool().map(|p| p.current_num_threads()), Some(2));
+            // And a pass started inside the small pool uses the helper pool's threads (64 ms
+            // of work: a helper that wakes within 40 ms takes part).
+            let names = one.install(|| {
+                map_items((0..64).collect(), |_: usize| {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    std::thread::current().name().unwrap_or("").to_string()
+                })
+            });
+            assert!(names.iter().any(|n| n.starts_with("segloss-")), "{names:?}");
+            return;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cpu::parallel::tests::a_first_call_inside_a_small_pool_sizes_from_the_global_pool",
+            ])
+            .env("RAYON_NUM_THREADS", "3")
+            .env("SEGLOSS_POOL_CHILD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// [`join`] runs its two closures on the calling thread and the helper pool, never on
+    /// rayon's global pool, and returns both results in order.
+    #[test]
+    fn join_runs_on_the_caller_and_the_helper_pool() {
+        let caller = std::thread::current().id();
+        let on = || {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let here = std::thread::current();
+            (here.id() == caller, here.name().unwrap_or("").to_string())
+        };
+        let (a, b) = join(on, on);
+        assert!(a.0, "the first closure runs on the caller");
+        assert!(b.0 || b.1.starts_with("segloss-"), "ran on {:?}", b.1);
+        assert_eq!(join(|| 1, || "two"), (1, "two"));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!
 //! The order is the same either way.
 
+use super::scratch::bytes_of;
+
 /// Above this many keys (2 MiB with their buffer: a core's L2 cache here), the sort splits the
 /// keys by their top 16 bits first and sorts each part while it is in cache (measured faster
 /// from 2^17 keys on: the benchmarks' binary images of 2^18 pixels and classes over batches of
@@ -124,6 +126,14 @@ impl RadixSort {
         } else {
             &self.buffer
         }
+    }
+
+    /// The heap bytes of the sort's buffers.
+    pub fn bytes(&self) -> usize {
+        bytes_of(&self.keys)
+            + bytes_of(&self.buffer)
+            + bytes_of(&self.starts)
+            + bytes_of(&self.ends)
     }
 
     /// An empty list of keys for a caller that sorts them itself (f64 errors, by comparison);

@@ -1,29 +1,200 @@
-//! Working buffers kept per thread between kernel calls.
+//! Working buffers kept per thread between kernel calls, up to [`KEPT_PER_THREAD`] bytes.
 //!
-//! The kernels run on the threads of rayon's persistent pool, so a training loop that keeps a
+//! The kernels run on the threads of a persistent pool, so a training loop that keeps a
 //! kernel's buffers per thread allocates (and page-faults) them once per thread rather than at
 //! every step. A thread keeps one value of each buffer type, as large as its largest use so
-//! far.
+//! far, as long as all it keeps stays within [`KEPT_PER_THREAD`]: a value that would take it
+//! past that is freed when its use ends, and made again at the next use.
+//!
+//! Why a cap rather than freeing every buffer after each call: the buffers of the 2D benchmark
+//! shapes stay under it, so their hot path does exactly what it did before (the only new work
+//! is adding a few capacities per problem), while a large call (a 2^20-pixel Lovász problem
+//! needs at least 16.5 MiB per thread: 4 + 4 bytes a pixel of errors and derivatives, 8 of
+//! sort buffer, 512 KiB of split tables) no longer leaves its buffers behind for the life of
+//! the process. Freeing after every call would make every call allocate and page-fault its
+//! buffers again on every thread, the cost the scratch exists to avoid. A problem past the cap
+//! (the 3D benchmark's images of 2^20 voxels, a Lovász-softmax class over a batch of more than
+//! about 2^20 pixels) pays it: one allocation per thread and call, which costs page faults
+//! when the allocator has returned the freed buffer to the system (a few milliseconds for
+//! 20 MiB, against a sort of a million keys; glibc by default raises its thresholds after such
+//! a free and serves the next allocation from the memory it kept). A process keeps at most
+//! `KEPT_PER_THREAD` times the threads that ran a kernel (the caller and the helper pool's
+//! threads).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 
-/// Runs `f` with this thread's value of `T` (made by `Default` the first time).
-pub(crate) fn with_scratch<T: Default + 'static, R>(f: impl FnOnce(&mut T) -> R) -> R {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
-    }
+/// The most bytes of buffers a thread keeps between uses: 16 MiB, above what the 2D benchmark
+/// shapes need (a binary Lovász problem of 512 x 512 pixels: at most 6.5 MiB; a
+/// Lovász-softmax class problem of 2^19 keys, `[8, C, 256, 256]`: at most 8.5 MiB), below
+/// what a problem of 2^20 pixels needs.
+pub(crate) const KEPT_PER_THREAD: usize = 16 << 20;
+
+/// A type of working buffers: [`with_scratch`] keeps a value between uses as long as its
+/// [`bytes`](Self::bytes) fit in what the thread may keep.
+pub(crate) trait Buffers: Default + 'static {
+    /// The heap bytes the value holds (its buffers' capacities).
+    fn bytes(&self) -> usize;
+}
+
+/// The heap bytes of `v`'s buffer.
+pub(crate) fn bytes_of<T>(v: &Vec<T>) -> usize {
+    v.capacity() * size_of::<T>()
+}
+
+/// A kept value: its type, its bytes when it was put back, and the value.
+type Slot = (TypeId, usize, Box<dyn Any>);
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's value of `T` (made by `Default` when none is kept), then keeps
+/// the value if it fits in [`KEPT_PER_THREAD`] with what the thread keeps of the other types;
+/// else frees it.
+pub(crate) fn with_scratch<T: Buffers, R>(f: impl FnOnce(&mut T) -> R) -> R {
     let id = TypeId::of::<T>();
     // Taken out while `f` runs, so the cell is never borrowed across `f` (which may itself
     // use another type's scratch).
     let stored = SCRATCH.with_borrow_mut(|slots| {
-        let at = slots.iter().position(|(t, _)| *t == id)?;
-        Some(slots.swap_remove(at).1)
+        let at = slots.iter().position(|(t, _, _)| *t == id)?;
+        Some(slots.swap_remove(at).2)
     });
     let mut scratch: Box<T> = stored
         .and_then(|s| s.downcast::<T>().ok())
         .unwrap_or_default();
     let result = f(&mut scratch);
-    SCRATCH.with_borrow_mut(|slots| slots.push((id, scratch)));
+    let bytes = scratch.bytes();
+    let freed = SCRATCH.with_borrow_mut(|slots| {
+        let kept: usize = slots.iter().map(|(_, b, _)| b).sum();
+        if kept.saturating_add(bytes) <= KEPT_PER_THREAD {
+            slots.push((id, bytes, scratch));
+            None
+        } else {
+            Some(scratch)
+        }
+    });
+    // Freed outside the borrow (a value's drop never reaches the cell, but nothing depends on
+    // that).
+    drop(freed);
     result
+}
+
+/// The bytes this thread keeps now (test support).
+#[cfg(test)]
+pub(crate) fn kept_bytes() -> usize {
+    SCRATCH.with_borrow(|slots| slots.iter().map(|(_, b, _)| b).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Small(Vec<u8>);
+    impl Buffers for Small {
+        fn bytes(&self) -> usize {
+            bytes_of(&self.0)
+        }
+    }
+
+    #[derive(Default)]
+    struct Large(Vec<u64>);
+    impl Buffers for Large {
+        fn bytes(&self) -> usize {
+            bytes_of(&self.0)
+        }
+    }
+
+    /// Values within the cap are kept and reused; one past it is freed after its use, and the
+    /// thread never keeps more than the cap. (Each test runs on its own thread, so the thread's
+    /// scratch starts empty.)
+    #[test]
+    fn values_are_kept_up_to_the_cap_and_freed_past_it() {
+        assert_eq!(kept_bytes(), 0);
+        with_scratch(|s: &mut Small| s.0.reserve_exact(1 << 20));
+        assert_eq!(kept_bytes(), 1 << 20);
+        // Reused: the same buffer comes back.
+        let capacity = with_scratch(|s: &mut Small| s.0.capacity());
+        assert_eq!(capacity, 1 << 20);
+
+        // Fits beside the small one: kept.
+        let fits = (KEPT_PER_THREAD - (1 << 20)) / 8;
+        with_scratch(|s: &mut Large| s.0.reserve_exact(fits));
+        assert_eq!(kept_bytes(), KEPT_PER_THREAD);
+        // Grown past what is left: freed after the use, made again at the next.
+        with_scratch(|s: &mut Large| s.0.reserve_exact(fits + 1));
+        assert_eq!(kept_bytes(), 1 << 20);
+        assert_eq!(with_scratch(|s: &mut Large| s.0.capacity()), 0);
+
+        // Nested uses of two types each find their own value.
+        let (outer, inner) = with_scratch(|s: &mut Small| {
+            let inner = with_scratch(|l: &mut Large| {
+                l.0.push(7);
+                l.0.len()
+            });
+            (s.0.capacity(), inner)
+        });
+        assert_eq!((outer, inner), (1 << 20, 1));
+        assert!(kept_bytes() <= KEPT_PER_THREAD);
+    }
+
+    /// `n` values in `[-4, 4)` from a fixed sequence (distinct enough for a sort).
+    #[cfg(feature = "flex")]
+    fn logits(n: usize) -> Vec<f32> {
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+            })
+            .collect()
+    }
+
+    /// The Lovász benchmark shapes (forward and backward) keep their buffers on the calling
+    /// thread between calls, so their hot path is what it was without the cap: the caller
+    /// solves at least one problem of each call, whose buffers are at least 16 bytes a pixel
+    /// (binary: errors, derivatives, sort buffer) or 8 bytes a key (Lovász-softmax: the sort
+    /// buffer of a class over the batch).
+    #[cfg(feature = "flex")]
+    #[test]
+    fn the_lovasz_benchmark_shapes_keep_their_buffers() {
+        use burn::tensor::{Device, Int, Tensor, TensorData};
+
+        use crate::Execution;
+        use crate::losses::{LovaszConfig, LovaszSoftmaxConfig, lovasz_hinge, lovasz_softmax};
+
+        let device = Device::flex().autodiff();
+        for shape in [[8, 1, 256, 256], [16, 1, 512, 512]] {
+            let len: usize = shape.iter().product();
+            let x =
+                Tensor::<4>::from_data(TensorData::new(logits(len), shape), &device).require_grad();
+            let labels: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u8 as f32).collect();
+            let y = Tensor::<4>::from_data(TensorData::new(labels, shape), &device);
+            let config = LovaszConfig::new().with_execution(Execution::Host);
+            lovasz_hinge(x, y, &config).unwrap().backward();
+            let pixels = shape[2] * shape[3];
+            let kept = kept_bytes();
+            assert!(
+                kept >= 16 * pixels && kept <= KEPT_PER_THREAD,
+                "{shape:?}: {kept}"
+            );
+        }
+        let shape = [8, 4, 256, 256];
+        let len: usize = shape.iter().product();
+        let x = Tensor::<4>::from_data(TensorData::new(logits(len), shape), &device).require_grad();
+        let index_shape = [8, 1, 256, 256];
+        let pixels: usize = index_shape.iter().product();
+        let classes: Vec<i64> = (0..pixels as i64).map(|i| (i * 7 / 3) % 4).collect();
+        let y = Tensor::<4, Int>::from_data(TensorData::new(classes, index_shape), &device);
+        let config = LovaszSoftmaxConfig::new().with_execution(Execution::Host);
+        lovasz_softmax(x, y, &config).unwrap().backward();
+        let kept = kept_bytes();
+        assert!(
+            kept >= 8 * pixels && kept <= KEPT_PER_THREAD,
+            "{shape:?}: {kept}"
+        );
+    }
 }

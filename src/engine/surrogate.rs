@@ -22,7 +22,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use crate::cpu::gradient_buffer;
 use crate::engine::native::native_loss;
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
-use crate::host::{read, upload};
+use crate::host::{read, read_data, upload};
 use crate::tensors::{row_sums, rows};
 use crate::{Reduction, SegLossError, check};
 
@@ -43,10 +43,10 @@ pub(crate) fn host_loss<const D: usize>(
     }
     let (device, dtype) = (logits.device(), logits.dtype());
     let tracked = logits.is_tracked();
-    let x = read(logits.clone());
+    let x = read(logits.clone(), "logits")?;
     let y = match targets {
-        HostTargets::Values(values) => read(values),
-        HostTargets::Indices(indices) => indices.into_data(),
+        HostTargets::Values(values) => read(values, "targets")?,
+        HostTargets::Indices(indices) => read_data(indices, "targets")?,
     };
     let (values, grad) = match dtype {
         DType::F32 => run_typed::<f32>(kernel, x, &y, n, tracked)?,

@@ -8,7 +8,7 @@ use crate::cpu::lanes;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::cpu::radix_sort::RadixSort;
-use crate::cpu::scratch::with_scratch;
+use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 use crate::validate::{TargetKind, check_values};
 
@@ -78,9 +78,11 @@ pub(crate) fn lovasz<F: Real>(
     })
 }
 
-/// A thread's buffers ([`with_scratch`]: a thread keeps those of its largest problem so far,
-/// up to 24 bytes per f32 pixel), reused for every problem it solves: otherwise each image allocates,
-/// and page-faults on, 24 bytes per f32 pixel (errors, derivatives, keys, the sort buffer).
+/// A thread's buffers, reused for every problem it solves: otherwise each image allocates,
+/// and page-faults on, up to 24 bytes per f32 pixel (errors, derivatives, keys, the sort
+/// buffer). [`with_scratch`] keeps them between calls up to
+/// [`KEPT_PER_THREAD`](crate::cpu::scratch::KEPT_PER_THREAD) bytes per thread (problems of up
+/// to about 2^19 pixels), and frees larger ones after their problem.
 #[derive(Default)]
 pub(crate) struct Scratch<F> {
     errors: Vec<F>,
@@ -88,6 +90,12 @@ pub(crate) struct Scratch<F> {
     derivatives: Vec<F>,
     /// Sort keys `(!error bits << 32) | pixel`: once sorted, the order is their low half.
     sort: RadixSort,
+}
+
+impl<F: Real> Buffers for Scratch<F> {
+    fn bytes(&self) -> usize {
+        bytes_of(&self.errors) + bytes_of(&self.derivatives) + self.sort.bytes()
+    }
 }
 
 /// One problem: the value; the gradient is written into `grad` when given.

@@ -14,7 +14,7 @@
 
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
-use crate::cpu::scratch::with_scratch;
+use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, class_targets, probabilities};
@@ -417,6 +417,12 @@ struct Gathered<F> {
     p: Vec<F>,
     y: Vec<F>,
     grad: Vec<F>,
+}
+
+impl<F: 'static> Buffers for Gathered<F> {
+    fn bytes(&self) -> usize {
+        bytes_of(&self.p) + bytes_of(&self.y) + bytes_of(&self.grad)
+    }
 }
 
 impl<F> Default for Gathered<F> {

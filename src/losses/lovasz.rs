@@ -230,7 +230,7 @@ pub fn lovasz_grad(gt_sorted: Tensor<1>) -> Result<Tensor<1>, SegLossError> {
         });
     }
     let (device, dtype) = (gt_sorted.device(), gt_sorted.dtype());
-    let labels = read_f64(gt_sorted);
+    let labels = read_f64(gt_sorted, "gt_sorted")?;
     check_values(&labels, TargetKind::Soft)?;
     let order: Vec<usize> = (0..len).collect();
     let mut weights = vec![0.0; len];
@@ -295,8 +295,8 @@ fn lovasz<const D: usize>(
         return Ok(Plan::Computed(weighted_errors(e, weights, config)));
     }
 
-    let host_errors = read_f64(e.clone().detach());
-    let host_labels = read_f64(y);
+    let host_errors = read_f64(e.clone().detach(), "errors")?;
+    let host_labels = read_f64(y, "targets")?;
     check_values(&host_labels, TargetKind::Hard)?;
 
     let mut weights = vec![0.0; n * p];

@@ -6,6 +6,7 @@
 
 use crate::cpu::lanes::block_sum;
 use crate::cpu::math::{Real, sigmoid_from};
+use crate::cpu::scratch::{Buffers, bytes_of};
 use crate::engine::{IGNORED, Indices};
 use crate::kernels::focal::Pixel;
 
@@ -123,6 +124,29 @@ impl<F: Real> Default for Scratch<F> {
             xt: Vec::new(),
             wt: Vec::new(),
         }
+    }
+}
+
+impl<F: Real> Buffers for Scratch<F> {
+    fn bytes(&self) -> usize {
+        [
+            &self.p,
+            &self.g,
+            &self.k,
+            &self.wide,
+            &self.max,
+            &self.sum,
+            &self.log_sum,
+            &self.valid,
+            &self.y,
+            &self.pt,
+            &self.xt,
+            &self.wt,
+        ]
+        .into_iter()
+        .map(bytes_of)
+        .sum::<usize>()
+            + bytes_of(&self.ids)
     }
 }
 

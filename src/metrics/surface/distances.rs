@@ -5,6 +5,7 @@ use burn::tensor::{Bool, Tensor};
 use super::border::{Crop, border};
 use super::config::{BothEmpty, OneEmpty, SurfaceConfig};
 use crate::cpu::banded_edt::squared_distances_to_queries;
+use crate::cpu::parallel;
 use crate::host::read_mask_bytes;
 use crate::{SegLossError, check};
 
@@ -254,13 +255,13 @@ impl ImageDistances {
                 diagonal,
             };
         };
-        // The two masks, then the two directions, side by side on the pool (the distance
+        // The two masks, then the two directions, side by side on the crate's pool (the distance
         // transforms inside are parallel too; the rest of each direction is not).
-        let (pred_border, target_border) = rayon::join(
+        let (pred_border, target_border) = parallel::join(
             || border(&crop.cut(pred, shape), &crop.shape),
             || border(&crop.cut(target, shape), &crop.shape),
         );
-        let (pred_to_target, target_to_pred) = rayon::join(
+        let (pred_to_target, target_to_pred) = parallel::join(
             || directed(&pred_border, &target_border, &crop.shape, spacing),
             || directed(&target_border, &pred_border, &crop.shape, spacing),
         );
