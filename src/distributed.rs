@@ -38,6 +38,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use burn::backend::{DeviceOps, DispatchDeviceId};
 use burn::config::Config;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{Device, Tensor};
@@ -79,27 +80,106 @@ impl StatsReducer for SingleWorker {
 
 /// burn's collective `all_reduce` (sum) over `devices`, the devices of a burn-train
 /// `ExecutionStrategy::ddp` (which starts the communication server these need; otherwise start
-/// one with `burn::tensor::distributed::DistributedContext::init`). burn 0.22.1 runs
-/// collectives on CUDA only (NCCL); on flex, ndarray and wgpu burn panics when one is asked.
+/// one with `burn::tensor::distributed::DistributedContext::init`).
+///
+/// burn 0.22.1 runs collectives on CUDA devices (NCCL) and on remote devices only, and panics
+/// when one is asked of any other backend: [`DeviceAllReduce::new`] turns those away with
+/// [`SegLossError::Unsupported`], and [`DeviceAllReduce::supports`] asks first. On flex,
+/// ndarray and wgpu, workers in one process can share their statistics through a
+/// [`StatsReducer`] of your own (a barrier and a shared sum).
 #[derive(Clone, Debug)]
 pub struct DeviceAllReduce {
     devices: Vec<Device>,
 }
 
+/// The two ways burn 0.22.1 runs a collective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// A CUDA device: NCCL, through cubecl.
+    Nccl,
+    /// A device of burn's remote backend: its server's collective.
+    Remote,
+}
+
+impl Transport {
+    /// How burn runs a collective on `device`, `None` where it cannot (it would panic).
+    ///
+    /// burn decides with its backend catalog (`burn-backend-extension`: only the cubecl and
+    /// remote backends are marked `distributed`), and cubecl then refuses every runtime but
+    /// CUDA (`ComputeServer::all_reduce` has no other implementation). Both are read from the
+    /// device's id, which works in every build whatever burn features are on (an enum variant
+    /// of a backend this crate does not enable could not be named): the dispatch backend is
+    /// the id's high byte (`DispatchDeviceId`), and a cubecl device stamps its runtime in
+    /// bits 5 to 7 of the low byte, CUDA being 0 (`cubecl::RuntimeId`, "fixed per runtime so
+    /// that a stored id means the same thing in every build").
+    fn get(device: &Device) -> Option<Transport> {
+        const DISPATCH_SHIFT: u16 = 8;
+        const RUNTIME_SHIFT: u16 = 5;
+        const RUNTIME_MASK: u16 = 0x7;
+        const CUDA: u16 = 0;
+        let type_id = device.clone().without_autodiff().as_dispatch().id().type_id;
+        let backend = type_id >> DISPATCH_SHIFT;
+        if backend == DispatchDeviceId::Remote as u16 {
+            Some(Transport::Remote)
+        } else if backend == DispatchDeviceId::Cube as u16
+            && (type_id >> RUNTIME_SHIFT) & RUNTIME_MASK == CUDA
+        {
+            Some(Transport::Nccl)
+        } else {
+            None
+        }
+    }
+}
+
 impl DeviceAllReduce {
-    /// The reducer of the workers on `devices` (at least one).
+    /// The reducer of the workers on `devices` (at least one, all where burn runs
+    /// collectives: [`DeviceAllReduce::supports`]).
     ///
     /// # Errors
-    /// [`SegLossError::InvalidOption`] for an empty list.
+    /// [`SegLossError::InvalidOption`] for an empty list; [`SegLossError::Unsupported`] for
+    /// a device without collectives (flex, ndarray, wgpu, the CPU runtime), or for devices of
+    /// two transports (CUDA and remote).
     pub fn new(devices: Vec<Device>) -> Result<Self, SegLossError> {
-        if devices.is_empty() {
+        let Some(first) = devices.first() else {
             return Err(SegLossError::InvalidOption {
                 name: "devices",
                 value: "[]".into(),
                 allowed: "at least one device",
             });
+        };
+        let transport = Transport::get(first);
+        for device in &devices {
+            match Transport::get(device) {
+                None => {
+                    return Err(SegLossError::Unsupported {
+                        what: "DeviceAllReduce",
+                        reason: format!(
+                            "burn 0.22.1 runs collectives on CUDA and remote devices only, \
+                             not on {device:?}; share the statistics through a StatsReducer \
+                             of your own"
+                        ),
+                    });
+                }
+                t if t != transport => {
+                    return Err(SegLossError::Unsupported {
+                        what: "DeviceAllReduce",
+                        reason: format!(
+                            "one collective over devices of two transports ({first:?} and \
+                             {device:?})"
+                        ),
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(DeviceAllReduce { devices })
+    }
+
+    /// Whether burn 0.22.1 runs collectives on `device` (CUDA or remote; not flex, ndarray,
+    /// wgpu or the CPU runtime). A CUDA device also needs the NCCL library at run time, which
+    /// cubecl looks for when the device is first used.
+    pub fn supports(device: &Device) -> bool {
+        Transport::get(device).is_some()
     }
 }
 

@@ -479,3 +479,46 @@ fn a_reducer_that_changes_the_shape_is_an_error() {
     assert!(matches!(err, SegLossError::ShapeMismatch { .. }), "{err}");
     assert!(DeviceAllReduce::new(Vec::<Device>::new()).is_err());
 }
+
+// Issue 26, item 3: a collective on a backend without one is a typed error, not burn's panic.
+
+#[test]
+fn device_all_reduce_turns_away_backends_without_collectives() {
+    let mut devices = common::cpu_devices();
+    #[cfg(feature = "wgpu")]
+    if let Some(device) = common::wgpu_device() {
+        devices.push(("wgpu", device));
+    }
+    for (name, device) in devices {
+        for device in [device.clone(), device.autodiff()] {
+            assert!(!DeviceAllReduce::supports(&device), "{name}");
+            let err = DeviceAllReduce::new(vec![device.clone(), device]).unwrap_err();
+            assert!(
+                matches!(err, SegLossError::Unsupported { .. }),
+                "{name}: {err}"
+            );
+        }
+    }
+}
+
+/// The other side of the check, on device values that need no hardware: a CUDA device (NCCL)
+/// is accepted, wrapped in autodiff or not, and the CPU runtime of cubecl is not; one reducer
+/// over a CUDA device and a flex one is not either.
+#[cfg(feature = "wgpu")]
+#[test]
+fn device_all_reduce_accepts_cuda_devices() {
+    use burn_cubecl::CubeDevice;
+    use burn_cubecl::cubecl::device::{CpuDevice, CudaDevice};
+    let cuda = |index| Device::new(CubeDevice::Cuda(CudaDevice { index }));
+    assert!(DeviceAllReduce::supports(&cuda(0)));
+    assert!(DeviceAllReduce::supports(&cuda(1).autodiff()));
+    let reducer = DeviceAllReduce::new(vec![cuda(0), cuda(1)]).unwrap();
+    assert_eq!(reducer.workers(), 2);
+    let cpu_runtime = Device::new(CubeDevice::Cpu(CpuDevice));
+    assert!(!DeviceAllReduce::supports(&cpu_runtime));
+    #[cfg(feature = "flex")]
+    assert!(matches!(
+        DeviceAllReduce::new(vec![cuda(0), Device::flex()]),
+        Err(SegLossError::Unsupported { .. })
+    ));
+}
