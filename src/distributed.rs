@@ -18,8 +18,9 @@
 //!   (the value is unchanged) to compensate. This is the factor nnU-Net's `AllGatherGrad` and
 //!   many `torch.distributed.nn.all_reduce` uses get wrong.
 //!
-//! Every worker must call the loss in the same order with the same shapes (the statistics'
-//! shape depends on the class count only, not on the shard size), as any collective requires.
+//! Every worker must call the loss in the same order with the same options and class count
+//! (the options decide which terms share statistics, and the statistics' shape depends on the
+//! class count only, not on the shard size), as any collective requires.
 //! The losses with batch statistics take the option: [`Loss::compute_shared`],
 //! [`MulticlassLoss::compute_shared`], [`compound_shared`] and [`multiclass_compound_shared`]
 //! (soft Dice, soft Jaccard, Tversky, multiclass overlap and generalized Dice with
@@ -30,6 +31,24 @@
 //! Lovász with `per_image = false` sorts the whole batch's errors, which cannot be shared as a
 //! few sums: it stays a per-shard loss.
 //!
+//! # When a worker fails
+//! A worker that left the collective would leave the others waiting in it for ever. So a
+//! `*_shared` call checks everything of its own first (options, shapes, devices, the targets
+//! it reads) and runs every term that needs no sharing, then takes part in each of the call's
+//! collectives, in the order of its terms. A worker whose checks failed still takes part, with
+//! zeros of the agreed shape (in its logits' dtype, on their device), and then returns its
+//! error; the others go on with the sums of the workers that succeeded. The agreed shape is
+//! `[3, 1]` for a binary loss and `[3, C]` for a multiclass one (`[3, C - 1]` for generalized
+//! Dice without the background), `C` read from the logits' channel axis, so a failing worker
+//! knows it as long as its logits have the right number of channels. A worker whose logits
+//! have no channel at all (`C = 0`) cannot know it and takes part in no collective, and a
+//! worker with another `C` than the others sends a tensor of another shape: what the other
+//! workers then see is up to the transport (a [`StatsReducer`] of your own can compare the
+//! shapes and fail on every worker; NCCL does not check them). A reducer that returns an error
+//! ends the call at once (the transport has failed); one that returns sums of another shape or
+//! on another device gives a [`ShapeMismatch`](SegLossError::ShapeMismatch) or a
+//! [`DeviceMismatch`](SegLossError::DeviceMismatch) once the remaining collectives are done.
+//!
 //! [`Loss::compute_shared`]: crate::losses::Loss::compute_shared
 //! [`MulticlassLoss::compute_shared`]: crate::losses::MulticlassLoss::compute_shared
 //! [`compound_shared`]: crate::losses::compound_shared
@@ -38,11 +57,13 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use burn::backend::{DeviceOps, DispatchDeviceId};
 use burn::config::Config;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::SegLossError;
+use crate::engine::Exchange;
 use crate::losses::overlap::SoftStatistics;
 
 /// Sums a small statistics tensor `[K, C]` across the data-parallel workers.
@@ -52,10 +73,13 @@ use crate::losses::overlap::SoftStatistics;
 pub trait StatsReducer: Debug + Send + Sync {
     /// The element-wise sum of `statistics` (detached, on the worker's device) over all
     /// workers, on the same device. Every worker calls it with the same shape, in the same
-    /// order.
+    /// order, including a worker whose own inputs failed their checks (with zeros: see the
+    /// [module docs](self)).
     ///
     /// # Errors
-    /// Whatever the transport reports.
+    /// Whatever the transport reports. The call that gets an error returns it at once,
+    /// without its remaining collectives: an error on one worker only leaves the others
+    /// waiting, so check what can be checked before communicating, on every worker alike.
     fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError>;
 
     /// The number of workers `W` (for [`GradientReduction::Mean`]).
@@ -79,27 +103,106 @@ impl StatsReducer for SingleWorker {
 
 /// burn's collective `all_reduce` (sum) over `devices`, the devices of a burn-train
 /// `ExecutionStrategy::ddp` (which starts the communication server these need; otherwise start
-/// one with `burn::tensor::distributed::DistributedContext::init`). burn 0.22.1 runs
-/// collectives on CUDA only (NCCL); on flex, ndarray and wgpu burn panics when one is asked.
+/// one with `burn::tensor::distributed::DistributedContext::init`).
+///
+/// burn 0.22.1 runs collectives on CUDA devices (NCCL) and on remote devices only, and panics
+/// when one is asked of any other backend: [`DeviceAllReduce::new`] turns those away with
+/// [`SegLossError::Unsupported`], and [`DeviceAllReduce::supports`] asks first. On flex,
+/// ndarray and wgpu, workers in one process can share their statistics through a
+/// [`StatsReducer`] of your own (a barrier and a shared sum).
 #[derive(Clone, Debug)]
 pub struct DeviceAllReduce {
     devices: Vec<Device>,
 }
 
+/// The two ways burn 0.22.1 runs a collective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// A CUDA device: NCCL, through cubecl.
+    Nccl,
+    /// A device of burn's remote backend: its server's collective.
+    Remote,
+}
+
+impl Transport {
+    /// How burn runs a collective on `device`, `None` where it cannot (it would panic).
+    ///
+    /// burn decides with its backend catalog (`burn-backend-extension`: only the cubecl and
+    /// remote backends are marked `distributed`), and cubecl then refuses every runtime but
+    /// CUDA (`ComputeServer::all_reduce` has no other implementation). Both are read from the
+    /// device's id, which works in every build whatever burn features are on (an enum variant
+    /// of a backend this crate does not enable could not be named): the dispatch backend is
+    /// the id's high byte (`DispatchDeviceId`), and a cubecl device stamps its runtime in
+    /// bits 5 to 7 of the low byte, CUDA being 0 (`cubecl::RuntimeId`, "fixed per runtime so
+    /// that a stored id means the same thing in every build").
+    fn get(device: &Device) -> Option<Transport> {
+        const DISPATCH_SHIFT: u16 = 8;
+        const RUNTIME_SHIFT: u16 = 5;
+        const RUNTIME_MASK: u16 = 0x7;
+        const CUDA: u16 = 0;
+        let type_id = device.clone().without_autodiff().as_dispatch().id().type_id;
+        let backend = type_id >> DISPATCH_SHIFT;
+        if backend == DispatchDeviceId::Remote as u16 {
+            Some(Transport::Remote)
+        } else if backend == DispatchDeviceId::Cube as u16
+            && (type_id >> RUNTIME_SHIFT) & RUNTIME_MASK == CUDA
+        {
+            Some(Transport::Nccl)
+        } else {
+            None
+        }
+    }
+}
+
 impl DeviceAllReduce {
-    /// The reducer of the workers on `devices` (at least one).
+    /// The reducer of the workers on `devices` (at least one, all where burn runs
+    /// collectives: [`DeviceAllReduce::supports`]).
     ///
     /// # Errors
-    /// [`SegLossError::InvalidOption`] for an empty list.
+    /// [`SegLossError::InvalidOption`] for an empty list; [`SegLossError::Unsupported`] for
+    /// a device without collectives (flex, ndarray, wgpu, the CPU runtime), or for devices of
+    /// two transports (CUDA and remote).
     pub fn new(devices: Vec<Device>) -> Result<Self, SegLossError> {
-        if devices.is_empty() {
+        let Some(first) = devices.first() else {
             return Err(SegLossError::InvalidOption {
                 name: "devices",
                 value: "[]".into(),
                 allowed: "at least one device",
             });
+        };
+        let transport = Transport::get(first);
+        for device in &devices {
+            match Transport::get(device) {
+                None => {
+                    return Err(SegLossError::Unsupported {
+                        what: "DeviceAllReduce",
+                        reason: format!(
+                            "burn 0.22.1 runs collectives on CUDA and remote devices only, \
+                             not on {device:?}; share the statistics through a StatsReducer \
+                             of your own"
+                        ),
+                    });
+                }
+                t if t != transport => {
+                    return Err(SegLossError::Unsupported {
+                        what: "DeviceAllReduce",
+                        reason: format!(
+                            "one collective over devices of two transports ({first:?} and \
+                             {device:?})"
+                        ),
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(DeviceAllReduce { devices })
+    }
+
+    /// Whether burn 0.22.1 runs collectives on `device` (CUDA or remote; not flex, ndarray,
+    /// wgpu or the CPU runtime). A CUDA device also needs the NCCL library at run time, which
+    /// cubecl looks for when the device is first used.
+    pub fn supports(device: &Device) -> bool {
+        Transport::get(device).is_some()
     }
 }
 
@@ -151,12 +254,15 @@ impl SharedStatistics {
         SharedStatistics { reducer, gradient }
     }
 
-    /// The local soft statistics (one problem per class: shapes `[1]` or `[1, C]`) replaced by
-    /// the global sums in value, keeping the local gradient.
-    pub(crate) fn share<const O: usize>(
+    /// The loss `finish` of the soft statistics `local` (one problem per class: shapes `[1]`
+    /// or `[1, C]`), waiting for their sums over the workers: `finish` gets the local
+    /// statistics plus the detached difference to the global sums (global in value, local in
+    /// gradient), and its loss gets the gradient factor of [`GradientReduction`].
+    pub(crate) fn exchange<const O: usize>(
         &self,
         local: SoftStatistics<O>,
-    ) -> Result<SoftStatistics<O>, SegLossError> {
+        finish: impl FnOnce(SoftStatistics<O>) -> Tensor<1> + 'static,
+    ) -> Exchange {
         let dims = local.intersection.dims();
         let flat = |t: &Tensor<O>| t.clone().reshape([1, -1]);
         let stacked = Tensor::cat(
@@ -168,32 +274,93 @@ impl SharedStatistics {
             0,
         )
         .detach();
-        let global = self.reducer.sum(stacked.clone())?;
-        if global.dims() != stacked.dims() {
-            return Err(SegLossError::ShapeMismatch {
-                left_name: "the reduced statistics",
-                left: global.dims().to_vec(),
-                right_name: "the local statistics",
-                right: stacked.dims().to_vec(),
+        let shared = self.clone();
+        Exchange {
+            local: stacked,
+            global: None,
+            rest: Box::new(move |offset: Tensor<2>| {
+                let part = |row: usize, t: Tensor<O>| {
+                    let delta: Tensor<O> = offset.clone().narrow(0, row, 1).reshape(dims);
+                    t + delta
+                };
+                let statistics = SoftStatistics {
+                    intersection: part(0, local.intersection),
+                    predicted: part(1, local.predicted),
+                    target: part(2, local.target),
+                };
+                shared.scale_gradient(finish(statistics))
+            }),
+        }
+    }
+
+    /// Runs the collectives of one `*_shared` call, after everything else of it that can
+    /// fail: `local` is the call's planned terms, or the first error of its checks;
+    /// `exchanges` picks their [`Exchange`]s in the order of the terms; `agreed` is the width
+    /// `K` of each collective the call's options ask for (`[3, K]`, from the options and the
+    /// class count alone, so that a worker whose checks failed knows them too; 0: none), and
+    /// `zeros` the device and dtype of the statistics.
+    ///
+    /// Every collective of `agreed` takes place, whatever failed: with the local statistics
+    /// where all is well, with zeros once anything failed (this worker then returns its
+    /// error). Only an error of the reducer itself ends the call at once.
+    pub(crate) fn settle<T>(
+        &self,
+        local: Result<T, SegLossError>,
+        exchanges: impl FnOnce(&mut T) -> Vec<&mut Exchange>,
+        agreed: &[usize],
+        zeros: (&Device, DType),
+    ) -> Result<T, SegLossError> {
+        let agreed: Vec<usize> = agreed.iter().copied().filter(|&k| k > 0).collect();
+        let mut local = local;
+        let planned = local.is_ok();
+        let mut terms = match &mut local {
+            Ok(plans) => exchanges(plans),
+            Err(_) => Vec::new(),
+        };
+        let widths: Vec<usize> = terms.iter().map(|t| t.local.dims()[1]).collect();
+        let mut error = None;
+        if planned && (widths != agreed || terms.iter().any(|t| t.local.dims()[0] != 3)) {
+            // Statistics of another shape than the options agree on (a bug, not an input):
+            // caught before anything is sent, and zeros of the agreed shape sent instead.
+            error = Some(SegLossError::ShapeMismatch {
+                left_name: "the widths of the local statistics",
+                left: widths,
+                right_name: "the widths the options agree on",
+                right: agreed.clone(),
             });
         }
-        // A transport may hand the sums back in another float dtype: compute in the local one.
-        let dtype = stacked.dtype();
-        let global = if global.dtype() == dtype {
-            global
-        } else {
-            global.cast(dtype)
-        };
-        let offset = global - stacked;
-        let part = |row: usize, t: Tensor<O>| {
-            let delta: Tensor<O> = offset.clone().narrow(0, row, 1).reshape(dims);
-            t + delta
-        };
-        Ok(SoftStatistics {
-            intersection: part(0, local.intersection),
-            predicted: part(1, local.predicted),
-            target: part(2, local.target),
-        })
+        let mut transport = None;
+        for (i, &width) in agreed.iter().enumerate() {
+            // Terms are empty when planning failed: zeros then.
+            let term = if error.is_none() {
+                terms.get_mut(i)
+            } else {
+                None
+            };
+            let sent = match &term {
+                Some(term) => term.local.clone(),
+                None => Tensor::zeros([3, width], zeros),
+            };
+            let global = match self.reducer.sum(sent) {
+                Ok(global) => global,
+                Err(e) => {
+                    transport = Some(e);
+                    break;
+                }
+            };
+            if let Some(term) = term {
+                match checked(&term.local, global) {
+                    Ok(global) => term.global = Some(global),
+                    Err(e) => error = Some(e),
+                }
+            }
+        }
+        drop(terms);
+        // The first failure is the one reported: the call's own checks, then the reducer.
+        match (local, error.or(transport)) {
+            (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+            (Ok(plans), None) => Ok(plans),
+        }
     }
 
     /// `loss` with its gradient multiplied by the factor of [`GradientReduction`] and its
@@ -208,4 +375,34 @@ impl SharedStatistics {
             }
         }
     }
+}
+
+/// The reducer's sums `global` checked against the statistics `local` they were summed from:
+/// the same shape and device (a reducer's mistake would otherwise surface as a burn panic in
+/// the loss that uses them), and cast to the local dtype (a transport may hand the sums back
+/// in another float dtype).
+fn checked(local: &Tensor<2>, global: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+    if global.dims() != local.dims() {
+        return Err(SegLossError::ShapeMismatch {
+            left_name: "the reduced statistics",
+            left: global.dims().to_vec(),
+            right_name: "the local statistics",
+            right: local.dims().to_vec(),
+        });
+    }
+    let (device, expected) = (global.device(), local.device());
+    if device != expected {
+        return Err(SegLossError::DeviceMismatch {
+            left_name: "the reduced statistics",
+            left: format!("{device:?}"),
+            right_name: "the local statistics",
+            right: format!("{expected:?}"),
+        });
+    }
+    let dtype = local.dtype();
+    Ok(if global.dtype() == dtype {
+        global
+    } else {
+        global.cast(dtype)
+    })
 }

@@ -113,6 +113,16 @@ pub enum SegLossError {
         reason: String,
     },
 
+    /// Something this build or backend cannot do (for example a collective on a backend that
+    /// has none: burn 0.22 runs them on CUDA and remote devices only).
+    #[error("{what} is not supported: {reason}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// Why it cannot run here, and what to do instead.
+        reason: String,
+    },
+
     /// Target values are not what the function needs (e.g. a Lovász loss given a value other
     /// than 0 or 1, or a target outside `[0, 1]`). Found by functions that read the targets
     /// anyway and by [`validate_targets`](crate::validate_targets).

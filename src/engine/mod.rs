@@ -13,4 +13,4 @@ mod surrogate;
 
 pub(crate) use kernel::{Gradient, HostFloat, HostKernel, IGNORED, Indices, Targets, TypedKernel};
 pub(crate) use native::NativeMask;
-pub(crate) use plan::{HostCall, HostTargets, Plan, runs_on_host};
+pub(crate) use plan::{Exchange, HostCall, HostTargets, Plan, runs_on_host};

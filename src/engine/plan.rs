@@ -14,6 +14,33 @@ use crate::{Execution, SegLossError};
 pub(crate) enum Plan<const D: usize> {
     Host(HostCall<D>),
     Computed(Tensor<1>),
+    /// Computed with burn operations up to sums that the data-parallel workers add up.
+    Exchange(Exchange),
+}
+
+/// A loss computed up to a few sums that the data-parallel workers add up (see
+/// `crate::distributed`): its local sums, and the rest of the loss once the sums of every
+/// worker are known. Splitting the loss there lets a call check all its inputs, and run all
+/// its other terms, before it waits for the other workers, so that no failure can leave them
+/// waiting.
+pub(crate) struct Exchange {
+    /// The local sums `[R, K]`, detached: what the workers add up.
+    pub local: Tensor<2>,
+    /// The sums of every worker, once exchanged; `None`: this worker's alone.
+    pub global: Option<Tensor<2>>,
+    /// The rest of the loss, from `global - local`.
+    pub rest: Box<dyn FnOnce(Tensor<2>) -> Tensor<1>>,
+}
+
+impl Exchange {
+    /// The loss from the exchanged sums (or from this worker's alone, before any exchange).
+    pub fn finish(self) -> Tensor<1> {
+        let offset = match self.global {
+            Some(global) => global - self.local,
+            None => self.local.zeros_like(),
+        };
+        (self.rest)(offset)
+    }
 }
 
 /// A host kernel with its inputs and the reduction of its per-problem values.
@@ -64,6 +91,15 @@ impl<const D: usize> Plan<D> {
         match self {
             Plan::Host(call) => call.run(),
             Plan::Computed(loss) => Ok(loss),
+            Plan::Exchange(exchange) => Ok(exchange.finish()),
+        }
+    }
+
+    /// The exchange this plan waits for, if any.
+    pub fn exchange_mut(&mut self) -> Option<&mut Exchange> {
+        match self {
+            Plan::Exchange(exchange) => Some(exchange),
+            _ => None,
         }
     }
 }

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::check;
-use crate::engine::{HostTargets, Plan};
+use crate::engine::{Exchange, HostTargets, Plan};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::{ClassActivation, ClassKernel};
 use crate::losses::sigmoid_keeping_nan;
@@ -138,6 +138,8 @@ pub(crate) enum ClassPlan<const D: usize> {
         kernel: ClassKernel,
     },
     Computed(Tensor<1>),
+    /// Computed with burn operations up to sums that the data-parallel workers add up.
+    Exchange(Exchange),
 }
 
 impl<const D: usize> ClassPlan<D> {
@@ -180,6 +182,15 @@ impl<const D: usize> ClassPlan<D> {
                 kernel,
             } => Plan::host(logits, targets, Reduction::None, kernel).run(),
             ClassPlan::Computed(loss) => Ok(loss),
+            ClassPlan::Exchange(exchange) => Ok(exchange.finish()),
+        }
+    }
+
+    /// The exchange this plan waits for, if any.
+    pub fn exchange_mut(&mut self) -> Option<&mut Exchange> {
+        match self {
+            ClassPlan::Exchange(exchange) => Some(exchange),
+            _ => None,
         }
     }
 }

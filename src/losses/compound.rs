@@ -26,7 +26,7 @@ use crate::losses::{
     SoftDiceConfig, SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, boundary_loss,
     hausdorff_dt_loss, lovasz_softmax, multiclass_boundary_loss, multiclass_hausdorff_dt_loss,
 };
-use crate::{Reduction, SegLossError};
+use crate::{Aggregation, Reduction, SegLossError};
 
 /// Any binary loss of the crate together with its options: a term of a [`CompoundConfig`],
 /// and a way to pick a loss at run time (from a config file, say).
@@ -73,14 +73,40 @@ impl Loss {
     /// [`Loss::compute`].
     ///
     /// # Errors
-    /// Those of the loss's function, and those of the reducer.
+    /// Those of the loss's function, and those of the reducer. A worker whose inputs fail
+    /// still takes part in the collective, with zeros, before it returns its error (see
+    /// [`crate::distributed`]).
     pub fn compute_shared<const D: usize>(
         &self,
         logits: Tensor<D>,
         targets: Tensor<D>,
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
-        self.plan(logits, targets, Some(shared))?.run()
+        let agreed: Vec<usize> = self.shared_width().into_iter().collect();
+        let zeros = (logits.device(), logits.dtype());
+        let planned = self.plan(logits, targets, Some(shared));
+        shared
+            .settle(
+                planned,
+                |plan| plan.exchange_mut().into_iter().collect(),
+                &agreed,
+                (&zeros.0, zeros.1),
+            )?
+            .run()
+    }
+
+    /// `Some(K)` when this loss sums its statistics across workers in a `*_shared` call, as a
+    /// `[3, K]` tensor (soft Dice, soft Jaccard and Tversky with batch statistics: `K = 1`).
+    /// Decided by the options alone, so that a worker whose inputs fail their checks still
+    /// knows what to send.
+    pub(crate) fn shared_width(&self) -> Option<usize> {
+        let batch = |aggregation| aggregation == Aggregation::Batch;
+        match self {
+            Loss::SoftDice(c) if batch(c.aggregation) => Some(1),
+            Loss::SoftJaccard(c) if batch(c.aggregation) => Some(1),
+            Loss::Tversky(c) if batch(c.aggregation) => Some(1),
+            _ => None,
+        }
     }
 
     /// The checks of this loss's options alone (those its function makes before looking at
@@ -212,7 +238,10 @@ pub fn compound<const D: usize>(
 /// gradient mean, its averaged gradient is the global one.
 ///
 /// # Errors
-/// Those of [`compound`], and those of the reducer.
+/// Those of [`compound`], and those of the reducer. Every term is checked and every term
+/// without shared statistics computed before the first collective; a worker whose inputs
+/// fail still takes part in every collective, with zeros, before it returns its error (see
+/// [`crate::distributed`]).
 pub fn compound_shared<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -228,16 +257,59 @@ fn compound_with<const D: usize>(
     config: &CompoundConfig,
     shared: Option<&SharedStatistics>,
 ) -> Result<Tensor<1>, SegLossError> {
+    let Some(shared) = shared else {
+        return finish_terms(compound_terms(logits, targets, config, None)?);
+    };
+    let agreed: Vec<usize> = config
+        .terms
+        .iter()
+        .filter_map(|t| t.loss.shared_width())
+        .collect();
+    let zeros = (logits.device(), logits.dtype());
+    let planned = compound_terms(logits, targets, config, Some(shared));
+    finish_terms(shared.settle(
+        planned,
+        |parts| {
+            parts
+                .iter_mut()
+                .filter_map(|(_, plan)| plan.exchange_mut())
+                .collect()
+        },
+        &agreed,
+        (&zeros.0, zeros.1),
+    )?)
+}
+
+/// Every term of a [`compound`] loss planned and, but for those that wait for the other
+/// workers' statistics, computed (the host terms run here): all that can fail before a
+/// `*_shared` call's collectives.
+fn compound_terms<const D: usize>(
+    logits: Tensor<D>,
+    targets: Tensor<D>,
+    config: &CompoundConfig,
+    shared: Option<&SharedStatistics>,
+) -> Result<Vec<(f64, Plan<D>)>, SegLossError> {
     config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
     let mut host: Vec<(f64, HostCall<D>)> = Vec::new();
     for term in &config.terms {
         match term.loss.plan(logits.clone(), targets.clone(), shared)? {
-            Plan::Computed(loss) => parts.push((term.weight, loss)),
             Plan::Host(call) => host.push((term.weight, call)),
+            plan => parts.push((term.weight, plan)),
         }
     }
-    parts.extend(host_terms(host)?);
+    for (weight, loss) in host_terms(host)? {
+        parts.push((weight, Plan::Computed(loss)));
+    }
+    Ok(parts)
+}
+
+/// The weighted sum of planned terms that need no more than finishing.
+fn finish_terms<const D: usize>(parts: Vec<(f64, Plan<D>)>) -> Result<Tensor<1>, SegLossError> {
+    let parts = parts
+        .into_iter()
+        .map(|(weight, plan)| Ok((weight, plan.run()?)))
+        .collect::<Result<_, SegLossError>>()?;
     sum_of(parts)
 }
 
@@ -368,14 +440,41 @@ impl MulticlassLoss {
     /// [`MulticlassLoss::compute`].
     ///
     /// # Errors
-    /// Those of the loss's function, and those of the reducer.
+    /// Those of the loss's function, and those of the reducer. A worker whose inputs fail
+    /// still takes part in the collective, with zeros, before it returns its error (see
+    /// [`crate::distributed`]).
     pub fn compute_shared<const D: usize>(
         &self,
         logits: Tensor<D>,
         targets: impl Into<ClassTargets<D>>,
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
-        self.plan(logits, targets.into(), Some(shared))?.run()
+        let agreed: Vec<usize> = self.shared_width(channels(&logits)).into_iter().collect();
+        let zeros = (logits.device(), logits.dtype());
+        let planned = self.plan(logits, targets.into(), Some(shared));
+        shared
+            .settle(
+                planned,
+                |plan| plan.exchange_mut().into_iter().collect(),
+                &agreed,
+                (&zeros.0, zeros.1),
+            )?
+            .run()
+    }
+
+    /// `Some(K)` when this loss sums its statistics across workers in a `*_shared` call, as a
+    /// `[3, K]` tensor: `K = C` for `multiclass_overlap` and generalized Dice with batch
+    /// statistics, `C - 1` for generalized Dice without the background. Decided by the options
+    /// and the class count `classes` alone, as [`Loss::shared_width`].
+    pub(crate) fn shared_width(&self, classes: usize) -> Option<usize> {
+        let batch = |aggregation| aggregation == Aggregation::Batch;
+        match self {
+            MulticlassLoss::Overlap(c) if batch(c.aggregation) => Some(classes),
+            MulticlassLoss::GeneralizedDice(c) if batch(c.aggregation) => {
+                Some(classes.saturating_sub(usize::from(!c.include_background)))
+            }
+            _ => None,
+        }
     }
 
     /// [`MulticlassLoss::compute`] up to the choice of the execution path.
@@ -485,7 +584,10 @@ pub fn multiclass_compound<const D: usize>(
 /// mean over the worker's pixels).
 ///
 /// # Errors
-/// Those of [`multiclass_compound`], and those of the reducer.
+/// Those of [`multiclass_compound`], and those of the reducer. Every term is checked and every term
+/// without shared statistics computed before the first collective; a worker whose inputs
+/// fail still takes part in every collective, with zeros, before it returns its error (see
+/// [`crate::distributed`]).
 pub fn multiclass_compound_shared<const D: usize>(
     logits: Tensor<D>,
     targets: impl Into<ClassTargets<D>>,
@@ -501,17 +603,68 @@ fn multiclass_compound_with<const D: usize>(
     config: &MulticlassCompoundConfig,
     shared: Option<&SharedStatistics>,
 ) -> Result<Tensor<1>, SegLossError> {
+    let Some(shared) = shared else {
+        return finish_class_terms(multiclass_compound_terms(logits, targets, config, None)?);
+    };
+    let classes = channels(&logits);
+    let agreed: Vec<usize> = config
+        .terms
+        .iter()
+        .filter_map(|t| t.loss.shared_width(classes))
+        .collect();
+    let zeros = (logits.device(), logits.dtype());
+    let planned = multiclass_compound_terms(logits, targets, config, Some(shared));
+    finish_class_terms(shared.settle(
+        planned,
+        |parts| {
+            parts
+                .iter_mut()
+                .filter_map(|(_, plan)| plan.exchange_mut())
+                .collect()
+        },
+        &agreed,
+        (&zeros.0, zeros.1),
+    )?)
+}
+
+/// Every term of a [`multiclass_compound`] loss planned and, but for those that wait for the
+/// other workers' statistics, computed, as [`compound_terms`].
+fn multiclass_compound_terms<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    config: &MulticlassCompoundConfig,
+    shared: Option<&SharedStatistics>,
+) -> Result<Vec<(f64, ClassPlan<D>)>, SegLossError> {
     config.validate()?;
     let mut parts = Vec::with_capacity(config.terms.len());
     let mut host = Vec::new();
     for term in &config.terms {
         match term.loss.plan(logits.clone(), targets.clone(), shared)? {
-            ClassPlan::Computed(loss) => parts.push((term.weight, loss)),
-            plan => host.push((term.weight, plan)),
+            plan @ ClassPlan::Host { .. } => host.push((term.weight, plan)),
+            plan => parts.push((term.weight, plan)),
         }
     }
-    parts.extend(class_host_terms(host)?);
+    for (weight, loss) in class_host_terms(host)? {
+        parts.push((weight, ClassPlan::Computed(loss)));
+    }
+    Ok(parts)
+}
+
+/// The weighted sum of planned multiclass terms that need no more than finishing.
+fn finish_class_terms<const D: usize>(
+    parts: Vec<(f64, ClassPlan<D>)>,
+) -> Result<Tensor<1>, SegLossError> {
+    let parts = parts
+        .into_iter()
+        .map(|(weight, plan)| Ok((weight, plan.run()?)))
+        .collect::<Result<_, SegLossError>>()?;
     sum_of(parts)
+}
+
+/// The class count `C` of multiclass logits `[N, C, ...]`, 0 for rank < 2 (whose call fails
+/// its checks on every worker alike).
+fn channels<const D: usize>(logits: &Tensor<D>) -> usize {
+    logits.dims().get(1).copied().unwrap_or(0)
 }
 
 /// The weighted sum of the host terms of a [`multiclass_compound`] loss: the terms whose

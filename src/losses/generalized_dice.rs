@@ -10,7 +10,7 @@ use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::losses::classes::{
     ClassMode, ClassPlan, ClassTargets, check_background, class_sums, probabilities_and_targets,
 };
-use crate::losses::overlap::{loss_of_ratio, soft_statistics};
+use crate::losses::overlap::{SoftStatistics, loss_of_ratio, soft_statistics};
 use crate::tensors::row_sums;
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -119,8 +119,8 @@ pub fn generalized_dice<const D: usize>(
 
 /// [`generalized_dice`] up to the choice of the execution path.
 ///
-/// With `shared` and batch statistics, the statistics are summed across workers
-/// ([`SharedStatistics`]) and computed with burn operations.
+/// With `shared` and batch statistics, the statistics are computed with burn operations and
+/// the plan waits for their sums across workers ([`SharedStatistics`]).
 pub(crate) fn generalized_dice_plan<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
@@ -168,23 +168,22 @@ pub(crate) fn generalized_dice_plan<const D: usize>(
         let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
         (rest(p), rest(y))
     };
-    let mut s = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
-    if let Some(shared) = shared {
-        s = shared.share(s)?;
-    }
-    let w = class_weights(&s.target, config.weight);
-    let numerator = row_sums(w.clone().mul(s.intersection))
-        .mul_scalar(2.0)
-        .add_scalar(config.smooth_nr);
-    let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(config.smooth_dr);
-    // With batch statistics there is one problem: any reduction of it is the value itself.
-    let loss = config
-        .reduction
-        .apply(loss_of_ratio(numerator, denominator, false));
-    Ok(ClassPlan::Computed(match shared {
-        Some(shared) => shared.scale_gradient(loss),
-        None => loss,
-    }))
+    let statistics = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
+    let (weight, smooth_nr, smooth_dr) = (config.weight, config.smooth_nr, config.smooth_dr);
+    let reduction = config.reduction;
+    let finish = move |s: SoftStatistics<2>| {
+        let w = class_weights(&s.target, weight);
+        let numerator = row_sums(w.clone().mul(s.intersection))
+            .mul_scalar(2.0)
+            .add_scalar(smooth_nr);
+        let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(smooth_dr);
+        // With batch statistics there is one problem: any reduction of it is the value itself.
+        reduction.apply(loss_of_ratio(numerator, denominator, false))
+    };
+    Ok(match shared {
+        Some(shared) => ClassPlan::Exchange(shared.exchange(statistics, finish)),
+        None => ClassPlan::Computed(finish(statistics)),
+    })
 }
 
 /// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a

@@ -18,7 +18,9 @@ use crate::losses::classes::{
     ClassAverage, ClassMode, ClassPlan, ClassTargets, check_class_weights, class_sums,
     class_weights, present, probabilities_and_targets, weighted_mean,
 };
-use crate::losses::overlap::{Ratio, check_params, loss_of_statistics, soft_statistics};
+use crate::losses::overlap::{
+    Ratio, SoftStatistics, check_params, loss_of_statistics, soft_statistics,
+};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// The overlap score of a multiclass loss.
@@ -195,8 +197,8 @@ pub fn multiclass_overlap<const D: usize>(
 
 /// [`multiclass_overlap`] up to the choice of the execution path.
 ///
-/// With `shared` and batch statistics, the statistics are summed across workers
-/// ([`SharedStatistics`]) and computed with burn operations.
+/// With `shared` and batch statistics, the statistics are computed with burn operations and
+/// the plan waits for their sums across workers ([`SharedStatistics`]).
 pub(crate) fn multiclass_overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
@@ -238,33 +240,33 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         config.from_logits,
         config.ignore_index,
     )?;
-    let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         class_sums(t, config.aggregation)
     });
-    if let Some(shared) = shared {
-        statistics = shared.share(statistics)?;
-    }
-    // [N, C] (or [1, C]): the loss of every image and class.
-    let losses = loss_of_statistics(&statistics, &params);
-
-    let per_image = if weights.iter().all(|&w| w == 1.0) && config.average == ClassAverage::All {
-        // The defaults: the plain mean over classes, with no mask to upload and no branch of
-        // small operations for burn's fusion to schedule.
-        let rows = losses.dims()[0];
-        losses.mean_dim(1).reshape([rows])
-    } else {
-        // m_c: class weights, background removed, absent classes removed (constants: no
-        // gradient).
-        let mut mask = crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
-        if config.average == ClassAverage::Present {
-            mask = mask.mul(present(&statistics.target));
-        }
-        weighted_mean(losses, mask)
+    let (average, reduction) = (config.average, config.reduction);
+    let finish = move |statistics: SoftStatistics<2>| {
+        // [N, C] (or [1, C]): the loss of every image and class.
+        let losses = loss_of_statistics(&statistics, &params);
+        let per_image = if weights.iter().all(|&w| w == 1.0) && average == ClassAverage::All {
+            // The defaults: the plain mean over classes, with no mask to upload and no branch
+            // of small operations for burn's fusion to schedule.
+            let rows = losses.dims()[0];
+            losses.mean_dim(1).reshape([rows])
+        } else {
+            // m_c: class weights, background removed, absent classes removed (constants: no
+            // gradient).
+            let mut mask =
+                crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
+            if average == ClassAverage::Present {
+                mask = mask.mul(present(&statistics.target));
+            }
+            weighted_mean(losses, mask)
+        };
+        // With batch statistics there is one problem: any reduction of it is the value itself.
+        reduction.apply(per_image)
     };
-    // With batch statistics there is one problem: any reduction of it is the value itself.
-    let loss = config.reduction.apply(per_image);
-    Ok(ClassPlan::Computed(match shared {
-        Some(shared) => shared.scale_gradient(loss),
-        None => loss,
-    }))
+    Ok(match shared {
+        Some(shared) => ClassPlan::Exchange(shared.exchange(statistics, finish)),
+        None => ClassPlan::Computed(finish(statistics)),
+    })
 }

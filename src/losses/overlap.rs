@@ -78,8 +78,8 @@ impl OverlapOptions {
 /// [`tversky`](crate::losses::tversky). The options are checked by the caller (each config's
 /// `validate`, which also checks that loss's own options).
 ///
-/// With `shared` and batch statistics, the statistics are summed across workers
-/// ([`SharedStatistics`]) and computed with burn operations.
+/// With `shared` and batch statistics, the statistics are computed with burn operations and
+/// the plan waits for their sums across workers ([`SharedStatistics`]).
 pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -97,7 +97,7 @@ pub(crate) fn overlap_plan<const D: usize>(
     // end the fused kernel there (burn 0.22's fusion), costing a kernel over the batch.
     let p = probabilities(rows(logits), options.from_logits);
     let y = rows(targets);
-    let mut statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         let per_image = row_sums(t);
         if params.batch {
             per_image.sum()
@@ -105,16 +105,12 @@ pub(crate) fn overlap_plan<const D: usize>(
             per_image
         }
     });
-    if let Some(shared) = shared {
-        statistics = shared.share(statistics)?;
-    }
-    let loss = options
-        .reduction
-        .apply(loss_of_statistics(&statistics, &params));
-    Ok(Plan::Computed(match shared {
-        Some(shared) => shared.scale_gradient(loss),
-        None => loss,
-    }))
+    let reduction = options.reduction;
+    let finish = move |s: SoftStatistics<1>| reduction.apply(loss_of_statistics(&s, &params));
+    Ok(match shared {
+        Some(shared) => Plan::Exchange(shared.exchange(statistics, finish)),
+        None => Plan::Computed(finish(statistics)),
+    })
 }
 
 /// The checks every overlap loss shares: smoothing in range, and `soft_label` only with plain
