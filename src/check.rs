@@ -1,8 +1,8 @@
 //! Input checks shared by every loss: written once, so every function rejects the same bad
 //! inputs with the same error.
 
-use burn::tensor::Tensor;
 use burn::tensor::kind::Basic;
+use burn::tensor::{DType, Tensor};
 
 use crate::SegLossError;
 
@@ -45,11 +45,20 @@ pub(crate) fn one_channel<const D: usize>(logits: &Tensor<D>) -> Result<(), SegL
 /// graph, so the gradient reaches the half-precision logits in their own dtype; the loss
 /// itself is f32.
 pub(crate) fn widened<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
-    match tensor.dtype() {
-        burn::tensor::DType::F16 | burn::tensor::DType::BF16 => {
-            tensor.cast(burn::tensor::DType::F32)
-        }
-        _ => tensor,
+    let dtype = compute_dtype(tensor.dtype());
+    if dtype == tensor.dtype() {
+        tensor
+    } else {
+        tensor.cast(dtype)
+    }
+}
+
+/// The dtype a loss computes in (and shares its statistics in) for inputs of `dtype`: f32 for
+/// half precision ([`widened`]), `dtype` itself otherwise.
+pub(crate) fn compute_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
     }
 }
 
@@ -204,8 +213,7 @@ pub(crate) fn element_count(dims: &[usize], what: &'static str) -> Result<usize,
 /// Checks that `count` pixels per image can be summed in `int_dtype`, the device's integer
 /// type that `bool.int()` makes (i64 on ndarray, i32 on wgpu and on flex), so that an integer
 /// sum never wraps.
-pub(crate) fn countable(count: usize, int_dtype: burn::tensor::DType) -> Result<(), SegLossError> {
-    use burn::tensor::DType;
+pub(crate) fn countable(count: usize, int_dtype: DType) -> Result<(), SegLossError> {
     let limit: u64 = match int_dtype {
         DType::I64 | DType::U64 => i64::MAX as u64,
         _ => i32::MAX as u64,
@@ -222,7 +230,6 @@ pub(crate) fn countable(count: usize, int_dtype: burn::tensor::DType) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::DType;
 
     use super::*;
 

@@ -438,6 +438,36 @@ fn one_worker_changes_nothing() {
     assert!((plain - one).abs() <= 1e-12, "{plain} vs {one}");
 }
 
+/// Half-precision logits compute in f32, so their statistics travel in f32, and a worker
+/// whose f16 shard fails its checks sends f32 zeros too: the workers' sums never mix dtypes.
+#[test]
+fn half_precision_workers_share_f32_statistics_even_when_they_fail() {
+    #[derive(Debug, Default)]
+    struct Dtypes(Mutex<Vec<DType>>);
+    impl StatsReducer for Dtypes {
+        fn sum(&self, statistics: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
+            self.0.lock().unwrap().push(statistics.dtype());
+            Ok(statistics)
+        }
+        fn workers(&self) -> usize {
+            1
+        }
+    }
+    let device = Device::flex();
+    let reducer = Arc::new(Dtypes::default());
+    let shared = SharedStatistics::new(reducer.clone(), GradientReduction::Sum);
+    let loss = Loss::SoftDice(SoftDiceConfig::new().with_aggregation(Aggregation::Batch));
+    let x = tensor(&[0.5, -1.0, 2.0, 0.0], [1, 1, 2, 2], &device, DType::F16);
+    let good = tensor(&[1.0, 0.0, 1.0, 0.0], [1, 1, 2, 2], &device, DType::F16);
+    let bad = tensor(&[1.0, 0.0, 1.0], [1, 1, 1, 3], &device, DType::F16);
+    assert!(loss.compute_shared(x.clone(), good, &shared).is_ok());
+    assert!(matches!(
+        loss.compute_shared(x, bad, &shared),
+        Err(SegLossError::ShapeMismatch { .. })
+    ));
+    assert_eq!(*reducer.0.lock().unwrap(), [DType::F32, DType::F32]);
+}
+
 #[test]
 fn per_image_losses_ignore_the_reducer() {
     let (x, y) = plain_binary_batch(7);

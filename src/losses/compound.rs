@@ -26,7 +26,7 @@ use crate::losses::{
     SoftDiceConfig, SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, boundary_loss,
     hausdorff_dt_loss, lovasz_softmax, multiclass_boundary_loss, multiclass_hausdorff_dt_loss,
 };
-use crate::{Aggregation, Reduction, SegLossError};
+use crate::{Aggregation, Reduction, SegLossError, check};
 
 /// Any binary loss of the crate together with its options: a term of a [`CompoundConfig`],
 /// and a way to pick a loss at run time (from a config file, say).
@@ -83,7 +83,8 @@ impl Loss {
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
         let agreed: Vec<usize> = self.shared_width().into_iter().collect();
-        let zeros = (logits.device(), logits.dtype());
+        // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
+        let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
         let planned = self.plan(logits, targets, Some(shared));
         shared
             .settle(
@@ -265,7 +266,8 @@ fn compound_with<const D: usize>(
         .iter()
         .filter_map(|t| t.loss.shared_width())
         .collect();
-    let zeros = (logits.device(), logits.dtype());
+    // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
+    let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
     let planned = compound_terms(logits, targets, config, Some(shared));
     finish_terms(shared.settle(
         planned,
@@ -450,7 +452,8 @@ impl MulticlassLoss {
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
         let agreed: Vec<usize> = self.shared_width(channels(&logits)).into_iter().collect();
-        let zeros = (logits.device(), logits.dtype());
+        // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
+        let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
         let planned = self.plan(logits, targets.into(), Some(shared));
         shared
             .settle(
@@ -612,7 +615,8 @@ fn multiclass_compound_with<const D: usize>(
         .iter()
         .filter_map(|t| t.loss.shared_width(classes))
         .collect();
-    let zeros = (logits.device(), logits.dtype());
+    // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
+    let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
     let planned = multiclass_compound_terms(logits, targets, config, Some(shared));
     finish_class_terms(shared.settle(
         planned,
