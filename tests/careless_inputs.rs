@@ -472,3 +472,45 @@ fn more_classes_than_the_index_dtype_names() {
         );
     }
 }
+
+/// The same on wgpu, for each half dtype its adapter computes in (lavapipe in CI; the test
+/// says which it skipped).
+#[cfg(feature = "wgpu")]
+#[test]
+fn half_precision_logits_on_wgpu_where_the_adapter_has_them() {
+    let Some(device) = wgpu_device() else {
+        return;
+    };
+    let shape = [2, 1, 8, 8];
+    let x = logits_values(128);
+    let y = mask_values(128, 1.0);
+    for half in [DType::F16, DType::BF16] {
+        if !device.supports_dtype(half) {
+            eprintln!("wgpu adapter without {half:?}: skipped");
+            continue;
+        }
+        let rounded: Vec<f64> = to_vec(tensor(&x, shape, &device, half).cast(DType::F32));
+        for (name, loss) in binary_losses("") {
+            let reference = to_vec(
+                loss.compute(
+                    tensor(&rounded, shape, &device, DType::F32),
+                    tensor(&y, shape, &device, DType::F32),
+                )
+                .unwrap(),
+            );
+            let value = to_vec(
+                loss.compute(
+                    tensor(&x, shape, &device, half),
+                    tensor(&y, shape, &device, half),
+                )
+                .unwrap_or_else(|e| panic!("{name} {half:?}: {e}")),
+            );
+            for (v, r) in value.iter().zip(&reference) {
+                assert!(
+                    (v - r).abs() <= 1e-2 * r.abs().max(1.0),
+                    "{name} {half:?} on wgpu: {v} vs f32 {r}"
+                );
+            }
+        }
+    }
+}
