@@ -36,7 +36,7 @@
 //! `*_shared` call checks everything of its own first (options, shapes, devices, the targets
 //! it reads) and runs every term that needs no sharing, then takes part in each of the call's
 //! collectives, in the order of its terms. A worker whose checks failed still takes part, with
-//! zeros of the agreed shape (in its logits' dtype, on their device), and then returns its
+//! zeros of the agreed shape (in the dtype the loss computes in, on its logits' device), and then returns its
 //! error; the others go on with the sums of the workers that succeeded. The agreed shape is
 //! `[3, 1]` for a binary loss and `[3, C]` for a multiclass one (`[3, C - 1]` for generalized
 //! Dice without the background), `C` read from the logits' channel axis, so a failing worker
@@ -62,9 +62,9 @@ use burn::config::Config;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::SegLossError;
 use crate::engine::Exchange;
 use crate::losses::overlap::SoftStatistics;
+use crate::{SegLossError, check};
 
 /// Sums a small statistics tensor `[K, C]` across the data-parallel workers.
 ///
@@ -298,7 +298,7 @@ impl SharedStatistics {
     /// `exchanges` picks their [`Exchange`]s in the order of the terms; `agreed` is the width
     /// `K` of each collective the call's options ask for (`[3, K]`, from the options and the
     /// class count alone, so that a worker whose checks failed knows them too; 0: none), and
-    /// `zeros` the device and dtype of the statistics.
+    /// `zeros` the device and dtype of the statistics ([`statistics_kind`]).
     ///
     /// Every collective of `agreed` takes place, whatever failed: with the local statistics
     /// where all is well, with zeros once anything failed (this worker then returns its
@@ -308,7 +308,7 @@ impl SharedStatistics {
         local: Result<T, SegLossError>,
         exchanges: impl FnOnce(&mut T) -> Vec<&mut Exchange>,
         agreed: &[usize],
-        zeros: (&Device, DType),
+        zeros: &(Device, DType),
     ) -> Result<T, SegLossError> {
         let agreed: Vec<usize> = agreed.iter().copied().filter(|&k| k > 0).collect();
         let mut local = local;
@@ -339,7 +339,7 @@ impl SharedStatistics {
             };
             let sent = match &term {
                 Some(term) => term.local.clone(),
-                None => Tensor::zeros([3, width], zeros),
+                None => Tensor::zeros([3, width], (&zeros.0, zeros.1)),
             };
             let global = match self.reducer.sum(sent) {
                 Ok(global) => global,
@@ -405,4 +405,11 @@ fn checked(local: &Tensor<2>, global: Tensor<2>) -> Result<Tensor<2>, SegLossErr
     } else {
         global.cast(dtype)
     })
+}
+
+/// The device and dtype of the statistics a worker shares for `logits`: their device, and the
+/// dtype the loss computes in (f32 for half-precision logits, [`check::compute_dtype`]), so
+/// that a worker that sends zeros sends them as the others send their sums.
+pub(crate) fn statistics_kind<const D: usize>(logits: &Tensor<D>) -> (Device, DType) {
+    (logits.device(), check::compute_dtype(logits.dtype()))
 }

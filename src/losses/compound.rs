@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::distributed::SharedStatistics;
+use crate::distributed::{SharedStatistics, statistics_kind};
 use crate::engine::{
     Gradient, HostCall, HostFloat, HostKernel, HostTargets, Plan, Targets, TypedKernel,
 };
@@ -26,7 +26,7 @@ use crate::losses::{
     SoftDiceConfig, SoftJaccardConfig, TverskyConfig, WeightedCrossEntropyConfig, boundary_loss,
     hausdorff_dt_loss, lovasz_softmax, multiclass_boundary_loss, multiclass_hausdorff_dt_loss,
 };
-use crate::{Aggregation, Reduction, SegLossError, check};
+use crate::{Aggregation, Reduction, SegLossError};
 
 /// Any binary loss of the crate together with its options: a term of a [`CompoundConfig`],
 /// and a way to pick a loss at run time (from a config file, say).
@@ -83,15 +83,14 @@ impl Loss {
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
         let agreed: Vec<usize> = self.shared_width().into_iter().collect();
-        // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
-        let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
+        let zeros = statistics_kind(&logits);
         let planned = self.plan(logits, targets, Some(shared));
         shared
             .settle(
                 planned,
                 |plan| plan.exchange_mut().into_iter().collect(),
                 &agreed,
-                (&zeros.0, zeros.1),
+                &zeros,
             )?
             .run()
     }
@@ -266,8 +265,7 @@ fn compound_with<const D: usize>(
         .iter()
         .filter_map(|t| t.loss.shared_width())
         .collect();
-    // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
-    let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
+    let zeros = statistics_kind(&logits);
     let planned = compound_terms(logits, targets, config, Some(shared));
     finish_terms(shared.settle(
         planned,
@@ -278,7 +276,7 @@ fn compound_with<const D: usize>(
                 .collect()
         },
         &agreed,
-        (&zeros.0, zeros.1),
+        &zeros,
     )?)
 }
 
@@ -452,15 +450,14 @@ impl MulticlassLoss {
         shared: &SharedStatistics,
     ) -> Result<Tensor<1>, SegLossError> {
         let agreed: Vec<usize> = self.shared_width(channels(&logits)).into_iter().collect();
-        // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
-        let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
+        let zeros = statistics_kind(&logits);
         let planned = self.plan(logits, targets.into(), Some(shared));
         shared
             .settle(
                 planned,
                 |plan| plan.exchange_mut().into_iter().collect(),
                 &agreed,
-                (&zeros.0, zeros.1),
+                &zeros,
             )?
             .run()
     }
@@ -615,8 +612,7 @@ fn multiclass_compound_with<const D: usize>(
         .iter()
         .filter_map(|t| t.loss.shared_width(classes))
         .collect();
-    // The statistics are in the dtype the loss computes in (f32 for half-precision logits).
-    let zeros = (logits.device(), check::compute_dtype(logits.dtype()));
+    let zeros = statistics_kind(&logits);
     let planned = multiclass_compound_terms(logits, targets, config, Some(shared));
     finish_class_terms(shared.settle(
         planned,
@@ -627,7 +623,7 @@ fn multiclass_compound_with<const D: usize>(
                 .collect()
         },
         &agreed,
-        (&zeros.0, zeros.1),
+        &zeros,
     )?)
 }
 
