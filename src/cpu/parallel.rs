@@ -332,21 +332,27 @@ mod tests {
     /// `RAYON_NUM_THREADS=3` and checks three threads there (two helpers).
     #[test]
     fn rayon_num_threads_sizes_the_passes() {
-        if std::env::var("SEGLOSS_POOL_CHILD").is_ok() {
+        if in_a_child_with_three_threads("rayon_num_threads_sizes_the_passes") {
             assert_eq!(threads(), 3);
             assert_eq!(helper_pool().map(|p| p.current_num_threads()), Some(2));
-            return;
+        }
+    }
+
+    /// `false` in the test process, after running the test `name` of this module again in a
+    /// child process with `RAYON_NUM_THREADS=3` (the pools are sized once per process) and
+    /// asserting that it passed; `true` in that child, which runs the test's body.
+    fn in_a_child_with_three_threads(name: &str) -> bool {
+        if std::env::var("SEGLOSS_POOL_CHILD").is_ok() {
+            return true;
         }
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "cpu::parallel::tests::rayon_num_threads_sizes_the_passes",
-            ])
+            .args(["--exact", &format!("cpu::parallel::tests::{name}")])
             .env("RAYON_NUM_THREADS", "3")
             .env("SEGLOSS_POOL_CHILD", "1")
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "{name} failed in its child process");
+        false
     }
 
     /// A first call inside a one-thread pool still sizes the passes from rayon's global pool:
@@ -354,7 +360,9 @@ mod tests {
     /// to [`threads`] is made inside a one-thread `ThreadPool::install`.
     #[test]
     fn a_first_call_inside_a_small_pool_sizes_from_the_global_pool() {
-        if std::env::var("SEGLOSS_POOL_CHILD").is_ok() {
+        if in_a_child_with_three_threads(
+            "a_first_call_inside_a_small_pool_sizes_from_the_global_pool",
+        ) {
             let one = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
@@ -372,18 +380,7 @@ mod tests {
                 })
             });
             assert!(names.iter().any(|n| n.starts_with("segloss-")), "{names:?}");
-            return;
         }
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "cpu::parallel::tests::a_first_call_inside_a_small_pool_sizes_from_the_global_pool",
-            ])
-            .env("RAYON_NUM_THREADS", "3")
-            .env("SEGLOSS_POOL_CHILD", "1")
-            .status()
-            .unwrap();
-        assert!(status.success());
     }
 
     /// [`join`] runs its two closures on the calling thread and the helper pool, never on
