@@ -210,6 +210,21 @@ pub(crate) fn element_count(dims: &[usize], what: &'static str) -> Result<usize,
     Ok(count as usize)
 }
 
+/// A class count the crate can name: class ids are compared with a class range built in the
+/// device's integers (i32 on flex and wgpu), and a one-hot map holds a mask per class, so a
+/// count past `i32::MAX` (`1 << 40` passed by mistake) is [`SegLossError::TooLarge`] rather
+/// than an allocation that aborts the process.
+pub(crate) fn class_count(classes: usize) -> Result<(), SegLossError> {
+    if i32::try_from(classes).is_err() {
+        return Err(SegLossError::TooLarge {
+            what: "classes (class ids are the device's integers)",
+            count: classes as u64,
+            limit: i32::MAX as u64,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `count` pixels per image can be summed in `int_dtype`, the device's integer
 /// type that `bool.int()` makes (i64 on ndarray, i32 on wgpu and on flex), so that an integer
 /// sum never wraps.

@@ -43,26 +43,32 @@ pub fn dice_from_jaccard(jaccard: f64) -> f64 {
     2.0 * jaccard / (1.0 + jaccard)
 }
 
-/// The counts of Prop. 2's family for `d` pixels and a parameter `a` in `(0, 1)`:
-/// no false negative (`|y \ y~| = 0`), `FP = |y~ \ y| = round(a d)`,
-/// `TP = |y n y~| = round(a^2 d)`, the rest true negatives (`d - TP - FP`).
+/// The counts of Prop. 2's family for `d` pixels and a parameter `a` in `(0, a_max]`,
+/// `a_max = (sqrt(5) - 1) / 2` (where `a + a^2 = 1`, all `d` pixels labelled): no false
+/// negative (`|y \ y~| = 0`), `FP = |y~ \ y| = round(a d)`, `TP = |y n y~| = round(a^2 d)`,
+/// the rest true negatives (`d - TP - FP`).
 ///
 /// # Errors
-/// [`SegLossError::InvalidParameter`] for `a` outside `(0, 1)` (NaN included), and
-/// [`SegLossError::TooLarge`] when `TP + FP` exceeds `d` (the family needs `a + a^2 <= 1`,
-/// up to rounding), counted without overflow: a member always has `TP + FP + TN = d`.
+/// [`SegLossError::InvalidParameter`] for `a` outside `(0, a_max]` (NaN included), and
+/// [`SegLossError::InvalidParameter`] too when rounding takes `TP + FP` past `d` (at `a` just
+/// below `a_max`): a member always has `TP + FP + TN = d`, counted without overflow.
 pub fn prop2_family(a: f64, d: u64) -> Result<Confusion, SegLossError> {
-    crate::check::open_unit("a", a)?;
+    let a_max = (5.0_f64.sqrt() - 1.0) / 2.0;
+    let out_of_domain = SegLossError::InvalidParameter {
+        name: "a",
+        value: a,
+        allowed: "(0, (sqrt(5) - 1) / 2]: a + a^2 <= 1, the labelled share of the pixels",
+    };
+    if !(a > 0.0 && a <= a_max) {
+        return Err(out_of_domain);
+    }
     let fp = (a * d as f64).round() as u64;
     let tp = (a * a * d as f64).round() as u64;
-    let labelled = tp.checked_add(fp);
-    let Some(tn) = labelled.and_then(|labelled| d.checked_sub(labelled)) else {
-        return Err(SegLossError::TooLarge {
-            what: "TP + FP of Prop. 2's family (a + a^2 > 1)",
-            // A sum past u64::MAX is reported as u64::MAX.
-            count: labelled.unwrap_or(u64::MAX),
-            limit: d,
-        });
+    let Some(tn) = tp
+        .checked_add(fp)
+        .and_then(|labelled| d.checked_sub(labelled))
+    else {
+        return Err(out_of_domain);
     };
     let mut c = Confusion::default();
     c.push(tp, fp, 0, tn);

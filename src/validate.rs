@@ -1,8 +1,10 @@
 //! Explicit validation of target tensors.
 //!
 //! The losses never read their inputs back to the host just to check them (that would force a
-//! device sync on every call), so a target outside `[0, 1]` is not caught by them. Call
-//! [`validate_targets`] once on a data set or a batch when in doubt.
+//! device sync on every call). The host kernels, which read the targets anyway, refuse a
+//! binary target outside `[0, 1]` in the same pass; the device path (wgpu, `Execution::Device`,
+//! the batch statistics of the `*_shared` losses) reads nothing and does not see one. Call
+//! [`validate_targets`] there, once on a data set or a batch, as the opt-in form of that check.
 
 use burn::tensor::{Int, Tensor};
 

@@ -51,10 +51,10 @@ fn mask_values(len: usize, one: f64) -> Vec<f64> {
 
 // Item 8: a 0/255 mask.
 
-/// Every loss that reads its targets on the host path (all but the boundary losses, whose
-/// maps only threshold `y > 0.5`) refuses a 0/255 mask there with `InvalidTargets`, in f32
-/// and f64, alone and inside a compound: the kernels count such targets in the pass that reads
-/// them.
+/// Every loss that reads its targets on the host path (all but the boundary loss, whose map
+/// only thresholds `y > 0.5` and is right for a 0/255 mask) refuses a 0/255 mask there with
+/// `InvalidTargets`, in f32 and f64, alone and inside a compound: the kernels count such
+/// targets in the pass that reads them, the Hausdorff DT loss beside the masks it reads.
 #[test]
 fn a_0_255_mask_is_an_error_on_the_host_path() {
     let shape = [2, 1, 8, 8];
@@ -65,7 +65,7 @@ fn a_0_255_mask_is_an_error_on_the_host_path() {
             let logits = tensor(&x, shape, &device, dtype);
             let targets = tensor(&y, shape, &device, dtype);
             for (name, loss) in binary_losses("") {
-                if name == "boundary" || name == "hausdorff_dt" {
+                if name == "boundary" {
                     continue;
                 }
                 let result = loss.compute(logits.clone(), targets.clone());
@@ -306,6 +306,40 @@ fn class_indices_of_any_value_are_no_class_never_a_panic() {
 fn ignore_index_and_labels_outside_the_index_dtype_do_not_panic() {
     for (backend, device) in cpu_devices() {
         let (logits, indices, per_class, _, _) = odd_labels(1, &device);
+        // And a map that holds the ignored value 255 at two pixels.
+        let (_, with_255, _, labels_255, _) = odd_labels(255, &device);
+        for dtype in [DType::U8, DType::I32, DType::I16] {
+            let narrow = with_255.clone().cast(dtype);
+            let config = MulticlassOverlapConfig::new()
+                .with_include_background(true)
+                .with_ignore_index(Some(255));
+            for execution in [Execution::Auto, Execution::Device] {
+                let config = config.clone().with_execution(execution);
+                let got =
+                    to_vec(multiclass_overlap(logits.clone(), narrow.clone(), &config).unwrap());
+                // The same as i64 indices (whose ignored pixels the other tests check).
+                let wide =
+                    to_vec(multiclass_overlap(logits.clone(), with_255.clone(), &config).unwrap());
+                assert!(
+                    (got[0] - wide[0]).abs() < 1e-6,
+                    "{backend} {dtype:?} {execution:?}"
+                );
+                // And not the loss that scores the two pixels as no class.
+                let unignored = to_vec(
+                    multiclass_overlap(
+                        logits.clone(),
+                        with_255.clone(),
+                        &config.clone().with_ignore_index(None),
+                    )
+                    .unwrap(),
+                );
+                assert!(
+                    (got[0] - unignored[0]).abs() > 1e-6,
+                    "{backend} {dtype:?}: 255 not ignored"
+                );
+            }
+            assert_eq!(labels_255.iter().filter(|&&l| l == 255).count(), 2);
+        }
         for dtype in [DType::U8, DType::I32, DType::I16] {
             let narrow = indices.clone().cast(dtype);
             for ignore in [i64::MAX, i64::MIN, -1, 255] {
@@ -418,7 +452,7 @@ fn sizes_past_the_limits_are_too_large_not_wrapped() {
     );
     let device = f64_device();
     let labels = Tensor::<4, Int>::zeros([2, 1, 4, 4], &device);
-    for classes in [usize::MAX, 1 << 62, 1 << 60] {
+    for classes in [usize::MAX, 1 << 62, 1 << 40, 1 << 31] {
         let result = ClassConfusion::from_indices(labels.clone(), labels.clone(), classes, None);
         assert!(
             matches!(result, Err(SegLossError::TooLarge { .. })),

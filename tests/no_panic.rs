@@ -5,18 +5,20 @@
 mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 use common::*;
 use proptest::prelude::*;
+use segloss::distributed::{GradientReduction, SharedStatistics, SingleWorker};
 use segloss::losses::*;
 use segloss::metrics::surface::{
     ClassSurfaceDistances, SurfaceConfig, SurfaceDistances, distance_transform,
 };
 use segloss::metrics::{ClassConfusion, Confusion};
+use segloss::theory::prop2_family;
 use segloss::{
-    Aggregation, Execution, Reduction, SegLossError, TargetKind, validate_class_indices,
-    validate_targets,
+    Aggregation, Execution, SegLossError, TargetKind, validate_class_indices, validate_targets,
 };
 
 /// A float a careless caller may hand over: ordinary values and the edges.
@@ -96,7 +98,8 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![
             3 => Just(DType::F32),
             1 => Just(DType::F64),
-            1 => Just(DType::F16)
+            1 => Just(DType::F16),
+            1 => Just(DType::BF16)
         ],
     )
         .prop_flat_map(
@@ -279,6 +282,27 @@ fn check_everything(c: &Case) {
     no_panic("multiclass compound", c, || {
         multiclass_compound(x.clone(), labels.clone(), &multiclass)
     });
+    // The shared (data-parallel) forms, with one worker: the same checks before the exchange.
+    let shared = SharedStatistics::new(Arc::new(SingleWorker), GradientReduction::Mean);
+    for (k, loss) in binary_losses(c).into_iter().enumerate() {
+        no_panic(&format!("binary loss {k} (shared)"), c, || {
+            loss.compute_shared(x.clone(), y.clone(), &shared)
+        });
+    }
+    no_panic("compound (shared)", c, || {
+        compound_shared(x.clone(), y.clone(), &dice_ce, &shared)
+    });
+    for (k, loss) in multiclass_losses(c).into_iter().enumerate() {
+        no_panic(&format!("multiclass loss {k} (shared)"), c, || {
+            loss.compute_shared(x.clone(), labels.clone(), &shared)
+        });
+    }
+    no_panic("multiclass compound (shared)", c, || {
+        multiclass_compound_shared(x.clone(), labels.clone(), &multiclass, &shared)
+    });
+    no_panic("prop2_family", c, || {
+        prop2_family(c.parameter, c.labels[0].unsigned_abs())
+    });
     no_panic("signed_distance_map", c, || {
         signed_distance_map(y.clone(), c.flag.then_some(&[c.parameter, 1.0, 1.0][..]))
     });
@@ -353,5 +377,4 @@ fn modules_return_errors_on_careless_input() {
         matches!(result, Err(SegLossError::InvalidTargets { .. })),
         "{result:?}"
     );
-    let _ = Reduction::Mean;
 }

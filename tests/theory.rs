@@ -125,7 +125,9 @@ fn prop2_weighted_hamming_cannot_approximate_dice() {
 #[test]
 fn prop2_family_outside_its_domain_is_an_error() {
     use segloss::SegLossError;
-    for a in [0.0, 1.0, -0.5, f64::NAN, f64::INFINITY] {
+    let a_max = (5.0_f64.sqrt() - 1.0) / 2.0;
+    // 0.7: a + a^2 = 1.19 > 1, TP + FP = 49 + 70 = 119 of 100 pixels.
+    for a in [0.0, 1.0, 0.7, a_max + 1e-9, -0.5, f64::NAN, f64::INFINITY] {
         assert!(
             matches!(
                 prop2_family(a, 100),
@@ -134,20 +136,17 @@ fn prop2_family_outside_its_domain_is_an_error() {
             "a = {a}"
         );
     }
-    // a + a^2 = 1.19 > 1: TP + FP = 49 + 70 = 119 of 100 pixels.
-    assert_eq!(
-        prop2_family(0.7, 100),
-        Err(SegLossError::TooLarge {
-            what: "TP + FP of Prop. 2's family (a + a^2 > 1)",
-            count: 119,
-            limit: 100
-        })
-    );
-    // Near u64::MAX pixels the sum TP + FP would wrap: it is counted as saturated instead.
-    assert!(matches!(
-        prop2_family(0.99, u64::MAX),
-        Err(SegLossError::TooLarge { .. })
-    ));
+    // Just below a_max, rounding can still take TP + FP past d; near u64::MAX pixels the sum
+    // TP + FP would wrap: both are errors, never counts that do not add up to d.
+    for (a, d) in [(a_max - 1e-12, 999), (a_max, u64::MAX)] {
+        match prop2_family(a, d) {
+            Ok(c) => assert_eq!(c.tp()[0] + c.fp()[0] + c.tn()[0], d, "a = {a}, d = {d}"),
+            Err(e) => assert!(
+                matches!(e, SegLossError::InvalidParameter { name: "a", .. }),
+                "{e}"
+            ),
+        }
+    }
     // The largest member: a + a^2 just under 1 keeps TP + FP + TN = d.
     let c = prop2_family(0.618, 1000).unwrap();
     assert_eq!(c.tp()[0] + c.fp()[0] + c.tn()[0], 1000);

@@ -14,7 +14,8 @@
 //! the process. Freeing after every call would make every call allocate and page-fault its
 //! buffers again on every thread, the cost the scratch exists to avoid. A problem past the cap
 //! (the 3D benchmark's images of 2^20 voxels, a Lovász-softmax class over a batch of more than
-//! about 2^20 pixels) pays it: one allocation per thread and call, which costs page faults
+//! about 2^20 pixels) pays it: one allocation per problem (a thread that takes several such
+//! problems in one call makes its buffers again for each), which costs page faults
 //! when the allocator has returned the freed buffer to the system (a few milliseconds for
 //! 20 MiB, against a sort of a million keys; glibc by default raises its thresholds after such
 //! a free and serves the next allocation from the memory it kept). A process keeps at most

@@ -156,6 +156,12 @@ where
     tensor.clone().inner().try_into_primitive::<Cube>().is_ok()
 }
 
+/// Whether [`lovasz_weights`] can run `rows` rows of `len` pixels within the kernels' 32-bit
+/// indices (the losses read the errors to the host instead where it cannot).
+pub(crate) fn lovasz_weights_fit(rows: usize, len: usize) -> bool {
+    launch::check_lengths(launch::RowOp::LovaszWeights, rows, len).is_ok()
+}
+
 /// The error for a tensor that is not on a cube device.
 fn not_on_cube(name: &'static str) -> SegLossError {
     SegLossError::InvalidOption {

@@ -54,8 +54,8 @@ pub(crate) trait NativeBackend: Backend {
     fn values_mut(tensor: &mut Self::FloatTensorPrimitive) -> Option<ValuesMut<'_>>;
     /// A tensor that takes `data`'s buffer (no copy).
     fn from_data(data: TensorData) -> Self::FloatTensorPrimitive;
-    /// The values of a small tensor, whatever its layout, as f64: all of them (the backward
-    /// checks the count).
+    /// The values of a small float tensor, whatever its layout, as f64: all of them, for
+    /// every float dtype the backend keeps (the backward checks the count).
     fn to_f64(tensor: &Self::FloatTensorPrimitive) -> Vec<f64>;
     /// The contiguous values of an integer tensor, in its own integer type (`None` when they
     /// are not contiguous).
@@ -151,6 +151,9 @@ impl NativeBackend for burn::backend::NdArray {
         match tensor {
             NdArrayTensor::F32(s) => s.view().iter().map(|&v| f64::from(v)).collect(),
             NdArrayTensor::F64(s) => s.view().iter().copied().collect(),
+            // ndarray keeps float tensors as f32 or f64 only (its other variants hold integers
+            // and booleans): never reached for a float primitive, and the backward checks the
+            // count if it ever were.
             _ => Vec::new(),
         }
     }

@@ -10,6 +10,7 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
+use crate::host::read_mask;
 use crate::tensors::rows;
 use crate::{Reduction, SegLossError, check};
 
@@ -52,8 +53,8 @@ pub struct HausdorffDtLossConfig {
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `alpha` negative or not
 /// finite, a spacing of the wrong length or not finite and positive, a failed read, and
-/// the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels; the targets are not checked
-/// against `[0, 1]`: use [`validate_targets`](crate::validate_targets)).
+/// the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels, targets
+/// outside `[0, 1]`).
 pub fn hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -62,6 +63,20 @@ pub fn hausdorff_dt_loss<const D: usize>(
     config.validate()?;
     let (logits, targets) = check::binary_inputs(logits, targets)?;
     let grid = binary_grid(&logits.dims(), config.spacing.as_deref())?;
+    // The loss reads its targets' masks anyway (one sync): one boolean more finds a target
+    // outside [0, 1], which would otherwise enter `(p - y)^2` as it is.
+    let outside = targets
+        .clone()
+        .lower_elem(0.0)
+        .bool_or(targets.clone().greater_elem(1.0))
+        .any();
+    if read_mask(outside, "the targets' range check")?[0] {
+        return Err(SegLossError::InvalidTargets {
+            reason: "a value outside [0, 1]; binary targets lie in [0, 1] (a 0/255 mask needs \
+                     dividing by 255)"
+                .into(),
+        });
+    }
     let p = if config.from_logits {
         sigmoid_keeping_nan(logits)
     } else {

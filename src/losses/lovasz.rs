@@ -285,7 +285,9 @@ fn lovasz<const D: usize>(
     let e = errors(rows(logits), y.clone());
 
     #[cfg(feature = "wgpu")]
-    if crate::cube::on_cube_device(&e) && i32::try_from(problem_len).is_ok() {
+    if crate::cube::on_cube_device(&e)
+        && crate::cube::lovasz_weights_fit(n * p / problem_len, problem_len)
+    {
         // One row per problem.
         let problems = |t: Tensor<2>| t.inner().reshape([(n * p / problem_len) as i64, -1]);
         // The kernels' weights are f32: in the errors' dtype for the product.

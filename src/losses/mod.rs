@@ -40,10 +40,11 @@
 //! - **Binary targets outside `[0, 1]`** (a PNG mask read as 0/255): on the host path (the
 //!   default on flex and ndarray) the kernels find them in the pass that reads the targets and
 //!   return [`SegLossError::InvalidTargets`](crate::SegLossError); the Lovász losses, which
-//!   read their targets on every path of the CPU backends, also refuse non-binary ones. The
-//!   device path reads nothing back (no sync): check a batch there once with
-//!   [`validate_targets`](crate::validate_targets), the opt-in form of the same check. A NaN
-//!   target is not an error: it gives a NaN loss, as a NaN logit does.
+//!   read their targets on every path of the CPU backends, also refuse non-binary ones, and
+//!   so does [`hausdorff_dt_loss`], which reads its targets' masks. The device path (and the
+//!   batch statistics of the `*_shared` losses) reads nothing back (no sync): check a batch
+//!   there once with [`validate_targets`](crate::validate_targets), the opt-in form of the same
+//!   check. A NaN target is not an error: it gives a NaN loss, as a NaN logit does.
 //! - **Class indices of any value** (`-7`, `i64::MAX`, `i64::MIN`, in any integer dtype):
 //!   an index outside `0..C` that is not `ignore_index` belongs to no class (every class
 //!   target 0 at that pixel), on every path; check them with

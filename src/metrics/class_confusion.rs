@@ -71,7 +71,8 @@ impl ClassConfusion {
     /// # Errors
     /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `classes = 0`,
     /// [`SegLossError::TooLarge`] for more pixels per image than the backend's integers count,
-    /// [`SegLossError::TooLarge`] when `N x classes x pixels` (the one-hot masks) overflows,
+    /// [`SegLossError::TooLarge`] for `classes` past `i32::MAX` or when `N x classes x pixels`
+    /// (the one-hot masks) overflows,
     /// and [`SegLossError::InvalidTargets`] when a target (not `ignore_index`) or a prediction
     /// of any value lies outside `0..classes` (found from the counts, no extra read).
     pub fn from_indices<const D: usize>(
@@ -89,6 +90,7 @@ impl ClassConfusion {
                 allowed: "at least 1",
             });
         }
+        check::class_count(classes)?;
         check::element_count(&[n, classes, pixels], "class count times pixels")?;
         let full = [n, classes, pixels];
         let (pred, _) = one_hot(pred.reshape([n as i64, 1, -1]), classes, None);

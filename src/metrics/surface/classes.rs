@@ -27,7 +27,8 @@ impl ClassSurfaceDistances {
     /// classes (`C >= 1`). Reads both maps once.
     ///
     /// # Errors
-    /// As [`SurfaceDistances::from_masks`], plus `classes = 0` and
+    /// As [`SurfaceDistances::from_masks`], plus `classes = 0`, [`SegLossError::TooLarge`] for
+    /// `classes` past `i32::MAX` or a class count times voxels that overflows, and
     /// [`SegLossError::InvalidTargets`] when a prediction, or a target other than
     /// `ignore_index`, lies outside `0..classes`.
     pub fn from_indices<const D: usize>(
@@ -46,6 +47,7 @@ impl ClassSurfaceDistances {
                 allowed: "at least 1",
             });
         }
+        check::class_count(classes)?;
         check::element_count(
             &[images, classes, spatial.iter().product()],
             "class count times voxels",
