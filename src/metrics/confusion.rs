@@ -140,8 +140,8 @@ impl Confusion {
             .not_equal_elem(0.0)
             .bool_and(targets.clone().not_equal_elem(1.0))
             .int()
-            .sum()
-            .into_scalar::<i64>();
+            .sum();
+        let not_binary = read_counts(not_binary, "the count of non-binary targets")?[0];
         if not_binary > 0 {
             return Err(SegLossError::InvalidTargets {
                 reason: format!("{not_binary} target values are neither 0 nor 1"),
