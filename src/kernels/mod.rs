@@ -21,26 +21,16 @@ pub(crate) mod lovasz_softmax;
 pub(crate) mod multiclass;
 pub(crate) mod overlap;
 
-/// 1 where a binary target lies outside `[0, 1]`, else 0. The binary kernels sum it beside
-/// their own terms, so a 0/255 mask is found in the pass that reads the targets anyway. A NaN
-/// target counts 0 here: it propagates as a NaN loss instead, as a NaN logit does.
-#[inline(always)]
-pub(crate) fn outside_unit<F: Real>(y: F) -> F {
-    if y < F::ZERO || y > F::ONE {
-        F::ONE
-    } else {
-        F::ZERO
-    }
-}
-
-/// [`SegLossError::InvalidTargets`] when `outside` (the sum of [`outside_unit`] over `y`) is
-/// not 0, naming the first such value and its flat index (found by a second scan, on that
-/// path only).
-pub(crate) fn check_unit_targets<F: Real>(outside: f64, y: &[F]) -> Result<(), SegLossError> {
-    if outside == 0.0 {
+/// [`SegLossError::InvalidTargets`] when a pass found a binary target outside `[0, 1]`
+/// (`outside`, from [`lanes::sum_checking_unit_y`] and its writing twin, which the binary
+/// kernels run over the targets they read anyway), naming the first such value and its flat
+/// index (found by a second scan, on that path only). A NaN target is not outside: it
+/// propagates as a NaN loss instead, as a NaN logit does.
+pub(crate) fn check_unit_targets<F: Real>(outside: bool, y: &[F]) -> Result<(), SegLossError> {
+    if !outside {
         return Ok(());
     }
-    let at = y.iter().position(|&v| outside_unit(v) == F::ONE);
+    let at = y.iter().position(|&v| v < F::ZERO || v > F::ONE);
     Err(SegLossError::InvalidTargets {
         reason: match at {
             Some(i) => format!(
@@ -69,8 +59,8 @@ pub(crate) fn pixel_means<F: Real>(
 ) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let chunks = parallel::chunks(rows, len);
-    // Each chunk's sum of the terms and its count of targets outside [0, 1].
-    let partial: Vec<[f64; 2]> = match grad {
+    // Each chunk's sum of the terms, and whether it holds a target outside [0, 1].
+    let partial: Vec<([f64; 1], bool)> = match grad {
         Some(Gradient {
             out,
             scale,
@@ -79,7 +69,7 @@ pub(crate) fn pixel_means<F: Real>(
             let step = F::from_f64(scale / len as f64);
             parallel::map_mut(&chunks, out, |c, out| {
                 let r = c.range.clone();
-                lanes::sum_and_write(
+                lanes::sum_and_write_checking_unit_y(
                     &x[r.clone()],
                     &y[r],
                     out,
@@ -87,24 +77,25 @@ pub(crate) fn pixel_means<F: Real>(
                     #[inline(always)]
                     |xi, yi| {
                         let (t, d) = term(xi, yi, step);
-                        ([t, outside_unit(yi)], d)
+                        ([t], d)
                     },
                 )
             })
         }
         None => parallel::map(&chunks, |c| {
             let r = c.range.clone();
-            lanes::sum(
+            lanes::sum_checking_unit_y(
                 &x[r.clone()],
                 &y[r],
                 #[inline(always)]
-                |xi, yi| [term(xi, yi, F::ONE).0, outside_unit(yi)],
+                |xi, yi| [term(xi, yi, F::ONE).0],
             )
         }),
     };
-    check_unit_targets(partial.iter().map(|[_, outside]| outside).sum(), y)?;
-    Ok(parallel::per_row(&chunks, &partial, rows)
+    check_unit_targets(partial.iter().any(|(_, outside)| *outside), y)?;
+    let sums: Vec<[f64; 1]> = partial.into_iter().map(|(sum, _)| sum).collect();
+    Ok(parallel::per_row(&chunks, &sums, rows)
         .into_iter()
-        .map(|[sum, _]| sum / len as f64)
+        .map(|[sum]| sum / len as f64)
         .collect())
 }

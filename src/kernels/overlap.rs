@@ -6,7 +6,7 @@ use crate::cpu::lanes;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
-use crate::kernels::{check_unit_targets, outside_unit};
+use crate::kernels::check_unit_targets;
 
 /// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics
 /// `I` (intersection), `|p|` and `|y|`, as the coefficients of a linear ratio.
@@ -107,15 +107,14 @@ pub(crate) fn overlap<F: Real>(
     if !params.batch && rows >= parallel::threads() {
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
-            let [first, predicted, target, outside] =
-                row_statistics(&x[r.clone()], &y[r.clone()], &params);
-            let s = score(&[first, predicted, target], &params);
+            let (statistics, outside) = row_statistics(&x[r.clone()], &y[r.clone()], &params);
+            let s = score(&statistics, &params);
             if let Some(out) = out {
                 write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
             }
             (s.loss, outside)
         });
-        check_unit_targets(per_row.iter().map(|(_, outside)| outside).sum(), y)?;
+        check_unit_targets(per_row.iter().any(|(_, outside)| *outside), y)?;
         return Ok(per_row.into_iter().map(|(loss, _)| loss).collect());
     }
     let chunks = parallel::chunks(rows, len);
@@ -123,11 +122,9 @@ pub(crate) fn overlap<F: Real>(
         let r = c.range.clone();
         statistics(&x[r.clone()], &y[r], &params)
     });
-    check_unit_targets(partial.iter().map(|s| s[3]).sum(), y)?;
-    let mut stats: Vec<[f64; 3]> = parallel::per_row(&chunks, &partial, rows)
-        .into_iter()
-        .map(|[first, predicted, target, _]| [first, predicted, target])
-        .collect();
+    check_unit_targets(partial.iter().any(|(_, outside)| *outside), y)?;
+    let partial: Vec<[f64; 3]> = partial.into_iter().map(|(sums, _)| sums).collect();
+    let mut stats = parallel::per_row(&chunks, &partial, rows);
     if params.batch {
         let total = stats.iter().fold([0.0; 3], |acc, s| {
             [acc[0] + s[0], acc[1] + s[1], acc[2] + s[2]]
@@ -148,28 +145,29 @@ pub(crate) fn overlap<F: Real>(
 /// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their
 /// order: the same sums, bit for bit, as the chunk-wise scheme, so the result does not depend
 /// on which scheme the thread count picks.
-fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 4] {
+fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3], bool) {
     let chunks = parallel::chunks(1, x.len());
-    let partial: Vec<[f64; 4]> = chunks
+    let partial: Vec<([f64; 3], bool)> = chunks
         .iter()
         .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], params))
         .collect();
-    parallel::per_row(&chunks, &partial, 1)[0]
+    let outside = partial.iter().any(|(_, outside)| *outside);
+    let sums: Vec<[f64; 3]> = partial.into_iter().map(|(sums, _)| sums).collect();
+    (parallel::per_row(&chunks, &sums, 1)[0], outside)
 }
 
 /// The statistics `[sum(p y) or sum|p - y|, |p|, |y|]` of a slice (squared sizes when
-/// `squared`), and the count of its targets outside `[0, 1]`.
-fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> [f64; 4] {
+/// `squared`), and whether one of its targets lies outside `[0, 1]`.
+fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3], bool) {
     let (from_logits, squared, soft_label) =
         (params.from_logits, params.squared, params.soft_label);
-    lanes::sum(x, y, |xi, yi| {
+    lanes::sum_checking_unit_y(x, y, |xi, yi| {
         let p = probability(xi, from_logits);
         let first = if soft_label { (p - yi).abs() } else { p * yi };
-        let outside = outside_unit(yi);
         if squared {
-            [first, p * p, yi * yi, outside]
+            [first, p * p, yi * yi]
         } else {
-            [first, p, yi, outside]
+            [first, p, yi]
         }
     })
 }
@@ -308,14 +306,14 @@ mod tests {
             from_logits: true,
         };
         let chunks = parallel::chunks(rows, len);
-        let partial: Vec<[f64; 4]> = chunks
+        let partial: Vec<[f64; 3]> = chunks
             .iter()
-            .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], &params))
+            .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], &params).0)
             .collect();
         let chunk_wise = parallel::per_row(&chunks, &partial, rows);
         for (row, expected) in chunk_wise.iter().enumerate() {
             let r = row * len..(row + 1) * len;
-            assert_eq!(&row_statistics(&x[r.clone()], &y[r], &params), expected);
+            assert_eq!(&row_statistics(&x[r.clone()], &y[r], &params).0, expected);
         }
     }
 
