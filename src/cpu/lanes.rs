@@ -28,9 +28,9 @@ pub(crate) fn sum<F: Real, const K: usize>(
 }
 
 /// Like [`sum`], and also whether some `y_i` lies outside `[0, 1]` (NaN does not): the binary
-/// kernels' targets check, found by a compare-and-or in registers over each block of `y`
-/// while it is in L1 (a count summed as a term costs a store, a conversion and an f64 add per
-/// element: 5-11% of a cross-entropy or Dice step, measured).
+/// kernels' targets check, a compare-and-or over each block of `y` while it is in L1. Not a
+/// count summed as one more term: that costs a store, a conversion and an f64 add per element
+/// (`benches/results/reliability_round_two.md`).
 #[inline]
 pub(crate) fn sum_checking_unit_y<F: Real, const K: usize>(
     x: &[F],
