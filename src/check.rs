@@ -7,8 +7,9 @@ use burn::tensor::{DType, Tensor};
 use crate::SegLossError;
 
 /// Checks the inputs of a binary loss and returns them ready to compute with: the checks of
-/// [`binary_pair`], then one channel ([`one_channel`]); the logits widened to f32 when they
-/// are half precision ([`widened`]) and the targets cast to the logits' dtype.
+/// [`binary_pair`] (shape, rank, device), then one channel ([`one_channel`]); the logits
+/// widened to f32 when they are half precision ([`widened`]) and the targets cast to the
+/// logits' dtype, each check made once.
 pub(crate) fn binary_inputs<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
@@ -16,7 +17,7 @@ pub(crate) fn binary_inputs<const D: usize>(
     same_shape_and_device(&logits, "logits", &targets, "targets")?;
     one_channel(&logits)?;
     let logits = widened(logits);
-    let targets = binary_pair(&logits, targets)?;
+    let targets = in_dtype(targets, logits.dtype());
     Ok((logits, targets))
 }
 
@@ -46,11 +47,7 @@ pub(crate) fn one_channel<const D: usize>(logits: &Tensor<D>) -> Result<(), SegL
 /// itself is f32.
 pub(crate) fn widened<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
     let dtype = compute_dtype(tensor.dtype());
-    if dtype == tensor.dtype() {
-        tensor
-    } else {
-        tensor.cast(dtype)
-    }
+    in_dtype(tensor, dtype)
 }
 
 /// The dtype a loss computes in (and shares its statistics in) for inputs of `dtype`: f32 for
@@ -72,12 +69,16 @@ pub(crate) fn binary_pair<const D: usize>(
     targets: Tensor<D>,
 ) -> Result<Tensor<D>, SegLossError> {
     same_shape_and_device(logits, "logits", &targets, "targets")?;
-    let dtype = logits.dtype();
-    Ok(if targets.dtype() == dtype {
-        targets
+    Ok(in_dtype(targets, logits.dtype()))
+}
+
+/// `tensor` in `dtype` (a cast only where it differs).
+fn in_dtype<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if tensor.dtype() == dtype {
+        tensor
     } else {
-        targets.cast(dtype)
-    })
+        tensor.cast(dtype)
+    }
 }
 
 /// Rank >= 2, no empty dimension, same shape and same device, for any two tensor kinds.
