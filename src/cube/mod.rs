@@ -20,9 +20,9 @@
 //! They run without plane (subgroup) operations and without any workgroup waiting for another,
 //! so they run on Mesa's lavapipe (software Vulkan, which CI uses), and use at most 17 KiB of
 //! workgroup memory. The workgroup layout and the shared scan are in `block.rs`, the kernels in
-//! `scan.rs`, `radix_sort.rs` and `lovasz.rs`, the launch grid in `launch.rs`, and there too
-//! the check of every buffer length against the kernels' 32-bit indices, which each public
-//! function makes before launching anything (the launches are unchecked).
+//! `scan.rs`, `radix_sort.rs` and `lovasz.rs`, the launch grid in `launch.rs`, and in
+//! `limits.rs` the check of every buffer length against the kernels' 32-bit indices, which
+//! each public function makes before launching anything (the launches are unchecked).
 
 // The kernels are CubeCL code: its macro turns index loops and nested `if`s into device
 // code, where iterator adapters and comptime-conditions joined with `&&` do not exist.
@@ -30,6 +30,7 @@
 
 mod block;
 mod launch;
+mod limits;
 mod lovasz;
 mod radix_sort;
 mod scan;
@@ -45,7 +46,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 use crate::SegLossError;
-use launch::RowOp;
+use limits::RowOp;
 
 /// The backend extension: the row operations on a cube device, for the plain cube backend and
 /// its fusion wrapper (burn's wgpu, cuda and rocm backends). Call them through
@@ -159,7 +160,7 @@ where
 /// Whether [`lovasz_weights`] can run `rows` rows of `len` pixels within the kernels' 32-bit
 /// indices (the losses read the errors to the host instead where it cannot).
 pub(crate) fn lovasz_weights_fit(rows: usize, len: usize) -> bool {
-    launch::check_lengths(launch::RowOp::LovaszWeights, rows, len).is_ok()
+    limits::check_lengths(limits::RowOp::LovaszWeights, rows, len).is_ok()
 }
 
 /// The error for a tensor that is not on a cube device.
@@ -172,14 +173,14 @@ fn not_on_cube(name: &'static str) -> SegLossError {
 }
 
 /// Checks a `[R, P]` input of the row operation `op`: no empty dimension, every buffer the
-/// launches will use within CubeCL's 32-bit indices ([`launch::check_lengths`]: `R * P` and
+/// launches will use within CubeCL's 32-bit indices ([`limits::check_lengths`]: `R * P` and
 /// `P` at most `2^31 - 1`, and the sort's digit counts), and a cube device.
 fn check_rows<K>(tensor: &Tensor<2, K>, name: &'static str, op: RowOp) -> Result<(), SegLossError>
 where
     K: burn::tensor::kind::Autodiff + burn::tensor::BackendPrimitive<Cube>,
 {
     let (rows, len) = crate::check::batch_shape(tensor, name)?;
-    launch::check_lengths(op, rows, len)?;
+    limits::check_lengths(op, rows, len)?;
     if !on_cube_device(tensor) {
         return Err(not_on_cube(name));
     }

@@ -255,7 +255,7 @@ pub(crate) struct Sorted {
 /// payloads are the pixel indices (`< len`), with [`LABEL_BIT`] set where `labels` (the same
 /// layout, f32) is 1.
 ///
-/// The caller checks the lengths ([`super::launch::check_lengths`]).
+/// The caller checks the lengths ([`super::limits::check_lengths`]).
 pub(crate) fn sort_rows(
     client: &Client,
     values: Handle,
