@@ -84,28 +84,29 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod autodiff_node;
+mod api;
 mod check;
 mod cpu;
 #[cfg(feature = "wgpu")]
 #[allow(unsafe_code)] // CubeCL launches take raw buffers (`BufferArg::from_raw_parts`).
 pub mod cube;
-pub mod distributed;
 mod engine;
 mod error;
-mod host;
 mod kernels;
+mod loss;
 pub mod losses;
 pub mod metrics;
 mod options;
-mod softmax;
 mod tensors;
 pub mod theory;
-mod validate;
 
+pub use api::distributed;
+// Short paths for the folders other work is changing at the same time (kernels, metrics,
+// cube); to be replaced by the `engine::` paths once that work is merged.
+pub use engine::validate::{TargetKind, validate_class_indices, validate_targets};
+use engine::{host, validate};
 pub use error::SegLossError;
 pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
-pub use validate::{TargetKind, validate_class_indices, validate_targets};
 
 // The README's code blocks, compiled and run as doctests so that its example stays true.
 #[cfg(all(doctest, feature = "flex"))]

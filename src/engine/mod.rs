@@ -6,10 +6,14 @@
 //! returns `Plan::host(logits, targets, reduction, kernel)` when [`runs_on_host`] says so, and
 //! the engine does the rest. Nothing here names a loss.
 
+pub(crate) mod autodiff_node;
+pub(crate) mod host;
 mod kernel;
 mod native;
 mod plan;
+pub(crate) mod softmax;
 mod surrogate;
+pub(crate) mod validate;
 
 pub(crate) use kernel::{Gradient, HostFloat, HostKernel, IGNORED, Indices, Targets, TypedKernel};
 pub(crate) use native::NativeMask;

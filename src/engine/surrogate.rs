@@ -20,9 +20,9 @@ use std::borrow::Cow;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::cpu::gradient_buffer;
+use crate::engine::host::{read, read_data, upload};
 use crate::engine::native::native_loss;
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
-use crate::host::{read, read_data, upload};
 use crate::tensors::{row_sums, rows};
 use crate::{Reduction, SegLossError, check};
 

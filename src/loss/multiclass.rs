@@ -9,16 +9,16 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::distributed::SharedStatistics;
 use crate::engine::runs_on_host;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
-use crate::losses::classes::{
+use crate::loss::classes::{
     ClassAverage, ClassMode, ClassPlan, ClassTargets, check_class_weights, class_sums,
     class_weights, present, probabilities_and_targets, weighted_mean,
 };
-use crate::losses::overlap::{
+use crate::loss::overlap::{
     Ratio, SoftStatistics, check_params, loss_of_statistics, soft_statistics,
 };
 use crate::{Aggregation, Execution, Reduction, SegLossError};
@@ -255,8 +255,12 @@ pub(crate) fn multiclass_overlap_plan<const D: usize>(
         } else {
             // m_c: class weights, background removed, absent classes removed (constants: no
             // gradient).
-            let mut mask =
-                crate::host::upload(weights, [1, classes], &losses.device(), losses.dtype());
+            let mut mask = crate::engine::host::upload(
+                weights,
+                [1, classes],
+                &losses.device(),
+                losses.dtype(),
+            );
             if average == ClassAverage::Present {
                 mask = mask.mul(present(&statistics.target));
             }

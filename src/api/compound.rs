@@ -3,22 +3,22 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::distributed::{SharedStatistics, statistics_kind};
+use crate::api::distributed::{SharedStatistics, statistics_kind};
 use crate::engine::{
     Gradient, HostCall, HostFloat, HostKernel, HostTargets, Plan, Targets, TypedKernel,
 };
 use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::Head;
-use crate::losses::classes::ClassPlan;
-use crate::losses::cross_entropy::{binary_cross_entropy_plan, weighted_cross_entropy_plan};
-use crate::losses::dice::soft_dice_plan;
-use crate::losses::focal::focal_plan;
-use crate::losses::generalized_dice::generalized_dice_plan;
-use crate::losses::jaccard::soft_jaccard_plan;
-use crate::losses::lovasz::{lovasz_hinge_plan, lovasz_sigmoid_plan};
-use crate::losses::multiclass::multiclass_overlap_plan;
-use crate::losses::multiclass_focal::multiclass_focal_plan;
-use crate::losses::tversky::tversky_plan;
+use crate::loss::classes::ClassPlan;
+use crate::loss::cross_entropy::{binary_cross_entropy_plan, weighted_cross_entropy_plan};
+use crate::loss::dice::soft_dice_plan;
+use crate::loss::focal::focal_plan;
+use crate::loss::generalized_dice::generalized_dice_plan;
+use crate::loss::jaccard::soft_jaccard_plan;
+use crate::loss::lovasz::{lovasz_hinge_plan, lovasz_sigmoid_plan};
+use crate::loss::multiclass::multiclass_overlap_plan;
+use crate::loss::multiclass_focal::multiclass_focal_plan;
+use crate::loss::tversky::tversky_plan;
 use crate::losses::{
     BinaryCrossEntropyConfig, BoundaryLossConfig, ClassTargets, FocalConfig, GeneralizedDiceConfig,
     HausdorffDtLossConfig, LovaszConfig, LovaszSoftmaxConfig, MulticlassBoundaryLossConfig,

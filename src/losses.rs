@@ -54,81 +54,33 @@
 //!   losses; the loss is f32. f16 cannot hold the probability clamps (`f32::MIN_POSITIVE` is 0
 //!   there) nor sum an image.
 
-mod boundary;
-pub(crate) mod classes;
-mod compound;
-mod cross_entropy;
-mod dice;
-mod distance_maps;
-mod focal;
-mod generalized_dice;
-mod hausdorff_dt;
-mod jaccard;
-mod lovasz;
-mod lovasz_softmax;
-pub mod modules;
-mod multiclass;
-mod multiclass_focal;
-pub(crate) mod overlap;
-mod tversky;
-
-pub use boundary::{
-    BoundaryLossConfig, MulticlassBoundaryLossConfig, boundary_loss, boundary_loss_with_map,
-    multiclass_boundary_loss,
-};
-pub use classes::{ClassAverage, ClassMode, ClassTargets};
-pub use compound::{
+pub use crate::api::compound::{
     CompoundConfig, CompoundTerm, Loss, MulticlassCompoundConfig, MulticlassCompoundTerm,
     MulticlassLoss, compound, compound_shared, multiclass_compound, multiclass_compound_shared,
 };
-pub use cross_entropy::{
+pub use crate::api::modules::*;
+pub use crate::loss::boundary::{
+    BoundaryLossConfig, MulticlassBoundaryLossConfig, boundary_loss, boundary_loss_with_map,
+    multiclass_boundary_loss,
+};
+pub use crate::loss::classes::{ClassAverage, ClassMode, ClassTargets};
+pub use crate::loss::cross_entropy::{
     BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
     weighted_cross_entropy,
 };
-pub use dice::{SoftDiceConfig, soft_dice};
-pub use distance_maps::signed_distance_map;
-pub use focal::{FocalConfig, focal};
-pub use generalized_dice::{GeneralizedDiceConfig, GeneralizedDiceWeight, generalized_dice};
-pub use hausdorff_dt::{
+pub use crate::loss::dice::{SoftDiceConfig, soft_dice};
+pub use crate::loss::distance_maps::signed_distance_map;
+pub use crate::loss::focal::{FocalConfig, focal};
+pub use crate::loss::generalized_dice::{
+    GeneralizedDiceConfig, GeneralizedDiceWeight, generalized_dice,
+};
+pub use crate::loss::hausdorff_dt::{
     HausdorffDtLossConfig, MulticlassHausdorffDtLossConfig, hausdorff_dt_loss,
     multiclass_hausdorff_dt_loss,
 };
-pub use jaccard::{SoftJaccardConfig, soft_jaccard};
-pub use lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
-pub use lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
-pub use modules::{
-    BinaryCrossEntropyLoss, BoundaryLoss, CompoundLoss, FocalLoss, GeneralizedDiceLoss,
-    HausdorffDtLoss, LovaszHingeLoss, LovaszSigmoidLoss, LovaszSoftmaxLoss, MulticlassBoundaryLoss,
-    MulticlassCompoundLoss, MulticlassFocalLoss, MulticlassHausdorffDtLoss, MulticlassOverlapLoss,
-    SegmentationLoss, SoftDiceLoss, SoftJaccardLoss, TverskyLoss, WeightedCrossEntropyLoss,
-};
-pub use multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
-pub use multiclass_focal::{MulticlassFocalConfig, multiclass_focal};
-pub use tversky::{TverskyConfig, tversky};
-
-use burn::tensor::Tensor;
-use burn::tensor::activation::sigmoid;
-
-/// `p = sigmoid(x)` for logits (NaN kept: [`sigmoid_keeping_nan`]), the input itself for
-/// probabilities.
-pub(crate) fn probabilities<const D: usize>(input: Tensor<D>, from_logits: bool) -> Tensor<D> {
-    if from_logits {
-        sigmoid_keeping_nan(input)
-    } else {
-        input
-    }
-}
-
-/// `sigmoid(x)`, NaN where `x` is NaN on every backend.
-///
-/// burn 0.22's wgpu `sigmoid` turns a NaN logit into a number (measured on Mesa's lavapipe:
-/// soft Dice of a batch with one NaN logit came out finite), so a diverged run would go on
-/// unnoticed. Adding `x` where it is NaN and 0 elsewhere (`mask_fill`, so an infinite logit
-/// adds 0, not `inf * 0`) restores the NaN; the term is exactly 0 at every other pixel, and so
-/// is its gradient. The mask is `x == x` (false only for NaN) rather than `!is_nan(x)`:
-/// burn 0.22's fusion fuses a float comparison into the sigmoid's kernel, but runs `is_nan` and
-/// the boolean `not` as two kernels of their own over the whole batch.
-pub(crate) fn sigmoid_keeping_nan<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let not_nan = x.clone().equal(x.clone());
-    sigmoid(x.clone()) + x.mask_fill(not_nan, 0.0)
-}
+pub use crate::loss::jaccard::{SoftJaccardConfig, soft_jaccard};
+pub use crate::loss::lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
+pub use crate::loss::lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
+pub use crate::loss::multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
+pub use crate::loss::multiclass_focal::{MulticlassFocalConfig, multiclass_focal};
+pub use crate::loss::tversky::{TverskyConfig, tversky};

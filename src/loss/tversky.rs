@@ -3,10 +3,10 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::distributed::SharedStatistics;
 use crate::engine::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
+use crate::loss::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).

@@ -3,14 +3,14 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
+use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::distributed::SharedStatistics;
 use crate::engine::runs_on_host;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
-use crate::losses::classes::{
+use crate::loss::classes::{
     ClassMode, ClassPlan, ClassTargets, check_background, class_sums, probabilities_and_targets,
 };
-use crate::losses::overlap::{SoftStatistics, loss_of_ratio, soft_statistics};
+use crate::loss::overlap::{SoftStatistics, loss_of_ratio, soft_statistics};
 use crate::tensors::row_sums;
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 

@@ -44,13 +44,13 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
 use crate::check;
-use crate::host::{read_f64, upload};
+use crate::engine::host::{read_f64, upload};
 
+use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::lovasz::{Errors, LovaszKernel};
-use crate::losses::probabilities;
+use crate::loss::probabilities;
 use crate::tensors::{row_sums, rows};
-use crate::validate::{TargetKind, check_values};
 use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`lovasz_sigmoid`] and [`lovasz_hinge`].

@@ -14,12 +14,12 @@
 
 use burn::tensor::Tensor;
 
+use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::distributed::SharedStatistics;
 
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
-use crate::losses::probabilities;
+use crate::loss::probabilities;
 use crate::tensors::{row_sums, rows};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -42,7 +42,7 @@ pub(crate) struct OverlapOptions {
 /// with `squared` given (Tversky has no such option).
 macro_rules! overlap_options {
     ($config:expr, squared: $squared:expr) => {
-        $crate::losses::overlap::OverlapOptions {
+        $crate::loss::overlap::OverlapOptions {
             smooth_nr: $config.smooth_nr,
             smooth_dr: $config.smooth_dr,
             squared: $squared,

@@ -5,14 +5,14 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::runs_on_host;
+use crate::engine::softmax::log_softmax;
 use crate::kernels::multiclass::heads::HeadKind;
-use crate::losses::classes::{
+use crate::loss::classes::{
     ClassMode, ClassPlan, ClassTargets, check_class_weights, class_rows, class_weights,
     weighted_mean,
 };
-use crate::losses::cross_entropy::MIN_PROB;
-use crate::losses::focal::focal_terms;
-use crate::softmax::log_softmax;
+use crate::loss::cross_entropy::MIN_PROB;
+use crate::loss::focal::focal_terms;
 use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
@@ -175,7 +175,8 @@ pub(crate) fn multiclass_focal_plan<const D: usize>(
     let terms = if weights.iter().all(|&w| w == 1.0) {
         terms
     } else {
-        let w = crate::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
+        let w =
+            crate::engine::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
         terms.mul(w.expand(full))
     };
     // [N, P]: the loss of every pixel, summed over the classes.

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::SegLossError;
 use crate::check::batch_shape;
-use crate::host::{read_counts, read_f64};
+use crate::engine::host::{read_counts, read_f64};
 
 /// Which values a target tensor may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use burn::tensor::Tensor;
 use crate::check;
 use crate::engine::Plan;
 use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
-use crate::losses::classes::{
+use crate::loss::classes::{
     ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
 };
-use crate::losses::lovasz::sorts_on_host;
+use crate::loss::lovasz::sorts_on_host;
 use crate::losses::{LovaszConfig, lovasz_sigmoid};
 use crate::{Execution, Reduction, SegLossError};
 
@@ -188,7 +188,7 @@ pub fn lovasz_softmax<const D: usize>(
             for &c in list {
                 m[c] = 1.0;
             }
-            crate::host::upload(m, [1, classes], &losses.device(), losses.dtype())
+            crate::engine::host::upload(m, [1, classes], &losses.device(), losses.dtype())
         }
     };
     // With per_image = false there is one problem: any reduction of it is the value itself.

@@ -10,7 +10,7 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
-use crate::host::read_mask;
+use crate::engine::host::read_mask;
 use crate::tensors::rows;
 use crate::{Reduction, SegLossError, check};
 

@@ -63,7 +63,7 @@ use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::engine::Exchange;
-use crate::losses::overlap::SoftStatistics;
+use crate::loss::overlap::SoftStatistics;
 use crate::{SegLossError, check};
 
 /// Sums a small statistics tensor `[K, C]` across the data-parallel workers.

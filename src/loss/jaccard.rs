@@ -1,25 +1,24 @@
-//! The soft Dice loss.
+//! The soft Jaccard loss.
 
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::distributed::SharedStatistics;
+use crate::api::distributed::SharedStatistics;
 use crate::engine::Plan;
-use crate::losses::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
+use crate::loss::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
-/// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
+/// Options of [`soft_jaccard`]. Same fields and defaults as
+/// [`SoftDiceConfig`](crate::losses::SoftDiceConfig).
 #[derive(Config, Debug)]
-pub struct SoftDiceConfig {
-    /// Added to the numerator, `2I + smooth_nr` (default `1e-5`, MONAI's). Must be >= 0.
+pub struct SoftJaccardConfig {
+    /// Added to the numerator, `I + smooth_nr` (default `1e-5`). Must be >= 0.
     #[config(default = 1e-5)]
     pub smooth_nr: f64,
-    /// Added to the denominator, `|p| + |y| + smooth_dr` (default `1e-5`). Must be >= 0.
-    /// With both smoothing terms equal, an empty target predicted empty scores loss 0.
+    /// Added to the denominator, `|p| + |y| - I + smooth_dr` (default `1e-5`). Must be >= 0.
     #[config(default = 1e-5)]
     pub smooth_dr: f64,
-    /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`
-    /// (Milletari's V-Net form, MONAI's `squared_pred`).
+    /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`.
     #[config(default = false)]
     pub squared: bool,
     /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`,
@@ -48,17 +47,19 @@ pub struct SoftDiceConfig {
     pub execution: Execution,
 }
 
-/// Soft Dice loss: the Dice score of Eq. 1 relaxed to probabilities (Sect. 2 of Bertels et al.).
+/// Soft Jaccard loss: the Jaccard index of Eq. 1 relaxed to probabilities (Sect. 2 of
+/// Bertels et al.; Rahman & Wang's soft IoU).
 ///
 /// Per image (or over the batch with [`Aggregation::Batch`]):
 ///
-/// `loss = 1 - (2 * sum(p * y) + smooth_nr) / (sum(p) + sum(y) + smooth_dr)`
+/// `loss = 1 - (sum(p * y) + smooth_nr) / (sum(p) + sum(y) - sum(p * y) + smooth_dr)`
 ///
-/// with `p = sigmoid(x)`, or `sum(p^2) + sum(y^2)` in the denominator when `squared`. On hard
-/// predictions it is exactly `1 - D` (Eq. 1). Values lie in `[0, 1]` when
-/// `smooth_nr <= smooth_dr`. Matches MONAI `DiceLoss(sigmoid=True, smooth_nr, smooth_dr,
-/// squared_pred, batch)`. A denominator of 0 (prediction and target both all-zero and
-/// `smooth_dr = 0`) counts as a perfect match, loss 0.
+/// with `p = sigmoid(x)` (`sum(p^2)`, `sum(y^2)` when `squared`). On hard predictions it is
+/// exactly `1 - J`; since `J <= D` (Eq. 4) it is never below the soft Dice loss on hard
+/// targets without smoothing. Matches smp `JaccardLoss(mode="binary", smooth=s)` with batch
+/// aggregation; note that MONAI's `DiceLoss(jaccard=True)` puts a factor 2 on both sides
+/// (`(2I + s_nr) / (2(|p| + |y| - I) + s_dr)`), the same loss up to where the smoothing goes.
+/// A denominator of 0 (both all-zero, `smooth_dr = 0`) counts as a perfect match, loss 0.
 ///
 /// With `soft_label`, `sum(p * y)` becomes `(sum(p) + sum(y) - sum|p - y|) / 2`; with
 /// `log_loss`, `1 - score` becomes `-ln(max(score, 1e-7))`.
@@ -73,27 +74,15 @@ pub struct SoftDiceConfig {
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing,
 /// `soft_label` together with `squared`, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens)
 /// (channels, targets outside `[0, 1]`).
-///
-/// ```
-/// # #[cfg(feature = "flex")] {
-/// use burn::tensor::{Device, Tensor};
-/// use segloss::losses::{soft_dice, SoftDiceConfig};
-/// let device = Device::flex();
-/// let logits = Tensor::<3>::from_floats([[[9.0, -9.0], [9.0, -9.0]]], &device);
-/// let targets = Tensor::<3>::from_floats([[[1.0, 0.0], [1.0, 0.0]]], &device);
-/// let loss = soft_dice(logits, targets, &SoftDiceConfig::new()).unwrap();
-/// assert!(loss.into_scalar::<f32>() < 1e-3);
-/// # }
-/// ```
-pub fn soft_dice<const D: usize>(
+pub fn soft_jaccard<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &SoftDiceConfig,
+    config: &SoftJaccardConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    soft_dice_plan(logits, targets, config, None)?.run()
+    soft_jaccard_plan(logits, targets, config, None)?.run()
 }
 
-impl SoftDiceConfig {
+impl SoftJaccardConfig {
     /// The options as the overlap body takes them.
     fn options(&self) -> OverlapOptions {
         overlap_options!(self, squared: self.squared)
@@ -102,17 +91,17 @@ impl SoftDiceConfig {
     /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with
     /// `squared = false`.
     pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check_params(&self.options().params(Ratio::DICE))
+        check_params(&self.options().params(Ratio::JACCARD))
     }
 }
 
-/// [`soft_dice`] up to the choice of the execution path.
-pub(crate) fn soft_dice_plan<const D: usize>(
+/// [`soft_jaccard`] up to the choice of the execution path.
+pub(crate) fn soft_jaccard_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &SoftDiceConfig,
+    config: &SoftJaccardConfig,
     shared: Option<&SharedStatistics>,
 ) -> Result<Plan<D>, SegLossError> {
     config.validate()?;
-    overlap_plan(logits, targets, Ratio::DICE, &config.options(), shared)
+    overlap_plan(logits, targets, Ratio::JACCARD, &config.options(), shared)
 }

@@ -18,7 +18,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::Tensor;
 use burn::tensor::activation;
 
-use crate::autodiff_node::{ClosedForm, apply};
+use crate::engine::autodiff_node::{ClosedForm, apply};
 
 /// Which of the two functions, and along which axis.
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +70,7 @@ mod tests {
     use burn::tensor::{DType, Device, Tensor, TensorData, activation};
 
     use super::{ClassAxis, log_softmax, softmax};
-    use crate::autodiff_node::apply;
+    use crate::engine::autodiff_node::apply;
 
     /// Logits `[2, 3, 4]` with a class axis of 3, a wide range and a tie.
     fn logits() -> Vec<f64> {

@@ -5,11 +5,11 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::check;
+use crate::engine::softmax::softmax;
 use crate::engine::{Exchange, HostTargets, Plan};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::{ClassActivation, ClassKernel};
-use crate::losses::sigmoid_keeping_nan;
-use crate::softmax::softmax;
+use crate::loss::sigmoid_keeping_nan;
 use crate::tensors::one_hot;
 use crate::{Aggregation, Reduction, SegLossError};
 

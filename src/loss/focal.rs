@@ -8,7 +8,7 @@ use crate::check;
 
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::focal::FocalParams;
-use crate::losses::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
+use crate::loss::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
 use crate::tensors::{row_sums, rows};
 use crate::{Execution, Reduction, SegLossError};
 
