@@ -115,7 +115,7 @@ fn run(device: &Device) -> Result<(), SegLossError> {
             per_image(lovasz_sigmoid(
                 logits.clone(),
                 targets.clone(),
-                &LovaszConfig::new().with_reduction(none),
+                &LovaszSigmoidConfig::new().with_reduction(none),
             ))?,
         ),
         (
@@ -123,7 +123,7 @@ fn run(device: &Device) -> Result<(), SegLossError> {
             per_image(lovasz_hinge(
                 logits.clone(),
                 targets.clone(),
-                &LovaszConfig::new().with_reduction(none),
+                &LovaszHingeConfig::new().with_reduction(none),
             ))?,
         ),
     ];

@@ -11,9 +11,7 @@
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 use segloss::EmptyPolicy;
 use segloss::SegLossError;
-use segloss::losses::{
-    BoundaryLossConfig, HausdorffDtLossConfig, boundary_loss, hausdorff_dt_loss,
-};
+use segloss::losses::{BoundaryConfig, HausdorffDtConfig, boundary_loss, hausdorff_dt_loss};
 use segloss::metrics::Confusion;
 use segloss::metrics::surface::{
     ClassSurfaceDistances, Direction, HausdorffMode, OneEmpty, SurfaceConfig, SurfaceDistances,
@@ -163,9 +161,9 @@ fn main() -> Result<(), SegLossError> {
     let boundary = boundary_loss(
         logits.clone(),
         targets.clone(),
-        &BoundaryLossConfig::new().with_spacing(Some(SPACING.to_vec())),
+        &BoundaryConfig::new().with_spacing(Some(SPACING.to_vec())),
     )?;
-    let hausdorff = hausdorff_dt_loss(logits, targets, &HausdorffDtLossConfig::new())?;
+    let hausdorff = hausdorff_dt_loss(logits, targets, &HausdorffDtConfig::new())?;
     println!(
         "\nBoundary losses of the shifted sphere: boundary {:.4}, Hausdorff DT {:.4}",
         boundary.into_scalar::<f32>(),

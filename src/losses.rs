@@ -20,8 +20,8 @@
 //! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
 //! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | beyond the paper: e.g. nnU-Net's Dice + CE |
-//! | [`boundary_loss`], [`multiclass_boundary_loss`] | [`BoundaryLossConfig`], [`MulticlassBoundaryLossConfig`] | beyond the paper: Kervadec et al. 2019 |
-//! | [`hausdorff_dt_loss`], [`multiclass_hausdorff_dt_loss`] | [`HausdorffDtLossConfig`], [`MulticlassHausdorffDtLossConfig`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
+//! | [`boundary_loss`], [`multiclass_boundary_loss`] | [`BoundaryConfig`], [`MulticlassBoundaryConfig`] | beyond the paper: Kervadec et al. 2019 |
+//! | [`hausdorff_dt_loss`], [`multiclass_hausdorff_dt_loss`] | [`HausdorffDtConfig`], [`MulticlassHausdorffDtConfig`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), binary
 //! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
@@ -54,33 +54,18 @@
 //!   losses; the loss is f32. f16 cannot hold the probability clamps (`f32::MIN_POSITIVE` is 0
 //!   there) nor sum an image.
 
+pub use crate::api::catalog::*;
 pub use crate::api::compound::{
-    CompoundConfig, CompoundTerm, Loss, MulticlassCompoundConfig, MulticlassCompoundTerm,
-    MulticlassLoss, compound, compound_shared, multiclass_compound, multiclass_compound_shared,
+    CompoundConfig, CompoundLoss, CompoundTerm, MulticlassCompoundConfig, MulticlassCompoundLoss,
+    MulticlassCompoundTerm, compound, compound_shared, multiclass_compound,
+    multiclass_compound_shared,
 };
-pub use crate::api::modules::*;
-pub use crate::loss::boundary::{
-    BoundaryLossConfig, MulticlassBoundaryLossConfig, boundary_loss, boundary_loss_with_map,
-    multiclass_boundary_loss,
-};
+pub use crate::api::modules::SegmentationLoss;
+pub use crate::loss::boundary::boundary_loss_with_map;
 pub use crate::loss::classes::{ClassAverage, ClassMode, ClassTargets};
-pub use crate::loss::cross_entropy::{
-    BinaryCrossEntropyConfig, Prior, WeightedCrossEntropyConfig, binary_cross_entropy,
-    weighted_cross_entropy,
-};
-pub use crate::loss::dice::{SoftDiceConfig, soft_dice};
+pub use crate::loss::cross_entropy::Prior;
 pub use crate::loss::distance_maps::signed_distance_map;
-pub use crate::loss::focal::{FocalConfig, focal};
-pub use crate::loss::generalized_dice::{
-    GeneralizedDiceConfig, GeneralizedDiceWeight, generalized_dice,
-};
-pub use crate::loss::hausdorff_dt::{
-    HausdorffDtLossConfig, MulticlassHausdorffDtLossConfig, hausdorff_dt_loss,
-    multiclass_hausdorff_dt_loss,
-};
-pub use crate::loss::jaccard::{SoftJaccardConfig, soft_jaccard};
-pub use crate::loss::lovasz::{LovaszConfig, lovasz_grad, lovasz_hinge, lovasz_sigmoid};
-pub use crate::loss::lovasz_softmax::{LovaszClasses, LovaszSoftmaxConfig, lovasz_softmax};
-pub use crate::loss::multiclass::{MulticlassOverlapConfig, OverlapScore, multiclass_overlap};
-pub use crate::loss::multiclass_focal::{MulticlassFocalConfig, multiclass_focal};
-pub use crate::loss::tversky::{TverskyConfig, tversky};
+pub use crate::loss::generalized_dice::GeneralizedDiceWeight;
+pub use crate::loss::lovasz::lovasz_grad;
+pub use crate::loss::lovasz_softmax::LovaszClasses;
+pub use crate::loss::multiclass::OverlapScore;

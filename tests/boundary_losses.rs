@@ -145,7 +145,7 @@ fn binary_boundary_loss_is_the_mean_of_probability_times_map() {
                 let x: Vec<f64> = (0..pixels).map(|_| rng.range(-3.0, 3.0)).collect();
                 let mut dims = vec![1, 1];
                 dims.extend(&grid);
-                let config = BoundaryLossConfig::new().with_spacing(Some(spacing.clone()));
+                let config = BoundaryConfig::new().with_spacing(Some(spacing.clone()));
                 let (value, grad) =
                     with_rank!(dims, |d| value_and_grad(&x, d, &device, dtype, |xt| {
                         boundary_loss(xt, tensor(&mask, d, &device, dtype), &config)
@@ -176,8 +176,7 @@ fn hausdorff_dt_loss_matches_monai() {
             for case in fixtures["hausdorff_dt_loss"].as_array().unwrap() {
                 let dims = shape(&case["shape"]);
                 let (x, y) = (floats(&case["logits"]), floats(&case["target"]));
-                let config =
-                    HausdorffDtLossConfig::new().with_alpha(case["alpha"].as_f64().unwrap());
+                let config = HausdorffDtConfig::new().with_alpha(case["alpha"].as_f64().unwrap());
                 let (value, grad) =
                     with_rank!(dims, |d| value_and_grad(&x, d, &device, dtype, |xt| {
                         hausdorff_dt_loss(xt, tensor(&y, d, &device, dtype), &config)
@@ -251,14 +250,14 @@ fn multiclass_boundary_losses_match_their_references() {
                             "boundary" => multiclass_boundary_loss(
                                 xt,
                                 y.clone(),
-                                &MulticlassBoundaryLossConfig::new()
+                                &MulticlassBoundaryConfig::new()
                                     .with_include_background(background)
                                     .with_spacing(Some(floats(&case["spacing"]))),
                             ),
                             _ => multiclass_hausdorff_dt_loss(
                                 xt,
                                 y.clone(),
-                                &MulticlassHausdorffDtLossConfig::new()
+                                &MulticlassHausdorffDtConfig::new()
                                     .with_include_background(background)
                                     .with_alpha(case["alpha"].as_f64().unwrap()),
                             ),
@@ -308,12 +307,12 @@ fn boundary_terms_compose_with_the_compound_losses() {
     let alpha = 0.01;
     let config = CompoundConfig::new()
         .with_term(1.0, Loss::SoftDice(SoftDiceConfig::new()))
-        .with_term(alpha, Loss::Boundary(BoundaryLossConfig::new()))
-        .with_term(0.5, Loss::HausdorffDt(HausdorffDtLossConfig::new()));
+        .with_term(alpha, Loss::Boundary(BoundaryConfig::new()))
+        .with_term(0.5, Loss::HausdorffDt(HausdorffDtConfig::new()));
     let total = value(compound(xt.clone(), yt.clone(), &config).unwrap());
     let parts = value(soft_dice(xt.clone(), yt.clone(), &SoftDiceConfig::new()).unwrap())
-        + alpha * value(boundary_loss(xt.clone(), yt.clone(), &BoundaryLossConfig::new()).unwrap())
-        + 0.5 * value(hausdorff_dt_loss(xt, yt, &HausdorffDtLossConfig::new()).unwrap());
+        + alpha * value(boundary_loss(xt.clone(), yt.clone(), &BoundaryConfig::new()).unwrap())
+        + 0.5 * value(hausdorff_dt_loss(xt, yt, &HausdorffDtConfig::new()).unwrap());
     assert!(
         (total - parts).abs() <= 1e-12 * parts.abs().max(1.0),
         "{total} vs {parts}"
@@ -336,11 +335,11 @@ fn boundary_terms_compose_with_the_compound_losses() {
         )
         .with_term(
             alpha,
-            MulticlassLoss::Boundary(MulticlassBoundaryLossConfig::new()),
+            MulticlassLoss::Boundary(MulticlassBoundaryConfig::new()),
         )
         .with_term(
             0.5,
-            MulticlassLoss::HausdorffDt(MulticlassHausdorffDtLossConfig::new()),
+            MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new()),
         );
     let total = value(multiclass_compound(logits.clone(), targets.clone(), &config).unwrap());
     let parts = value(
@@ -355,18 +354,14 @@ fn boundary_terms_compose_with_the_compound_losses() {
             multiclass_boundary_loss(
                 logits.clone(),
                 targets.clone(),
-                &MulticlassBoundaryLossConfig::new(),
+                &MulticlassBoundaryConfig::new(),
             )
             .unwrap(),
         )
         + 0.5
             * value(
-                multiclass_hausdorff_dt_loss(
-                    logits,
-                    targets,
-                    &MulticlassHausdorffDtLossConfig::new(),
-                )
-                .unwrap(),
+                multiclass_hausdorff_dt_loss(logits, targets, &MulticlassHausdorffDtConfig::new())
+                    .unwrap(),
             );
     assert!(
         (total - parts).abs() <= 1e-12 * parts.abs().max(1.0),
@@ -382,7 +377,7 @@ fn a_precomputed_map_gives_the_same_loss() {
     let xt = tensor(&x, [3, 1, 10, 12], &device, DType::F64);
     let yt = tensor(&y, [3, 1, 10, 12], &device, DType::F64);
     let spacing = [0.5, 2.0];
-    let config = BoundaryLossConfig::new()
+    let config = BoundaryConfig::new()
         .with_spacing(Some(spacing.to_vec()))
         .with_reduction(segloss::Reduction::None);
     let direct = to_vec(boundary_loss(xt.clone(), yt.clone(), &config).unwrap());
@@ -402,8 +397,8 @@ fn nan_logits_give_nan_losses() {
             .collect();
         let xt = || tensor(&x, [2, 1, 8, 8], &device, DType::F32);
         let yt = || tensor(&y, [2, 1, 8, 8], &device, DType::F32);
-        let b = to_vec(boundary_loss(xt(), yt(), &BoundaryLossConfig::new()).unwrap())[0];
-        let h = to_vec(hausdorff_dt_loss(xt(), yt(), &HausdorffDtLossConfig::new()).unwrap())[0];
+        let b = to_vec(boundary_loss(xt(), yt(), &BoundaryConfig::new()).unwrap())[0];
+        let h = to_vec(hausdorff_dt_loss(xt(), yt(), &HausdorffDtConfig::new()).unwrap())[0];
         assert!(b.is_nan() && h.is_nan(), "{name}: {b} {h}");
     }
 }
@@ -416,13 +411,13 @@ fn bad_options_are_errors() {
     let err = bad(boundary_loss(
         x.clone(),
         x.clone(),
-        &BoundaryLossConfig::new().with_spacing(Some(vec![1.0, 1.0, 1.0, 1.0])),
+        &BoundaryConfig::new().with_spacing(Some(vec![1.0, 1.0, 1.0, 1.0])),
     ));
     assert!(matches!(err, SegLossError::InvalidOption { .. }), "{err}");
     let err = bad(boundary_loss(
         x.clone(),
         x.clone(),
-        &BoundaryLossConfig::new().with_spacing(Some(vec![1.0, -1.0])),
+        &BoundaryConfig::new().with_spacing(Some(vec![1.0, -1.0])),
     ));
     assert!(
         matches!(err, SegLossError::InvalidParameter { .. }),
@@ -431,26 +426,26 @@ fn bad_options_are_errors() {
     let err = bad(hausdorff_dt_loss(
         x.clone(),
         x.clone(),
-        &HausdorffDtLossConfig::new().with_alpha(-1.0),
+        &HausdorffDtConfig::new().with_alpha(-1.0),
     ));
     assert!(
         matches!(err, SegLossError::InvalidParameter { .. }),
         "{err}"
     );
     assert!(
-        HausdorffDtLossConfig::new()
+        HausdorffDtConfig::new()
             .with_alpha(f64::NAN)
             .init()
             .is_err()
     );
     let other = tensor(&[0.0; 20], [1, 1, 4, 5], &device, DType::F64);
-    let err = bad(boundary_loss(x.clone(), other, &BoundaryLossConfig::new()));
+    let err = bad(boundary_loss(x.clone(), other, &BoundaryConfig::new()));
     assert!(matches!(err, SegLossError::ShapeMismatch { .. }), "{err}");
     let targets = Tensor::<4, Int>::zeros([1, 1, 4, 4], &device);
     let err = bad(multiclass_boundary_loss(
         x,
         targets,
-        &MulticlassBoundaryLossConfig::new(),
+        &MulticlassBoundaryConfig::new(),
     ));
     assert!(matches!(err, SegLossError::InvalidOption { .. }), "{err}");
 }

@@ -31,10 +31,10 @@ fn binary_losses(execution: &str) -> Vec<(String, Loss)> {
             )
         })
         .collect();
-    losses.push(("boundary".into(), Loss::Boundary(BoundaryLossConfig::new())));
+    losses.push(("boundary".into(), Loss::Boundary(BoundaryConfig::new())));
     losses.push((
         "hausdorff_dt".into(),
-        Loss::HausdorffDt(HausdorffDtLossConfig::new()),
+        Loss::HausdorffDt(HausdorffDtConfig::new()),
     ));
     losses
 }
@@ -258,11 +258,11 @@ fn multiclass_losses(execution: Execution) -> Vec<(&'static str, MulticlassLoss)
         ),
         (
             "boundary",
-            MulticlassLoss::Boundary(MulticlassBoundaryLossConfig::new()),
+            MulticlassLoss::Boundary(MulticlassBoundaryConfig::new()),
         ),
         (
             "hausdorff_dt",
-            MulticlassLoss::HausdorffDt(MulticlassHausdorffDtLossConfig::new()),
+            MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new()),
         ),
     ]
 }

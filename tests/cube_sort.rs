@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use burn::backend::fusion::observer::{BlockOperations, FusionObservation, FusionObserver};
 use burn::backend::ir::OperationIr;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use segloss::Aggregation;
 use segloss::SegLossError;
 use segloss::cube::{cumsum_rows, lovasz_weights, sort_rows_descending};
-use segloss::losses::{LovaszConfig, lovasz_hinge, lovasz_sigmoid};
+use segloss::losses::{LovaszHingeConfig, LovaszSigmoidConfig, lovasz_hinge, lovasz_sigmoid};
 
 /// A small deterministic generator (xorshift64*), so every case is reproducible.
 struct Rng(u64);
@@ -403,7 +404,11 @@ fn lovasz_on_wgpu_queues_everything_and_uploads_nothing() {
     let watch = Arc::new(Watch::default());
     let observation = FusionObservation::new(watch.clone());
     for per_image in [true, false] {
-        let config = LovaszConfig::new().with_per_image(per_image);
+        let config = LovaszHingeConfig::new().with_aggregation(if per_image {
+            Aggregation::PerImage
+        } else {
+            Aggregation::Batch
+        });
         let loss = lovasz_hinge(x.clone(), y.clone(), &config).unwrap();
         let grads = loss.backward();
         let _ = x.grad(&grads).unwrap().into_data();
@@ -433,10 +438,22 @@ fn binary_lovasz(
     let device = device.clone().autodiff();
     let x = common::tensor(x, shape, &device, burn::tensor::DType::F32).require_grad();
     let y = common::tensor(y, shape, &device, burn::tensor::DType::F32);
-    let config = LovaszConfig::new().with_per_image(per_image);
+    let aggregation = if per_image {
+        Aggregation::PerImage
+    } else {
+        Aggregation::Batch
+    };
     let value = match loss {
-        "lovasz_hinge" => lovasz_hinge(x.clone(), y, &config),
-        _ => lovasz_sigmoid(x.clone(), y, &config),
+        "lovasz_hinge" => lovasz_hinge(
+            x.clone(),
+            y,
+            &LovaszHingeConfig::new().with_aggregation(aggregation),
+        ),
+        _ => lovasz_sigmoid(
+            x.clone(),
+            y,
+            &LovaszSigmoidConfig::new().with_aggregation(aggregation),
+        ),
     }
     .unwrap();
     let grads = value.backward();
@@ -504,10 +521,16 @@ fn a_non_binary_target_makes_the_lovasz_loss_nan_on_wgpu() {
     let x = Tensor::<2>::from_floats([[0.5, -1.0, 2.0, 0.0]], &device);
     let y = Tensor::<2>::from_floats([[1.0, 0.5, 0.0, 1.0]], &device);
     for per_image in [true, false] {
-        let config = LovaszConfig::new().with_per_image(per_image);
+        let aggregation = if per_image {
+            Aggregation::PerImage
+        } else {
+            Aggregation::Batch
+        };
+        let config = LovaszHingeConfig::new().with_aggregation(aggregation);
         let hinge: f32 = lovasz_hinge(x.clone(), y.clone(), &config)
             .unwrap()
             .into_scalar();
+        let config = LovaszSigmoidConfig::new().with_aggregation(aggregation);
         let sigmoid: f32 = lovasz_sigmoid(x.clone(), y.clone(), &config)
             .unwrap()
             .into_scalar();

@@ -213,13 +213,18 @@ fn device_path_kernel_counts() {
         (
             "lovasz_sigmoid",
             Box::new(|x, y| {
-                lovasz_sigmoid(x, y, &LovaszConfig::new().with_execution(on_device())).unwrap()
+                lovasz_sigmoid(
+                    x,
+                    y,
+                    &LovaszSigmoidConfig::new().with_execution(on_device()),
+                )
+                .unwrap()
             }),
         ),
         (
             "lovasz_hinge",
             Box::new(|x, y| {
-                lovasz_hinge(x, y, &LovaszConfig::new().with_execution(on_device())).unwrap()
+                lovasz_hinge(x, y, &LovaszHingeConfig::new().with_execution(on_device())).unwrap()
             }),
         ),
         (

@@ -476,7 +476,7 @@ fn per_image_losses_ignore_the_reducer() {
     for loss in [
         Loss::SoftDice(SoftDiceConfig::new()),
         Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
-        Loss::LovaszHinge(LovaszConfig::new()),
+        Loss::LovaszHinge(LovaszHingeConfig::new()),
     ] {
         let plain = to_vec(loss.compute(x.clone(), y.clone()).unwrap());
         assert_eq!(
@@ -794,7 +794,7 @@ fn a_compound_checks_every_term_before_its_collectives() {
                     .with_execution(DEVICE),
             ),
         )
-        .with_term(1.0, Loss::LovaszHinge(LovaszConfig::new()))
+        .with_term(1.0, Loss::LovaszHinge(LovaszHingeConfig::new()))
         .with_term(
             0.5,
             Loss::Tversky(
@@ -809,7 +809,7 @@ fn a_compound_checks_every_term_before_its_collectives() {
     let lovasz = |w: usize| {
         let x = tensor(&shards[w].0, SHARD, &device, DType::F64);
         let y = tensor(&shards[w].1, SHARD, &device, DType::F64);
-        to_vec(lovasz_hinge(x, y, &LovaszConfig::new()).unwrap())[0]
+        to_vec(lovasz_hinge(x, y, &LovaszHingeConfig::new()).unwrap())[0]
     };
     let [dice, tversky] = [&config.terms[0].loss, &config.terms[2].loss]
         .map(|loss| binary_reference(&shards, &[1, 2], loss));

@@ -11,8 +11,8 @@ use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use segloss::losses::{
-    BinaryCrossEntropyConfig, CompoundConfig, FocalConfig, Loss, LovaszConfig, SoftDiceConfig,
-    SoftJaccardConfig, compound, soft_dice,
+    BinaryCrossEntropyConfig, CompoundConfig, FocalConfig, Loss, LovaszHingeConfig,
+    LovaszSigmoidConfig, SoftDiceConfig, SoftJaccardConfig, compound, soft_dice,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError};
 use serde_json::{Value, json};
@@ -387,7 +387,7 @@ fn compound_host_terms_match_the_sum_of_the_separate_terms() {
         ),
         (
             0.9,
-            Loss::LovaszHinge(LovaszConfig::new().with_per_image(false)),
+            Loss::LovaszHinge(LovaszHingeConfig::new().with_aggregation(Aggregation::Batch)),
         ),
         // A device-path term among the host terms.
         (
@@ -406,7 +406,7 @@ fn compound_host_terms_match_the_sum_of_the_separate_terms() {
         ),
         (
             0.3,
-            Loss::LovaszSigmoid(LovaszConfig::new().with_reduction(Reduction::None)),
+            Loss::LovaszSigmoid(LovaszSigmoidConfig::new().with_reduction(Reduction::None)),
         ),
     ];
     for (backend, device) in cpu_devices() {

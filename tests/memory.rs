@@ -5,7 +5,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use segloss::Execution;
-use segloss::losses::{LovaszConfig, lovasz_hinge};
+use segloss::losses::{LovaszHingeConfig, lovasz_hinge};
 
 /// This process's resident set, in bytes (`VmRSS` of `/proc/self/status`, in kB).
 fn resident_bytes() -> usize {
@@ -55,7 +55,7 @@ fn lovasz_call(shape: [usize; 4]) -> f64 {
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::from_data(TensorData::new(x, shape), &device).require_grad();
     let y = Tensor::<4>::from_data(TensorData::new(y, shape), &device);
-    let config = LovaszConfig::new().with_execution(Execution::Host);
+    let config = LovaszHingeConfig::new().with_execution(Execution::Host);
     let loss = lovasz_hinge(x.clone(), y, &config).unwrap();
     let grads = loss.backward();
     let grad = x.grad(&grads).unwrap();

@@ -10,8 +10,8 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::*;
-use segloss::SegLossError;
 use segloss::losses::*;
+use segloss::{Aggregation, SegLossError};
 
 const SHAPE: [usize; 4] = [2, 1, 4, 4];
 
@@ -116,10 +116,10 @@ fn every_module_computes_what_its_function_computes() {
         binary!(TverskyConfig::new().with_alpha(0.3), init, tversky);
         binary!(FocalConfig::new().with_alpha(Some(0.25)), init, focal);
         binary!(dice_ce(), init, compound);
-        binary!(LovaszConfig::new(), init_sigmoid, lovasz_sigmoid);
-        binary!(LovaszConfig::new(), init_hinge, lovasz_hinge);
-        binary!(BoundaryLossConfig::new(), init, boundary_loss);
-        binary!(HausdorffDtLossConfig::new(), init, hausdorff_dt_loss);
+        binary!(LovaszSigmoidConfig::new(), init, lovasz_sigmoid);
+        binary!(LovaszHingeConfig::new(), init, lovasz_hinge);
+        binary!(BoundaryConfig::new(), init, boundary_loss);
+        binary!(HausdorffDtConfig::new(), init, hausdorff_dt_loss);
 
         macro_rules! multiclass {
             ($config:expr, $function:ident) => {{
@@ -143,12 +143,9 @@ fn every_module_computes_what_its_function_computes() {
         multiclass!(LovaszSoftmaxConfig::new(), lovasz_softmax);
         multiclass!(MulticlassFocalConfig::new(), multiclass_focal);
         multiclass!(multiclass_dice_ce(), multiclass_compound);
+        multiclass!(MulticlassBoundaryConfig::new(), multiclass_boundary_loss);
         multiclass!(
-            MulticlassBoundaryLossConfig::new(),
-            multiclass_boundary_loss
-        );
-        multiclass!(
-            MulticlassHausdorffDtLossConfig::new(),
+            MulticlassHausdorffDtConfig::new(),
             multiclass_hausdorff_dt_loss
         );
     }
@@ -182,10 +179,13 @@ fn init_checks_the_options_once() {
         bad.init(),
         weighted_cross_entropy(x.clone(), y.clone(), &bad),
     );
-    let bad = LovaszConfig::new().with_from_logits(false);
-    same_error(bad.init_hinge(), lovasz_hinge(x.clone(), y.clone(), &bad));
+    let bad = LovaszHingeConfig::new().with_from_logits(false);
+    same_error(bad.init(), lovasz_hinge(x.clone(), y.clone(), &bad));
     assert!(
-        bad.init_sigmoid().is_ok(),
+        LovaszSigmoidConfig::new()
+            .with_from_logits(false)
+            .init()
+            .is_ok(),
         "probabilities suit Lovász-sigmoid"
     );
     let empty = CompoundConfig::new();
@@ -221,7 +221,8 @@ fn try_forward_returns_the_error_that_forward_panics_with() {
     let wrong = tensor(&[0.0; 8], [2, 1, 2, 2], &device, DType::F32);
     let err = loss.try_forward(x.clone(), wrong.clone()).unwrap_err();
     assert!(matches!(err, SegLossError::ShapeMismatch { .. }), "{err}");
-    let panic = std::panic::catch_unwind(|| loss.forward(x, wrong)).unwrap_err();
+    let forward = std::panic::AssertUnwindSafe(|| loss.forward(x, wrong));
+    let panic = std::panic::catch_unwind(forward).unwrap_err();
     let message = panic
         .downcast_ref::<String>()
         .expect("a formatted panic message");
@@ -247,7 +248,7 @@ fn loss_modules_are_fields_of_a_model_without_parameters() {
     let model = Segmenter {
         conv,
         loss: dice_ce().init().unwrap(),
-        lovasz: LovaszConfig::new().init_hinge().unwrap(),
+        lovasz: LovaszHingeConfig::new().init().unwrap(),
         multiclass: multiclass_dice_ce().init().unwrap(),
     };
     assert_eq!(
@@ -262,14 +263,16 @@ fn loss_modules_are_fields_of_a_model_without_parameters() {
     assert!(shown.contains("SoftDice"), "{shown}");
     assert!(shown.contains("lovasz: LovaszHingeLoss"), "{shown}");
     assert_eq!(model.loss.config().terms.len(), 2);
-    assert!(model.lovasz.config().per_image);
+    assert_eq!(model.lovasz.config().aggregation, Aggregation::PerImage);
     let (x, y) = binary_inputs(&device.clone().autodiff());
     let value = model.loss.forward(model.conv.forward(x), y);
     assert!(to_vec(value)[0].is_finite());
 }
 
+/// A loss chosen at run time is the compound of that one term: a module like any other, equal
+/// to the loss's function.
 #[test]
-fn any_loss_runs_behind_the_common_trait() {
+fn any_loss_chosen_at_run_time_is_a_module() {
     let device = f64_device();
     let binary = [
         Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
@@ -278,14 +281,15 @@ fn any_loss_runs_behind_the_common_trait() {
         Loss::SoftJaccard(SoftJaccardConfig::new()),
         Loss::Tversky(TverskyConfig::new()),
         Loss::Focal(FocalConfig::new()),
-        Loss::LovaszSigmoid(LovaszConfig::new()),
-        Loss::LovaszHinge(LovaszConfig::new()),
-        Loss::Boundary(BoundaryLossConfig::new()),
-        Loss::HausdorffDt(HausdorffDtLossConfig::new()),
+        Loss::LovaszSigmoid(LovaszSigmoidConfig::new()),
+        Loss::LovaszHinge(LovaszHingeConfig::new()),
+        Loss::Boundary(BoundaryConfig::new()),
+        Loss::HausdorffDt(HausdorffDtConfig::new()),
     ];
     let (x, y) = binary_inputs(&device);
     for config in &binary {
-        let loss: Box<dyn SegmentationLoss<4, Targets = Tensor<4>>> = config.init().unwrap();
+        let loss: CompoundLoss = CompoundConfig::from(config.clone()).init().unwrap();
+        let loss = loss.clone(); // a module is Clone: a model holding it can be cloned
         let expected = to_vec(config.compute(x.clone(), y.clone()).unwrap());
         assert_eq!(
             to_vec(loss.forward(x.clone(), y.clone())),
@@ -302,15 +306,17 @@ fn any_loss_runs_behind_the_common_trait() {
         assert!(to_vec(loss.try_forward(x.clone(), y.clone()).unwrap())[0] > 0.0);
     }
     assert!(
-        LovaszConfig::new()
+        LovaszHingeConfig::new()
             .with_from_logits(false)
-            .init_hinge()
+            .init()
             .is_err()
     );
     assert!(
-        Loss::LovaszHinge(LovaszConfig::new().with_from_logits(false))
-            .init::<4>()
-            .is_err()
+        CompoundConfig::from(Loss::LovaszHinge(
+            LovaszHingeConfig::new().with_from_logits(false)
+        ))
+        .init()
+        .is_err()
     );
 
     let multiclass = [
@@ -318,15 +324,17 @@ fn any_loss_runs_behind_the_common_trait() {
         MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new()),
         MulticlassLoss::LovaszSoftmax(LovaszSoftmaxConfig::new()),
         MulticlassLoss::Focal(MulticlassFocalConfig::new()),
-        MulticlassLoss::Boundary(MulticlassBoundaryLossConfig::new()),
-        MulticlassLoss::HausdorffDt(MulticlassHausdorffDtLossConfig::new()),
+        MulticlassLoss::Boundary(MulticlassBoundaryConfig::new()),
+        MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new()),
     ];
     let (x, y) = class_inputs(&device);
     for config in &multiclass {
-        let loss: Box<dyn SegmentationLoss<4, Targets = ClassTargets<4>>> = config.init().unwrap();
+        let loss: MulticlassCompoundLoss = MulticlassCompoundConfig::from(config.clone())
+            .init()
+            .unwrap();
         let expected = to_vec(config.compute(x.clone(), y.clone()).unwrap());
         assert_eq!(
-            to_vec(loss.forward(x.clone(), y.clone().into())),
+            to_vec(loss.forward(x.clone(), y.clone())),
             expected,
             "{config:?}"
         );

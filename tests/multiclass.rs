@@ -92,7 +92,11 @@ fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> Multicl
             MulticlassLoss::LovaszSoftmax(
                 LovaszSoftmaxConfig::new()
                     .with_classes(classes)
-                    .with_per_image(options["per_image"].as_bool().unwrap_or(false))
+                    .with_aggregation(if options["per_image"].as_bool().unwrap_or(false) {
+                        Aggregation::PerImage
+                    } else {
+                        Aggregation::Batch
+                    })
                     .with_ignore_index(base.ignore_index)
                     .with_from_logits(base.from_logits)
                     .with_reduction(reduction)
@@ -507,7 +511,11 @@ fn lovasz_softmax_of_class_one_of_two_is_lovasz_sigmoid() {
                     indices(&Value::from(labels.clone()), [N, 1, P], &device),
                     &LovaszSoftmaxConfig::new()
                         .with_classes(LovaszClasses::List(vec![1]))
-                        .with_per_image(per_image)
+                        .with_aggregation(if per_image {
+                            Aggregation::PerImage
+                        } else {
+                            Aggregation::Batch
+                        })
                         .with_reduction(Reduction::None)
                         .with_execution(execution),
                 )
@@ -515,8 +523,12 @@ fn lovasz_softmax_of_class_one_of_two_is_lovasz_sigmoid() {
                 let sigmoid = segloss::losses::lovasz_sigmoid(
                     tensor(&x, [N, P], &device, DType::F32),
                     tensor(&y, [N, P], &device, DType::F32),
-                    &segloss::losses::LovaszConfig::new()
-                        .with_per_image(per_image)
+                    &segloss::losses::LovaszSigmoidConfig::new()
+                        .with_aggregation(if per_image {
+                            Aggregation::PerImage
+                        } else {
+                            Aggregation::Batch
+                        })
                         .with_reduction(Reduction::None)
                         .with_execution(execution),
                 )

@@ -168,7 +168,11 @@ fn lovasz(rng: &mut TestRng, common: &Common, classes: usize) -> LovaszSoftmaxCo
     };
     LovaszSoftmaxConfig::new()
         .with_classes(selection)
-        .with_per_image(rng.uniform() < 0.5)
+        .with_aggregation(if rng.uniform() < 0.5 {
+            Aggregation::PerImage
+        } else {
+            Aggregation::Batch
+        })
         .with_ignore_index(common.ignore_index)
         .with_from_logits(common.from_logits)
         .with_reduction(common.reduction)

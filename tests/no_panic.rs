@@ -193,14 +193,22 @@ fn binary_losses(c: &Case) -> Vec<Loss> {
                 .with_execution(ex),
         ),
         Loss::Focal(FocalConfig::new().with_gamma(p).with_execution(ex)),
-        Loss::LovaszSigmoid(LovaszConfig::new().with_per_image(flag).with_execution(ex)),
+        Loss::LovaszSigmoid(
+            LovaszSigmoidConfig::new()
+                .with_aggregation(if flag {
+                    Aggregation::PerImage
+                } else {
+                    Aggregation::Batch
+                })
+                .with_execution(ex),
+        ),
         Loss::LovaszHinge(
-            LovaszConfig::new()
+            LovaszHingeConfig::new()
                 .with_from_logits(flag)
                 .with_execution(ex),
         ),
-        Loss::Boundary(BoundaryLossConfig::new().with_spacing(flag.then(|| vec![p, 1.0]))),
-        Loss::HausdorffDt(HausdorffDtLossConfig::new().with_alpha(p)),
+        Loss::Boundary(BoundaryConfig::new().with_spacing(flag.then(|| vec![p, 1.0]))),
+        Loss::HausdorffDt(HausdorffDtConfig::new().with_alpha(p)),
     ]
 }
 
@@ -232,8 +240,8 @@ fn multiclass_losses(c: &Case) -> Vec<MulticlassLoss> {
                 .with_ignore_index(ignore)
                 .with_execution(ex),
         ),
-        MulticlassLoss::Boundary(MulticlassBoundaryLossConfig::new().with_ignore_index(ignore)),
-        MulticlassLoss::HausdorffDt(MulticlassHausdorffDtLossConfig::new().with_alpha(p)),
+        MulticlassLoss::Boundary(MulticlassBoundaryConfig::new().with_ignore_index(ignore)),
+        MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new().with_alpha(p)),
     ]
 }
 

@@ -233,8 +233,14 @@ pub fn run<const D: usize>(
         "soft_jaccard" => {
             soft_jaccard(logits, targets, &SoftJaccardConfig::new().with_execution(e))
         }
-        "lovasz_sigmoid" => lovasz_sigmoid(logits, targets, &LovaszConfig::new().with_execution(e)),
-        "lovasz_hinge" => lovasz_hinge(logits, targets, &LovaszConfig::new().with_execution(e)),
+        "lovasz_sigmoid" => lovasz_sigmoid(
+            logits,
+            targets,
+            &LovaszSigmoidConfig::new().with_execution(e),
+        ),
+        "lovasz_hinge" => {
+            lovasz_hinge(logits, targets, &LovaszHingeConfig::new().with_execution(e))
+        }
         "tversky" => tversky(
             logits,
             targets,

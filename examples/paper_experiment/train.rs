@@ -43,10 +43,7 @@ impl Loss {
     /// a loss: its config, then `init`. `prior` is the foreground fraction of the training
     /// set: wCE weighs foreground pixels `1/(2p)` and background pixels `1/(2-2p)`, as in the
     /// paper.
-    pub fn module(
-        self,
-        prior: f64,
-    ) -> Result<Box<dyn SegmentationLoss<4, Targets = Tensor<4>>>, SegLossError> {
+    pub fn module(self, prior: f64) -> Result<CompoundLoss, SegLossError> {
         let config = match self {
             Loss::CrossEntropy => {
                 segloss::losses::Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new())
@@ -56,9 +53,9 @@ impl Loss {
             ),
             Loss::SoftDice => segloss::losses::Loss::SoftDice(SoftDiceConfig::new()),
             Loss::SoftJaccard => segloss::losses::Loss::SoftJaccard(SoftJaccardConfig::new()),
-            Loss::LovaszSigmoid => segloss::losses::Loss::LovaszSigmoid(LovaszConfig::new()),
+            Loss::LovaszSigmoid => segloss::losses::Loss::LovaszSigmoid(LovaszSigmoidConfig::new()),
         };
-        config.init()
+        CompoundConfig::from(config).init()
     }
 }
 
@@ -127,7 +124,7 @@ pub fn train(
             model = optimizer.step(schedule.learning_rate, model, grads);
             bar.inc(1);
         }
-        let val = validation_loss(&model, objective.as_ref(), val_set, schedule, device)?;
+        let val = validation_loss(&model, &objective, val_set, schedule, device)?;
         if val < best.1 {
             best = (model.clone(), val);
         }
@@ -144,7 +141,7 @@ pub fn train(
 /// Mean of the batch losses over the validation set (no gradient kept).
 fn validation_loss(
     model: &UNet,
-    objective: &dyn SegmentationLoss<4, Targets = Tensor<4>>,
+    objective: &CompoundLoss,
     val_set: &[Sample],
     schedule: &Schedule,
     device: &Device,

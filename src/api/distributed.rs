@@ -62,8 +62,8 @@ use burn::config::Config;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::engine::Exchange;
-use crate::loss::overlap::SoftStatistics;
+use crate::engine::Plan;
+use crate::loss::description::LossDescription;
 use crate::{SegLossError, check};
 
 /// Sums a small statistics tensor `[K, C]` across the data-parallel workers.
@@ -254,48 +254,9 @@ impl SharedStatistics {
         SharedStatistics { reducer, gradient }
     }
 
-    /// The loss `finish` of the soft statistics `local` (one problem per class: shapes `[1]`
-    /// or `[1, C]`), waiting for their sums over the workers: `finish` gets the local
-    /// statistics plus the detached difference to the global sums (global in value, local in
-    /// gradient), and its loss gets the gradient factor of [`GradientReduction`].
-    pub(crate) fn exchange<const O: usize>(
-        &self,
-        local: SoftStatistics<O>,
-        finish: impl FnOnce(SoftStatistics<O>) -> Tensor<1> + 'static,
-    ) -> Exchange {
-        let dims = local.intersection.dims();
-        let flat = |t: &Tensor<O>| t.clone().reshape([1, -1]);
-        let stacked = Tensor::cat(
-            vec![
-                flat(&local.intersection),
-                flat(&local.predicted),
-                flat(&local.target),
-            ],
-            0,
-        )
-        .detach();
-        let shared = self.clone();
-        Exchange {
-            local: stacked,
-            global: None,
-            rest: Box::new(move |offset: Tensor<2>| {
-                let part = |row: usize, t: Tensor<O>| {
-                    let delta: Tensor<O> = offset.clone().narrow(0, row, 1).reshape(dims);
-                    t + delta
-                };
-                let statistics = SoftStatistics {
-                    intersection: part(0, local.intersection),
-                    predicted: part(1, local.predicted),
-                    target: part(2, local.target),
-                };
-                shared.scale_gradient(finish(statistics))
-            }),
-        }
-    }
-
     /// Runs the collectives of one `*_shared` call, after everything else of it that can
-    /// fail: `local` is the call's planned terms, or the first error of its checks;
-    /// `exchanges` picks their [`Exchange`]s in the order of the terms; `agreed` is the width
+    /// fail: `local` is the call's plan, or the first error of its checks (the plan's
+    /// `Exchange`s, in the order of its terms, are what is sent); `agreed` is the width
     /// `K` of each collective the call's options ask for (`[3, K]`, from the options and the
     /// class count alone, so that a worker whose checks failed knows them too; 0: none), and
     /// `zeros` the device and dtype of the statistics ([`statistics_kind`]).
@@ -303,18 +264,17 @@ impl SharedStatistics {
     /// Every collective of `agreed` takes place, whatever failed: with the local statistics
     /// where all is well, with zeros once anything failed (this worker then returns its
     /// error). Only an error of the reducer itself ends the call at once.
-    pub(crate) fn settle<T>(
+    pub(crate) fn settle<const D: usize>(
         &self,
-        local: Result<T, SegLossError>,
-        exchanges: impl FnOnce(&mut T) -> Vec<&mut Exchange>,
+        local: Result<Plan<D>, SegLossError>,
         agreed: &[usize],
         zeros: &(Device, DType),
-    ) -> Result<T, SegLossError> {
+    ) -> Result<Plan<D>, SegLossError> {
         let agreed: Vec<usize> = agreed.iter().copied().filter(|&k| k > 0).collect();
         let mut local = local;
         let planned = local.is_ok();
         let mut terms = match &mut local {
-            Ok(plans) => exchanges(plans),
+            Ok(plan) => plan.exchanges_mut(),
             Err(_) => Vec::new(),
         };
         let widths: Vec<usize> = terms.iter().map(|t| t.local.dims()[1]).collect();
@@ -350,7 +310,10 @@ impl SharedStatistics {
             };
             if let Some(term) = term {
                 match checked(&term.local, global) {
-                    Ok(global) => term.global = Some(global),
+                    Ok(global) => {
+                        term.global = Some(global);
+                        term.extra_gradient = self.extra_gradient();
+                    }
                     Err(e) => error = Some(e),
                 }
             }
@@ -363,18 +326,33 @@ impl SharedStatistics {
         }
     }
 
-    /// `loss` with its gradient multiplied by the factor of [`GradientReduction`] and its
-    /// value unchanged.
-    pub(crate) fn scale_gradient(&self, loss: Tensor<1>) -> Tensor<1> {
+    /// The extra multiple of the gradient that [`GradientReduction`] asks for (see
+    /// `Exchange::extra_gradient`): none for `Sum`, `W - 1` for `Mean` over `W` workers.
+    fn extra_gradient(&self) -> Option<f64> {
         match self.gradient {
-            GradientReduction::Sum => loss,
-            GradientReduction::Mean => {
-                let extra = (self.reducer.workers() as f64 - 1.0).max(0.0);
-                let detached = loss.clone().detach();
-                loss.clone() + (loss - detached).mul_scalar(extra)
-            }
+            GradientReduction::Sum => None,
+            GradientReduction::Mean => Some((self.reducer.workers() as f64 - 1.0).max(0.0)),
         }
     }
+}
+
+/// The loss `config` describes, with its batch statistics summed over the data-parallel
+/// workers by `shared`: the body of every `*_shared` function and of a module's
+/// `with_shared`. Everything that can fail is checked and computed first, then the
+/// collectives run ([`SharedStatistics::settle`]), then the rest of the loss.
+pub(crate) fn compute_shared<L: LossDescription, const D: usize>(
+    config: &L,
+    logits: Tensor<D>,
+    targets: L::Targets<D>,
+    shared: &SharedStatistics,
+) -> Result<Tensor<1>, SegLossError> {
+    // The class count of multiclass logits `[N, C, ...]`; 0 for rank < 2, whose call fails its
+    // checks on every worker alike.
+    let classes = logits.dims().get(1).copied().unwrap_or(0);
+    let agreed = config.shared_widths(classes);
+    let zeros = statistics_kind(&logits);
+    let planned = config.plan(logits, targets, true);
+    shared.settle(planned, &agreed, &zeros)?.run()
 }
 
 /// The reducer's sums `global` checked against the statistics `local` they were summed from:

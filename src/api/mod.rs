@@ -2,6 +2,7 @@
 //! run-time choice of a loss, weighted sums of losses, and data-parallel sharing of batch
 //! statistics. The public names are gathered in `crate::losses` (and `crate::distributed`).
 
+pub(crate) mod catalog;
 pub(crate) mod compound;
 pub mod distributed;
 pub(crate) mod modules;

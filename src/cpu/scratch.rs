@@ -165,7 +165,7 @@ mod tests {
         use burn::tensor::{Device, Int, Tensor, TensorData};
 
         use crate::Execution;
-        use crate::losses::{LovaszConfig, LovaszSoftmaxConfig, lovasz_hinge, lovasz_softmax};
+        use crate::losses::{LovaszHingeConfig, LovaszSoftmaxConfig, lovasz_hinge, lovasz_softmax};
 
         let device = Device::flex().autodiff();
         for shape in [[8, 1, 256, 256], [16, 1, 512, 512]] {
@@ -174,7 +174,7 @@ mod tests {
                 Tensor::<4>::from_data(TensorData::new(logits(len), shape), &device).require_grad();
             let labels: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u8 as f32).collect();
             let y = Tensor::<4>::from_data(TensorData::new(labels, shape), &device);
-            let config = LovaszConfig::new().with_execution(Execution::Host);
+            let config = LovaszHingeConfig::new().with_execution(Execution::Host);
             lovasz_hinge(x, y, &config).unwrap().backward();
             let pixels = shape[2] * shape[3];
             let kept = kept_bytes();

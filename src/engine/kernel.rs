@@ -1,6 +1,8 @@
 //! What a host kernel is to the engine: a loss computed from slices, returning each problem's
 //! value and, when asked, writing the gradient with respect to the input.
 
+use std::any::Any;
+
 use crate::SegLossError;
 use crate::cpu::math::Real;
 
@@ -197,11 +199,23 @@ pub(crate) trait HostKernel: Send + Sync {
         rows: usize,
         grad: Option<Gradient<'_, f64>>,
     ) -> Result<Vec<f64>, SegLossError>;
+    /// The kernel as `Any`, so that the code that merges the kernels of a compound loss
+    /// (`crate::kernels::compound`) can find the ones it knows how to merge without the
+    /// engine naming them.
+    fn as_any(&self) -> &dyn Any;
+    /// [`HostKernel::as_any`], owned.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-impl<K: TypedKernel> HostKernel for K {
+impl<K: TypedKernel + 'static> HostKernel for K {
     fn per_image(&self) -> bool {
         TypedKernel::per_image(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
     fn run_f32(
         &self,

@@ -529,16 +529,12 @@ fn scale<F: Real>(values: &mut [F], factors: &[f64]) {
 }
 
 #[cfg(all(test, feature = "flex", feature = "ndarray"))]
-mod tests {
+pub(crate) mod tests {
     use burn::tensor::{DType, Device, Tensor, TensorData};
-
-    use super::native_loss;
-    use crate::engine::Plan;
-    use crate::losses::*;
 
     /// flex and ndarray, each plain, with autodiff, and with autodiff and gradient
     /// checkpointing: every combination the in-place operation is written for.
-    fn devices() -> Vec<(String, Device)> {
+    pub(crate) fn devices() -> Vec<(String, Device)> {
         #[allow(deprecated)] // burn-ndarray is deprecated upstream; the crate still supports it.
         let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
         backends
@@ -554,50 +550,6 @@ mod tests {
                 ]
             })
             .collect()
-    }
-
-    /// The in-place custom operation must serve every binary loss on the CPU backends: the
-    /// surrogate path gives the same numbers, so only this test notices a silent fallback
-    /// (burn changing a primitive's layout, a new checkpointing strategy...).
-    #[test]
-    fn every_binary_loss_takes_the_in_place_operation_on_the_cpu_backends() {
-        let losses = [
-            Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
-            Loss::WeightedCrossEntropy(WeightedCrossEntropyConfig::new()),
-            Loss::SoftDice(SoftDiceConfig::new()),
-            Loss::SoftJaccard(SoftJaccardConfig::new().with_aggregation(crate::Aggregation::Batch)),
-            Loss::Tversky(TverskyConfig::new()),
-            Loss::Focal(FocalConfig::new()),
-            Loss::LovaszSigmoid(LovaszConfig::new()),
-            Loss::LovaszHinge(LovaszConfig::new().with_per_image(false)),
-        ];
-        let x: Vec<f64> = (0..32).map(|i| f64::from(i % 7) - 3.0).collect();
-        let y: Vec<f64> = (0..32).map(|i| f64::from(i % 3 == 0)).collect();
-        for (name, device) in devices() {
-            for dtype in [DType::F32, DType::F64] {
-                let tensor = |v: &[f64]| {
-                    let data = TensorData::new(v.to_vec(), [2, 1, 4, 4]).convert_dtype(dtype);
-                    Tensor::<4>::from_data(data, (&device, dtype))
-                };
-                let logits = if name.contains("autodiff") || name.contains("checkpointing") {
-                    tensor(&x).require_grad()
-                } else {
-                    tensor(&x)
-                };
-                for loss in &losses {
-                    let plan = loss.plan(logits.clone(), tensor(&y), None).unwrap();
-                    let Plan::Host(call) = plan else {
-                        panic!("{loss:?} on {name}: Auto must choose the host path");
-                    };
-                    let native =
-                        native_loss(&call.logits, &call.targets, 2, &*call.kernel).unwrap();
-                    assert!(
-                        native.is_some(),
-                        "{loss:?} on {name} {dtype:?} fell back to the surrogate path"
-                    );
-                }
-            }
-        }
     }
 
     /// The backward's factors: every value of the incoming gradient, whatever its layout (a

@@ -16,6 +16,8 @@ pub(crate) enum Plan<const D: usize> {
     Computed(Tensor<1>),
     /// Computed with burn operations up to sums that the data-parallel workers add up.
     Exchange(Exchange),
+    /// The weighted sum of several plans (a compound loss): `sum_t w_t l_t`.
+    Sum(Vec<(f64, Plan<D>)>),
 }
 
 /// A loss computed up to a few sums that the data-parallel workers add up (see
@@ -28,18 +30,53 @@ pub(crate) struct Exchange {
     pub local: Tensor<2>,
     /// The sums of every worker, once exchanged; `None`: this worker's alone.
     pub global: Option<Tensor<2>>,
+    /// `Some(e)`: the loss's gradient is multiplied by `1 + e`, its value unchanged (set by
+    /// the sharing, which knows how the workers' gradients are combined).
+    pub extra_gradient: Option<f64>,
     /// The rest of the loss, from `global - local`.
-    pub rest: Box<dyn FnOnce(Tensor<2>) -> Tensor<1>>,
+    rest: Box<dyn FnOnce(Tensor<2>) -> Tensor<1>>,
 }
 
 impl Exchange {
+    /// The exchange of the sums `sums` (`R` tensors of one shape, `K` values each, one row
+    /// each of `local`), and the loss `finish` of them: `finish` gets each sum plus the
+    /// detached difference to the global sums (global in value, local in gradient).
+    pub fn of_sums<const O: usize, const R: usize>(
+        sums: [Tensor<O>; R],
+        finish: impl FnOnce([Tensor<O>; R]) -> Tensor<1> + 'static,
+    ) -> Self {
+        let dims = sums[0].dims();
+        let rows = sums.iter().map(|t| t.clone().reshape([1, -1])).collect();
+        Exchange {
+            local: Tensor::cat(rows, 0).detach(),
+            global: None,
+            extra_gradient: None,
+            rest: Box::new(move |offset: Tensor<2>| {
+                let mut row = 0;
+                let sums = sums.map(|t| {
+                    let delta: Tensor<O> = offset.clone().narrow(0, row, 1).reshape(dims);
+                    row += 1;
+                    t + delta
+                });
+                finish(sums)
+            }),
+        }
+    }
+
     /// The loss from the exchanged sums (or from this worker's alone, before any exchange).
     pub fn finish(self) -> Tensor<1> {
         let offset = match self.global {
             Some(global) => global - self.local,
             None => self.local.zeros_like(),
         };
-        (self.rest)(offset)
+        let loss = (self.rest)(offset);
+        match self.extra_gradient {
+            None => loss,
+            Some(extra) => {
+                let detached = loss.clone().detach();
+                loss.clone() + (loss - detached).mul_scalar(extra)
+            }
+        }
     }
 }
 
@@ -92,14 +129,25 @@ impl<const D: usize> Plan<D> {
             Plan::Host(call) => call.run(),
             Plan::Computed(loss) => Ok(loss),
             Plan::Exchange(exchange) => Ok(exchange.finish()),
+            Plan::Sum(parts) => {
+                let parts = parts
+                    .into_iter()
+                    .map(|(weight, plan)| Ok((weight, plan.run()?)))
+                    .collect::<Result<_, SegLossError>>()?;
+                weighted_sum(parts)
+            }
         }
     }
 
-    /// The exchange this plan waits for, if any.
-    pub fn exchange_mut(&mut self) -> Option<&mut Exchange> {
+    /// The exchanges this plan waits for, in the order of its terms.
+    pub fn exchanges_mut(&mut self) -> Vec<&mut Exchange> {
         match self {
-            Plan::Exchange(exchange) => Some(exchange),
-            _ => None,
+            Plan::Exchange(exchange) => vec![exchange],
+            Plan::Sum(parts) => parts
+                .iter_mut()
+                .flat_map(|(_, plan)| plan.exchanges_mut())
+                .collect(),
+            Plan::Host(_) | Plan::Computed(_) => Vec::new(),
         }
     }
 }
@@ -157,4 +205,43 @@ fn is_cpu(device: &Device) -> bool {
     }
     let _ = device;
     false
+}
+
+/// `sum_t w_t l_t` over the terms `(w_t, l_t)` (at least one), checking that every term has
+/// the shape of the first.
+///
+/// The weights are applied here, after every term has been computed, and a weight of 1 costs
+/// no operation: on a fusion backend a small `l_t * w_t` queued between two terms joins the
+/// next term's first fused block and breaks its fusion (measured in
+/// `benches/results/device_kernels.md`, "Weights after the terms").
+fn weighted_sum(parts: Vec<(f64, Tensor<1>)>) -> Result<Tensor<1>, SegLossError> {
+    let weighted = |(weight, loss): (f64, Tensor<1>)| {
+        if weight == 1.0 {
+            loss
+        } else {
+            loss.mul_scalar(weight)
+        }
+    };
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Err(SegLossError::InvalidOption {
+            name: "terms",
+            value: "[]".into(),
+            allowed: "at least one term (with_term)",
+        });
+    };
+    let mut total = weighted(first);
+    for part in parts {
+        let (left, right) = (total.dims(), part.1.dims());
+        if left != right {
+            return Err(SegLossError::ShapeMismatch {
+                left_name: "the sum of the earlier terms",
+                left: left.to_vec(),
+                right_name: "the next term",
+                right: right.to_vec(),
+            });
+        }
+        total = total + weighted(part);
+    }
+    Ok(total)
 }

@@ -14,6 +14,7 @@ use crate::cpu::math::Real;
 use crate::cpu::{lanes, parallel};
 use crate::engine::Gradient;
 
+pub(crate) mod compound;
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;
 pub(crate) mod lovasz;

@@ -10,12 +10,14 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
+use crate::engine::Plan;
+use crate::loss::description::LossDescription;
 use crate::tensors::rows;
 use crate::{Reduction, SegLossError, check};
 
 /// Options of [`boundary_loss`] and [`boundary_loss_with_map`].
 #[derive(Config, Debug)]
-pub struct BoundaryLossConfig {
+pub struct BoundaryConfig {
     /// The distance between neighbouring voxels along each axis after `N` (for `[N, 1, ...]`
     /// inputs, the axes after the channel may be given alone), e.g. millimetres; `None`
     /// (default): 1 on every axis. Scales the map, and with it the loss.
@@ -27,13 +29,6 @@ pub struct BoundaryLossConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
-}
-
-impl BoundaryLossConfig {
-    /// Every spacing value finite and positive.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check_spacing_values(self.spacing.as_deref())
-    }
 }
 
 /// Boundary loss (Kervadec et al., "Boundary loss for highly unbalanced segmentation",
@@ -57,7 +52,7 @@ impl BoundaryLossConfig {
 pub fn boundary_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &BoundaryLossConfig,
+    config: &BoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let (logits, targets) = check::binary_inputs(logits, targets)?;
@@ -74,7 +69,7 @@ pub fn boundary_loss<const D: usize>(
 pub fn boundary_loss_with_map<const D: usize>(
     logits: Tensor<D>,
     map: Tensor<D>,
-    config: &BoundaryLossConfig,
+    config: &BoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let (logits, map) = check::binary_inputs(logits, map)?;
     let map = map.detach();
@@ -90,7 +85,7 @@ pub fn boundary_loss_with_map<const D: usize>(
 
 /// Options of [`multiclass_boundary_loss`].
 #[derive(Config, Debug)]
-pub struct MulticlassBoundaryLossConfig {
+pub struct MulticlassBoundaryConfig {
     /// The distance between neighbouring voxels along each axis after the channel axis; `None`
     /// (default): 1 on every axis.
     #[config(default = "None")]
@@ -115,12 +110,7 @@ pub struct MulticlassBoundaryLossConfig {
     pub reduction: Reduction,
 }
 
-impl MulticlassBoundaryLossConfig {
-    /// Every spacing value finite and positive.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check_spacing_values(self.spacing.as_deref())
-    }
-
+impl MulticlassBoundaryConfig {
     fn class_options(&self) -> ClassOptions<'_> {
         ClassOptions {
             spacing: self.spacing.as_deref(),
@@ -145,7 +135,7 @@ impl MulticlassBoundaryLossConfig {
 pub fn multiclass_boundary_loss<const D: usize>(
     logits: Tensor<D>,
     targets: impl Into<ClassTargets<D>>,
-    config: &MulticlassBoundaryLossConfig,
+    config: &MulticlassBoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let (p, y, n, grid) = scored_class_rows(logits, targets.into(), config.class_options())?;
@@ -155,4 +145,42 @@ pub fn multiclass_boundary_loss<const D: usize>(
     // `[N, C' * P]`.
     let terms = (p * map).reshape([n as i64, -1]);
     Ok(config.reduction.apply(terms.mean_dim(1).flatten(0, 1)))
+}
+
+impl LossDescription for BoundaryConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// Every spacing value finite and positive.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check_spacing_values(self.spacing.as_deref())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        Ok(Plan::Computed(boundary_loss(logits, targets, self)?))
+    }
+}
+
+impl LossDescription for MulticlassBoundaryConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// Every spacing value finite and positive.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check_spacing_values(self.spacing.as_deref())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        Ok(Plan::Computed(multiclass_boundary_loss(
+            logits, targets, self,
+        )?))
+    }
 }

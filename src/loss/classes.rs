@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::check;
 use crate::engine::softmax::softmax;
-use crate::engine::{Exchange, HostTargets, Plan};
+use crate::engine::{HostTargets, Plan};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::{ClassActivation, ClassKernel};
 use crate::loss::sigmoid_keeping_nan;
@@ -127,72 +127,33 @@ impl<const D: usize> ClassTargets<D> {
     }
 }
 
-/// How a multiclass loss runs: on the host, with a [`ClassKernel`] that a compound loss can
-/// merge with the kernels of its other terms (one pass for all of them), or already computed.
-#[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.
-pub(crate) enum ClassPlan<const D: usize> {
-    /// The kernel reduces its values itself ([`ClassKernel::single`]).
-    Host {
-        logits: Tensor<D>,
-        targets: HostTargets<D>,
-        kernel: ClassKernel,
-    },
-    Computed(Tensor<1>),
-    /// Computed with burn operations up to sums that the data-parallel workers add up.
-    Exchange(Exchange),
-}
-
-impl<const D: usize> ClassPlan<D> {
-    /// The host plan of one multiclass loss: `head`, with the class mode, input kind, ignored
-    /// index and reduction of its config.
-    pub fn single(
-        logits: Tensor<D>,
-        targets: ClassTargets<D>,
-        mode: ClassMode,
-        from_logits: bool,
-        ignore_index: Option<i64>,
-        head: HeadKind,
-        reduction: Reduction,
-    ) -> Self {
-        let classes = logits.dims()[1];
-        let activation = match mode {
-            ClassMode::Softmax => ClassActivation::Softmax,
-            ClassMode::Multilabel => ClassActivation::Multilabel,
-        };
-        ClassPlan::Host {
-            logits,
-            targets: targets.into_host(),
-            kernel: ClassKernel::single(
-                classes,
-                activation,
-                from_logits,
-                ignore_index,
-                head,
-                reduction,
-            ),
-        }
-    }
-
-    /// Runs the plan.
-    pub fn run(self) -> Result<Tensor<1>, SegLossError> {
-        match self {
-            ClassPlan::Host {
-                logits,
-                targets,
-                kernel,
-            } => Plan::host(logits, targets, Reduction::None, kernel).run(),
-            ClassPlan::Computed(loss) => Ok(loss),
-            ClassPlan::Exchange(exchange) => Ok(exchange.finish()),
-        }
-    }
-
-    /// The exchange this plan waits for, if any.
-    pub fn exchange_mut(&mut self) -> Option<&mut Exchange> {
-        match self {
-            ClassPlan::Exchange(exchange) => Some(exchange),
-            _ => None,
-        }
-    }
+/// The host plan of one multiclass loss: `head`, with the class mode, input kind, ignored
+/// index and reduction of its config, as a [`ClassKernel`] (which a compound loss can merge
+/// with the kernels of its other terms: one pass for all of them). The kernel reduces its
+/// values itself.
+pub(crate) fn class_host_plan<const D: usize>(
+    logits: Tensor<D>,
+    targets: ClassTargets<D>,
+    mode: ClassMode,
+    from_logits: bool,
+    ignore_index: Option<i64>,
+    head: HeadKind,
+    reduction: Reduction,
+) -> Plan<D> {
+    let classes = logits.dims()[1];
+    let activation = match mode {
+        ClassMode::Softmax => ClassActivation::Softmax,
+        ClassMode::Multilabel => ClassActivation::Multilabel,
+    };
+    let kernel = ClassKernel::single(
+        classes,
+        activation,
+        from_logits,
+        ignore_index,
+        head,
+        reduction,
+    );
+    Plan::host(logits, targets.into_host(), Reduction::None, kernel)
 }
 
 /// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`

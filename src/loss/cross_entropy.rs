@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
+use crate::loss::description::{LossDescription, compute};
 
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::cross_entropy::{ClassWeights, CrossEntropyKernel};
@@ -74,30 +75,7 @@ pub fn binary_cross_entropy<const D: usize>(
     targets: Tensor<D>,
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    binary_cross_entropy_plan(logits, targets, config)?.run()
-}
-
-/// [`binary_cross_entropy`] up to the choice of the execution path.
-pub(crate) fn binary_cross_entropy_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &BinaryCrossEntropyConfig,
-) -> Result<Plan<D>, SegLossError> {
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        let kernel = CrossEntropyKernel {
-            from_logits: config.from_logits,
-            weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
-        };
-        return Ok(Plan::host(logits, targets, config.reduction, kernel));
-    }
-    let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
-    let y = rows(targets);
-    // -[y ln p + (1 - y) ln(1 - p)]
-    let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
-    Ok(Plan::Computed(config.reduction.apply(
-        row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
-    )))
+    compute(config, logits, targets)
 }
 
 /// The foreground prior `q` that sets the weights of [`weighted_cross_entropy`].
@@ -165,69 +143,7 @@ pub fn weighted_cross_entropy<const D: usize>(
     targets: Tensor<D>,
     config: &WeightedCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    weighted_cross_entropy_plan(logits, targets, config)?.run()
-}
-
-impl WeightedCrossEntropyConfig {
-    /// The checks of the options alone (no input needed): a fixed prior in `(0, 1)` whose
-    /// weights stay finite in f32, explicit weights positive and finite.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        if let Prior::Fixed(q) = self.prior {
-            check::open_unit("prior", q)?;
-            // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
-            check::positive("prior: 1/(2q)", 0.5 / q)?;
-            check::positive("prior: 1/(2-2q)", 0.5 / (1.0 - q))?;
-        }
-        if let Some(w) = self.fg_weight {
-            check::positive("fg_weight", w)?;
-        }
-        if let Some(w) = self.bg_weight {
-            check::positive("bg_weight", w)?;
-        }
-        Ok(())
-    }
-}
-
-/// [`weighted_cross_entropy`] up to the choice of the execution path.
-pub(crate) fn weighted_cross_entropy_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &WeightedCrossEntropyConfig,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate()?;
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        let weights = match config.prior {
-            Prior::Fixed(q) => ClassWeights::Fixed {
-                fg: config.fg_weight.unwrap_or(0.5 / q),
-                bg: config.bg_weight.unwrap_or(0.5 / (1.0 - q)),
-            },
-            Prior::Batch => ClassWeights::BatchPrior {
-                fg: config.fg_weight,
-                bg: config.bg_weight,
-            },
-        };
-        let kernel = CrossEntropyKernel {
-            from_logits: config.from_logits,
-            weights,
-        };
-        return Ok(Plan::host(logits, targets, config.reduction, kernel));
-    }
-    let y = rows(targets);
-    let (pos, neg) = log_likelihood_terms(rows(logits), config.from_logits);
-    let count = pixel_count(&pos);
-    // The weights multiply the per-image sums of each class's terms, not every pixel:
-    // `sum(w_fg y l_fg + w_bg (1 - y) l_bg) = w_fg sum(y l_fg) + w_bg sum((1 - y) l_bg)`.
-    // The same loss, and it keeps the per-pixel chain free of the batch prior's `[1]`
-    // tensors: with them in it, burn's fusion ran almost every operation of a forward and
-    // backward as its own kernel (51 kernels for 70 operations on wgpu, measured with a fusion
-    // observer; 17 with a fixed prior, 14 for the unweighted loss). The weights are finite
-    // (the prior is clamped), so a weight times a zero sum stays 0.
-    let fg = row_sums(y.clone().mul(pos));
-    let (w_fg, w_bg) = class_weights(&y, &fg, config);
-    let bg = row_sums(y.neg().add_scalar(1.0).mul(neg));
-    let per_image = fg.mul(w_fg).add(bg.mul(w_bg)).div_scalar(count);
-    Ok(Plan::Computed(config.reduction.apply(per_image)))
+    compute(config, logits, targets)
 }
 
 /// `(w_fg, w_bg)` as `[1]` tensors that broadcast over the `[N]` per-image sums; the batch
@@ -283,4 +199,100 @@ pub(crate) fn log_likelihood_terms<const D: usize>(
 
 pub(crate) fn pixel_count(rows: &Tensor<2>) -> f64 {
     rows.dims()[1] as f64
+}
+
+impl LossDescription for BinaryCrossEntropyConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// Every option is valid.
+    fn validate(&self) -> Result<(), SegLossError> {
+        Ok(())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let kernel = CrossEntropyKernel {
+                from_logits: self.from_logits,
+                weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
+            };
+            return Ok(Plan::host(logits, targets, self.reduction, kernel));
+        }
+        let (pos, neg) = log_likelihood_terms(rows(logits), self.from_logits);
+        let y = rows(targets);
+        // -[y ln p + (1 - y) ln(1 - p)]
+        let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
+        Ok(Plan::Computed(self.reduction.apply(
+            row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
+        )))
+    }
+}
+
+impl LossDescription for WeightedCrossEntropyConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// The checks of the options alone (no input needed): a fixed prior in `(0, 1)` whose
+    /// weights stay finite in f32, explicit weights positive and finite.
+    fn validate(&self) -> Result<(), SegLossError> {
+        if let Prior::Fixed(q) = self.prior {
+            check::open_unit("prior", q)?;
+            // q so close to 0 or 1 that a weight overflows f32 is rejected like a bad weight.
+            check::positive("prior: 1/(2q)", 0.5 / q)?;
+            check::positive("prior: 1/(2-2q)", 0.5 / (1.0 - q))?;
+        }
+        if let Some(w) = self.fg_weight {
+            check::positive("fg_weight", w)?;
+        }
+        if let Some(w) = self.bg_weight {
+            check::positive("bg_weight", w)?;
+        }
+        Ok(())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let weights = match self.prior {
+                Prior::Fixed(q) => ClassWeights::Fixed {
+                    fg: self.fg_weight.unwrap_or(0.5 / q),
+                    bg: self.bg_weight.unwrap_or(0.5 / (1.0 - q)),
+                },
+                Prior::Batch => ClassWeights::BatchPrior {
+                    fg: self.fg_weight,
+                    bg: self.bg_weight,
+                },
+            };
+            let kernel = CrossEntropyKernel {
+                from_logits: self.from_logits,
+                weights,
+            };
+            return Ok(Plan::host(logits, targets, self.reduction, kernel));
+        }
+        let y = rows(targets);
+        let (pos, neg) = log_likelihood_terms(rows(logits), self.from_logits);
+        let count = pixel_count(&pos);
+        // The weights multiply the per-image sums of each class's terms, not every pixel:
+        // `sum(w_fg y l_fg + w_bg (1 - y) l_bg) = w_fg sum(y l_fg) + w_bg sum((1 - y) l_bg)`.
+        // The same loss, and it keeps the per-pixel chain free of the batch prior's `[1]`
+        // tensors: with them in it, burn's fusion ran almost every operation of a forward and
+        // backward as its own kernel (51 kernels for 70 operations on wgpu, measured with a fusion
+        // observer; 17 with a fixed prior, 14 for the unweighted loss). The weights are finite
+        // (the prior is clamped), so a weight times a zero sum stays 0.
+        let fg = row_sums(y.clone().mul(pos));
+        let (w_fg, w_bg) = class_weights(&y, &fg, self);
+        let bg = row_sums(y.neg().add_scalar(1.0).mul(neg));
+        let per_image = fg.mul(w_fg).add(bg.mul(w_bg)).div_scalar(count);
+        Ok(Plan::Computed(self.reduction.apply(per_image)))
+    }
 }

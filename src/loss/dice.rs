@@ -3,9 +3,11 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::engine::Plan;
-use crate::loss::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
+use crate::loss::description::{LossDescription, compute};
+use crate::loss::overlap::{
+    OverlapOptions, Ratio, batch_width, check_params, overlap_options, overlap_plan,
+};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
@@ -90,7 +92,7 @@ pub fn soft_dice<const D: usize>(
     targets: Tensor<D>,
     config: &SoftDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    soft_dice_plan(logits, targets, config, None)?.run()
+    compute(config, logits, targets)
 }
 
 impl SoftDiceConfig {
@@ -98,21 +100,27 @@ impl SoftDiceConfig {
     fn options(&self) -> OverlapOptions {
         overlap_options!(self, squared: self.squared)
     }
-
-    /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with
-    /// `squared = false`.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check_params(&self.options().params(Ratio::DICE))
-    }
 }
 
-/// [`soft_dice`] up to the choice of the execution path.
-pub(crate) fn soft_dice_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &SoftDiceConfig,
-    shared: Option<&SharedStatistics>,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate()?;
-    overlap_plan(logits, targets, Ratio::DICE, &config.options(), shared)
+impl LossDescription for SoftDiceConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// Smoothing `>= 0` and finite, `soft_label` only with `squared = false`.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check_params(&self.options().params(Ratio::DICE))
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        overlap_plan(logits, targets, Ratio::DICE, &self.options(), share)
+    }
+
+    fn shared_widths(&self, _classes: usize) -> Vec<usize> {
+        batch_width(self.aggregation)
+    }
 }

@@ -29,7 +29,7 @@ pub(crate) enum MapKind {
 /// gets `+` its distance to the nearest mask voxel, a voxel inside gets `-(d - 1)` with `d`
 /// its distance to the nearest voxel outside (with unit spacing the mask's border voxels get
 /// 0, deeper voxels negative values). Distances are Euclidean between voxel centres in the units of `spacing`
-/// (see [`BoundaryLossConfig::spacing`](crate::losses::BoundaryLossConfig::spacing); the `- 1`
+/// (see [`BoundaryConfig::spacing`](crate::losses::BoundaryConfig::spacing); the `- 1`
 /// is one voxel, whatever the spacing, as in their code). An empty mask, or one that fills its
 /// image, has no boundary: its map is 0 (Kervadec et al.'s code gives 0 for the first and
 /// leaves the second undefined).

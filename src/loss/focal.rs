@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
+use crate::loss::description::{LossDescription, compute};
 
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::focal::FocalParams;
@@ -84,48 +85,7 @@ pub fn focal<const D: usize>(
     targets: Tensor<D>,
     config: &FocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    focal_plan(logits, targets, config)?.run()
-}
-
-impl FocalConfig {
-    /// The checks of the options alone: `gamma >= 0` (finite), `alpha` in `[0, 1]`.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check::non_negative("gamma", self.gamma)?;
-        if let Some(alpha) = self.alpha {
-            check::closed_unit("alpha", alpha)?;
-        }
-        Ok(())
-    }
-}
-
-/// [`focal`] up to the choice of the execution path.
-pub(crate) fn focal_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &FocalConfig,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate()?;
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
-    let params = FocalParams {
-        gamma: config.gamma,
-        alpha: config.alpha,
-        from_logits: config.from_logits,
-    };
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        return Ok(Plan::host(logits, targets, config.reduction, params));
-    }
-    let y = rows(targets);
-    let mut pixel = focal_terms(rows(logits), y.clone(), config.gamma, config.from_logits);
-    if let Some(alpha) = config.alpha {
-        pixel = y
-            .mul_scalar(2.0 * alpha - 1.0)
-            .add_scalar(1.0 - alpha)
-            .mul(pixel);
-    }
-    let count = pixel_count(&pixel);
-    Ok(Plan::Computed(
-        config.reduction.apply(row_sums(pixel).div_scalar(count)),
-    ))
+    compute(config, logits, targets)
 }
 
 /// The per-element focal term `m * ce` (without `alpha_t`) as burn operations, for any shape:
@@ -150,4 +110,47 @@ pub(crate) fn focal_terms<const D: usize>(
             .log()
     };
     log_modulating.mul_scalar(gamma).exp().mul(ce)
+}
+
+impl LossDescription for FocalConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// The checks of the options alone: `gamma >= 0` (finite), `alpha` in `[0, 1]`.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("gamma", self.gamma)?;
+        if let Some(alpha) = self.alpha {
+            check::closed_unit("alpha", alpha)?;
+        }
+        Ok(())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let params = FocalParams {
+            gamma: self.gamma,
+            alpha: self.alpha,
+            from_logits: self.from_logits,
+        };
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            return Ok(Plan::host(logits, targets, self.reduction, params));
+        }
+        let y = rows(targets);
+        let mut pixel = focal_terms(rows(logits), y.clone(), self.gamma, self.from_logits);
+        if let Some(alpha) = self.alpha {
+            pixel = y
+                .mul_scalar(2.0 * alpha - 1.0)
+                .add_scalar(1.0 - alpha)
+                .mul(pixel);
+        }
+        let count = pixel_count(&pixel);
+        Ok(Plan::Computed(
+            self.reduction.apply(row_sums(pixel).div_scalar(count)),
+        ))
+    }
 }

@@ -3,14 +3,15 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::engine::runs_on_host;
+use crate::engine::{Plan, runs_on_host};
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::loss::classes::{
-    ClassMode, ClassPlan, ClassTargets, check_background, class_sums, probabilities_and_targets,
+    ClassMode, ClassTargets, check_background, class_host_plan, class_sums,
+    probabilities_and_targets,
 };
-use crate::loss::overlap::{SoftStatistics, loss_of_ratio, soft_statistics};
+use crate::loss::description::{LossDescription, compute};
+use crate::loss::overlap::{SoftStatistics, loss_of_ratio, soft_statistics, statistics_plan};
 use crate::tensors::row_sums;
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -63,14 +64,6 @@ pub struct GeneralizedDiceConfig {
     pub execution: Execution,
 }
 
-impl GeneralizedDiceConfig {
-    /// The checks of the options alone: smoothing `>= 0` and finite.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check::non_negative("smooth_nr", self.smooth_nr)?;
-        check::non_negative("smooth_dr", self.smooth_dr)
-    }
-}
-
 /// Generalized Dice loss (Sudre et al. 2017; beyond the paper). Per image (or over the batch
 /// with [`Aggregation::Batch`]), with `I_c = sum(p_c y_c)`, `P_c = sum(p_c)`,
 /// `Y_c = sum(y_c)` over the pixels and `c` over the classes taken:
@@ -114,76 +107,7 @@ pub fn generalized_dice<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &GeneralizedDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    generalized_dice_plan(logits, targets.into(), config, None)?.run()
-}
-
-/// [`generalized_dice`] up to the choice of the execution path.
-///
-/// With `shared` and batch statistics, the statistics are computed with burn operations and
-/// the plan waits for their sums across workers ([`SharedStatistics`]).
-pub(crate) fn generalized_dice_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: ClassTargets<D>,
-    config: &GeneralizedDiceConfig,
-    shared: Option<&SharedStatistics>,
-) -> Result<ClassPlan<D>, SegLossError> {
-    config.validate()?;
-    check::batch_shape(&logits, "logits")?;
-    let classes = logits.dims()[1];
-    check_background(config.include_background, classes)?;
-    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
-    let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
-    if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        let head = HeadKind::GeneralizedDice {
-            weight: match config.weight {
-                GeneralizedDiceWeight::Square => VolumeWeight::Square,
-                GeneralizedDiceWeight::Simple => VolumeWeight::Simple,
-                GeneralizedDiceWeight::Uniform => VolumeWeight::Uniform,
-            },
-            first_class: usize::from(!config.include_background),
-            smooth_nr: config.smooth_nr,
-            smooth_dr: config.smooth_dr,
-            batch: config.aggregation == Aggregation::Batch,
-        };
-        return Ok(ClassPlan::single(
-            logits,
-            targets,
-            config.mode,
-            config.from_logits,
-            config.ignore_index,
-            head,
-            config.reduction,
-        ));
-    }
-    let (p, y) = probabilities_and_targets(
-        logits,
-        targets,
-        config.mode,
-        config.from_logits,
-        config.ignore_index,
-    )?;
-    let (p, y) = if config.include_background {
-        (p, y)
-    } else {
-        let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
-        (rest(p), rest(y))
-    };
-    let statistics = soft_statistics(p, y, false, false, |t| class_sums(t, config.aggregation));
-    let (weight, smooth_nr, smooth_dr) = (config.weight, config.smooth_nr, config.smooth_dr);
-    let reduction = config.reduction;
-    let finish = move |s: SoftStatistics<2>| {
-        let w = class_weights(&s.target, weight);
-        let numerator = row_sums(w.clone().mul(s.intersection))
-            .mul_scalar(2.0)
-            .add_scalar(smooth_nr);
-        let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(smooth_dr);
-        // With batch statistics there is one problem: any reduction of it is the value itself.
-        reduction.apply(loss_of_ratio(numerator, denominator, false))
-    };
-    Ok(match shared {
-        Some(shared) => ClassPlan::Exchange(shared.exchange(statistics, finish)),
-        None => ClassPlan::Computed(finish(statistics)),
-    })
+    compute(config, logits, targets.into())
 }
 
 /// `w_c` per row of the target volumes `[R, C]`, detached; an absent class (`Y_c = 0`, or a
@@ -207,4 +131,85 @@ fn class_weights(target: &Tensor<2>, weight: GeneralizedDiceWeight) -> Tensor<2>
     let finite = raw.mask_fill(absent.clone(), 0.0);
     let largest = finite.clone().max_dim(1).expand(finite.dims());
     finite.mask_where(absent, largest)
+}
+
+impl LossDescription for GeneralizedDiceConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// The checks of the options alone: smoothing `>= 0` and finite.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("smooth_nr", self.smooth_nr)?;
+        check::non_negative("smooth_dr", self.smooth_dr)
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        check::batch_shape(&logits, "logits")?;
+        let classes = logits.dims()[1];
+        check_background(self.include_background, classes)?;
+        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let share = share && self.aggregation == Aggregation::Batch;
+        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let head = HeadKind::GeneralizedDice {
+                weight: match self.weight {
+                    GeneralizedDiceWeight::Square => VolumeWeight::Square,
+                    GeneralizedDiceWeight::Simple => VolumeWeight::Simple,
+                    GeneralizedDiceWeight::Uniform => VolumeWeight::Uniform,
+                },
+                first_class: usize::from(!self.include_background),
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                batch: self.aggregation == Aggregation::Batch,
+            };
+            return Ok(class_host_plan(
+                logits,
+                targets,
+                self.mode,
+                self.from_logits,
+                self.ignore_index,
+                head,
+                self.reduction,
+            ));
+        }
+        let (p, y) = probabilities_and_targets(
+            logits,
+            targets,
+            self.mode,
+            self.from_logits,
+            self.ignore_index,
+        )?;
+        let (p, y) = if self.include_background {
+            (p, y)
+        } else {
+            let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
+            (rest(p), rest(y))
+        };
+        let statistics = soft_statistics(p, y, false, false, |t| class_sums(t, self.aggregation));
+        let (weight, smooth_nr, smooth_dr) = (self.weight, self.smooth_nr, self.smooth_dr);
+        let reduction = self.reduction;
+        let finish = move |s: SoftStatistics<2>| {
+            let w = class_weights(&s.target, weight);
+            let numerator = row_sums(w.clone().mul(s.intersection))
+                .mul_scalar(2.0)
+                .add_scalar(smooth_nr);
+            let denominator = row_sums(w.mul(s.predicted + s.target)).add_scalar(smooth_dr);
+            // With batch statistics there is one problem: any reduction of it is the value itself.
+            reduction.apply(loss_of_ratio(numerator, denominator, false))
+        };
+        Ok(statistics_plan(statistics, share, finish))
+    }
+
+    fn shared_widths(&self, classes: usize) -> Vec<usize> {
+        match self.aggregation {
+            Aggregation::Batch => {
+                vec![classes.saturating_sub(usize::from(!self.include_background))]
+            }
+            Aggregation::PerImage => Vec::new(),
+        }
+    }
 }

@@ -10,13 +10,15 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
+use crate::engine::Plan;
 use crate::engine::host::read_mask;
+use crate::loss::description::LossDescription;
 use crate::tensors::rows;
 use crate::{Reduction, SegLossError, check};
 
 /// Options of [`hausdorff_dt_loss`]. Defaults follow MONAI's `HausdorffDTLoss`.
 #[derive(Config, Debug)]
-pub struct HausdorffDtLossConfig {
+pub struct HausdorffDtConfig {
     /// The exponent of the distances (default `2.0`, MONAI's). Must be >= 0.
     #[config(default = 2.0)]
     pub alpha: f64,
@@ -58,7 +60,7 @@ pub struct HausdorffDtLossConfig {
 pub fn hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &HausdorffDtLossConfig,
+    config: &HausdorffDtConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let (logits, targets) = check::binary_inputs(logits, targets)?;
@@ -86,17 +88,9 @@ pub fn hausdorff_dt_loss<const D: usize>(
     Ok(config.reduction.apply(per_image))
 }
 
-impl HausdorffDtLossConfig {
-    /// `alpha >= 0` and finite, every spacing value finite and positive.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check::non_negative("alpha", self.alpha)?;
-        check_spacing_values(self.spacing.as_deref())
-    }
-}
-
 /// Options of [`multiclass_hausdorff_dt_loss`]. Defaults follow MONAI's `HausdorffDTLoss`.
 #[derive(Config, Debug)]
-pub struct MulticlassHausdorffDtLossConfig {
+pub struct MulticlassHausdorffDtConfig {
     /// The exponent of the distances (default `2.0`). Must be >= 0.
     #[config(default = 2.0)]
     pub alpha: f64,
@@ -124,14 +118,6 @@ pub struct MulticlassHausdorffDtLossConfig {
     pub reduction: Reduction,
 }
 
-impl MulticlassHausdorffDtLossConfig {
-    /// `alpha >= 0` and finite, every spacing value finite and positive.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check::non_negative("alpha", self.alpha)?;
-        check_spacing_values(self.spacing.as_deref())
-    }
-}
-
 /// Multiclass Hausdorff distance-transform loss: per image, the mean over the scored classes
 /// `c` and the pixels `i` of `(p_ic - y_ic)^2 * (d_pc(i)^alpha + d_yc(i)^alpha)`, with `p` the
 /// softmax (or sigmoid) of the logits `[N, C, ...]`, `y` the one-hot (or per-class) targets and
@@ -144,7 +130,7 @@ impl MulticlassHausdorffDtLossConfig {
 pub fn multiclass_hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
     targets: impl Into<ClassTargets<D>>,
-    config: &MulticlassHausdorffDtLossConfig,
+    config: &MulticlassHausdorffDtConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
     let options = ClassOptions {
@@ -189,4 +175,44 @@ fn weighted_squared_errors(
     let weights = upload_rows(weights, &p);
     let error = p - y;
     Ok((error.clone() * error * weights).mean_dim(1).flatten(0, 1))
+}
+
+impl LossDescription for HausdorffDtConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// `alpha >= 0` and finite, every spacing value finite and positive.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("alpha", self.alpha)?;
+        check_spacing_values(self.spacing.as_deref())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        Ok(Plan::Computed(hausdorff_dt_loss(logits, targets, self)?))
+    }
+}
+
+impl LossDescription for MulticlassHausdorffDtConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// `alpha >= 0` and finite, every spacing value finite and positive.
+    fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("alpha", self.alpha)?;
+        check_spacing_values(self.spacing.as_deref())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        Ok(Plan::Computed(multiclass_hausdorff_dt_loss(
+            logits, targets, self,
+        )?))
+    }
 }

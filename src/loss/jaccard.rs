@@ -3,9 +3,11 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::engine::Plan;
-use crate::loss::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
+use crate::loss::description::{LossDescription, compute};
+use crate::loss::overlap::{
+    OverlapOptions, Ratio, batch_width, check_params, overlap_options, overlap_plan,
+};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`soft_jaccard`]. Same fields and defaults as
@@ -79,7 +81,7 @@ pub fn soft_jaccard<const D: usize>(
     targets: Tensor<D>,
     config: &SoftJaccardConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    soft_jaccard_plan(logits, targets, config, None)?.run()
+    compute(config, logits, targets)
 }
 
 impl SoftJaccardConfig {
@@ -87,21 +89,28 @@ impl SoftJaccardConfig {
     fn options(&self) -> OverlapOptions {
         overlap_options!(self, squared: self.squared)
     }
+}
+
+impl LossDescription for SoftJaccardConfig {
+    type Targets<const D: usize> = Tensor<D>;
 
     /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with
     /// `squared = false`.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+    fn validate(&self) -> Result<(), SegLossError> {
         check_params(&self.options().params(Ratio::JACCARD))
     }
-}
 
-/// [`soft_jaccard`] up to the choice of the execution path.
-pub(crate) fn soft_jaccard_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &SoftJaccardConfig,
-    shared: Option<&SharedStatistics>,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate()?;
-    overlap_plan(logits, targets, Ratio::JACCARD, &config.options(), shared)
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        overlap_plan(logits, targets, Ratio::JACCARD, &self.options(), share)
+    }
+
+    fn shared_widths(&self, _classes: usize) -> Vec<usize> {
+        batch_width(self.aggregation)
+    }
 }

@@ -49,20 +49,20 @@ use crate::engine::host::{read_f64, upload};
 use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Plan, runs_on_host};
 use crate::kernels::lovasz::{Errors, LovaszKernel};
+use crate::loss::description::{LossDescription, compute};
 use crate::loss::probabilities;
 use crate::tensors::{row_sums, rows};
-use crate::{Execution, Reduction, SegLossError};
+use crate::{Aggregation, Execution, Reduction, SegLossError};
 
-/// Options of [`lovasz_sigmoid`] and [`lovasz_hinge`].
+/// Options of [`lovasz_sigmoid`].
 #[derive(Config, Debug)]
-pub struct LovaszConfig {
-    /// `true` (default, as Berman's `lovasz_hinge`): one Lovász problem per image, then
-    /// [`Reduction`]; `false`: all pixels of the batch form one problem, and the result has
-    /// shape `[1]` whatever the reduction.
-    #[config(default = true)]
-    pub per_image: bool,
-    /// `true` (default): inputs are logits. `false`: probabilities, for
-    /// [`lovasz_sigmoid`] only (the hinge is defined on raw scores).
+pub struct LovaszSigmoidConfig {
+    /// [`Aggregation::PerImage`] (default, as Berman's `per_image=True`): one Lovász problem
+    /// per image, then [`Reduction`]; [`Aggregation::Batch`]: all pixels of the batch form one
+    /// problem, and the result has shape `[1]` whatever the reduction.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
     #[config(default = true)]
     pub from_logits: bool,
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
@@ -75,16 +75,44 @@ pub struct LovaszConfig {
     pub execution: Execution,
 }
 
+/// Options of [`lovasz_hinge`].
+#[derive(Config, Debug)]
+pub struct LovaszHingeConfig {
+    /// [`Aggregation::PerImage`] (default, as Berman's and smp's `per_image=True`): one Lovász
+    /// problem per image, then [`Reduction`]; [`Aggregation::Batch`]: all pixels of the batch
+    /// form one problem, and the result has shape `[1]` whatever the reduction.
+    #[config(default = "Aggregation::PerImage")]
+    pub aggregation: Aggregation,
+    /// Must stay `true` (the default): the hinge is defined on raw scores; `false` is an
+    /// [`SegLossError::InvalidOption`]. Kept so that every config has the option.
+    #[config(default = true)]
+    pub from_logits: bool,
+    /// How the per-image losses are combined (default [`Reduction::Mean`]).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+    /// Host kernels or burn operations (default [`Execution::Auto`]), as for
+    /// [`LovaszSigmoidConfig::execution`].
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
+}
+
+/// What the two Lovász losses share: what a problem is, its reduction and the path.
+struct LovaszOptions {
+    per_image: bool,
+    reduction: Reduction,
+    execution: Execution,
+}
+
 /// Lovász-sigmoid loss (Sect. 2 of Bertels et al.): the Lovász extension of the Jaccard loss
 /// applied to the probability errors of a sigmoid output.
 ///
-/// Per problem (an image, or the batch when `per_image = false`):
+/// Per problem (an image, or the batch with [`Aggregation::Batch`]):
 ///
 /// `e_i = |y_i - p_i|`,  `loss = sum_k e_(k) * lovasz_grad(y_(k))_k`
 ///
 /// with `p = sigmoid(x)` and `(k)` the order of decreasing error. Equals Berman's
 /// `lovasz_softmax(p, y, classes=[1])` on a single-channel probability map (`per_image` as
-/// given). Targets must be hard masks (0 or 1). On flex and ndarray the loss reads them
+/// the aggregation). Targets must be hard masks (0 or 1). On flex and ndarray the loss reads them
 /// anyway, so other values are reported as [`SegLossError::InvalidTargets`], and
 /// `Execution::Device` there reads errors and labels to the host once; on a cube device nothing
 /// is read and other values make the loss NaN (see the module docs for why and what each path
@@ -107,62 +135,61 @@ pub struct LovaszConfig {
 /// ```
 /// # #[cfg(feature = "flex")] {
 /// use burn::tensor::{Device, Tensor};
-/// use segloss::losses::{lovasz_sigmoid, LovaszConfig};
+/// use segloss::losses::{lovasz_sigmoid, LovaszSigmoidConfig};
 /// let device = Device::flex();
 /// let logits = Tensor::<3>::from_floats([[[2.0, -1.0], [0.5, -3.0]]], &device);
 /// let targets = Tensor::<3>::from_floats([[[1.0, 0.0], [0.0, 0.0]]], &device);
-/// let loss = lovasz_sigmoid(logits, targets, &LovaszConfig::new()).unwrap();
+/// let loss = lovasz_sigmoid(logits, targets, &LovaszSigmoidConfig::new()).unwrap();
 /// assert!(loss.into_scalar::<f32>() > 0.0);
 /// # }
 /// ```
 pub fn lovasz_sigmoid<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &LovaszConfig,
+    config: &LovaszSigmoidConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    lovasz_sigmoid_plan(logits, targets, config)?.run()
+    compute(config, logits, targets)
 }
 
-impl LovaszConfig {
-    /// The checks of the options for [`lovasz_hinge`]: `from_logits = true` (the hinge is
-    /// defined on raw scores). Every option is valid for [`lovasz_sigmoid`].
-    pub(crate) fn validate_hinge(&self) -> Result<(), SegLossError> {
-        if !self.from_logits {
-            return Err(SegLossError::InvalidOption {
-                name: "from_logits",
-                value: "false".into(),
-                allowed: "true only: the Lovász hinge is defined on raw scores (logits)",
-            });
-        }
+impl LossDescription for LovaszSigmoidConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// Every option is valid.
+    fn validate(&self) -> Result<(), SegLossError> {
         Ok(())
     }
-}
 
-/// [`lovasz_sigmoid`] up to the choice of the execution path.
-pub(crate) fn lovasz_sigmoid_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &LovaszConfig,
-) -> Result<Plan<D>, SegLossError> {
-    let from_logits = config.from_logits;
-    lovasz(
-        logits,
-        targets,
-        config,
-        Errors::Sigmoid { from_logits },
-        |x, y| (y - probabilities(x, from_logits)).abs(),
-    )
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        let from_logits = self.from_logits;
+        let options = LovaszOptions {
+            per_image: self.aggregation == Aggregation::PerImage,
+            reduction: self.reduction,
+            execution: self.execution,
+        };
+        lovasz(
+            logits,
+            targets,
+            &options,
+            Errors::Sigmoid { from_logits },
+            |x, y| (y - probabilities(x, from_logits)).abs(),
+        )
+    }
 }
 
 /// Lovász hinge loss (Berman et al. 2018, Eq. 10 there): the Lovász extension of the Jaccard
 /// loss applied to hinge errors of the logits.
 ///
-/// Per problem (an image, or the batch when `per_image = false`):
+/// Per problem (an image, or the batch with [`Aggregation::Batch`]):
 ///
 /// `e_i = 1 - x_i * (2 y_i - 1)`,  `loss = sum_k relu(e_(k)) * lovasz_grad(y_(k))_k`
 ///
 /// with `(k)` the order of decreasing `e`. Equals Berman's and smp's `lovasz_hinge(logits,
-/// labels, per_image)`. An image with no foreground still has a loss, `relu(1 + max x)`, which
+/// labels, per_image)` (`per_image` as the aggregation). An image with no foreground still has a loss, `relu(1 + max x)`, which
 /// pushes every logit below -1. Targets must be hard masks (0 or 1).
 ///
 /// # Device path
@@ -178,24 +205,46 @@ pub(crate) fn lovasz_sigmoid_plan<const D: usize>(
 pub fn lovasz_hinge<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &LovaszConfig,
+    config: &LovaszHingeConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    lovasz_hinge_plan(logits, targets, config)?.run()
+    compute(config, logits, targets)
 }
 
-/// [`lovasz_hinge`] up to the choice of the execution path.
-pub(crate) fn lovasz_hinge_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &LovaszConfig,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate_hinge()?;
-    // The sort key is relu(e) rather than Berman's e: the two orders differ only among pixels
-    // with e <= 0, which come last in both and contribute relu(e) = 0 to value and gradient.
-    lovasz(logits, targets, config, Errors::Hinge, |x, y| {
-        let signs = y.mul_scalar(2.0).sub_scalar(1.0);
-        relu(x.mul(signs).neg().add_scalar(1.0))
-    })
+impl LossDescription for LovaszHingeConfig {
+    type Targets<const D: usize> = Tensor<D>;
+
+    /// `from_logits = true` (the hinge is defined on raw scores).
+    fn validate(&self) -> Result<(), SegLossError> {
+        if !self.from_logits {
+            return Err(SegLossError::InvalidOption {
+                name: "from_logits",
+                value: "false".into(),
+                allowed: "true only: the Lovász hinge is defined on raw scores (logits)",
+            });
+        }
+        Ok(())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        let options = LovaszOptions {
+            per_image: self.aggregation == Aggregation::PerImage,
+            reduction: self.reduction,
+            execution: self.execution,
+        };
+        // The sort key is relu(e) rather than Berman's e: the two orders differ only among
+        // pixels with e <= 0, which come last in both and contribute relu(e) = 0 to value and
+        // gradient.
+        lovasz(logits, targets, &options, Errors::Hinge, |x, y| {
+            let signs = y.mul_scalar(2.0).sub_scalar(1.0);
+            relu(x.mul(signs).neg().add_scalar(1.0))
+        })
+    }
 }
 
 /// The Lovász gradient of the Jaccard loss for labels sorted by decreasing error
@@ -264,7 +313,7 @@ pub(crate) fn sorts_on_host<const D: usize>(
 fn lovasz<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    config: &LovaszConfig,
+    config: &LovaszOptions,
     kind: Errors,
     errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
 ) -> Result<Plan<D>, SegLossError> {
@@ -320,7 +369,7 @@ fn lovasz<const D: usize>(
 
 /// The loss from the errors (with their graph) and the constant weights, both `[N, P]`: the
 /// reduction of the per-image sums, or the batch's sum.
-fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszConfig) -> Tensor<1> {
+fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszOptions) -> Tensor<1> {
     let weighted = errors.mul(weights);
     if config.per_image {
         config.reduction.apply(row_sums(weighted))

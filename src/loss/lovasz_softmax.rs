@@ -10,9 +10,10 @@ use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
 use crate::loss::classes::{
     ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
 };
+use crate::loss::description::{LossDescription, compute};
 use crate::loss::lovasz::sorts_on_host;
-use crate::losses::{LovaszConfig, lovasz_sigmoid};
-use crate::{Execution, Reduction, SegLossError};
+use crate::loss::lovasz::{LovaszSigmoidConfig, lovasz_sigmoid};
+use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Which classes [`lovasz_softmax`] averages over (Berman's `classes` argument).
 #[derive(Config, Debug, PartialEq)]
@@ -33,11 +34,12 @@ pub struct LovaszSoftmaxConfig {
     /// The classes averaged over (default [`LovaszClasses::Present`]).
     #[config(default = "LovaszClasses::Present")]
     pub classes: LovaszClasses,
-    /// `false` (default, Berman's for the softmax version): all pixels of the batch form one
-    /// problem per class and the result is `[1]`; `true`: one problem per image and class,
-    /// then [`Reduction`] over images.
-    #[config(default = false)]
-    pub per_image: bool,
+    /// [`Aggregation::Batch`] (default, Berman's `per_image=False` for the softmax version):
+    /// all pixels of the batch form one problem per class and the result is `[1]`;
+    /// [`Aggregation::PerImage`]: one problem per image and class, then [`Reduction`] over
+    /// images.
+    #[config(default = "Aggregation::Batch")]
+    pub aggregation: Aggregation,
     /// A class index whose pixels are left out (default `None`; index targets only), like
     /// Berman's `ignore`.
     #[config(default = "None")]
@@ -55,29 +57,15 @@ pub struct LovaszSoftmaxConfig {
     pub execution: Execution,
 }
 
-impl LovaszSoftmaxConfig {
-    /// The checks of the options alone: a class list, when given, is not empty (its indices
-    /// are checked against the logits' channels in each call).
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        if matches!(&self.classes, LovaszClasses::List(list) if list.is_empty()) {
-            return Err(SegLossError::InvalidOption {
-                name: "classes",
-                value: "LovaszClasses::List([])".into(),
-                allowed: "at least one class in LovaszClasses::List",
-            });
-        }
-        Ok(())
-    }
-}
-
 /// Lovász-softmax loss (beyond the paper, which is binary): for each problem (the batch, or
-/// an image with `per_image`) and each class `c` averaged over,
+/// an image with [`Aggregation::PerImage`]) and each class `c` averaged over,
 ///
 /// `e_i = |[y_i = c] - p_ic|`,  `l_c = sum_k e_(k) lovasz_grad([y = c]_(k))_k`
 ///
 /// with `p = softmax(x)` over the channels and `(k)` the order of decreasing error; the
 /// problem's loss is the mean of `l_c` over the classes of `config.classes`. Equals Berman's
-/// `lovasz_softmax(probas, labels, classes, per_image, ignore)`. Every (problem, class) pair
+/// `lovasz_softmax(probas, labels, classes, per_image, ignore)` (`per_image` as the
+/// aggregation). Every (problem, class) pair
 /// is one Lovász-sigmoid problem on the probabilities `p_c` with the labels `[y = c]`. On flex
 /// and ndarray ([`Execution::Auto`]) one host kernel computes the softmax per pixel and the
 /// errors of every pair in one pass (each error keeps its label in its sign, so the pairs never
@@ -122,75 +110,106 @@ pub fn lovasz_softmax<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &LovaszSoftmaxConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    config.validate()?;
-    check::batch_shape(&logits, "logits")?;
-    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
-    if let LovaszClasses::List(list) = &config.classes
-        && let Some(&bad) = list.iter().find(|&&c| c >= classes)
-    {
-        return Err(SegLossError::InvalidParameter {
-            name: "classes",
-            value: bad as f64,
-            allowed: "class indices in 0..C (the logits' channel count)",
-        });
-    }
-    let (logits, targets) = targets.into().checked(logits, config.ignore_index)?;
-    let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
-    let problem_len = if config.per_image {
-        pixels
-    } else {
-        images * pixels
-    };
-    if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
-        let kernel = LovaszSoftmaxKernel {
-            classes,
-            from_logits: config.from_logits,
-            ignore_index: config.ignore_index,
-            per_image: config.per_image,
-            selection: match &config.classes {
-                LovaszClasses::Present => ClassSelection::Present,
-                LovaszClasses::All => ClassSelection::All,
-                LovaszClasses::List(list) => {
-                    ClassSelection::Listed((0..classes).map(|c| list.contains(&c)).collect())
-                }
-            },
-            reduction: config.reduction,
-        };
-        return Plan::host(logits, targets.into_host(), Reduction::None, kernel).run();
-    }
-    let (p, y) = probabilities_and_targets(
-        logits,
-        targets,
-        ClassMode::Softmax,
-        config.from_logits,
-        config.ignore_index,
-    )?;
-    // One row per (problem, class): [N * C, P] per image, [C, N * P] for the batch.
-    let (p, y, problems) = if config.per_image {
-        let rows = (n * classes) as i64;
-        (p.reshape([rows, -1]), y.reshape([rows, -1]), n)
-    } else {
-        let batch = |t: Tensor<3>| t.swap_dims(0, 1).reshape([classes as i64, -1]);
-        (batch(p), batch(y), 1)
-    };
-    let sigmoid_config = LovaszConfig::new()
-        .with_per_image(true)
-        .with_from_logits(false)
-        .with_reduction(Reduction::None)
-        .with_execution(config.execution);
-    let target_sums = y.clone().sum_dim(1).reshape([problems, classes]);
-    let losses = lovasz_sigmoid(p, y, &sigmoid_config)?.reshape([problems, classes]);
-    let mask = match &config.classes {
-        LovaszClasses::Present => present(&target_sums),
-        LovaszClasses::All => losses.ones_like().detach(),
-        LovaszClasses::List(list) => {
-            let mut m = vec![0.0; classes];
-            for &c in list {
-                m[c] = 1.0;
-            }
-            crate::engine::host::upload(m, [1, classes], &losses.device(), losses.dtype())
+    compute(config, logits, targets.into())
+}
+
+impl LossDescription for LovaszSoftmaxConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// The checks of the options alone: a class list, when given, is not empty (its indices
+    /// are checked against the logits' channels in each call).
+    fn validate(&self) -> Result<(), SegLossError> {
+        if matches!(&self.classes, LovaszClasses::List(list) if list.is_empty()) {
+            return Err(SegLossError::InvalidOption {
+                name: "classes",
+                value: "LovaszClasses::List([])".into(),
+                allowed: "at least one class in LovaszClasses::List",
+            });
         }
-    };
-    // With per_image = false there is one problem: any reduction of it is the value itself.
-    Ok(config.reduction.apply(weighted_mean(losses, mask)))
+        Ok(())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        let config = self;
+        check::batch_shape(&logits, "logits")?;
+        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+        if let LovaszClasses::List(list) = &config.classes
+            && let Some(&bad) = list.iter().find(|&&c| c >= classes)
+        {
+            return Err(SegLossError::InvalidParameter {
+                name: "classes",
+                value: bad as f64,
+                allowed: "class indices in 0..C (the logits' channel count)",
+            });
+        }
+        let (logits, targets) = targets.checked(logits, config.ignore_index)?;
+        let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
+        let per_image = config.aggregation == Aggregation::PerImage;
+        let problem_len = if per_image { pixels } else { images * pixels };
+        if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
+            let kernel = LovaszSoftmaxKernel {
+                classes,
+                from_logits: config.from_logits,
+                ignore_index: config.ignore_index,
+                per_image,
+                selection: match &config.classes {
+                    LovaszClasses::Present => ClassSelection::Present,
+                    LovaszClasses::All => ClassSelection::All,
+                    LovaszClasses::List(list) => {
+                        ClassSelection::Listed((0..classes).map(|c| list.contains(&c)).collect())
+                    }
+                },
+                reduction: config.reduction,
+            };
+            return Ok(Plan::host(
+                logits,
+                targets.into_host(),
+                Reduction::None,
+                kernel,
+            ));
+        }
+        let (p, y) = probabilities_and_targets(
+            logits,
+            targets,
+            ClassMode::Softmax,
+            config.from_logits,
+            config.ignore_index,
+        )?;
+        // One row per (problem, class): [N * C, P] per image, [C, N * P] for the batch.
+        let (p, y, problems) = if per_image {
+            let rows = (n * classes) as i64;
+            (p.reshape([rows, -1]), y.reshape([rows, -1]), n)
+        } else {
+            let batch = |t: Tensor<3>| t.swap_dims(0, 1).reshape([classes as i64, -1]);
+            (batch(p), batch(y), 1)
+        };
+        let sigmoid_config = LovaszSigmoidConfig::new()
+            .with_aggregation(Aggregation::PerImage)
+            .with_from_logits(false)
+            .with_reduction(Reduction::None)
+            .with_execution(config.execution);
+        let target_sums = y.clone().sum_dim(1).reshape([problems, classes]);
+        let losses = lovasz_sigmoid(p, y, &sigmoid_config)?.reshape([problems, classes]);
+        let mask = match &config.classes {
+            LovaszClasses::Present => present(&target_sums),
+            LovaszClasses::All => losses.ones_like().detach(),
+            LovaszClasses::List(list) => {
+                let mut m = vec![0.0; classes];
+                for &c in list {
+                    m[c] = 1.0;
+                }
+                crate::engine::host::upload(m, [1, classes], &losses.device(), losses.dtype())
+            }
+        };
+        // With batch aggregation there is one problem: any reduction of it is the value itself.
+        Ok(Plan::Computed(
+            config.reduction.apply(weighted_mean(losses, mask)),
+        ))
+    }
 }

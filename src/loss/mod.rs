@@ -6,6 +6,7 @@
 pub(crate) mod boundary;
 pub(crate) mod classes;
 pub(crate) mod cross_entropy;
+pub(crate) mod description;
 pub(crate) mod dice;
 pub(crate) mod distance_maps;
 pub(crate) mod focal;

@@ -9,17 +9,17 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::check;
-use crate::engine::runs_on_host;
+use crate::engine::{Plan, runs_on_host};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
 use crate::loss::classes::{
-    ClassAverage, ClassMode, ClassPlan, ClassTargets, check_class_weights, class_sums,
+    ClassAverage, ClassMode, ClassTargets, check_class_weights, class_host_plan, class_sums,
     class_weights, present, probabilities_and_targets, weighted_mean,
 };
+use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{
-    Ratio, SoftStatistics, check_params, loss_of_statistics, soft_statistics,
+    Ratio, SoftStatistics, check_params, loss_of_statistics, soft_statistics, statistics_plan,
 };
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -116,18 +116,6 @@ impl MulticlassOverlapConfig {
             from_logits: self.from_logits,
         }
     }
-
-    /// The checks of the options alone: Tversky's `alpha`, `beta` and the smoothing `>= 0`
-    /// and finite, `soft_label` only with `squared = false`, class weights `>= 0` and finite
-    /// (their count is checked against the logits' channels in each call).
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        if let OverlapScore::Tversky { alpha, beta } = self.score {
-            check::non_negative("alpha", alpha)?;
-            check::non_negative("beta", beta)?;
-        }
-        check_params(&self.params())?;
-        check_class_weights(self.class_weights.as_deref())
-    }
 }
 
 /// Multiclass or multilabel soft Dice, soft Jaccard or Tversky loss (beyond the paper, which is
@@ -192,85 +180,101 @@ pub fn multiclass_overlap<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    multiclass_overlap_plan(logits, targets.into(), config, None)?.run()
+    compute(config, logits, targets.into())
 }
 
-/// [`multiclass_overlap`] up to the choice of the execution path.
-///
-/// With `shared` and batch statistics, the statistics are computed with burn operations and
-/// the plan waits for their sums across workers ([`SharedStatistics`]).
-pub(crate) fn multiclass_overlap_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: ClassTargets<D>,
-    config: &MulticlassOverlapConfig,
-    shared: Option<&SharedStatistics>,
-) -> Result<ClassPlan<D>, SegLossError> {
-    config.validate()?;
-    let params = config.params();
-    check::batch_shape(&logits, "logits")?;
-    let classes = logits.dims()[1];
-    let weights = class_weights(
-        config.class_weights.as_deref(),
-        config.include_background,
-        classes,
-    )?;
-    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
-    let shared = shared.filter(|_| config.aggregation == Aggregation::Batch);
-    if shared.is_none() && runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        let head = HeadKind::Overlap {
-            params,
-            weights,
-            present_only: config.average == ClassAverage::Present,
-        };
-        return Ok(ClassPlan::single(
+impl LossDescription for MulticlassOverlapConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// The checks of the options alone: Tversky's `alpha`, `beta` and the smoothing `>= 0`
+    /// and finite, `soft_label` only with `squared = false`, class weights `>= 0` and finite
+    /// (their count is checked against the logits' channels in each call).
+    fn validate(&self) -> Result<(), SegLossError> {
+        if let OverlapScore::Tversky { alpha, beta } = self.score {
+            check::non_negative("alpha", alpha)?;
+            check::non_negative("beta", beta)?;
+        }
+        check_params(&self.params())?;
+        check_class_weights(self.class_weights.as_deref())
+    }
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        let params = self.params();
+        check::batch_shape(&logits, "logits")?;
+        let classes = logits.dims()[1];
+        let weights = class_weights(
+            self.class_weights.as_deref(),
+            self.include_background,
+            classes,
+        )?;
+        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let share = share && self.aggregation == Aggregation::Batch;
+        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let head = HeadKind::Overlap {
+                params,
+                weights,
+                present_only: self.average == ClassAverage::Present,
+            };
+            return Ok(class_host_plan(
+                logits,
+                targets,
+                self.mode,
+                self.from_logits,
+                self.ignore_index,
+                head,
+                self.reduction,
+            ));
+        }
+        // [N, C, P]: one row of pixels per image and class.
+        let (p, y) = probabilities_and_targets(
             logits,
             targets,
-            config.mode,
-            config.from_logits,
-            config.ignore_index,
-            head,
-            config.reduction,
-        ));
-    }
-    // [N, C, P]: one row of pixels per image and class.
-    let (p, y) = probabilities_and_targets(
-        logits,
-        targets,
-        config.mode,
-        config.from_logits,
-        config.ignore_index,
-    )?;
-    let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
-        class_sums(t, config.aggregation)
-    });
-    let (average, reduction) = (config.average, config.reduction);
-    let finish = move |statistics: SoftStatistics<2>| {
-        // [N, C] (or [1, C]): the loss of every image and class.
-        let losses = loss_of_statistics(&statistics, &params);
-        let per_image = if weights.iter().all(|&w| w == 1.0) && average == ClassAverage::All {
-            // The defaults: the plain mean over classes, with no mask to upload and no branch
-            // of small operations for burn's fusion to schedule.
-            let rows = losses.dims()[0];
-            losses.mean_dim(1).reshape([rows])
-        } else {
-            // m_c: class weights, background removed, absent classes removed (constants: no
-            // gradient).
-            let mut mask = crate::engine::host::upload(
-                weights,
-                [1, classes],
-                &losses.device(),
-                losses.dtype(),
-            );
-            if average == ClassAverage::Present {
-                mask = mask.mul(present(&statistics.target));
-            }
-            weighted_mean(losses, mask)
+            self.mode,
+            self.from_logits,
+            self.ignore_index,
+        )?;
+        let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
+            class_sums(t, self.aggregation)
+        });
+        let (average, reduction) = (self.average, self.reduction);
+        let finish = move |statistics: SoftStatistics<2>| {
+            // [N, C] (or [1, C]): the loss of every image and class.
+            let losses = loss_of_statistics(&statistics, &params);
+            let per_image = if weights.iter().all(|&w| w == 1.0) && average == ClassAverage::All {
+                // The defaults: the plain mean over classes, with no mask to upload and no branch
+                // of small operations for burn's fusion to schedule.
+                let rows = losses.dims()[0];
+                losses.mean_dim(1).reshape([rows])
+            } else {
+                // m_c: class weights, background removed, absent classes removed (constants: no
+                // gradient).
+                let mut mask = crate::engine::host::upload(
+                    weights,
+                    [1, classes],
+                    &losses.device(),
+                    losses.dtype(),
+                );
+                if average == ClassAverage::Present {
+                    mask = mask.mul(present(&statistics.target));
+                }
+                weighted_mean(losses, mask)
+            };
+            // With batch statistics there is one problem: any reduction of it is the value itself.
+            reduction.apply(per_image)
         };
-        // With batch statistics there is one problem: any reduction of it is the value itself.
-        reduction.apply(per_image)
-    };
-    Ok(match shared {
-        Some(shared) => ClassPlan::Exchange(shared.exchange(statistics, finish)),
-        None => ClassPlan::Computed(finish(statistics)),
-    })
+        Ok(statistics_plan(statistics, share, finish))
+    }
+
+    fn shared_widths(&self, classes: usize) -> Vec<usize> {
+        match self.aggregation {
+            Aggregation::Batch => vec![classes],
+            Aggregation::PerImage => Vec::new(),
+        }
+    }
 }

@@ -4,14 +4,15 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::runs_on_host;
 use crate::engine::softmax::log_softmax;
+use crate::engine::{Plan, runs_on_host};
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::classes::{
-    ClassMode, ClassPlan, ClassTargets, check_class_weights, class_rows, class_weights,
+    ClassMode, ClassTargets, check_class_weights, class_host_plan, class_rows, class_weights,
     weighted_mean,
 };
 use crate::loss::cross_entropy::MIN_PROB;
+use crate::loss::description::{LossDescription, compute};
 use crate::loss::focal::focal_terms;
 use crate::{Execution, Reduction, SegLossError};
 
@@ -46,15 +47,6 @@ pub struct MulticlassFocalConfig {
     /// [`multiclass_overlap`](crate::losses::multiclass_overlap)).
     #[config(default = "Execution::Auto")]
     pub execution: Execution,
-}
-
-impl MulticlassFocalConfig {
-    /// The checks of the options alone: `gamma >= 0` and finite, class weights `>= 0` and
-    /// finite (their count is checked against the logits' channels in each call).
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
-        check::non_negative("gamma", self.gamma)?;
-        check_class_weights(self.class_weights.as_deref())
-    }
 }
 
 /// Multiclass or multilabel focal loss (Lin et al. 2017; beyond the paper). Per image, the
@@ -108,83 +100,98 @@ pub fn multiclass_focal<const D: usize>(
     targets: impl Into<ClassTargets<D>>,
     config: &MulticlassFocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    multiclass_focal_plan(logits, targets.into(), config)?.run()
+    compute(config, logits, targets.into())
 }
 
-/// [`multiclass_focal`] up to the choice of the execution path.
-pub(crate) fn multiclass_focal_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: ClassTargets<D>,
-    config: &MulticlassFocalConfig,
-) -> Result<ClassPlan<D>, SegLossError> {
-    config.validate()?;
-    check::batch_shape(&logits, "logits")?;
-    let (n, classes) = (logits.dims()[0], logits.dims()[1]);
-    let weights = class_weights(
-        config.class_weights.as_deref(),
-        config.include_background,
-        classes,
-    )?;
-    let (logits, targets) = targets.checked(logits, config.ignore_index)?;
-    if runs_on_host(config.execution, &logits, targets.is_tracked())? {
-        let head = HeadKind::Focal {
-            gamma: config.gamma,
-            weights,
-        };
-        return Ok(ClassPlan::single(
-            logits,
-            targets,
-            config.mode,
-            config.from_logits,
-            config.ignore_index,
-            head,
-            config.reduction,
-        ));
+impl LossDescription for MulticlassFocalConfig {
+    type Targets<const D: usize> = ClassTargets<D>;
+
+    /// The checks of the options alone: `gamma >= 0` and finite, class weights `>= 0` and
+    /// finite (their count is checked against the logits' channels in each call).
+    fn validate(&self) -> Result<(), SegLossError> {
+        check::non_negative("gamma", self.gamma)?;
+        check_class_weights(self.class_weights.as_deref())
     }
-    let (x, y, valid) = class_rows(logits, targets, config.ignore_index)?;
-    let terms = match config.mode {
-        ClassMode::Softmax => {
-            let log_p = if config.from_logits {
-                log_softmax(x, 1)
-            } else {
-                x.clamp_min(MIN_PROB).log()
+
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: ClassTargets<D>,
+        _share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        check::batch_shape(&logits, "logits")?;
+        let (n, classes) = (logits.dims()[0], logits.dims()[1]);
+        let weights = class_weights(
+            self.class_weights.as_deref(),
+            self.include_background,
+            classes,
+        )?;
+        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let head = HeadKind::Focal {
+                gamma: self.gamma,
+                weights,
             };
-            if config.gamma == 0.0 {
-                // The cross-entropy: no modulating factor (it is 1), and no branch of it in
-                // the backward for burn's fusion to schedule.
-                y.mul(log_p).neg()
-            } else {
-                // (1 - p)^gamma = exp(gamma ln max(1 - p, m)): finite, with zero gradient
-                // where p rounds to 1.
-                let modulating = log_p
-                    .clone()
-                    .exp()
-                    .neg()
-                    .add_scalar(1.0)
-                    .clamp_min(MIN_PROB)
-                    .log()
-                    .mul_scalar(config.gamma)
-                    .exp();
-                modulating.mul(y).mul(log_p).neg()
-            }
+            return Ok(class_host_plan(
+                logits,
+                targets,
+                self.mode,
+                self.from_logits,
+                self.ignore_index,
+                head,
+                self.reduction,
+            ));
         }
-        ClassMode::Multilabel => focal_terms(x, y, config.gamma, config.from_logits),
-    };
-    let full = terms.dims();
-    // Unit weights (the default) multiply nothing: no upload, one operation less to fuse.
-    let terms = if weights.iter().all(|&w| w == 1.0) {
-        terms
-    } else {
-        let w =
-            crate::engine::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype());
-        terms.mul(w.expand(full))
-    };
-    // [N, P]: the loss of every pixel, summed over the classes.
-    let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
-    let per_image = match valid {
-        None => per_pixel.mean_dim(1).reshape([n]),
-        // The mean over the counted pixels; an image with all of them ignored scores 0.
-        Some(valid) => weighted_mean(per_pixel, valid.reshape([n, full[2]])),
-    };
-    Ok(ClassPlan::Computed(config.reduction.apply(per_image)))
+        let (x, y, valid) = class_rows(logits, targets, self.ignore_index)?;
+        let terms = match self.mode {
+            ClassMode::Softmax => {
+                let log_p = if self.from_logits {
+                    log_softmax(x, 1)
+                } else {
+                    x.clamp_min(MIN_PROB).log()
+                };
+                if self.gamma == 0.0 {
+                    // The cross-entropy: no modulating factor (it is 1), and no branch of it in
+                    // the backward for burn's fusion to schedule.
+                    y.mul(log_p).neg()
+                } else {
+                    // (1 - p)^gamma = exp(gamma ln max(1 - p, m)): finite, with zero gradient
+                    // where p rounds to 1.
+                    let modulating = log_p
+                        .clone()
+                        .exp()
+                        .neg()
+                        .add_scalar(1.0)
+                        .clamp_min(MIN_PROB)
+                        .log()
+                        .mul_scalar(self.gamma)
+                        .exp();
+                    modulating.mul(y).mul(log_p).neg()
+                }
+            }
+            ClassMode::Multilabel => focal_terms(x, y, self.gamma, self.from_logits),
+        };
+        let full = terms.dims();
+        // Unit weights (the default) multiply nothing: no upload, one operation less to fuse.
+        let terms = if weights.iter().all(|&w| w == 1.0) {
+            terms
+        } else {
+            let w = crate::engine::host::upload(
+                weights,
+                [1, classes, 1],
+                &terms.device(),
+                terms.dtype(),
+            );
+            terms.mul(w.expand(full))
+        };
+        // [N, P]: the loss of every pixel, summed over the classes.
+        let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
+        let per_image = match valid {
+            None => per_pixel.mean_dim(1).reshape([n]),
+            // The mean over the counted pixels; an image with all of them ignored scores 0.
+            Some(valid) => weighted_mean(per_pixel, valid.reshape([n, full[2]])),
+        };
+        Ok(Plan::Computed(self.reduction.apply(per_image)))
+    }
 }

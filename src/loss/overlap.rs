@@ -14,10 +14,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::check;
 
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::{Exchange, Plan, runs_on_host};
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
 use crate::loss::probabilities;
 use crate::tensors::{row_sums, rows};
@@ -85,12 +84,12 @@ pub(crate) fn overlap_plan<const D: usize>(
     targets: Tensor<D>,
     ratio: Ratio,
     options: &OverlapOptions,
-    shared: Option<&SharedStatistics>,
+    share: bool,
 ) -> Result<Plan<D>, SegLossError> {
     let params = options.params(ratio);
     let (logits, targets) = check::binary_inputs(logits, targets)?;
-    let shared = shared.filter(|_| params.batch);
-    if shared.is_none() && runs_on_host(options.execution, &logits, targets.is_tracked())? {
+    let share = share && params.batch;
+    if !share && runs_on_host(options.execution, &logits, targets.is_tracked())? {
         return Ok(Plan::host(logits, targets, options.reduction, params));
     }
     // Flattened before any arithmetic: a reshape between the sigmoid and the products would
@@ -107,10 +106,44 @@ pub(crate) fn overlap_plan<const D: usize>(
     });
     let reduction = options.reduction;
     let finish = move |s: SoftStatistics<1>| reduction.apply(loss_of_statistics(&s, &params));
-    Ok(match shared {
-        Some(shared) => Plan::Exchange(shared.exchange(statistics, finish)),
-        None => Plan::Computed(finish(statistics)),
-    })
+    Ok(statistics_plan(statistics, share, finish))
+}
+
+/// The plan of the soft statistics `statistics` and their loss `finish`: computed now, or,
+/// with `share`, waiting for the statistics' sums over the data-parallel workers (the
+/// statistics are the three rows of the exchanged sums).
+pub(crate) fn statistics_plan<const D: usize, const O: usize>(
+    statistics: SoftStatistics<O>,
+    share: bool,
+    finish: impl FnOnce(SoftStatistics<O>) -> Tensor<1> + 'static,
+) -> Plan<D> {
+    if !share {
+        return Plan::Computed(finish(statistics));
+    }
+    let SoftStatistics {
+        intersection,
+        predicted,
+        target,
+    } = statistics;
+    Plan::Exchange(Exchange::of_sums(
+        [intersection, predicted, target],
+        move |[intersection, predicted, target]| {
+            finish(SoftStatistics {
+                intersection,
+                predicted,
+                target,
+            })
+        },
+    ))
+}
+
+/// The widths of a binary overlap loss's shared sums: one `[3, 1]` sum with batch statistics,
+/// none per image.
+pub(crate) fn batch_width(aggregation: Aggregation) -> Vec<usize> {
+    match aggregation {
+        Aggregation::Batch => vec![1],
+        Aggregation::PerImage => Vec::new(),
+    }
 }
 
 /// The checks every overlap loss shares: smoothing in range, and `soft_label` only with plain

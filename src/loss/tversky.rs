@@ -3,10 +3,12 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::api::distributed::SharedStatistics;
 use crate::check;
 use crate::engine::Plan;
-use crate::loss::overlap::{OverlapOptions, Ratio, check_params, overlap_options, overlap_plan};
+use crate::loss::description::{LossDescription, compute};
+use crate::loss::overlap::{
+    OverlapOptions, Ratio, batch_width, check_params, overlap_options, overlap_plan,
+};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
@@ -94,7 +96,7 @@ pub fn tversky<const D: usize>(
     targets: Tensor<D>,
     config: &TverskyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    tversky_plan(logits, targets, config, None)?.run()
+    compute(config, logits, targets)
 }
 
 impl TverskyConfig {
@@ -102,28 +104,35 @@ impl TverskyConfig {
     fn options(&self) -> OverlapOptions {
         overlap_options!(self, squared: false)
     }
+}
+
+impl LossDescription for TverskyConfig {
+    type Targets<const D: usize> = Tensor<D>;
 
     /// The checks of the options alone: `alpha`, `beta` and the smoothing `>= 0` and finite.
-    pub(crate) fn validate(&self) -> Result<(), SegLossError> {
+    fn validate(&self) -> Result<(), SegLossError> {
         check::non_negative("alpha", self.alpha)?;
         check::non_negative("beta", self.beta)?;
         check_params(&self.options().params(Ratio::tversky(self.alpha, self.beta)))
     }
-}
 
-/// [`tversky`] up to the choice of the execution path.
-pub(crate) fn tversky_plan<const D: usize>(
-    logits: Tensor<D>,
-    targets: Tensor<D>,
-    config: &TverskyConfig,
-    shared: Option<&SharedStatistics>,
-) -> Result<Plan<D>, SegLossError> {
-    config.validate()?;
-    overlap_plan(
-        logits,
-        targets,
-        Ratio::tversky(config.alpha, config.beta),
-        &config.options(),
-        shared,
-    )
+    fn plan<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        targets: Tensor<D>,
+        share: bool,
+    ) -> Result<Plan<D>, SegLossError> {
+        self.validate()?;
+        overlap_plan(
+            logits,
+            targets,
+            Ratio::tversky(self.alpha, self.beta),
+            &self.options(),
+            share,
+        )
+    }
+
+    fn shared_widths(&self, _classes: usize) -> Vec<usize> {
+        batch_width(self.aggregation)
+    }
 }

@@ -267,15 +267,28 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
                 .with_execution(execution),
         ),
         "lovasz_sigmoid" | "lovasz_hinge" => {
-            let config = LovaszConfig::new()
-                .with_per_image(options["per_image"].as_bool().unwrap_or(true))
-                .with_from_logits(from_logits)
-                .with_reduction(reduction)
-                .with_execution(execution);
-            if loss == "lovasz_sigmoid" {
-                Loss::LovaszSigmoid(config)
+            // The fixtures name the option as Berman's code does (`per_image`).
+            let aggregation = if options["per_image"].as_bool().unwrap_or(true) {
+                Aggregation::PerImage
             } else {
-                Loss::LovaszHinge(config)
+                Aggregation::Batch
+            };
+            if loss == "lovasz_sigmoid" {
+                Loss::LovaszSigmoid(
+                    LovaszSigmoidConfig::new()
+                        .with_aggregation(aggregation)
+                        .with_from_logits(from_logits)
+                        .with_reduction(reduction)
+                        .with_execution(execution),
+                )
+            } else {
+                Loss::LovaszHinge(
+                    LovaszHingeConfig::new()
+                        .with_aggregation(aggregation)
+                        .with_from_logits(from_logits)
+                        .with_reduction(reduction)
+                        .with_execution(execution),
+                )
             }
         }
         other => panic!("unknown loss {other}"),
