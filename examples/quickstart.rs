@@ -1,5 +1,6 @@
-//! Every loss and every hard metric of `segloss` on four toy 2D masks: a disc, a thin bar, a
-//! tiny blob and an empty mask, with noisy logits. Checks the Jaccard/Dice identity (Eq. 4 of
+//! Every loss (binary and multiclass, each as a run-time `Loss` value) and every hard metric of
+//! `segloss` on four toy 2D masks: a disc, a thin bar, a tiny blob and an empty mask, with noisy
+//! logits. Checks the Jaccard/Dice identity (Eq. 4 of
 //! Bertels et al.) on the spot.
 //!
 //! ```sh
@@ -11,7 +12,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use segloss::losses::*;
 use segloss::metrics::{Confusion, DEFAULT_LOGIT_THRESHOLD};
 use segloss::theory::jaccard_from_dice;
-use segloss::{EmptyPolicy, Reduction, SegLossError};
+use segloss::{Aggregation, EmptyPolicy, Reduction, SegLossError};
 
 const SIZE: usize = 32;
 const NAMES: [&str; 4] = ["disc", "thin bar", "tiny blob", "empty"];
@@ -75,58 +76,113 @@ fn run(device: &Device) -> Result<(), SegLossError> {
     };
     let (logits, targets) = (tensor(&x), tensor(&y));
 
-    // One loss per image: Reduction::None.
+    // Every binary loss, one value per image (Reduction::None, per-image statistics).
     let none = Reduction::None;
-    let losses: Vec<(&str, Vec<f32>)> = vec![
+    let binary = [
         (
             "CE",
-            per_image(binary_cross_entropy(
-                logits.clone(),
-                targets.clone(),
-                &BinaryCrossEntropyConfig::new().with_reduction(none),
-            ))?,
+            Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new().with_reduction(none)),
         ),
         (
             "wCE",
-            per_image(weighted_cross_entropy(
-                logits.clone(),
-                targets.clone(),
-                &WeightedCrossEntropyConfig::new().with_reduction(none),
-            ))?,
+            Loss::WeightedCrossEntropy(WeightedCrossEntropyConfig::new().with_reduction(none)),
         ),
         (
             "soft Dice",
-            per_image(soft_dice(
-                logits.clone(),
-                targets.clone(),
-                &SoftDiceConfig::new().with_reduction(none),
-            ))?,
+            Loss::SoftDice(SoftDiceConfig::new().with_reduction(none)),
         ),
         (
             "soft Jaccard",
-            per_image(soft_jaccard(
-                logits.clone(),
-                targets.clone(),
-                &SoftJaccardConfig::new().with_reduction(none),
-            ))?,
+            Loss::SoftJaccard(SoftJaccardConfig::new().with_reduction(none)),
         ),
         (
             "Lovász-sigmoid",
-            per_image(lovasz_sigmoid(
-                logits.clone(),
-                targets.clone(),
-                &LovaszSigmoidConfig::new().with_reduction(none),
-            ))?,
+            Loss::LovaszSigmoid(LovaszSigmoidConfig::new().with_reduction(none)),
         ),
         (
             "Lovász hinge",
-            per_image(lovasz_hinge(
-                logits.clone(),
-                targets.clone(),
-                &LovaszHingeConfig::new().with_reduction(none),
-            ))?,
+            Loss::LovaszHinge(LovaszHingeConfig::new().with_reduction(none)),
+        ),
+        (
+            "Tversky",
+            Loss::Tversky(TverskyConfig::new().with_reduction(none)),
+        ),
+        (
+            "focal",
+            Loss::Focal(FocalConfig::new().with_reduction(none)),
+        ),
+        (
+            "boundary",
+            Loss::Boundary(BoundaryConfig::new().with_reduction(none)),
+        ),
+        (
+            "Hausdorff DT",
+            Loss::HausdorffDt(HausdorffDtConfig::new().with_reduction(none)),
         ),
     ];
+    let mut losses: Vec<(&str, Vec<f32>)> = Vec::new();
+    for (name, loss) in &binary {
+        losses.push((
+            name,
+            per_image(loss.compute(logits.clone(), targets.clone()))?,
+        ));
+    }
+    let dice_ce = CompoundConfig::new()
+        .with_term(1.0, binary[2].1.clone())
+        .with_term(1.0, binary[0].1.clone());
+    let value = compound(logits.clone(), targets.clone(), &dice_ce);
+    losses.push(("Dice + CE", per_image(value)?));
+
+    // Every multiclass loss on the same masks as two classes: logits (0, x) per pixel, whose
+    // softmax is (1 - sigmoid(x), sigmoid(x)), and the masks as class indices.
+    let class_logits = Tensor::cat(vec![logits.zeros_like(), logits.clone()], 1);
+    let indices = targets.clone().int();
+    let multiclass = [
+        (
+            "MC Dice",
+            MulticlassLoss::Overlap(MulticlassOverlapConfig::new().with_reduction(none)),
+        ),
+        (
+            "gen. Dice",
+            MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new().with_reduction(none)),
+        ),
+        (
+            "Lovász-softmax",
+            MulticlassLoss::LovaszSoftmax(
+                LovaszSoftmaxConfig::new()
+                    .with_aggregation(Aggregation::PerImage)
+                    .with_reduction(none),
+            ),
+        ),
+        (
+            "MC focal",
+            MulticlassLoss::Focal(MulticlassFocalConfig::new().with_reduction(none)),
+        ),
+        (
+            "MC boundary",
+            MulticlassLoss::Boundary(MulticlassBoundaryConfig::new().with_reduction(none)),
+        ),
+        (
+            "MC Hausdorff DT",
+            MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new().with_reduction(none)),
+        ),
+    ];
+    for (name, loss) in &multiclass {
+        let value = loss.compute(class_logits.clone(), indices.clone());
+        losses.push((name, per_image(value)?));
+    }
+    let nnunet = MulticlassCompoundConfig::new()
+        .with_term(1.0, multiclass[0].1.clone())
+        .with_term(
+            1.0,
+            MulticlassLoss::Focal(
+                MulticlassFocalConfig::new()
+                    .with_gamma(0.0)
+                    .with_reduction(none),
+            ),
+        );
+    let value = multiclass_compound(class_logits, indices, &nnunet);
+    losses.push(("MC Dice + CE", per_image(value)?));
 
     let counts = Confusion::from_logits(logits, targets, DEFAULT_LOGIT_THRESHOLD)?;
     let dice = counts.dice(EmptyPolicy::One);

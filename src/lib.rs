@@ -45,23 +45,25 @@
 //! one-hot and no softmax tensor) and burn tensor operations (the default on wgpu, fusable
 //! there). They agree to 1e-5. The Lovász losses' sort and running counts run on the device
 //! on wgpu and other CubeCL backends through this crate's own kernels (module `cube`, feature
-//! `wgpu`: a burn backend extension with a stable segmented radix sort and row prefix sums).
+//! `cube`, on with `wgpu`: a burn backend extension with a stable segmented radix sort and row
+//! prefix sums).
 //!
 //! Conventions: inputs `[N, ...]` (rank >= 2, N images: `[N,H,W]`, `[N,1,H,W]`,
 //! `[N,1,Z,H,W]`...), binary targets of the same shape with values in `[0, 1]`; multiclass
 //! logits `[N, C, ...]` with class indices `[N, 1, ...]` or per-class targets `[N, C, ...]`.
 //! The result is `[1]` for [`Reduction::Mean`] and [`Reduction::Sum`], `[N]` for
 //! [`Reduction::None`] (`[1]` whatever the reduction when the statistics cover the whole
-//! batch: `Aggregation::Batch`, Lovász with `per_image = false`).
+//! batch: `Aggregation::Batch`).
 //! Every function returns `Result<_, SegLossError>` and checks its input instead of
 //! panicking. A NaN in the input gives a NaN loss on every backend and path, as in PyTorch, so
 //! a diverged run is seen at once (and, on the host kernels, a NaN gradient at that pixel).
 //!
-//! Every loss is also a burn module ([`losses::modules`]): `SoftDiceConfig::new().init()?`
+//! Every loss is also a burn module ([`losses#modules`]): `SoftDiceConfig::new().init()?`
 //! checks the options once and gives a [`SoftDiceLoss`](losses::SoftDiceLoss) whose
 //! `forward(logits, targets)` fits in a `TrainStep` (it panics on bad input, as burn-nn's
-//! losses do; `try_forward` returns the error), and every module implements
-//! [`SegmentationLoss`](losses::SegmentationLoss) for losses chosen at run time.
+//! losses do; `try_forward` returns the error). A loss chosen at run time is a
+//! [`Loss`](losses::Loss) value, and its module the compound of that one term. How the crate is
+//! built, layer by layer, is in `docs/ARCHITECTURE.md`.
 //!
 //! ```
 //! # #[cfg(feature = "flex")] {
@@ -78,16 +80,17 @@
 //! # Ok::<(), segloss::SegLossError>(())
 //! ```
 
-// Unsafe code is allowed in two places only: the SIMD dispatch of `kernels::lanes`, which calls
-// functions compiled for AVX2/AVX-512 after detecting the CPU features, and the CubeCL kernel
-// launches of `cube`, which hand the kernels raw device buffers.
+// Unsafe code is allowed in three places only: the SIMD dispatch of `cpu::lanes`, which calls
+// functions compiled for AVX2/AVX-512 after detecting the CPU features; one `madvise` call in
+// `cpu::gradient_buffer`; and the CubeCL kernel launches of `cube`, which hand the kernels raw
+// device buffers.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod api;
 mod check;
 mod cpu;
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 #[allow(unsafe_code)] // CubeCL launches take raw buffers (`BufferArg::from_raw_parts`).
 pub mod cube;
 mod engine;

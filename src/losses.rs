@@ -1,27 +1,38 @@
 //! Differentiable segmentation losses over burn tensors: the paper's binary losses, and
 //! binary and multiclass losses beyond it.
 //!
-//! Every loss is a free function `loss(logits, targets, &Config) -> Result<Tensor<1>, _>`
-//! that runs on the device of its inputs (any burn backend, with or without autodiff):
+//! Every loss comes in three forms with one naming rule: its options `XConfig` (burn
+//! `Config`, every field defaulted), its module `XLoss` (`XConfig::init()`, a burn `Module`
+//! whose `forward` computes the loss) and its function `x(logits, targets, &XConfig)`. All three
+//! run on the device of their inputs (any burn backend, with or without autodiff) and give the
+//! same numbers:
 //!
-//! | function | config | paper |
-//! |---|---|---|
-//! | [`binary_cross_entropy`] | [`BinaryCrossEntropyConfig`] | CE, Sect. 2 |
-//! | [`weighted_cross_entropy`] | [`WeightedCrossEntropyConfig`] | wCE, Sect. 2 and Eq. 3 |
-//! | [`soft_dice`] | [`SoftDiceConfig`] | soft Dice, Eq. 1 relaxed |
-//! | [`soft_jaccard`] | [`SoftJaccardConfig`] | soft Jaccard, Eq. 1 relaxed |
-//! | [`lovasz_sigmoid`] | [`LovaszConfig`] | Lovász-sigmoid, Sect. 2 |
-//! | [`lovasz_hinge`] | [`LovaszConfig`] | Lovász hinge (Berman et al. 2018) |
-//! | [`tversky`] | [`TverskyConfig`] | beyond the paper: Tversky index (Salehi et al. 2017) |
-//! | [`focal`] | [`FocalConfig`] | beyond the paper: focal loss (Lin et al. 2017) |
-//! | [`compound`] | [`CompoundConfig`] | beyond the paper: weighted sums, e.g. Dice + CE |
-//! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
-//! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | beyond the paper: Sudre et al. 2017 |
-//! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | beyond the paper: Berman et al. 2018, multiclass |
-//! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | beyond the paper: softmax / multilabel focal |
-//! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | beyond the paper: e.g. nnU-Net's Dice + CE |
-//! | [`boundary_loss`], [`multiclass_boundary_loss`] | [`BoundaryConfig`], [`MulticlassBoundaryConfig`] | beyond the paper: Kervadec et al. 2019 |
-//! | [`hausdorff_dt_loss`], [`multiclass_hausdorff_dt_loss`] | [`HausdorffDtConfig`], [`MulticlassHausdorffDtConfig`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
+//! | function | config | module | paper |
+//! |---|---|---|---|
+//! | [`binary_cross_entropy`] | [`BinaryCrossEntropyConfig`] | [`BinaryCrossEntropyLoss`] | CE, Sect. 2 |
+//! | [`weighted_cross_entropy`] | [`WeightedCrossEntropyConfig`] | [`WeightedCrossEntropyLoss`] | wCE, Sect. 2 and Eq. 3 |
+//! | [`soft_dice`] | [`SoftDiceConfig`] | [`SoftDiceLoss`] | soft Dice, Eq. 1 relaxed |
+//! | [`soft_jaccard`] | [`SoftJaccardConfig`] | [`SoftJaccardLoss`] | soft Jaccard, Eq. 1 relaxed |
+//! | [`lovasz_sigmoid`] | [`LovaszSigmoidConfig`] | [`LovaszSigmoidLoss`] | Lovász-sigmoid, Sect. 2 |
+//! | [`lovasz_hinge`] | [`LovaszHingeConfig`] | [`LovaszHingeLoss`] | Lovász hinge (Berman et al. 2018) |
+//! | [`tversky`] | [`TverskyConfig`] | [`TverskyLoss`] | beyond the paper: Tversky index (Salehi et al. 2017) |
+//! | [`focal`] | [`FocalConfig`] | [`FocalLoss`] | beyond the paper: focal loss (Lin et al. 2017) |
+//! | [`boundary_loss`] | [`BoundaryConfig`] | [`BoundaryLoss`] | beyond the paper: Kervadec et al. 2019 |
+//! | [`hausdorff_dt_loss`] | [`HausdorffDtConfig`] | [`HausdorffDtLoss`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
+//! | [`compound`] | [`CompoundConfig`] | [`CompoundLoss`] | beyond the paper: weighted sums, e.g. Dice + CE |
+//! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | [`MulticlassOverlapLoss`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
+//! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | [`GeneralizedDiceLoss`] | beyond the paper: Sudre et al. 2017 |
+//! | [`lovasz_softmax`] | [`LovaszSoftmaxConfig`] | [`LovaszSoftmaxLoss`] | beyond the paper: Berman et al. 2018, multiclass |
+//! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | [`MulticlassFocalLoss`] | beyond the paper: softmax / multilabel focal |
+//! | [`multiclass_boundary_loss`] | [`MulticlassBoundaryConfig`] | [`MulticlassBoundaryLoss`] | beyond the paper: Kervadec et al. 2019 |
+//! | [`multiclass_hausdorff_dt_loss`] | [`MulticlassHausdorffDtConfig`] | [`MulticlassHausdorffDtLoss`] | beyond the paper: MONAI `HausdorffDTLoss(softmax=True)` |
+//! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | [`MulticlassCompoundLoss`] | beyond the paper: e.g. nnU-Net's Dice + CE |
+//!
+//! A loss chosen at run time (from a config file) is a value of [`Loss`] or [`MulticlassLoss`]
+//! (one variant per loss above, serializable); [`Loss::compute`] computes it, and its module is
+//! the compound of that one term, `CompoundConfig::from(loss).init()?`. Under data-parallel
+//! training, a module's `with_shared` and the `*_shared` functions sum the batch statistics
+//! over the workers ([`crate::distributed`]).
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), binary
 //! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
@@ -53,6 +64,40 @@
 //!   graph, so the gradient reaches the logits in their dtype), as PyTorch's autocast computes
 //!   losses; the loss is f32. f16 cannot hold the probability clamps (`f32::MIN_POSITIVE` is 0
 //!   there) nor sum an image.
+//!
+//! # Modules
+//!
+//! A loss module holds its config as constant state (no parameter, nothing saved in a record),
+//! so it can be a field of a `#[derive(Module)]` model and is `Clone`, `Debug` and `Display`.
+//! `forward` panics with the error's message on inputs the loss cannot take, as burn-nn's
+//! losses do (a `TrainStep` cannot return an error); `try_forward` returns the error.
+//!
+//! # Device path
+//!
+//! On a GPU backend (or with [`Execution::Device`](crate::Execution)) a loss is burn operations
+//! that burn's fusion fuses; no loss reads a tensor back to the host there, and the Lovász
+//! losses sort on the device with the CubeCL kernels of `segloss::cube` (feature `cube`). One
+//! forward and backward pass on wgpu runs these numbers of fused kernels ("over the batch": the
+//! blocks that read or write a tensor of the batch's size; "all": every block). Counted with
+//! burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]` (binary) and `[4, 4, 64, 64]` with
+//! class indices (multiclass), and checked by `tests/device_fusion.rs`; the counts can move by a
+//! few with what ran before (burn's fusion cache).
+//!
+//! | loss | kernels over the batch | all | uploads |
+//! |---|---|---|---|
+//! | [`binary_cross_entropy`], [`focal`] | 4 | 8 | none |
+//! | [`weighted_cross_entropy`] | 6 | 12 | none |
+//! | [`soft_dice`], [`soft_jaccard`], [`tversky`] | 6 | 11 | none |
+//! | [`lovasz_sigmoid`], [`lovasz_hinge`] | 6 + the sort | 9 + the sort | none |
+//! | [`compound`] (soft Dice + BCE) | 10 | 20 | none |
+//! | [`multiclass_overlap`] | 13 | 25 | class weights other than 1: C values |
+//! | [`generalized_dice`] | 12 | 53 | none |
+//! | [`lovasz_softmax`] | 25 + the sort | 42 + the sort | `LovaszClasses::List`: C values |
+//! | [`multiclass_focal`] (`gamma = 0`) | 15 (14) | 21 (20) | class weights other than 1: C values |
+//! | [`multiclass_compound`] (Dice + CE) | 28 | 44 | none |
+//!
+//! The sort (`segloss::cube::lovasz_weights`) is 8 radix passes of 5 kernels and 3 kernels for
+//! the weights, over every row at once.
 
 pub use crate::api::catalog::*;
 pub use crate::api::compound::{

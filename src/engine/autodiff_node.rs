@@ -7,10 +7,9 @@
 //! (burn's fusion log: `[repair] falling back to unfused stream order`). A [`ClosedForm`]
 //! function is one node whose backward is the few operations of its derivative written out.
 //!
-//! (The overlap losses' sums over the pixels were tried as nodes too: the multiclass Dice then
-//! ran 13 kernels over the batch on wgpu instead of 19, but measured no faster on lavapipe, and
-//! Dice + CE slower, 8.7-10.1 Melem/s against 11.3-11.6; the binary sigmoid and log-sigmoid as
-//! nodes made Dice + BCE's fusion fall back to one kernel per operation. They stay burn's.)
+//! The overlap losses' sums over the pixels, and the binary sigmoid and log-sigmoid, stay
+//! burn's operations: as nodes they were no faster or broke fusion
+//! (benches/results/design_notes.md, "Which operations are autodiff nodes").
 //!
 //! The node is made on every backend this crate knows (the cube backends, flex, ndarray) under
 //! either checkpointing strategy; [`apply`] returns `None` for a tensor elsewhere, or one that
@@ -48,7 +47,7 @@ pub(crate) fn apply<F: ClosedForm, const D: usize>(
     if !x.is_tracked() {
         return None;
     }
-    #[cfg(feature = "wgpu")]
+    #[cfg(feature = "cube")]
     if let Some(out) = on_backend::<burn::backend::Cube, F, D>(function, x) {
         return Some(out);
     }

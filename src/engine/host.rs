@@ -11,10 +11,9 @@ use crate::engine::NativeMask;
 /// Reads a float tensor to the host (detached), in its own dtype.
 ///
 /// burn 0.22 reads a tensor whose storage is shared (a clone still alive, as for logits that
-/// stay in the autodiff graph) element by element: 14 ms on flex and 90 ms on ndarray for 4M
-/// f32, against under 1 ms for an owned tensor. Multiplying by one first makes an owned copy
-/// at memory speed (0.6 ms on flex, 1 ms on ndarray, measured on the 2-core development
-/// machine) and is exact, so every read goes through it.
+/// stay in the autodiff graph) element by element, many times slower than an owned tensor;
+/// multiplying by one first makes an owned copy at memory speed and is exact, so every read
+/// goes through it (benches/results/design_notes.md, "Reading shared tensors").
 ///
 /// A backend that fails to read (a device error) gives [`SegLossError::HostRead`] naming
 /// `what`, where burn's `into_data` would panic.
@@ -95,8 +94,7 @@ pub(crate) fn read_mask<const D: usize>(
 /// stores, a converted copy for the others.
 pub(crate) enum MaskBytes {
     /// The backend's buffer, borrowed (no copy, even when the caller keeps the tensor: a read
-    /// of a shared tensor would copy it into fresh pages, 2-3 ms for 4M voxels on the 2-core
-    /// development machine).
+    /// of a shared tensor would copy it into fresh pages).
     Native(NativeMask),
     /// A native `bool` or `u8` store: its bytes are the mask.
     Read(TensorData),

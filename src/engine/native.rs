@@ -7,9 +7,9 @@
 //! everywhere: through burn's tensor API it costs six full-size buffers per forward+backward
 //! (a copy of the logits and of the targets to read them, `x * g`, and in the backward
 //! burn-autodiff's `sum` builds `ones(shape) * grad` before the product's backward makes the
-//! gradient). Each fresh 16 MB buffer costs page faults (about 6 ms on the 2-core development
-//! machine, more than the kernel itself), because glibc hands large freed blocks back to the
-//! kernel. Here a forward+backward makes one: the gradient the caller receives (plus the
+//! gradient). Each fresh full-size buffer costs page faults, more than the kernel itself
+//! (benches/results/design_notes.md, "Fresh buffers"), because glibc hands large freed blocks
+//! back to the kernel. Here a forward+backward makes one: the gradient the caller receives (plus the
 //! targets' cast to the logits' dtype, made before, when their dtypes differ).
 //!
 //! The custom operation is burn-autodiff's public extension API (`Backward`, `OpsKind`), on the

@@ -50,10 +50,8 @@ pub struct BinaryCrossEntropyConfig {
 /// Targets may be soft (any value in `[0, 1]`).
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 4 kernels over the batch (8 in all, the others on
-/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
-/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
-/// the batch's size. The counts can move by a few with what ran before (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host, no upload; the
+/// kernel counts are in the [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension or different devices, and
@@ -130,10 +128,8 @@ pub struct WeightedCrossEntropyConfig {
 /// loss is finite (no `0 * inf`).
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 6 kernels over the batch (12 in all, the others on
-/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
-/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
-/// the batch's size. The counts can move by a few with what ran before (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host, no upload; the
+/// kernel counts are in the [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// As [`binary_cross_entropy`], plus `Prior::Fixed(q)` outside `(0, 1)` and a non-positive
@@ -285,10 +281,9 @@ impl LossDescription for WeightedCrossEntropyConfig {
         // The weights multiply the per-image sums of each class's terms, not every pixel:
         // `sum(w_fg y l_fg + w_bg (1 - y) l_bg) = w_fg sum(y l_fg) + w_bg sum((1 - y) l_bg)`.
         // The same loss, and it keeps the per-pixel chain free of the batch prior's `[1]`
-        // tensors: with them in it, burn's fusion ran almost every operation of a forward and
-        // backward as its own kernel (51 kernels for 70 operations on wgpu, measured with a fusion
-        // observer; 17 with a fixed prior, 14 for the unweighted loss). The weights are finite
-        // (the prior is clamped), so a weight times a zero sum stays 0.
+        // tensors, which break burn's fusion of that chain (benches/results/design_notes.md,
+        // "Weighted cross-entropy on the device"). The weights are finite (the prior is
+        // clamped), so a weight times a zero sum stays 0.
         let fg = row_sums(y.clone().mul(pos));
         let (w_fg, w_bg) = class_weights(&y, &fg, self);
         let bg = row_sums(y.neg().add_scalar(1.0).mul(neg));

@@ -80,11 +80,8 @@ pub struct GeneralizedDiceConfig {
 /// host kernel on flex and ndarray, burn operations (no read to the host) elsewhere.
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 12 kernels over the batch (53 in all, the others on
-/// per-image and per-class values), no read to the host and no upload. Counted with burn's fusion observer (burn 0.22.1) on
-/// `[4, 4, 64, 64]` logits with class indices; "kernels over the batch" are the fused blocks that
-/// read or write a tensor of the batch's size. The counts can move by a few with what ran before
-/// (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host, no upload; the
+/// kernel counts are in the [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, negative or

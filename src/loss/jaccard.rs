@@ -67,10 +67,8 @@ pub struct SoftJaccardConfig {
 /// `log_loss`, `1 - score` becomes `-ln(max(score, 1e-7))`.
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 6 kernels over the batch (11 in all, the others on
-/// per-image values), no read to the host. Counted with burn's fusion observer (burn 0.22.1) on
-/// `[4, 1, 64, 64]`; "kernels over the batch" are the fused blocks that read or write a tensor of
-/// the batch's size. The counts can move by a few with what ran before (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host, no upload; the
+/// kernel counts are in the [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative smoothing,

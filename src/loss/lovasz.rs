@@ -20,7 +20,7 @@
 //!   first split by the top 16 bits, and each part sorted while it is in cache), and one pass
 //!   that computes the weights, the value and the gradient together; the gradient joins the
 //!   graph as in every host-path loss. O(P) per image.
-//! - **Device path on a cube device** (wgpu, CUDA, ROCm; feature `wgpu`): the errors, their
+//! - **Device path on a cube device** (wgpu, CUDA, ROCm; feature `cube`, on with `wgpu`): the errors, their
 //!   stable radix sort and the labels' running counts ([`crate::cube`], CubeCL kernels), the
 //!   weights from those counts, and the loss, all queued on the device: no read, no sync and
 //!   no upload in forward or backward. The weights are f32 (the host path's are f64). Cost per
@@ -119,12 +119,9 @@ struct LovaszOptions {
 /// costs).
 ///
 /// # Device path
-/// On a cube device (wgpu), one forward and backward pass runs 6 kernels over the batch besides
-/// the sort (9 in all), and the sort and weights of `segloss::cube::lovasz_weights` (feature
-/// `wgpu`): 8 radix passes of 5 kernels and 3 for the weights. No read to the host, no upload.
-/// Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`; "kernels over the batch"
-/// are the fused blocks that read or write a tensor of the batch's size. The counts can move by a
-/// few with what ran before (burn's fusion cache).
+/// On a cube device (wgpu): the sort and weights of `segloss::cube::lovasz_weights` and burn's
+/// fused operations, no read to the host, no upload; the kernel counts are in the
+/// [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, non-binary targets
@@ -193,12 +190,9 @@ impl LossDescription for LovaszSigmoidConfig {
 /// pushes every logit below -1. Targets must be hard masks (0 or 1).
 ///
 /// # Device path
-/// On a cube device (wgpu), one forward and backward pass runs 6 kernels over the batch besides
-/// the sort (9 in all), and the sort and weights of `segloss::cube::lovasz_weights` (feature
-/// `wgpu`): 8 radix passes of 5 kernels and 3 for the weights. No read to the host, no upload.
-/// Counted with burn's fusion observer (burn 0.22.1) on `[4, 1, 64, 64]`; "kernels over the batch"
-/// are the fused blocks that read or write a tensor of the batch's size. The counts can move by a
-/// few with what ran before (burn's fusion cache).
+/// On a cube device (wgpu): the sort and weights of `segloss::cube::lovasz_weights` and burn's
+/// fused operations, no read to the host, no upload; the kernel counts are in the
+/// [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// As [`lovasz_sigmoid`], plus `from_logits = false` (the hinge needs raw scores).
@@ -333,7 +327,7 @@ fn lovasz<const D: usize>(
     // the sort), the loss multiplies them with it.
     let e = errors(rows(logits), y.clone());
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(feature = "cube")]
     if crate::cube::on_cube_device(&e)
         && crate::cube::lovasz_weights_fit(n * p / problem_len, problem_len)
     {
@@ -389,7 +383,7 @@ fn weighted_errors(errors: Tensor<2>, weights: Tensor<2>, config: &LovaszOptions
 /// fusion joins to the mask's kernel (boolean `or` and `not`, and `!=`, which burn builds as
 /// `not(==)`, would each run as a kernel over the batch of its own); a NaN label needs no test,
 /// its error is already NaN.
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 fn device_jaccard_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor<2>, SegLossError> {
     let weights = crate::cube::lovasz_weights(errors, labels.clone())?;
     let not_binary = labels

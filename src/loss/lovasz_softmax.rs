@@ -80,13 +80,9 @@ pub struct LovaszSoftmaxConfig {
 /// loss.
 ///
 /// # Device path
-/// On a cube device (wgpu), one forward and backward pass runs 25 kernels over the batch besides
-/// the sort (42 in all), and one sort of every (image, class) row
-/// (`segloss::cube::lovasz_weights`, feature `wgpu`: 8 radix passes of 5 kernels and 3 for the
-/// weights). No read to the host; with `LovaszClasses::List`, one upload of the class mask (C
-/// values). Counted with burn's fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with
-/// class indices; "kernels over the batch" are the fused blocks that read or write a tensor of the
-/// batch's size. The counts can move by a few with what ran before (burn's fusion cache).
+/// On a cube device (wgpu): one sort of every (image, class) row (`segloss::cube::lovasz_weights`)
+/// and burn's fused operations, no read to the host; with `LovaszClasses::List`, one upload of
+/// the class mask (C values). Kernel counts: the [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or

@@ -147,12 +147,9 @@ impl MulticlassOverlapConfig {
 /// range). Both paths give the same values and gradients.
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 13 kernels over the batch (25 in all, the others on
-/// per-image and per-class values), no read to the host; with class weights other than 1, one
-/// upload of the weights (C values). Counted with burn's fusion observer (burn 0.22.1) on
-/// `[4, 4, 64, 64]` logits with class indices; "kernels over the batch" are the fused blocks that
-/// read or write a tensor of the batch's size. The counts can move by a few with what ran before
-/// (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host; with class weights
+/// other than 1, one upload of the weights (C values). Kernel counts: the
+/// [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or

@@ -70,12 +70,9 @@ pub struct MulticlassFocalConfig {
 /// host kernel on flex and ndarray, burn operations (no read to the host) elsewhere.
 ///
 /// # Device path
-/// On wgpu, one forward and backward pass runs 15 kernels over the batch (21 in all, the others on
-/// per-image and per-class values; 14 and 20 with `gamma = 0`, which skips the modulating factor),
-/// no read to the host; with class weights other than 1, one upload of the weights (C values).
-/// Counted with burn's fusion observer (burn 0.22.1) on `[4, 4, 64, 64]` logits with class
-/// indices; "kernels over the batch" are the fused blocks that read or write a tensor of the
-/// batch's size. The counts can move by a few with what ran before (burn's fusion cache).
+/// On wgpu: burn operations that burn's fusion fuses, no read to the host; with class weights
+/// other than 1, one upload of the weights (C values). Kernel counts: the
+/// [device-path table](crate::losses#device-path).
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma` negative or

@@ -248,8 +248,7 @@ pub(crate) fn soft_statistics<const I: usize, const O: usize>(
 /// that `0/0` is a perfect match (score 1, loss 0), so the loss stays finite with
 /// `smooth_dr = 0`. The substitution is a `mask_fill`, whose gradient is zero where it
 /// applies, so no `0/0` reaches the backward pass either. (A `mask_where` with a tensor of
-/// ones gave the same values, but a backward that burn's fusion ran as three more kernels
-/// over the batch in multiclass Dice + CE on wgpu, 31 against 28.)
+/// ones fused worse: benches/results/design_notes.md, "`mask_fill` for the empty score".)
 pub(crate) fn loss_of_ratio<const D: usize>(
     numerator: Tensor<D>,
     denominator: Tensor<D>,
