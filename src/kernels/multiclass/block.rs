@@ -367,7 +367,8 @@ pub(crate) fn add_statistics<F: Real>(
     abs: bool,
     stats: &mut Stats,
 ) {
-    // One sum per loop: a loop making several sums at once does not vectorise (measured).
+    // One sum per loop: a loop making several sums at once does not vectorise
+    // (`benches/results/kernel_notes.md#one-sum-per-loop`).
     stats[PY] += sum_of(
         p,
         y,
@@ -485,7 +486,8 @@ impl<F: Real> Block<'_, F> {
         let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
         if need == Need::Logit {
             // The same value as the general closure, with no branch on the options in the
-            // loop (which kept it from vectorising: measured).
+            // loop, which kept it from vectorising
+            // (`benches/results/kernel_notes.md#branch-free-cross-entropy`).
             return sum_of(
                 xt,
                 wt,
@@ -578,7 +580,7 @@ impl<F: Real> Block<'_, F> {
         let ids = &s.ids[..nb];
         // One loop per case, each over indices with every array updated unconditionally: written
         // otherwise (iterators, or a loop per array) the selects compiled to a branch per pixel
-        // (measured: the cross-entropy 45% slower).
+        // (`benches/results/kernel_notes.md#true-class-selects`).
         for (c, &w) in weights.iter().enumerate().take(classes) {
             let (pc, xc) = (&s.p[c * b..][..nb], &x[c * len + q..][..nb]);
             let c = c as u32;
@@ -675,8 +677,8 @@ impl<F: Real> Block<'_, F> {
     ///
     /// In the input's float type, as the burn-operations path: the softmax's backward
     /// `p_c (g_c - sum_k p_k g_k)` cancels where the classes' derivatives are close, in either
-    /// path (computing it in f64 from f32 probabilities measured no closer to the exact
-    /// gradient, and cost a fifth of the pass).
+    /// path (in f64 from f32 probabilities it came no closer to the exact gradient, at a cost:
+    /// `benches/results/kernel_notes.md#gradient-in-the-input-float-type`).
     #[inline(always)]
     pub fn gradient(
         &self,
@@ -810,7 +812,7 @@ impl<F: Real> Block<'_, F> {
             self.true_class(term.weights, need, s);
             let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
             // One loop per gamma, each with its gamma a constant: a branch on it in the
-            // loop kept the loop scalar (measured: 2.4x slower for gamma 2).
+            // loop kept the loop scalar (`benches/results/kernel_notes.md#one-loop-per-gamma`).
             let k = &mut s.sum[..nb];
             let add = |k: &mut [F], gamma: Gamma<F>| {
                 for ((((k, &p), &x), &w), &l) in k.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls) {

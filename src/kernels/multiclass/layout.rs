@@ -25,8 +25,7 @@ pub(crate) struct Inputs<'a, F> {
 }
 
 /// Elements (pixels times classes) in a block: its buffers (16 KB of probabilities in f32)
-/// stay in L1 and L2 cache. 4096 measured 5-15% faster than 2048 with 14 classes, and 8192
-/// no better.
+/// stay in L1 and L2 cache (`benches/results/kernel_notes.md#block-size`).
 const BLOCK_ELEMENTS: usize = 4096;
 
 /// What every multiclass kernel needs to read its inputs: the class count and the ignored
@@ -144,9 +143,9 @@ impl ClassLayout {
     /// `#[inline(always)]` closure calling `#[inline(always)]` functions.
     ///
     /// Lovász-softmax's passes use it. The two passes of [`ClassKernel`](super::ClassKernel)
-    /// keep the same steps written out: through this function they measured 4-11% slower on
-    /// `[4,14,128,128]` (flex, A/B against the written-out passes, one run each), where the
-    /// Lovász passes, bound by the sort, showed no difference.
+    /// keep the same steps written out: through this function they ran slower, where the
+    /// Lovász passes, bound by the sort, did not
+    /// (`benches/results/kernel_notes.md#multiclass-passes-written-out`).
     pub fn run_chunks<'a, F: Real, R: Send>(
         &self,
         inputs: Inputs<'a, F>,

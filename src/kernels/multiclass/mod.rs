@@ -166,6 +166,8 @@ impl ClassKernel {
     /// The first pass: the statistics of every image and class, the focal sums and the pixels
     /// counted, summed over the chunks in their order (independent of the thread count).
     fn gather<F: Real>(&self, inputs: Inputs<'_, F>) -> Gathered {
+        // Long: written out, not through `ClassLayout::run_chunks`, which measured slower here
+        // (`benches/results/kernel_notes.md#multiclass-passes-written-out`).
         let Inputs { rows, len, .. } = inputs;
         let classes = self.classes;
         let needs = Needs::of(&self.heads);
@@ -304,6 +306,7 @@ impl ClassKernel {
         grad: Gradient<'_, F>,
         focal_values: bool,
     ) -> Vec<Vec<f64>> {
+        // Long: written out, not through `ClassLayout::run_chunks`, as `gather`.
         let Inputs { rows, len, .. } = inputs;
         let Gradient {
             out, accumulate, ..
