@@ -19,8 +19,8 @@
 use super::parallel;
 
 /// Lines handled together by a pass along a strided axis: 32 f64, a quarter of a 4 KiB page,
-/// are read from each row at once (with 8, one cache line, the 2048^2 benchmark took 15% longer:
-/// a TLB miss per cache line).
+/// are read from each row at once (8, one cache line, cost a TLB miss per cache line:
+/// `benches/results/kernel_notes.md#edt-line-groups`).
 const GROUP: usize = 32;
 /// Lines per work item of the pass along the contiguous axis.
 const LINES_PER_ITEM: usize = 64;

@@ -4,11 +4,10 @@
 //! A kernel's gradient is a fresh buffer as large as the logits at every step (burn frees it
 //! after the optimiser step). glibc serves a buffer of 32 MiB or more (its largest mmap
 //! threshold; `[2,4,64,128,128]` f32 logits are exactly 32 MiB) from a new mapping each time,
-//! so the kernel's first write to each 4 KiB page faults, and on this repository's 2-core
-//! machine those faults took half of a multiclass cross-entropy step on that shape (perf:
-//! `exc_page_fault`, `clear_page_erms` and `munmap` at 48% of the samples). Asking the kernel
-//! for huge pages on the buffer before it is first written (`madvise(MADV_HUGEPAGE)`) turns
-//! 8192 faults into 16; the step measured 1.6x faster (`benches/results/multiclass_2threads.md`).
+//! so the kernel's first write to each 4 KiB page faults, at a cost of up to half a multiclass
+//! cross-entropy step (`benches/results/kernel_notes.md#huge-pages-for-the-gradient`). Asking
+//! the kernel for huge pages on the buffer before it is first written
+//! (`madvise(MADV_HUGEPAGE)`) turns 8192 faults into 16.
 //!
 //! The advice only changes how the pages are backed, never their contents, so it is safe on
 //! any memory the allocator hands out: where the system has transparent huge pages off, or

@@ -146,7 +146,8 @@ fn sum_body<F: Real, const K: usize, const CHECK: bool>(
     let mut outside = false;
     let mut terms = [[F::ZERO; BLOCK]; K];
     // Full blocks as arrays: a loop of constant length is one vector loop, with no scalar
-    // copy of the whole term beside it (measured: LLVM otherwise runs such a copy often).
+    // copy of the whole term beside it, which LLVM otherwise often runs
+    // (`benches/results/kernel_notes.md#full-blocks-as-arrays`).
     let (x_blocks, x_rest) = x.as_chunks::<BLOCK>();
     let (y_blocks, y_rest) = y.as_chunks::<BLOCK>();
     for (xs, ys) in x_blocks.iter().zip(y_blocks) {

@@ -96,11 +96,9 @@ fn global_pool_threads() -> usize {
 ///
 /// Why not rayon's global pool itself: its `threads()` workers are one more than a pass needs
 /// beside the calling thread, and the idle one, woken by rayon or by burn's own parallel
-/// operations, spins before it sleeps and takes a core from the pass. With the global pool
-/// the single-pass multiclass kernels measured 0.89-0.96x of threads spawned per pass on 2
-/// cores; with this pool 1.04-1.06x, and every other loss 1.01-1.53x
-/// (`benches/results/thread_pool.md`). The two pools are never busy at once: a pass runs
-/// inside one loss call, between burn's operations.
+/// operations, spins before it sleeps and takes a core from the pass
+/// (`benches/results/kernel_notes.md#helper-pool`). The two pools are never busy at once: a
+/// pass runs inside one loss call, between burn's operations.
 fn helper_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -161,17 +159,15 @@ where
 ///
 /// The calling thread and the `threads() - 1` threads of [`helper_pool`] each own a region of
 /// consecutive items (the first `count / threads`, the next, ...) and take its items in
-/// order; a thread done
-/// with its region takes what is left of the others' from the far end backwards. So a pool
-/// thread that wakes late (tens to hundreds of microseconds on a VM) finds less left to do
-/// instead of holding back the whole pass, and the threads work on separate stretches of
+/// order; a thread done with its region takes what is left of the others' from the far end
+/// backwards. So a pool thread that wakes late finds less left to do instead of holding back
+/// the whole pass, and the threads work on separate stretches of
 /// memory (their chunks of the gradient fault in different pages) until they meet. The
 /// results keep the items' order whichever thread computed them, so sums over them do not
 /// depend on the scheduling.
 ///
-/// (Handing the items out one at a time from a shared counter, as before, interleaved the
-/// threads chunk by chunk; against it this measured 0.95-1.16x, and against threads spawned
-/// per pass 1.17-1.46x on `[8,1,256,256]`: `benches/results/thread_pool.md`.)
+/// (Faster than handing the items out one at a time from a shared counter, as before, which
+/// interleaved the threads chunk by chunk: `benches/results/kernel_notes.md#regions-per-thread`.)
 pub(crate) fn map_items<I, T, F>(items: Vec<I>, f: F) -> Vec<T>
 where
     I: Send,

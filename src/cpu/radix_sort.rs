@@ -7,24 +7,22 @@
 //! the caller a part at a time, each as soon as it is sorted, while it is in cache
 //! ([`RadixSort::sort`]).
 //!
-//! - Up to [`SPLIT_ABOVE`] keys: three LSD passes of 11, 11 and 10 bits (eight-bit digits in
-//!   four passes measured 10% slower, on problems of 2^16 to 2^21 keys), each skipped where its
+//! - Up to [`SPLIT_ABOVE`] keys: three LSD passes of 11, 11 and 10 bits (one pass fewer than
+//!   eight-bit digits: `benches/results/kernel_notes.md#radix-digits`), each skipped where its
 //!   digit is the same for every key.
 //! - Above (an image of 512 x 512 pixels, a class over a batch): one stable MSD scatter by the
-//!   top 16 bits as the keys are made, then two 8-bit LSD passes within each part. Out of
-//!   cache, every pass over the whole problem scattered its keys over the whole buffer, and the
-//!   3D Lovász-softmax ran at half the 2D speed per pixel. Errors crowd into a few powers of two (26 values of the top 10
-//!   bits on the 3D benchmark, the largest holding 800k of 2M keys): hence 7 mantissa bits in
-//!   the split's digit, which leaves parts that fit in cache.
+//!   top 16 bits as the keys are made, then two 8-bit LSD passes within each part: out of
+//!   cache, every pass over the whole problem scattered its keys over the whole buffer. Errors
+//!   crowd into a few powers of two: hence 7 mantissa bits in the split's digit, which leaves
+//!   parts that fit in cache (`benches/results/kernel_notes.md#split-sort`).
 //!
 //! The order is the same either way.
 
 use super::scratch::bytes_of;
 
 /// Above this many keys (2 MiB with their buffer: a core's L2 cache here), the sort splits the
-/// keys by their top 16 bits first and sorts each part while it is in cache (measured faster
-/// from 2^17 keys on: the benchmarks' binary images of 2^18 pixels and classes over batches of
-/// 2^19 and 2^21; their problems of 2^16 stay below).
+/// keys by their top 16 bits first and sorts each part while it is in cache (faster from 2^17
+/// keys on: `benches/results/kernel_notes.md#split-threshold`).
 pub(crate) const SPLIT_ABOVE: usize = 1 << 17;
 
 /// The split's digit: the top 16 bits of a key (an error's sign, exponent and 7 mantissa

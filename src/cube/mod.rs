@@ -5,7 +5,7 @@
 //! burn 0.22's `sort`/`argsort` on a cube device read the tensor to the host, sort there and
 //! upload the result, and its cube `cumsum` adds `O(n)` terms per element. The Lovász losses
 //! need both on every training step; with these two operations their device path (see
-//! [`crate::losses::lovasz_hinge`]) stays on the device from the errors to the loss, with no
+//! `segloss::losses::lovasz_hinge`) stays on the device from the errors to the loss, with no
 //! read, sync or upload.
 //!
 //! - [`sort_rows_descending`]: a stable, segmented (one segment per row of `[R, P]`),

@@ -78,7 +78,7 @@ impl<F: Real> Pixel<F> {
 
     /// `(alpha_t m ce, step * d(alpha_t m ce)/dx)` of one pixel, forced inline (with the
     /// closures around it) into the SIMD copies of the loops: called out of line it runs
-    /// scalar, 20x slower (measured).
+    /// scalar (`benches/results/kernel_notes.md#per-pixel-terms-inline`).
     #[inline(always)]
     pub fn term_and_derivative(&self, xi: F, yi: F, step: F) -> (F, F) {
         let gamma = self.gamma;

@@ -146,8 +146,8 @@ pub(crate) fn problem<F: Real>(
 
 /// A NaN error (a NaN input) makes the value NaN; its pixels then get a NaN derivative too.
 /// Done after the sorted pass, only for such a problem: a NaN select in the error pass made
-/// LLVM branch on the sign of every error (20% slower on [16,1,512,512]), and one in the sorted
-/// pass cost 7% (both measured).
+/// LLVM branch on the sign of every error, and one in the sorted pass cost time too
+/// (`benches/results/kernel_notes.md#nan-derivatives-after-the-sorted-pass`).
 fn nan_derivatives<F: Real>(value: f64, grad: Option<Gradient<'_, F>>, errors: &[F]) {
     if value.is_nan()
         && let Some(g) = grad
@@ -246,7 +246,7 @@ pub(crate) fn labelled_problem<F: Real>(
     debug_assert!(takes_labelled::<F>(rows.len() * len));
     // Row k's pixels are numbered from `k << shift` where the numbers fit the key (from
     // `k * len` otherwise): a key's number then splits into row and pixel by a shift and a
-    // mask (a division per pixel instead: Lovász-softmax 8-16% slower on the 2D benchmarks).
+    // mask, not a division per pixel (`benches/results/kernel_notes.md#row-numbers-by-shift`).
     // Either numbering ascends with (row, pixel): the tie order is the same.
     let shift = len.next_power_of_two().trailing_zeros();
     let shifted = takes_labelled::<F>(rows.len() << shift);

@@ -17,8 +17,8 @@ use crate::cpu::parallel;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
-use crate::kernels::multiclass::block::{Activation, class_targets, probabilities};
-use crate::kernels::multiclass::layout::{ChunkView, ClassLayout};
+use crate::kernels::multiclass::block::{Activation, Image, ImageTargets};
+use crate::kernels::multiclass::layout::{ChunkView, ClassLayout, Inputs};
 use crate::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
 
@@ -60,7 +60,8 @@ impl TypedKernel for LovaszSoftmaxKernel {
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         let classes = self.classes;
-        let len = self.layout().pixels(x, y, rows)?;
+        let inputs = self.layout().inputs(x, y, rows)?;
+        let len = inputs.len;
         if let Targets::Values(values) = y {
             check_values(values, TargetKind::Hard)?;
         }
@@ -79,7 +80,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
                 &mut own
             }
         };
-        self.signed_errors(x, y, rows, len, buffer);
+        self.signed_errors(inputs, buffer);
         let sums = self.target_sums(y, rows, len);
         let problems = if self.per_image { rows } else { 1 };
         // The pixels of each (problem, class) pair labelled one `[R * C]`.
@@ -117,7 +118,14 @@ impl TypedKernel for LovaszSoftmaxKernel {
             1.0
         };
         let factor = with_gradient.then_some(scale * reduce);
-        let values = self.solve(rows, len, &positives, &masks, &counts, factor, buffer);
+        let pairs = Pairs {
+            rows,
+            len,
+            positives: &positives,
+            masks: &masks,
+            counts: &counts,
+        };
+        let values = self.solve(&pairs, factor, buffer);
         let losses: Vec<f64> = (0..problems)
             .map(|r| {
                 let total: f64 = (0..classes)
@@ -133,7 +141,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
             .collect();
         if let Some(grad) = grad {
             let own_buffer = (!own.is_empty()).then_some(&own[..]);
-            self.backward(x, y, rows, len, own_buffer, grad.out, accumulate);
+            self.backward(inputs, own_buffer, grad.out, accumulate);
         }
         Ok(if TypedKernel::per_image(self) {
             losses
@@ -165,21 +173,10 @@ impl LovaszSoftmaxKernel {
     /// negative where the pixel is of the class. The per-class problems read their labels from
     /// the sign and never read the targets again (a pass over the i64 targets per class cost
     /// more than the sign).
-    fn signed_errors<F: Real>(
-        &self,
-        x: &[F],
-        y: Targets<'_, F>,
-        rows: usize,
-        len: usize,
-        buffer: &mut [F],
-    ) {
-        let classes = self.classes;
+    fn signed_errors<F: Real>(&self, inputs: Inputs<'_, F>, buffer: &mut [F]) {
         let activation = self.activation();
         self.layout().run_chunks(
-            x,
-            y,
-            rows,
-            len,
+            inputs,
             Some(buffer),
             #[inline(always)]
             |view, s| {
@@ -190,12 +187,14 @@ impl LovaszSoftmaxKernel {
                     mut out,
                     ..
                 } = view;
+                let image = self.image(x, targets, inputs.len, activation);
                 for q in pixels.clone().step_by(s.block) {
                     let nb = s.block.min(pixels.end - q);
-                    probabilities(x, &targets, len, classes, q, nb, activation, false, s);
+                    let block = image.block(q, nb);
+                    block.probabilities(false, s);
                     let at = q - pixels.start;
                     for (c, row) in out.iter_mut().enumerate() {
-                        let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
+                        let y = block.class_targets(c, &s.ids, &mut s.y);
                         let p = &s.p[c * s.block..][..nb];
                         for ((e, &p), &y) in row[at..at + nb].iter_mut().zip(p).zip(y) {
                             *e = lovasz::signed_error(p, y);
@@ -204,6 +203,24 @@ impl LovaszSoftmaxKernel {
                 }
             },
         );
+    }
+
+    /// An image's logits `x` `[C, len]` and `targets`, as the blocks of a pass read them.
+    fn image<'a, F>(
+        &self,
+        x: &'a [F],
+        targets: ImageTargets<'a, F>,
+        len: usize,
+        activation: Activation,
+    ) -> Image<'a, F> {
+        Image {
+            x,
+            targets,
+            len,
+            classes: self.classes,
+            activation,
+            from_logits: self.from_logits,
+        }
     }
 
     /// Calls `f(start, ids)` with the class ids of image `n`'s pixels from `start` on, a block
@@ -242,17 +259,14 @@ impl LovaszSoftmaxKernel {
     /// for a class not averaged over); with `scale` (`d output / d loss`), overwrites each
     /// pair's rows of `buffer` with `d output / d p` (0 for a class not averaged over), and
     /// without it (no gradient asked for) computes the values alone.
-    #[allow(clippy::too_many_arguments)]
-    fn solve<F: Real>(
-        &self,
-        rows: usize,
-        len: usize,
-        positives: &[f64],
-        masks: &[Vec<bool>],
-        counts: &[usize],
-        scale: Option<f64>,
-        buffer: &mut [F],
-    ) -> Vec<f64> {
+    fn solve<F: Real>(&self, pairs: &Pairs<'_>, scale: Option<f64>, buffer: &mut [F]) -> Vec<f64> {
+        let Pairs {
+            rows,
+            len,
+            positives,
+            masks,
+            counts,
+        } = *pairs;
         let classes = self.classes;
         // Each pair's rows: per image, its one row; for the batch, its row in every image.
         let mut rows_of: Vec<Vec<&mut [F]>> = (0..if self.per_image { rows } else { 1 } * classes)
@@ -288,18 +302,14 @@ impl LovaszSoftmaxKernel {
     /// `d output / d x` from `d output / d p` (in `own` when given, else already in `out`):
     /// the softmax's backward, the probabilities computed again from the logits; written (or
     /// added) into `out`, 0 at ignored pixels.
-    #[allow(clippy::too_many_arguments)]
     fn backward<F: Real>(
         &self,
-        x: &[F],
-        y: Targets<'_, F>,
-        rows: usize,
-        len: usize,
+        inputs: Inputs<'_, F>,
         own: Option<&[F]>,
         out: &mut [F],
         accumulate: bool,
     ) {
-        let classes = self.classes;
+        let (classes, len) = (self.classes, inputs.len);
         if self.activation() == Activation::Identity {
             // d p / d x is the identity, and d loss / d p is 0 at ignored pixels already.
             if let Some(own) = own {
@@ -311,38 +321,26 @@ impl LovaszSoftmaxKernel {
         }
         let size = classes * len;
         self.layout().run_chunks(
-            x,
-            y,
-            rows,
-            len,
+            inputs,
             Some(out),
             #[inline(always)]
             |view, s| {
                 let ChunkView {
-                    image,
+                    image: n,
                     x,
                     targets,
                     pixels,
                     mut out,
                 } = view;
+                let image = self.image(x, targets, len, Activation::Softmax);
                 for q in pixels.clone().step_by(s.block) {
                     let nb = s.block.min(pixels.end - q);
-                    probabilities(
-                        x,
-                        &targets,
-                        len,
-                        classes,
-                        q,
-                        nb,
-                        Activation::Softmax,
-                        false,
-                        s,
-                    );
+                    image.block(q, nb).probabilities(false, s);
                     let at = q - pixels.start;
                     let b = s.block;
                     for c in 0..classes {
                         let from = match own {
-                            Some(own) => &own[image * size + c * len + q..][..nb],
+                            Some(own) => &own[n * size + c * len + q..][..nb],
                             None => &out[c][at..at + nb],
                         };
                         s.g[c * b..][..nb].copy_from_slice(from);
@@ -371,6 +369,20 @@ impl LovaszSoftmaxKernel {
             },
         );
     }
+}
+
+/// The (problem, class) pairs of a call: one problem per image, or one over the batch, of
+/// `rows` images of `len` pixels.
+#[derive(Clone, Copy)]
+struct Pairs<'a> {
+    rows: usize,
+    len: usize,
+    /// The pixels of each pair labelled one `[R * C]`.
+    positives: &'a [f64],
+    /// `masks[r][c]`: whether problem `r` averages over class `c`.
+    masks: &'a [Vec<bool>],
+    /// The classes each problem averages over.
+    counts: &'a [usize],
 }
 
 /// A pair on the comparison sort of [`lovasz::problem`] (f64, or a problem past 2^31 pixels):

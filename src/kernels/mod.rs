@@ -49,7 +49,8 @@ pub(crate) fn check_unit_targets<F: Real>(outside: bool, y: &[F]) -> Result<(), 
 /// loss is a mean of pixel terms (cross-entropy, focal). `term(x_i, y_i, step)` returns the
 /// term and `step` times its derivative, `step` being the gradient's scale over the pixels of
 /// an image. Without `grad` only the term is used; the derivative, inlined, is dead code.
-/// `term` must be `#[inline(always)]`: called out of line it runs scalar (measured 20x slower).
+/// `term` must be `#[inline(always)]`: called out of line it runs scalar
+/// (`benches/results/kernel_notes.md#per-pixel-terms-inline`).
 #[inline(always)]
 pub(crate) fn pixel_means<F: Real>(
     x: &[F],

@@ -184,124 +184,176 @@ fn grow<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
     }
 }
 
-/// The block `q..q + nb` of an image: class ids and the counted mask (from index targets),
-/// then the probabilities of every class, 0 at ignored pixels. Returns the number of counted
-/// pixels. `x` is the image `[C, len]`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn probabilities<F: Real>(
-    x: &[F],
-    targets: &ImageTargets<'_, F>,
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    activation: Activation,
-    log_sum: bool,
-    s: &mut Scratch<F>,
-) -> f64 {
-    let b = s.block;
-    let valid = &mut s.valid[..nb];
-    let mut masked = false;
-    match *targets {
-        ImageTargets::Indices {
-            indices,
-            offset,
-            ignore,
-        } => {
-            let ids = &mut s.ids[..nb];
-            indices.class_ids(offset + q, classes, ignore, ids);
-            for (v, &id) in valid.iter_mut().zip(ids.iter()) {
-                *v = if id == IGNORED { F::ZERO } else { F::ONE };
-            }
-            masked = ignore.is_some();
-        }
-        ImageTargets::Values(_) => valid.fill(F::ONE),
-    }
-    match activation {
-        Activation::Softmax => {
-            let max = &mut s.max[..nb];
-            max.copy_from_slice(&x[q..q + nb]);
-            for c in 1..classes {
-                let xc = &x[c * len + q..][..nb];
-                for (m, &v) in max.iter_mut().zip(xc) {
-                    // A NaN logit leaves the maximum alone; its exp below is NaN, and so
-                    // is every probability of the pixel.
-                    *m = if v > *m { v } else { *m };
-                }
-            }
-            let sum = &mut s.sum[..nb];
-            sum.fill(F::ZERO);
-            for c in 0..classes {
-                let xc = &x[c * len + q..][..nb];
-                let pc = &mut s.p[c * b..][..nb];
-                for ((p, &v), (&m, t)) in pc.iter_mut().zip(xc).zip(max.iter().zip(sum.iter_mut()))
-                {
-                    let e = (v - m).exp_nonpositive();
-                    *p = e;
-                    *t = *t + e;
-                }
-            }
-            if log_sum {
-                for ((l, &m), &t) in s.log_sum[..nb].iter_mut().zip(max.iter()).zip(sum.iter()) {
-                    *l = m + t.ln_positive();
-                }
-            }
-            for t in sum.iter_mut() {
-                *t = F::ONE / *t;
-            }
-            for c in 0..classes {
-                let pc = &mut s.p[c * b..][..nb];
-                for (p, &inv) in pc.iter_mut().zip(sum.iter()) {
-                    *p = *p * inv;
-                }
-            }
-        }
-        Activation::Sigmoid => {
-            for c in 0..classes {
-                let xc = &x[c * len + q..][..nb];
-                let pc = &mut s.p[c * b..][..nb];
-                for (p, &v) in pc.iter_mut().zip(xc) {
-                    *p = sigmoid_from(v, (-v.abs()).exp_nonpositive());
-                }
-            }
-        }
-        Activation::Identity => {
-            for c in 0..classes {
-                s.p[c * b..][..nb].copy_from_slice(&x[c * len + q..][..nb]);
-            }
-        }
-    }
-    if masked {
-        for c in 0..classes {
-            let pc = &mut s.p[c * b..][..nb];
-            for (p, &v) in pc.iter_mut().zip(valid.iter()) {
-                *p = *p * v;
-            }
-        }
-    }
-    block_sum(valid)
+/// The inputs of one image as a chunk's blocks share them: its logits (or probabilities), its
+/// targets, the class count and how the inputs become probabilities.
+#[derive(Clone, Copy)]
+pub(crate) struct Image<'a, F> {
+    /// The image `[C, len]`.
+    pub x: &'a [F],
+    pub targets: ImageTargets<'a, F>,
+    /// Pixels per image (the class stride of `x`).
+    pub len: usize,
+    pub classes: usize,
+    pub activation: Activation,
+    /// Whether `x` holds logits (the form of the focal terms).
+    pub from_logits: bool,
 }
 
-/// The targets of class `c` in the block: the image's own values, or 1 where the id is `c`.
-#[inline(always)]
-pub(crate) fn class_targets<'s, F: Real>(
-    targets: &ImageTargets<'s, F>,
-    len: usize,
-    c: usize,
-    q: usize,
-    nb: usize,
-    ids: &[u32],
-    buffer: &'s mut [F],
-) -> &'s [F] {
-    match *targets {
-        ImageTargets::Values(y) => &y[c * len + q..][..nb],
-        ImageTargets::Indices { .. } => {
-            let buffer = &mut buffer[..nb];
-            for (t, &id) in buffer.iter_mut().zip(&ids[..nb]) {
-                *t = if id == c as u32 { F::ONE } else { F::ZERO };
+impl<'a, F> Image<'a, F> {
+    /// The block of `nb` pixels from pixel `q`.
+    #[inline(always)]
+    pub fn block(self, q: usize, nb: usize) -> Block<'a, F> {
+        Block { image: self, q, nb }
+    }
+}
+
+/// One block of pixels, `q..q + nb`, of an image: what the functions of a pass over it share.
+#[derive(Clone, Copy)]
+pub(crate) struct Block<'a, F> {
+    pub image: Image<'a, F>,
+    /// The block's first pixel within the image.
+    pub q: usize,
+    /// The block's pixels.
+    pub nb: usize,
+}
+
+impl<'a, F: Real> Block<'a, F> {
+    /// The block's class ids and counted mask (from index targets), then the probabilities of
+    /// every class, 0 at ignored pixels; with `log_sum`, a softmax keeps `log(sum_c exp(x_c))`
+    /// too. Returns the number of counted pixels.
+    #[inline(always)]
+    pub fn probabilities(&self, log_sum: bool, s: &mut Scratch<F>) -> f64 {
+        let Block {
+            image: Image {
+                x, len, classes, ..
+            },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        let masked = self.counted(s);
+        match self.image.activation {
+            Activation::Softmax => self.softmax(log_sum, s),
+            Activation::Sigmoid => {
+                for c in 0..classes {
+                    let xc = &x[c * len + q..][..nb];
+                    let pc = &mut s.p[c * b..][..nb];
+                    for (p, &v) in pc.iter_mut().zip(xc) {
+                        *p = sigmoid_from(v, (-v.abs()).exp_nonpositive());
+                    }
+                }
             }
-            buffer
+            Activation::Identity => {
+                for c in 0..classes {
+                    s.p[c * b..][..nb].copy_from_slice(&x[c * len + q..][..nb]);
+                }
+            }
+        }
+        let valid = &s.valid[..nb];
+        if masked {
+            for c in 0..classes {
+                let pc = &mut s.p[c * b..][..nb];
+                for (p, &v) in pc.iter_mut().zip(valid.iter()) {
+                    *p = *p * v;
+                }
+            }
+        }
+        block_sum(valid)
+    }
+
+    /// The class ids of the block's pixels into `s.ids` (index targets), and the counted mask
+    /// into `s.valid`: 1 for a counted pixel, 0 for an ignored one. Returns whether the mask
+    /// may hold a 0.
+    #[inline(always)]
+    fn counted(&self, s: &mut Scratch<F>) -> bool {
+        let (q, nb) = (self.q, self.nb);
+        let valid = &mut s.valid[..nb];
+        match self.image.targets {
+            ImageTargets::Indices {
+                indices,
+                offset,
+                ignore,
+            } => {
+                let ids = &mut s.ids[..nb];
+                indices.class_ids(offset + q, self.image.classes, ignore, ids);
+                for (v, &id) in valid.iter_mut().zip(ids.iter()) {
+                    *v = if id == IGNORED { F::ZERO } else { F::ONE };
+                }
+                ignore.is_some()
+            }
+            ImageTargets::Values(_) => {
+                valid.fill(F::ONE);
+                false
+            }
+        }
+    }
+
+    /// The softmax over the classes of each pixel into `s.p`; with `log_sum`,
+    /// `log(sum_c exp(x_c))` into `s.log_sum`.
+    #[inline(always)]
+    fn softmax(&self, log_sum: bool, s: &mut Scratch<F>) {
+        let Block {
+            image: Image {
+                x, len, classes, ..
+            },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        let max = &mut s.max[..nb];
+        max.copy_from_slice(&x[q..q + nb]);
+        for c in 1..classes {
+            let xc = &x[c * len + q..][..nb];
+            for (m, &v) in max.iter_mut().zip(xc) {
+                // A NaN logit leaves the maximum alone; its exp below is NaN, and so
+                // is every probability of the pixel.
+                *m = if v > *m { v } else { *m };
+            }
+        }
+        let sum = &mut s.sum[..nb];
+        sum.fill(F::ZERO);
+        for c in 0..classes {
+            let xc = &x[c * len + q..][..nb];
+            let pc = &mut s.p[c * b..][..nb];
+            for ((p, &v), (&m, t)) in pc.iter_mut().zip(xc).zip(max.iter().zip(sum.iter_mut())) {
+                let e = (v - m).exp_nonpositive();
+                *p = e;
+                *t = *t + e;
+            }
+        }
+        if log_sum {
+            for ((l, &m), &t) in s.log_sum[..nb].iter_mut().zip(max.iter()).zip(sum.iter()) {
+                *l = m + t.ln_positive();
+            }
+        }
+        for t in sum.iter_mut() {
+            *t = F::ONE / *t;
+        }
+        for c in 0..classes {
+            let pc = &mut s.p[c * b..][..nb];
+            for (p, &inv) in pc.iter_mut().zip(sum.iter()) {
+                *p = *p * inv;
+            }
+        }
+    }
+
+    /// The targets of class `c` in the block: the image's own values, or 1 where the id (in
+    /// `ids`) is `c`, built in `buffer`.
+    #[inline(always)]
+    pub fn class_targets<'s>(&self, c: usize, ids: &[u32], buffer: &'s mut [F]) -> &'s [F]
+    where
+        'a: 's,
+    {
+        let (len, q, nb) = (self.image.len, self.q, self.nb);
+        match self.image.targets {
+            ImageTargets::Values(y) => &y[c * len + q..][..nb],
+            ImageTargets::Indices { .. } => {
+                let buffer = &mut buffer[..nb];
+                for (t, &id) in buffer.iter_mut().zip(&ids[..nb]) {
+                    *t = if id == c as u32 { F::ONE } else { F::ZERO };
+                }
+                buffer
+            }
         }
     }
 }
@@ -315,7 +367,8 @@ pub(crate) fn add_statistics<F: Real>(
     abs: bool,
     stats: &mut Stats,
 ) {
-    // One sum per loop: a loop making several sums at once does not vectorise (measured).
+    // One sum per loop: a loop making several sums at once does not vectorise
+    // (`benches/results/kernel_notes.md#one-sum-per-loop`).
     stats[PY] += sum_of(
         p,
         y,
@@ -407,148 +460,157 @@ fn softmax_focal<F: Real>(p: F, x: F, log_sum: F, gamma: Gamma<F>, from_logits: 
     }
 }
 
-/// The block's focal sum `sum_i sum_c w_c y_ic t_ic` of one focal head (the first pass).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn focal_sum<F: Real>(
-    x: &[F],
-    targets: &ImageTargets<'_, F>,
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    term: FocalTerm<'_, F>,
-    from_logits: bool,
-    s: &mut Scratch<F>,
-) -> f64 {
-    let b = s.block;
-    match (*targets, term.softmax) {
-        // Index targets with a softmax: the true class's term only (one term per pixel).
-        (ImageTargets::Indices { .. }, true) => {
-            // The cross-entropy's value is w (log_sum - x): no probability.
-            let need = if matches!(term.gamma, Gamma::Zero) && from_logits {
-                Need::Logit
-            } else {
-                Need::All
-            };
-            true_class(x, len, classes, q, nb, term.weights, need, s);
-            let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
-            if need == Need::Logit {
-                // The same value as the general closure, with no branch on the options in the
-                // loop (which kept it from vectorising: measured).
-                return sum_of(
-                    xt,
-                    wt,
-                    ls,
-                    ls,
-                    #[inline(always)]
-                    |x, w, l, _| w * (l - x),
-                );
-            }
-            sum_of(
-                pt,
+impl<F: Real> Block<'_, F> {
+    /// The block's focal sum `sum_i sum_c w_c y_ic t_ic` of one focal head (the first pass).
+    #[inline(always)]
+    pub fn focal_sum(&self, term: FocalTerm<'_, F>, s: &mut Scratch<F>) -> f64 {
+        match (self.image.targets, term.softmax) {
+            // Index targets with a softmax: the true class's term only (one term per pixel).
+            (ImageTargets::Indices { .. }, true) => self.true_class_focal_sum(term, s),
+            _ => self.class_focal_sum(term, s),
+        }
+    }
+
+    /// [`focal_sum`](Self::focal_sum) of a softmax head with index targets: the true class's
+    /// term of each pixel.
+    #[inline(always)]
+    fn true_class_focal_sum(&self, term: FocalTerm<'_, F>, s: &mut Scratch<F>) -> f64 {
+        let (nb, from_logits) = (self.nb, self.image.from_logits);
+        // The cross-entropy's value is w (log_sum - x): no probability.
+        let need = if matches!(term.gamma, Gamma::Zero) && from_logits {
+            Need::Logit
+        } else {
+            Need::All
+        };
+        self.true_class(term.weights, need, s);
+        let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+        if need == Need::Logit {
+            // The same value as the general closure, with no branch on the options in the
+            // loop, which kept it from vectorising
+            // (`benches/results/kernel_notes.md#branch-free-cross-entropy`).
+            return sum_of(
                 xt,
                 wt,
                 ls,
+                ls,
                 #[inline(always)]
-                |p, x, w, l| w * softmax_focal(p, x, l, term.gamma, from_logits).0,
-            )
+                |x, w, l, _| w * (l - x),
+            );
         }
-        _ => {
-            let mut total = 0.0;
-            let pixel = multilabel_pixel(term.gamma, from_logits);
-            for c in 0..classes {
-                let w = term.weights[c];
-                if w == F::ZERO {
-                    continue;
-                }
-                let (y, p) = (
-                    class_targets(targets, len, c, q, nb, &s.ids, &mut s.y),
-                    &s.p[c * b..][..nb],
-                );
-                let xc = &x[c * len + q..][..nb];
-                let ls = &s.log_sum[..nb];
-                total += if term.softmax {
-                    sum_of(
-                        p,
-                        xc,
-                        y,
-                        ls,
-                        #[inline(always)]
-                        |p, x, y, l| w * y * softmax_focal(p, x, l, term.gamma, from_logits).0,
-                    )
-                } else {
-                    // Ignored pixels (index targets) have no class, yet a binary term: masked.
-                    let v = &s.valid[..nb];
-                    sum_of(
-                        xc,
-                        y,
-                        v,
-                        v,
-                        #[inline(always)]
-                        |x, y, v, _| w * v * pixel.term_and_derivative(x, y, F::ONE).0,
-                    )
-                };
+        sum_of(
+            pt,
+            xt,
+            wt,
+            ls,
+            #[inline(always)]
+            |p, x, w, l| w * softmax_focal(p, x, l, term.gamma, from_logits).0,
+        )
+    }
+
+    /// [`focal_sum`](Self::focal_sum) class by class: a multilabel head, or a softmax head
+    /// with per-class targets.
+    #[inline(always)]
+    fn class_focal_sum(&self, term: FocalTerm<'_, F>, s: &mut Scratch<F>) -> f64 {
+        let Block {
+            image:
+                Image {
+                    x,
+                    len,
+                    classes,
+                    from_logits,
+                    ..
+                },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        let mut total = 0.0;
+        let pixel = multilabel_pixel(term.gamma, from_logits);
+        for c in 0..classes {
+            let w = term.weights[c];
+            if w == F::ZERO {
+                continue;
             }
-            total
+            let (y, p) = (self.class_targets(c, &s.ids, &mut s.y), &s.p[c * b..][..nb]);
+            let xc = &x[c * len + q..][..nb];
+            let ls = &s.log_sum[..nb];
+            total += if term.softmax {
+                sum_of(
+                    p,
+                    xc,
+                    y,
+                    ls,
+                    #[inline(always)]
+                    |p, x, y, l| w * y * softmax_focal(p, x, l, term.gamma, from_logits).0,
+                )
+            } else {
+                // Ignored pixels (index targets) have no class, yet a binary term: masked.
+                let v = &s.valid[..nb];
+                sum_of(
+                    xc,
+                    y,
+                    v,
+                    v,
+                    #[inline(always)]
+                    |x, y, v, _| w * v * pixel.term_and_derivative(x, y, F::ONE).0,
+                )
+            };
+        }
+        total
+    }
+
+    /// The weight, logit and probability of each pixel's true class into `s.wt`, `s.xt`,
+    /// `s.pt` (all 0 for a pixel of no class, or an ignored one): a select per class,
+    /// vectorised over the block (linear in C, no gather). `Need` says which: the
+    /// cross-entropy's gradient needs the weight only, its value the logit too.
+    #[inline(always)]
+    fn true_class(&self, weights: &[F], need: Need, s: &mut Scratch<F>) {
+        let Block {
+            image: Image {
+                x, len, classes, ..
+            },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        let (pt, xt, wt) = (&mut s.pt[..nb], &mut s.xt[..nb], &mut s.wt[..nb]);
+        pt.fill(F::ZERO);
+        xt.fill(F::ZERO);
+        wt.fill(F::ZERO);
+        let ids = &s.ids[..nb];
+        // One loop per case, each over indices with every array updated unconditionally: written
+        // otherwise (iterators, or a loop per array) the selects compiled to a branch per pixel
+        // (`benches/results/kernel_notes.md#true-class-selects`).
+        for (c, &w) in weights.iter().enumerate().take(classes) {
+            let (pc, xc) = (&s.p[c * b..][..nb], &x[c * len + q..][..nb]);
+            let c = c as u32;
+            match need {
+                Need::Weight => {
+                    for i in 0..nb {
+                        wt[i] = if ids[i] == c { w } else { wt[i] };
+                    }
+                }
+                Need::Logit => {
+                    for i in 0..nb {
+                        let own = ids[i] == c;
+                        xt[i] = if own { xc[i] } else { xt[i] };
+                        wt[i] = if own { w } else { wt[i] };
+                    }
+                }
+                Need::All => {
+                    for i in 0..nb {
+                        let own = ids[i] == c;
+                        pt[i] = if own { pc[i] } else { pt[i] };
+                        xt[i] = if own { xc[i] } else { xt[i] };
+                        wt[i] = if own { w } else { wt[i] };
+                    }
+                }
+            }
         }
     }
 }
 
-/// The weight, logit and probability of each pixel's true class into `s.wt`, `s.xt`, `s.pt`
-/// (all 0 for a pixel of no class, or an ignored one): a select per class, vectorised over the
-/// block (linear in C, no gather). `Need` says which: the cross-entropy's gradient needs the
-/// weight only, its value the logit too.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn true_class<F: Real>(
-    x: &[F],
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    weights: &[F],
-    need: Need,
-    s: &mut Scratch<F>,
-) {
-    let b = s.block;
-    let (pt, xt, wt) = (&mut s.pt[..nb], &mut s.xt[..nb], &mut s.wt[..nb]);
-    pt.fill(F::ZERO);
-    xt.fill(F::ZERO);
-    wt.fill(F::ZERO);
-    let ids = &s.ids[..nb];
-    // One loop per case, each over indices with every array updated unconditionally: written
-    // otherwise (iterators, or a loop per array) the selects compiled to a branch per pixel
-    // (measured: the cross-entropy 45% slower).
-    for (c, &w) in weights.iter().enumerate().take(classes) {
-        let (pc, xc) = (&s.p[c * b..][..nb], &x[c * len + q..][..nb]);
-        let c = c as u32;
-        match need {
-            Need::Weight => {
-                for i in 0..nb {
-                    wt[i] = if ids[i] == c { w } else { wt[i] };
-                }
-            }
-            Need::Logit => {
-                for i in 0..nb {
-                    let own = ids[i] == c;
-                    xt[i] = if own { xc[i] } else { xt[i] };
-                    wt[i] = if own { w } else { wt[i] };
-                }
-            }
-            Need::All => {
-                for i in 0..nb {
-                    let own = ids[i] == c;
-                    pt[i] = if own { pc[i] } else { pt[i] };
-                    xt[i] = if own { xc[i] } else { xt[i] };
-                    wt[i] = if own { w } else { wt[i] };
-                }
-            }
-        }
-    }
-}
-
-/// What [`true_class`] selects besides the weight.
+/// What [`true_class`](Block::true_class) selects besides the weight.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
     Weight,
@@ -609,271 +671,284 @@ pub(crate) struct ImageCoefficients<'a, F> {
     pub focal: &'a [(F, FocalTerm<'a, F>)],
 }
 
-/// Writes (or adds) the block's gradient into `out[c][at..at + nb]` (`out[c]`: the chunk's part
-/// of class `c`'s row).
-///
-/// In the input's float type, as the burn-operations path: the softmax's backward
-/// `p_c (g_c - sum_k p_k g_k)` cancels where the classes' derivatives are close, in either path
-/// (computing it in f64 from f32 probabilities measured no closer to the exact gradient, and
-/// cost a fifth of the pass).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gradient<F: Real>(
-    x: &[F],
-    targets: &ImageTargets<'_, F>,
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    activation: Activation,
-    from_logits: bool,
-    coefficients: &ImageCoefficients<'_, F>,
-    accumulate: bool,
-    out: &mut [&mut [F]],
-    at: usize,
-    s: &mut Scratch<F>,
-) {
-    let b = s.block;
-    let indexed = matches!(targets, ImageTargets::Indices { .. });
-    let folded = activation == Activation::Softmax && indexed && !coefficients.focal.is_empty();
-    // g_c = dL/dp_c from the overlap statistics (not even zeroed where the softmax's backward
-    // below writes every value without reading it).
-    for c in 0..classes {
-        let k = coefficients.overlap[c];
-        let gc = &mut s.g[c * b..][..nb];
-        if !coefficients.any_overlap {
-            if !folded {
-                gc.fill(F::ZERO);
+impl<F: Real> Block<'_, F> {
+    /// Writes (or adds) the block's gradient into `out[c][at..at + nb]` (`out[c]`: the chunk's
+    /// part of class `c`'s row).
+    ///
+    /// In the input's float type, as the burn-operations path: the softmax's backward
+    /// `p_c (g_c - sum_k p_k g_k)` cancels where the classes' derivatives are close, in either
+    /// path (in f64 from f32 probabilities it came no closer to the exact gradient, at a cost:
+    /// `benches/results/kernel_notes.md#gradient-in-the-input-float-type`).
+    #[inline(always)]
+    pub fn gradient(
+        &self,
+        coefficients: &ImageCoefficients<'_, F>,
+        accumulate: bool,
+        out: &mut [&mut [F]],
+        at: usize,
+        s: &mut Scratch<F>,
+    ) {
+        let activation = self.image.activation;
+        let indexed = matches!(self.image.targets, ImageTargets::Indices { .. });
+        let folded = activation == Activation::Softmax && indexed && !coefficients.focal.is_empty();
+        self.overlap_derivatives(coefficients, folded, s);
+        // Focal terms of a multilabel channel, or of a softmax class from probabilities, depend
+        // on their own input only: added to g_c (before the sigmoid's backward for multilabel
+        // logits, whose binary focal derivative is already with respect to the logit: added
+        // after).
+        let elementwise_focal = activation != Activation::Softmax;
+        if activation == Activation::Identity {
+            self.add_elementwise_focal(coefficients, s);
+        }
+        // Back through the activation: g_c = dL/dx_c.
+        match activation {
+            Activation::Softmax if !coefficients.any_overlap && !folded => {}
+            Activation::Softmax => self.softmax_backward(coefficients, folded, s),
+            Activation::Sigmoid => {
+                self.sigmoid_backward(s);
+                self.add_elementwise_focal(coefficients, s);
             }
-            continue;
+            Activation::Identity => {}
         }
-        let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
-        let pc = &s.p[c * b..][..nb];
-        for ((g, &p), &y) in gc.iter_mut().zip(pc).zip(y) {
-            *g = k.at(p, y);
+        if !elementwise_focal && !folded {
+            for &(factor, term) in coefficients.focal {
+                self.softmax_focal_gradient(factor, term, s);
+            }
         }
+        self.write_gradient(accumulate, out, at, s);
     }
-    // Focal terms of a multilabel channel, or of a softmax class from probabilities, depend on
-    // their own input only: added to g_c (before the sigmoid's backward for multilabel logits,
-    // whose binary focal derivative is already with respect to the logit: added after).
-    let elementwise_focal = activation != Activation::Softmax;
-    if activation == Activation::Identity {
-        add_elementwise_focal(
-            x,
-            targets,
-            len,
-            classes,
-            q,
-            nb,
-            coefficients,
-            from_logits,
-            s,
-        );
-    }
-    // Back through the activation: g_c = dL/dx_c.
-    match activation {
-        Activation::Softmax if !coefficients.any_overlap && !folded => {}
-        Activation::Softmax => {
-            // The softmax focal terms of index targets give each pixel a factor k of its true
-            // class t (`d/dx_c = k [c = t] - p_c k`), folded into the softmax's backward:
-            // `p_c (g_c - dot) + k [c = t] - p_c k = p_c (g_c - (dot + k)) + k [c = t]`.
-            let dot = &mut s.wide[..nb];
-            dot.fill(F::ZERO);
-            if coefficients.any_overlap {
-                for c in 0..classes {
-                    let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
-                    for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
-                        *d = *d + p * g;
-                    }
-                }
-            }
-            s.sum[..nb].fill(F::ZERO);
-            if folded {
-                for &(factor, term) in coefficients.focal {
-                    let need = if matches!(term.gamma, Gamma::Zero) {
-                        // The cross-entropy's derivative factor is -1 whatever the probability.
-                        Need::Weight
-                    } else {
-                        Need::All
-                    };
-                    true_class(x, len, classes, q, nb, term.weights, need, s);
-                    let (pt, xt, wt, ls) =
-                        (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
-                    // One loop per gamma, each with its gamma a constant: a branch on it in the
-                    // loop kept the loop scalar (measured: 2.4x slower for gamma 2).
-                    let k = &mut s.sum[..nb];
-                    let add = |k: &mut [F], gamma: Gamma<F>| {
-                        for ((((k, &p), &x), &w), &l) in
-                            k.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls)
-                        {
-                            let (_, d) = softmax_focal(p, x, l, gamma, true);
-                            *k = *k + factor * (w * d);
-                        }
-                    };
-                    match term.gamma {
-                        // `softmax_focal`'s factor -1.
-                        Gamma::Zero => {
-                            for (k, &w) in k.iter_mut().zip(wt) {
-                                *k = *k - factor * w;
-                            }
-                        }
-                        Gamma::One => add(k, Gamma::One),
-                        Gamma::Two => add(k, Gamma::Two),
-                        Gamma::Other(g) => add(k, Gamma::Other(g)),
-                    }
-                }
-                for (d, &k) in s.wide[..nb].iter_mut().zip(&s.sum[..nb]) {
-                    *d = *d + k;
-                }
-            }
-            let (dot, k, ids) = (&s.wide[..nb], &s.sum[..nb], &s.ids[..nb]);
-            let any_overlap = coefficients.any_overlap;
-            for c in 0..classes {
-                let pc = &s.p[c * b..][..nb];
-                let gc = &mut s.g[c * b..][..nb];
-                let c = c as u32;
-                if any_overlap {
-                    for i in 0..nb {
-                        let own = if ids[i] == c { k[i] } else { F::ZERO };
-                        gc[i] = pc[i] * (gc[i] - dot[i]) + own;
-                    }
-                } else {
-                    // g = 0: `p (0 - dot) + own`, without reading g.
-                    for i in 0..nb {
-                        let own = if ids[i] == c { k[i] } else { F::ZERO };
-                        gc[i] = own - pc[i] * dot[i];
-                    }
-                }
-            }
-        }
-        Activation::Sigmoid => {
-            for c in 0..classes {
-                let pc = &s.p[c * b..][..nb];
-                let gc = &mut s.g[c * b..][..nb];
-                for (g, &p) in gc.iter_mut().zip(pc) {
-                    *g = *g * (p * (F::ONE - p));
-                }
-            }
-            add_elementwise_focal(
-                x,
-                targets,
-                len,
-                classes,
-                q,
-                nb,
-                coefficients,
-                from_logits,
-                s,
-            );
-        }
-        Activation::Identity => {}
-    }
-    if !elementwise_focal && !folded {
-        for &(factor, term) in coefficients.focal {
-            softmax_focal_gradient(x, targets, len, classes, q, nb, factor, term, s);
-        }
-    }
-    // Ignored pixels get no gradient; write or add.
-    let valid = &s.valid[..nb];
-    for (c, oc) in out.iter_mut().enumerate().take(classes) {
-        let gc = &s.g[c * b..][..nb];
-        let oc = &mut oc[at..at + nb];
-        if accumulate {
-            for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = *o + g * v;
-            }
-        } else {
-            for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
-                *o = g * v;
-            }
-        }
-    }
-}
 
-/// Adds the derivatives of the elementwise focal terms (multilabel channels, or softmax
-/// classes from probabilities) into `g`: with respect to the logit for multilabel logits (the
-/// binary focal term's own derivative), with respect to the input otherwise.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn add_elementwise_focal<F: Real>(
-    x: &[F],
-    targets: &ImageTargets<'_, F>,
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    coefficients: &ImageCoefficients<'_, F>,
-    from_logits: bool,
-    s: &mut Scratch<F>,
-) {
-    let b = s.block;
-    for &(factor, term) in coefficients.focal {
-        let pixel = multilabel_pixel(term.gamma, from_logits);
-        for c in 0..classes {
-            let w = term.weights[c] * factor;
-            if w == F::ZERO {
+    /// `g_c = dL/dp_c` from the overlap statistics' coefficients into `s.g` (not even zeroed
+    /// where the softmax's backward, `folded`, writes every value without reading it).
+    #[inline(always)]
+    fn overlap_derivatives(
+        &self,
+        coefficients: &ImageCoefficients<'_, F>,
+        folded: bool,
+        s: &mut Scratch<F>,
+    ) {
+        let (b, nb) = (s.block, self.nb);
+        for c in 0..self.image.classes {
+            let k = coefficients.overlap[c];
+            let gc = &mut s.g[c * b..][..nb];
+            if !coefficients.any_overlap {
+                if !folded {
+                    gc.fill(F::ZERO);
+                }
                 continue;
             }
-            let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
-            let xc = &x[c * len + q..][..nb];
+            let y = self.class_targets(c, &s.ids, &mut s.y);
             let pc = &s.p[c * b..][..nb];
-            let gc = &mut s.g[c * b..][..nb];
-            for (((g, &x), &y), &p) in gc.iter_mut().zip(xc).zip(y).zip(pc) {
-                let d = if term.softmax {
-                    // Softmax focal on probabilities: d/dp of the class's own term.
-                    y * softmax_focal(p, x, F::ZERO, term.gamma, false).1
-                } else {
-                    pixel.term_and_derivative(x, y, F::ONE).1
-                };
-                *g = *g + w * d;
+            for ((g, &p), &y) in gc.iter_mut().zip(pc).zip(y) {
+                *g = k.at(p, y);
             }
         }
     }
-}
 
-/// Adds a softmax focal head's logit gradient `factor (k_j - p_j sum_c k_c)` into `g` for
-/// per-class targets, `k_c` the weighted derivative factor of class `c` (index targets fold
-/// theirs into the softmax's backward, in [`gradient`]).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn softmax_focal_gradient<F: Real>(
-    x: &[F],
-    targets: &ImageTargets<'_, F>,
-    len: usize,
-    classes: usize,
-    q: usize,
-    nb: usize,
-    factor: F,
-    term: FocalTerm<'_, F>,
-    s: &mut Scratch<F>,
-) {
-    let b = s.block;
-    let ksum = &mut s.wide[..nb];
-    ksum.fill(F::ZERO);
-    for c in 0..classes {
-        let w = factor * term.weights[c];
-        let y = class_targets(targets, len, c, q, nb, &s.ids, &mut s.y);
-        let xc = &x[c * len + q..][..nb];
-        let pc = &s.p[c * b..][..nb];
-        let kc = &mut s.k[c * b..][..nb];
-        let ls = &s.log_sum[..nb];
-        for ((((k, t), &p), (&x, &y)), &l) in kc
-            .iter_mut()
-            .zip(ksum.iter_mut())
-            .zip(pc)
-            .zip(xc.iter().zip(y))
-            .zip(ls)
-        {
-            *k = w * (y * softmax_focal(p, x, l, term.gamma, true).1);
-            *t = *t + *k;
+    /// The softmax's backward, `g_c = p_c (g_c - sum_k p_k g_k)`, with the focal terms of
+    /// index targets folded in (`folded`): they give each pixel a factor k of its true class
+    /// t (`d/dx_c = k [c = t] - p_c k`), so that
+    /// `p_c (g_c - dot) + k [c = t] - p_c k = p_c (g_c - (dot + k)) + k [c = t]`.
+    #[inline(always)]
+    fn softmax_backward(
+        &self,
+        coefficients: &ImageCoefficients<'_, F>,
+        folded: bool,
+        s: &mut Scratch<F>,
+    ) {
+        let (b, nb) = (s.block, self.nb);
+        let any_overlap = coefficients.any_overlap;
+        // dot = sum_k p_k g_k, into `s.wide`.
+        let dot = &mut s.wide[..nb];
+        dot.fill(F::ZERO);
+        if any_overlap {
+            for c in 0..self.image.classes {
+                let (gc, pc) = (&s.g[c * b..][..nb], &s.p[c * b..][..nb]);
+                for ((d, &g), &p) in dot.iter_mut().zip(gc).zip(pc) {
+                    *d = *d + p * g;
+                }
+            }
+        }
+        // k, into `s.sum`.
+        s.sum[..nb].fill(F::ZERO);
+        if folded {
+            self.true_class_factors(coefficients.focal, s);
+            for (d, &k) in s.wide[..nb].iter_mut().zip(&s.sum[..nb]) {
+                *d = *d + k;
+            }
+        }
+        let (dot, k, ids) = (&s.wide[..nb], &s.sum[..nb], &s.ids[..nb]);
+        for c in 0..self.image.classes {
+            let pc = &s.p[c * b..][..nb];
+            let gc = &mut s.g[c * b..][..nb];
+            let c = c as u32;
+            if any_overlap {
+                for i in 0..nb {
+                    let own = if ids[i] == c { k[i] } else { F::ZERO };
+                    gc[i] = pc[i] * (gc[i] - dot[i]) + own;
+                }
+            } else {
+                // g = 0: `p (0 - dot) + own`, without reading g.
+                for i in 0..nb {
+                    let own = if ids[i] == c { k[i] } else { F::ZERO };
+                    gc[i] = own - pc[i] * dot[i];
+                }
+            }
         }
     }
-    for c in 0..classes {
-        let pc = &s.p[c * b..][..nb];
-        let kc = &s.k[c * b..][..nb];
-        let gc = &mut s.g[c * b..][..nb];
-        for (((g, &p), &k), &t) in gc.iter_mut().zip(pc).zip(kc).zip(ksum.iter()) {
-            *g = *g + k - p * t;
+
+    /// Adds each softmax focal head's factor `k` of each pixel's true class (index targets)
+    /// into `s.sum`: `factor w d`, `d` the derivative factor of [`softmax_focal`].
+    #[inline(always)]
+    fn true_class_factors(&self, focal: &[(F, FocalTerm<'_, F>)], s: &mut Scratch<F>) {
+        let nb = self.nb;
+        for &(factor, term) in focal {
+            let need = if matches!(term.gamma, Gamma::Zero) {
+                // The cross-entropy's derivative factor is -1 whatever the probability.
+                Need::Weight
+            } else {
+                Need::All
+            };
+            self.true_class(term.weights, need, s);
+            let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
+            // One loop per gamma, each with its gamma a constant: a branch on it in the
+            // loop kept the loop scalar (`benches/results/kernel_notes.md#one-loop-per-gamma`).
+            let k = &mut s.sum[..nb];
+            let add = |k: &mut [F], gamma: Gamma<F>| {
+                for ((((k, &p), &x), &w), &l) in k.iter_mut().zip(pt).zip(xt).zip(wt).zip(ls) {
+                    let (_, d) = softmax_focal(p, x, l, gamma, true);
+                    *k = *k + factor * (w * d);
+                }
+            };
+            match term.gamma {
+                // `softmax_focal`'s factor -1.
+                Gamma::Zero => {
+                    for (k, &w) in k.iter_mut().zip(wt) {
+                        *k = *k - factor * w;
+                    }
+                }
+                Gamma::One => add(k, Gamma::One),
+                Gamma::Two => add(k, Gamma::Two),
+                Gamma::Other(g) => add(k, Gamma::Other(g)),
+            }
+        }
+    }
+
+    /// The sigmoid's backward, `g_c = g_c p_c (1 - p_c)`.
+    #[inline(always)]
+    fn sigmoid_backward(&self, s: &mut Scratch<F>) {
+        let (b, nb) = (s.block, self.nb);
+        for c in 0..self.image.classes {
+            let pc = &s.p[c * b..][..nb];
+            let gc = &mut s.g[c * b..][..nb];
+            for (g, &p) in gc.iter_mut().zip(pc) {
+                *g = *g * (p * (F::ONE - p));
+            }
+        }
+    }
+
+    /// Writes (or adds) `s.g` into `out[c][at..at + nb]`: 0 at ignored pixels.
+    #[inline(always)]
+    fn write_gradient(&self, accumulate: bool, out: &mut [&mut [F]], at: usize, s: &Scratch<F>) {
+        let (b, nb) = (s.block, self.nb);
+        let valid = &s.valid[..nb];
+        for (c, oc) in out.iter_mut().enumerate().take(self.image.classes) {
+            let gc = &s.g[c * b..][..nb];
+            let oc = &mut oc[at..at + nb];
+            if accumulate {
+                for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
+                    *o = *o + g * v;
+                }
+            } else {
+                for ((o, &g), &v) in oc.iter_mut().zip(gc).zip(valid) {
+                    *o = g * v;
+                }
+            }
+        }
+    }
+
+    /// Adds the derivatives of the elementwise focal terms (multilabel channels, or softmax
+    /// classes from probabilities) into `g`: with respect to the logit for multilabel logits
+    /// (the binary focal term's own derivative), with respect to the input otherwise.
+    #[inline(always)]
+    fn add_elementwise_focal(&self, coefficients: &ImageCoefficients<'_, F>, s: &mut Scratch<F>) {
+        let Block {
+            image:
+                Image {
+                    x,
+                    len,
+                    classes,
+                    from_logits,
+                    ..
+                },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        for &(factor, term) in coefficients.focal {
+            let pixel = multilabel_pixel(term.gamma, from_logits);
+            for c in 0..classes {
+                let w = term.weights[c] * factor;
+                if w == F::ZERO {
+                    continue;
+                }
+                let y = self.class_targets(c, &s.ids, &mut s.y);
+                let xc = &x[c * len + q..][..nb];
+                let pc = &s.p[c * b..][..nb];
+                let gc = &mut s.g[c * b..][..nb];
+                for (((g, &x), &y), &p) in gc.iter_mut().zip(xc).zip(y).zip(pc) {
+                    let d = if term.softmax {
+                        // Softmax focal on probabilities: d/dp of the class's own term.
+                        y * softmax_focal(p, x, F::ZERO, term.gamma, false).1
+                    } else {
+                        pixel.term_and_derivative(x, y, F::ONE).1
+                    };
+                    *g = *g + w * d;
+                }
+            }
+        }
+    }
+
+    /// Adds a softmax focal head's logit gradient `factor (k_j - p_j sum_c k_c)` into `g` for
+    /// per-class targets, `k_c` the weighted derivative factor of class `c` (index targets fold
+    /// theirs into the softmax's backward, [`softmax_backward`](Self::softmax_backward)).
+    #[inline(always)]
+    fn softmax_focal_gradient(&self, factor: F, term: FocalTerm<'_, F>, s: &mut Scratch<F>) {
+        let Block {
+            image: Image {
+                x, len, classes, ..
+            },
+            q,
+            nb,
+        } = *self;
+        let b = s.block;
+        let ksum = &mut s.wide[..nb];
+        ksum.fill(F::ZERO);
+        for c in 0..classes {
+            let w = factor * term.weights[c];
+            let y = self.class_targets(c, &s.ids, &mut s.y);
+            let xc = &x[c * len + q..][..nb];
+            let pc = &s.p[c * b..][..nb];
+            let kc = &mut s.k[c * b..][..nb];
+            let ls = &s.log_sum[..nb];
+            for ((((k, t), &p), (&x, &y)), &l) in kc
+                .iter_mut()
+                .zip(ksum.iter_mut())
+                .zip(pc)
+                .zip(xc.iter().zip(y))
+                .zip(ls)
+            {
+                *k = w * (y * softmax_focal(p, x, l, term.gamma, true).1);
+                *t = *t + *k;
+            }
+        }
+        for c in 0..classes {
+            let pc = &s.p[c * b..][..nb];
+            let kc = &s.k[c * b..][..nb];
+            let gc = &mut s.g[c * b..][..nb];
+            for (((g, &p), &k), &t) in gc.iter_mut().zip(pc).zip(kc).zip(ksum.iter()) {
+                *g = *g + k - p * t;
+            }
         }
     }
 }

@@ -13,9 +13,19 @@ use crate::engine::Targets;
 
 use super::block::{ImageTargets, Scratch};
 
+/// The inputs of a pass: logits `x` `[rows, C, len]` and their targets `y` (indices
+/// `[rows, len]` or values `[rows, C, len]`).
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub x: &'a [F],
+    pub y: Targets<'a, F>,
+    pub rows: usize,
+    /// Pixels per image.
+    pub len: usize,
+}
+
 /// Elements (pixels times classes) in a block: its buffers (16 KB of probabilities in f32)
-/// stay in L1 and L2 cache. 4096 measured 5-15% faster than 2048 with 14 classes, and 8192
-/// no better.
+/// stay in L1 and L2 cache (`benches/results/kernel_notes.md#block-size`).
 const BLOCK_ELEMENTS: usize = 4096;
 
 /// What every multiclass kernel needs to read its inputs: the class count and the ignored
@@ -27,14 +37,14 @@ pub(crate) struct ClassLayout {
 }
 
 impl ClassLayout {
-    /// The pixels per image `P` of logits `x` `[rows, C, P]` with targets `y` (indices
+    /// The inputs of a pass over logits `x` `[rows, C, P]` with targets `y` (indices
     /// `[rows, P]` or values `[rows, C, P]`); an error for sizes that do not fit.
-    pub fn pixels<F>(
+    pub fn inputs<'a, F>(
         &self,
-        x: &[F],
-        y: Targets<'_, F>,
+        x: &'a [F],
+        y: Targets<'a, F>,
         rows: usize,
-    ) -> Result<usize, SegLossError> {
+    ) -> Result<Inputs<'a, F>, SegLossError> {
         let classes = self.classes;
         let len = x.len() / (rows * classes).max(1);
         let targets_fit = match y {
@@ -48,7 +58,7 @@ impl ClassLayout {
                 allowed: "logits [N, C, ...] and targets [N, 1, ...] (indices) or [N, C, ...]",
             });
         }
-        Ok(len)
+        Ok(Inputs { x, y, rows, len })
     }
 
     /// Pixels per block.
@@ -133,19 +143,16 @@ impl ClassLayout {
     /// `#[inline(always)]` closure calling `#[inline(always)]` functions.
     ///
     /// Lovász-softmax's passes use it. The two passes of [`ClassKernel`](super::ClassKernel)
-    /// keep the same steps written out: through this function they measured 4-11% slower on
-    /// `[4,14,128,128]` (flex, A/B against the written-out passes, one run each), where the
-    /// Lovász passes, bound by the sort, showed no difference.
-    #[allow(clippy::too_many_arguments)]
+    /// keep the same steps written out: through this function they ran slower, where the
+    /// Lovász passes, bound by the sort, did not
+    /// (`benches/results/kernel_notes.md#multiclass-passes-written-out`).
     pub fn run_chunks<'a, F: Real, R: Send>(
         &self,
-        x: &'a [F],
-        y: Targets<'a, F>,
-        rows: usize,
-        len: usize,
+        inputs: Inputs<'a, F>,
         out: Option<&'a mut [F]>,
         pass: impl Fn(ChunkView<'_, F>, &mut Scratch<F>) -> R + Sync,
     ) -> Vec<R> {
+        let Inputs { x, y, rows, len } = inputs;
         let chunks = self.chunks(rows, len);
         let size = self.classes * len;
         let outs = match out {

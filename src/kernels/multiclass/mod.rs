@@ -23,11 +23,11 @@ use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, IGNORED, Targets, TypedKernel};
 
 use block::{
-    Activation, ClassCoefficients, FocalTerm, Gamma, ImageCoefficients, Scratch, add_statistics,
-    class_targets, focal_sum, gradient, probabilities,
+    Activation, ClassCoefficients, FocalTerm, Gamma, Image, ImageCoefficients, Scratch,
+    add_statistics,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
-use layout::{ClassLayout, class_slices, pixel_range};
+use layout::{ClassLayout, Inputs, class_slices, pixel_range};
 
 /// How the channels of a pixel become class probabilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,15 +110,15 @@ impl TypedKernel for ClassKernel {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        let len = self.layout().pixels(x, y, rows)?;
+        let inputs = self.layout().inputs(x, y, rows)?;
         let focal_only = self
             .heads
             .iter()
             .all(|h| matches!(h.kind, HeadKind::Focal { .. }));
         if focal_only && let Some(grad) = grad {
-            return Ok(self.focal_in_one_pass(x, y, rows, len, grad));
+            return Ok(self.focal_in_one_pass(inputs, grad));
         }
-        let gathered = self.gather(x, y, rows, len);
+        let gathered = self.gather(inputs);
         let head_values = values(&self.heads, &gathered);
         if let Some(grad) = grad {
             let factors: Vec<f64> = self
@@ -127,7 +127,7 @@ impl TypedKernel for ClassKernel {
                 .map(|f| f * grad.scale)
                 .collect();
             let c = coefficients(&self.heads, &gathered, &factors);
-            self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out, false);
+            self.write_gradient(inputs, &c, grad, false);
         }
         Ok(self.combine(&head_values, rows))
     }
@@ -165,17 +165,16 @@ impl ClassKernel {
 
     /// The first pass: the statistics of every image and class, the focal sums and the pixels
     /// counted, summed over the chunks in their order (independent of the thread count).
-    fn gather<F: Real>(&self, x: &[F], y: Targets<'_, F>, rows: usize, len: usize) -> Gathered {
+    fn gather<F: Real>(&self, inputs: Inputs<'_, F>) -> Gathered {
+        // Long: written out, not through `ClassLayout::run_chunks`, which measured slower here
+        // (`benches/results/kernel_notes.md#multiclass-passes-written-out`).
+        let Inputs { rows, len, .. } = inputs;
         let classes = self.classes;
         let needs = Needs::of(&self.heads);
-        let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
         let chunks = self.layout().chunks(rows, len);
-        let size = classes * len;
         let partial = parallel::map(&chunks, |chunk| {
-            let image = chunk.row;
-            let x = &x[image * size..(image + 1) * size];
-            let targets = self.layout().image_targets(y, image, len);
+            let image = self.image(inputs, chunk.row);
             let pixels = pixel_range(chunk, len);
             let terms: Vec<FocalTerm<'_, F>> = focal
                 .iter()
@@ -197,17 +196,8 @@ impl ClassKernel {
                         };
                         for q in pixels.clone().step_by(s.block) {
                             let nb = s.block.min(pixels.end - q);
-                            sums.counted += probabilities(
-                                x,
-                                &targets,
-                                len,
-                                classes,
-                                q,
-                                nb,
-                                activation,
-                                needs.focal,
-                                s,
-                            );
+                            let block = image.block(q, nb);
+                            sums.counted += block.probabilities(needs.focal, s);
                             let classes_with_statistics =
                                 if needs.statistics { classes } else { 0 };
                             for (c, stats) in sums
@@ -216,22 +206,12 @@ impl ClassKernel {
                                 .enumerate()
                                 .take(classes_with_statistics)
                             {
-                                let y = class_targets(&targets, len, c, q, nb, &s.ids, &mut s.y);
+                                let y = block.class_targets(c, &s.ids, &mut s.y);
                                 let p = &s.p[c * s.block..][..nb];
                                 add_statistics(p, y, needs.squares, needs.abs, stats);
                             }
                             for (sum, term) in sums.focal.iter_mut().zip(&terms) {
-                                *sum += focal_sum(
-                                    x,
-                                    &targets,
-                                    len,
-                                    classes,
-                                    q,
-                                    nb,
-                                    *term,
-                                    self.from_logits,
-                                    s,
-                                );
+                                *sum += block.focal_sum(*term, s);
                             }
                         }
                         sums
@@ -267,14 +247,8 @@ impl ClassKernel {
     /// once the pixels counted per image are (all of them, or those not ignored: a count over
     /// the indices, no logits read), so values and gradient come from one pass, one softmax
     /// per pixel.
-    fn focal_in_one_pass<F: Real>(
-        &self,
-        x: &[F],
-        y: Targets<'_, F>,
-        rows: usize,
-        len: usize,
-        grad: Gradient<'_, F>,
-    ) -> Vec<f64> {
+    fn focal_in_one_pass<F: Real>(&self, inputs: Inputs<'_, F>, grad: Gradient<'_, F>) -> Vec<f64> {
+        let Inputs { y, rows, len, .. } = inputs;
         let counted: Vec<f64> = (0..rows)
             .map(|n| match (y, self.ignore_index) {
                 (Targets::Indices(indices), Some(ignore)) => {
@@ -307,7 +281,7 @@ impl ClassKernel {
             overlap: vec![[0.0; 4]; rows * self.classes],
             focal,
         };
-        let sums = self.write_gradient(x, y, rows, len, &c, grad.accumulate, grad.out, true);
+        let sums = self.write_gradient(inputs, &c, grad, true);
         let mut gathered = Gathered {
             classes: self.classes,
             stats: Vec::new(),
@@ -322,22 +296,22 @@ impl ClassKernel {
         self.combine(&values(&self.heads, &gathered), rows)
     }
 
-    /// The second pass: every pixel's gradient, written (or added) into `out` `[N, C, P]`;
-    /// with `focal_values`, each chunk's focal sums too (else empty).
-    #[allow(clippy::too_many_arguments)]
+    /// The second pass: every pixel's gradient, written (or added) into `grad.out`
+    /// `[N, C, P]` (the coefficients `c` already carry `grad.scale`); with `focal_values`, each
+    /// chunk's focal sums too (else empty).
     fn write_gradient<F: Real>(
         &self,
-        x: &[F],
-        y: Targets<'_, F>,
-        rows: usize,
-        len: usize,
+        inputs: Inputs<'_, F>,
         c: &heads::Coefficients,
-        accumulate: bool,
-        out: &mut [F],
+        grad: Gradient<'_, F>,
         focal_values: bool,
     ) -> Vec<Vec<f64>> {
+        // Long: written out, not through `ClassLayout::run_chunks`, as `gather`.
+        let Inputs { rows, len, .. } = inputs;
+        let Gradient {
+            out, accumulate, ..
+        } = grad;
         let classes = self.classes;
-        let activation = self.block_activation();
         let focal = self.focal_terms::<F>();
         let overlap: Vec<ClassCoefficients<F>> = c
             .overlap
@@ -345,23 +319,20 @@ impl ClassKernel {
             .map(|&d| ClassCoefficients::new(d))
             .collect();
         let chunks = self.layout().chunks(rows, len);
-        let size = classes * len;
         let items: Vec<(&Chunk, Vec<&mut [F]>)> = chunks
             .iter()
             .zip(class_slices(out, &chunks, classes, len))
             .collect();
         parallel::map_items(items, |(chunk, mut out)| {
-            let image = chunk.row;
-            let x = &x[image * size..(image + 1) * size];
-            let targets = self.layout().image_targets(y, image, len);
+            let n = chunk.row;
             let pixels = pixel_range(chunk, len);
-            let overlap = &overlap[image * classes..(image + 1) * classes];
+            let overlap = &overlap[n * classes..(n + 1) * classes];
             let terms: Vec<(F, FocalTerm<'_, F>)> = focal
                 .iter()
                 .zip(&c.focal)
                 .map(|((gamma, weights), factors)| {
                     (
-                        F::from_f64(factors[image]),
+                        F::from_f64(factors[n]),
                         FocalTerm {
                             gamma: *gamma,
                             weights,
@@ -370,9 +341,10 @@ impl ClassKernel {
                     )
                 })
                 .collect();
+            let image = self.image(inputs, n);
             let coefficients = ImageCoefficients {
                 overlap,
-                any_overlap: c.overlap[image * classes..(image + 1) * classes]
+                any_overlap: c.overlap[n * classes..(n + 1) * classes]
                     .iter()
                     .flatten()
                     .any(|&v| v != 0.0),
@@ -386,39 +358,12 @@ impl ClassKernel {
                         let mut sums = vec![0.0; if focal_values { terms.len() } else { 0 }];
                         for q in pixels.clone().step_by(s.block) {
                             let nb = s.block.min(pixels.end - q);
-                            probabilities(
-                                x,
-                                &targets,
-                                len,
-                                classes,
-                                q,
-                                nb,
-                                activation,
-                                !terms.is_empty(),
-                                s,
-                            );
+                            let block = image.block(q, nb);
+                            block.probabilities(!terms.is_empty(), s);
                             for (sum, (_, term)) in sums.iter_mut().zip(&terms) {
-                                *sum += focal_sum(
-                                    x,
-                                    &targets,
-                                    len,
-                                    classes,
-                                    q,
-                                    nb,
-                                    *term,
-                                    self.from_logits,
-                                    s,
-                                );
+                                *sum += block.focal_sum(*term, s);
                             }
-                            gradient(
-                                x,
-                                &targets,
-                                len,
-                                classes,
-                                q,
-                                nb,
-                                activation,
-                                self.from_logits,
+                            block.gradient(
                                 &coefficients,
                                 accumulate,
                                 &mut out,
@@ -431,6 +376,19 @@ impl ClassKernel {
                 )
             })
         })
+    }
+
+    /// Image `image` of `inputs`, as its blocks read it.
+    fn image<'a, F: Real>(&self, inputs: Inputs<'a, F>, image: usize) -> Image<'a, F> {
+        let size = self.classes * inputs.len;
+        Image {
+            x: &inputs.x[image * size..(image + 1) * size],
+            targets: self.layout().image_targets(inputs.y, image, inputs.len),
+            len: inputs.len,
+            classes: self.classes,
+            activation: self.block_activation(),
+            from_logits: self.from_logits,
+        }
     }
 
     /// The kernel's values from each head's.
