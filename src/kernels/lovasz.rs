@@ -10,7 +10,7 @@ use crate::cpu::parallel;
 use crate::cpu::radix_sort::RadixSort;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
-use crate::validate::{TargetKind, check_values};
+use crate::engine::validate::{TargetKind, check_values};
 
 /// The per-pixel errors whose Lovász extension is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, Image, ImageTargets};
 use crate::kernels::multiclass::layout::{ChunkView, ClassLayout, Inputs};
-use crate::validate::{TargetKind, check_values};
+use crate::engine::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
 
 /// The classes each problem's loss averages over.
