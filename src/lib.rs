@@ -104,10 +104,10 @@ mod tensors;
 pub mod theory;
 
 pub use api::distributed;
-// Short paths for the folders other work is changing at the same time (kernels, metrics,
-// cube); to be replaced by the `engine::` paths once that work is merged.
 pub use engine::validate::{TargetKind, validate_class_indices, validate_targets};
-use engine::{host, validate};
+// A short path for the metrics' host reads; it becomes `engine::host` there once the metrics'
+// own restructuring is merged.
+use engine::host;
 pub use error::SegLossError;
 pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
 

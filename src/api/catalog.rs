@@ -194,11 +194,11 @@ catalog! {
 mod tests {
     use burn::tensor::{DType, Tensor, TensorData};
 
+    use super::*;
     use crate::engine::Plan;
     use crate::engine::native_loss;
     use crate::engine::native_tests::devices;
     use crate::loss::description::LossDescription;
-    use crate::losses::*;
 
     /// The in-place custom operation must serve every binary loss on the CPU backends: the
     /// surrogate path gives the same numbers, so only this test notices a silent fallback

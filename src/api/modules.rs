@@ -156,7 +156,7 @@ macro_rules! loss_module {
                 logits: burn::tensor::Tensor<D>,
                 targets: impl Into<$targets<D>>,
             ) -> burn::tensor::Tensor<1> {
-                $crate::losses::SegmentationLoss::forward(self, logits, targets.into())
+                $crate::api::modules::SegmentationLoss::forward(self, logits, targets.into())
             }
 
             #[doc = concat!("[`", stringify!($function), "`] with this module's options.")]
@@ -178,7 +178,7 @@ macro_rules! loss_module {
             }
         }
 
-        impl<const D: usize> $crate::losses::SegmentationLoss<D> for $name {
+        impl<const D: usize> $crate::api::modules::SegmentationLoss<D> for $name {
             type Targets = $targets<D>;
             fn try_forward(
                 &self,

@@ -9,8 +9,8 @@ use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::cpu::radix_sort::RadixSort;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
-use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 use crate::engine::validate::{TargetKind, check_values};
+use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
 
 /// The per-pixel errors whose Lovász extension is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

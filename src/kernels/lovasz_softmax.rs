@@ -15,11 +15,11 @@
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
+use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, Image, ImageTargets};
 use crate::kernels::multiclass::layout::{ChunkView, ClassLayout, Inputs};
-use crate::engine::validate::{TargetKind, check_values};
 use crate::{Reduction, SegLossError};
 
 /// The classes each problem's loss averages over.

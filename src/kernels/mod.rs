@@ -101,3 +101,90 @@ pub(crate) fn pixel_means<F: Real>(
         .map(|[sum]| sum / len as f64)
         .collect())
 }
+
+/// The per-thread scratch cap (`cpu::scratch`) seen from the kernels that use it most: a test
+/// of the kernels layer, since the building block below names no kernel.
+#[cfg(test)]
+mod scratch_tests {
+    use crate::cpu::scratch::{KEPT_PER_THREAD, kept_bytes};
+
+    /// `n` values in `[-4, 4)` from a fixed sequence (distinct enough for a sort).
+    fn logits(n: usize) -> Vec<f32> {
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+            })
+            .collect()
+    }
+
+    /// The Lovász benchmark shapes (value and gradient, as a loss call computes them) keep
+    /// their buffers on the calling thread between calls, so their hot path is what it was
+    /// without the cap: the caller solves at least one problem of each call, whose buffers are
+    /// at least 16 bytes a pixel (binary: errors, derivatives, sort buffer) or 8 bytes a key
+    /// (Lovász-softmax: the sort buffer of a class over the batch). The kernels run as the
+    /// losses' defaults plan them: the hinge per image, Lovász-softmax per class over the batch.
+    #[test]
+    fn the_lovasz_benchmark_shapes_keep_their_buffers() {
+        use crate::Reduction;
+        use crate::engine::{Gradient, Indices, Targets, TypedKernel};
+        use crate::kernels::lovasz::{Errors, LovaszKernel};
+        use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
+
+        let hinge = LovaszKernel {
+            per_image: true,
+            errors: Errors::Hinge,
+        };
+        for shape in [[8, 1, 256, 256], [16, 1, 512, 512]] {
+            let len: usize = shape.iter().product();
+            let x = logits(len);
+            let labels: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u8 as f32).collect();
+            let mut grad = vec![0.0_f32; len];
+            let rows = shape[0];
+            hinge
+                .run(
+                    &x,
+                    Targets::Values(&labels),
+                    rows,
+                    Some(Gradient::new(&mut grad)),
+                )
+                .unwrap();
+            let pixels = shape[2] * shape[3];
+            let kept = kept_bytes();
+            assert!(
+                kept >= 16 * pixels && kept <= KEPT_PER_THREAD,
+                "{shape:?}: {kept}"
+            );
+        }
+        let shape = [8, 4, 256, 256];
+        let len: usize = shape.iter().product();
+        let x = logits(len);
+        let pixels = shape[0] * shape[2] * shape[3];
+        let classes: Vec<i64> = (0..pixels as i64).map(|i| (i * 7 / 3) % 4).collect();
+        let softmax = LovaszSoftmaxKernel {
+            classes: shape[1],
+            from_logits: true,
+            ignore_index: None,
+            per_image: false,
+            selection: ClassSelection::Present,
+            reduction: Reduction::Mean,
+        };
+        let mut grad = vec![0.0_f32; len];
+        softmax
+            .run(
+                &x,
+                Targets::Indices(Indices::I64(&classes)),
+                shape[0],
+                Some(Gradient::new(&mut grad)),
+            )
+            .unwrap();
+        let kept = kept_bytes();
+        assert!(
+            kept >= 8 * pixels && kept <= KEPT_PER_THREAD,
+            "{shape:?}: {kept}"
+        );
+    }
+}
