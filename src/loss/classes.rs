@@ -178,7 +178,8 @@ fn per_class_targets<const D: usize>(
 
 /// The class probabilities and the per-class targets, both `[N, C, P]` in the logits' dtype,
 /// with the pixels of `ignore_index` set to 0 in both (so they drop out of every sum and,
-/// for Lovász, sort last with zero error and no label). Checks shapes and devices.
+/// for Lovász, sort last with zero error and no label). `logits` and `targets` come from
+/// [`ClassTargets::checked`], which every loss calls once.
 pub(crate) fn probabilities_and_targets<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
@@ -198,14 +199,13 @@ pub(crate) fn probabilities_and_targets<const D: usize>(
 }
 
 /// The logits `[N, C, P]`, the per-class targets `[N, C, P]` in the logits' dtype and the
-/// mask `[N, 1, P]` of the pixels that count (`None`: all). Checks shapes and devices.
+/// mask `[N, 1, P]` of the pixels that count (`None`: all), from logits and targets that
+/// [`ClassTargets::checked`] returned (not checked again here).
 pub(crate) fn class_rows<const D: usize>(
     logits: Tensor<D>,
     targets: ClassTargets<D>,
     ignore_index: Option<i64>,
 ) -> Result<(Tensor<3>, Tensor<3>, Option<Tensor<3>>), SegLossError> {
-    check::batch_shape(&logits, "logits")?;
-    let (logits, targets) = targets.checked(logits, ignore_index)?;
     let (y, valid) = per_class_targets(&logits, targets, ignore_index)?;
     let dims = logits.dims();
     let x = logits.reshape([dims[0] as i64, dims[1] as i64, -1]);

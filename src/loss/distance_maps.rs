@@ -107,6 +107,7 @@ pub(crate) fn scored_class_rows<const D: usize>(
     check::batch_shape(&logits, "logits")?;
     check_background(options.include_background, dims[1])?;
     let grid = class_grid(&dims, options.spacing)?;
+    let (logits, targets) = targets.checked(logits, options.ignore_index)?;
     let (p, y) = probabilities_and_targets(
         logits,
         targets,
