@@ -11,7 +11,7 @@ use segloss::losses::*;
 use segloss::{Execution, SegLossError};
 
 /// The losses of the crate, by the name used in benchmark ids.
-pub const LOSSES: [&str; 9] = [
+pub const LOSSES: [&str; 11] = [
     "binary_cross_entropy",
     "weighted_cross_entropy",
     "soft_dice",
@@ -21,6 +21,8 @@ pub const LOSSES: [&str; 9] = [
     "tversky",
     "focal",
     "compound",
+    "boundary_loss",
+    "hausdorff_dt_loss",
 ];
 
 /// The shapes: two 2D batches and one 3D volume batch.
@@ -148,13 +150,15 @@ pub fn multiclass_inputs<const D: usize>(
 /// The multiclass losses, by the name used in benchmark ids: each with its defaults (softmax,
 /// class-index targets); `multiclass_ce` is `multiclass_focal` with `gamma = 0` (the
 /// cross-entropy), `multiclass_compound` nnU-Net's Dice + CE.
-pub const MULTICLASS_LOSSES: [&str; 6] = [
+pub const MULTICLASS_LOSSES: [&str; 8] = [
     "multiclass_overlap",
     "generalized_dice",
     "lovasz_softmax",
     "multiclass_focal",
     "multiclass_ce",
     "multiclass_compound",
+    "multiclass_boundary_loss",
+    "multiclass_hausdorff_dt_loss",
 ];
 
 /// Runs multiclass `loss` with its default configuration, on the given execution path.
@@ -186,6 +190,12 @@ pub fn run_multiclass<const D: usize>(
                 .with_term(1.0, MulticlassLoss::Overlap(dice))
                 .with_term(1.0, MulticlassLoss::Focal(ce)),
         ),
+        "multiclass_boundary_loss" => {
+            multiclass_boundary_loss(x, y, &MulticlassBoundaryConfig::new())
+        }
+        "multiclass_hausdorff_dt_loss" => {
+            multiclass_hausdorff_dt_loss(x, y, &MulticlassHausdorffDtConfig::new())
+        }
         other => panic!("unknown multiclass loss {other}"),
     }
 }
@@ -261,6 +271,8 @@ pub fn run<const D: usize>(
                     Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new().with_execution(e)),
                 ),
         ),
+        "boundary_loss" => boundary_loss(logits, targets, &BoundaryConfig::new()),
+        "hausdorff_dt_loss" => hausdorff_dt_loss(logits, targets, &HausdorffDtConfig::new()),
         other => panic!("unknown loss {other}"),
     }
 }
