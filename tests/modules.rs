@@ -340,3 +340,45 @@ fn any_loss_chosen_at_run_time_is_a_module() {
         );
     }
 }
+
+/// `segloss::losses` and `burn::nn::loss` glob-imported together: every name a user reaches
+/// for resolves, from either crate. The one name both export is `BinaryCrossEntropyLoss`
+/// (the naming rule gives ours burn's name), which such a user names by its path.
+mod beside_burn_nn {
+    use burn::nn::loss::*;
+    use segloss::losses::*;
+
+    #[test]
+    fn glob_imports_of_both_leave_every_other_name_unambiguous() {
+        // burn's own losses and its `Reduction` (segloss's lives at the crate root).
+        let _ = CrossEntropyLossConfig::new();
+        let _ = BinaryCrossEntropyLossConfig::new();
+        let _ = MseLoss::new();
+        let _ = Reduction::Mean;
+        // segloss's configs and modules.
+        let _: segloss::losses::BinaryCrossEntropyLoss =
+            BinaryCrossEntropyConfig::new().init().unwrap();
+        let _: WeightedCrossEntropyLoss = WeightedCrossEntropyConfig::new().init().unwrap();
+        let _: SoftDiceLoss = SoftDiceConfig::new().init().unwrap();
+        let _: SoftJaccardLoss = SoftJaccardConfig::new().init().unwrap();
+        let _: TverskyLoss = TverskyConfig::new().init().unwrap();
+        let _: FocalLoss = FocalConfig::new().init().unwrap();
+        let _: LovaszSigmoidLoss = LovaszSigmoidConfig::new().init().unwrap();
+        let _: LovaszHingeLoss = LovaszHingeConfig::new().init().unwrap();
+        let _: BoundaryLoss = BoundaryConfig::new().init().unwrap();
+        let _: HausdorffDtLoss = HausdorffDtConfig::new().init().unwrap();
+        let _: CompoundLoss = CompoundConfig::from(Loss::SoftDice(SoftDiceConfig::new()))
+            .init()
+            .unwrap();
+        let _: MulticlassOverlapLoss = MulticlassOverlapConfig::new().init().unwrap();
+        let _: GeneralizedDiceLoss = GeneralizedDiceConfig::new().init().unwrap();
+        let _: LovaszSoftmaxLoss = LovaszSoftmaxConfig::new().init().unwrap();
+        let _: MulticlassFocalLoss = MulticlassFocalConfig::new().init().unwrap();
+        let _: MulticlassBoundaryLoss = MulticlassBoundaryConfig::new().init().unwrap();
+        let _: MulticlassHausdorffDtLoss = MulticlassHausdorffDtConfig::new().init().unwrap();
+        let _: MulticlassCompoundLoss =
+            MulticlassCompoundConfig::from(MulticlassLoss::Overlap(MulticlassOverlapConfig::new()))
+                .init()
+                .unwrap();
+    }
+}
