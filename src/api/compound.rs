@@ -57,8 +57,7 @@ impl LossDescription for CompoundConfig {
 
     /// At least one term, every weight finite and `>= 0`, every term's options valid.
     fn validate(&self) -> Result<(), SegLossError> {
-        check_terms(self.terms.iter().map(|t| t.weight))?;
-        self.terms.iter().try_for_each(|t| t.loss.validate())
+        validate_terms(self.terms.iter().map(|t| (t.weight, &t.loss)))
     }
 
     fn plan<const D: usize>(
@@ -73,8 +72,8 @@ impl LossDescription for CompoundConfig {
     }
 
     fn shared_widths(&self, classes: usize) -> Vec<usize> {
-        let widths = self.terms.iter().map(|t| t.loss.shared_widths(classes));
-        widths.flatten().collect()
+        let terms = self.terms.iter().map(|t| &t.loss);
+        terms.flat_map(|loss| loss.shared_widths(classes)).collect()
     }
 }
 
@@ -184,8 +183,7 @@ impl LossDescription for MulticlassCompoundConfig {
 
     /// As [`CompoundConfig`]'s.
     fn validate(&self) -> Result<(), SegLossError> {
-        check_terms(self.terms.iter().map(|t| t.weight))?;
-        self.terms.iter().try_for_each(|t| t.loss.validate())
+        validate_terms(self.terms.iter().map(|t| (t.weight, &t.loss)))
     }
 
     fn plan<const D: usize>(
@@ -200,8 +198,8 @@ impl LossDescription for MulticlassCompoundConfig {
     }
 
     fn shared_widths(&self, classes: usize) -> Vec<usize> {
-        let widths = self.terms.iter().map(|t| t.loss.shared_widths(classes));
-        widths.flatten().collect()
+        let terms = self.terms.iter().map(|t| &t.loss);
+        terms.flat_map(|loss| loss.shared_widths(classes)).collect()
     }
 }
 
@@ -306,17 +304,21 @@ fn sum_plan<'a, L: LossDescription + 'a, const D: usize>(
     Ok(Plan::Sum(parts))
 }
 
-/// At least one term, every weight finite and non-negative.
-fn check_terms(weights: impl ExactSizeIterator<Item = f64>) -> Result<(), SegLossError> {
-    if weights.len() == 0 {
+/// At least one term, every weight finite and non-negative (all weights first), every term's
+/// options valid.
+fn validate_terms<'a, L: LossDescription + 'a>(
+    terms: impl ExactSizeIterator<Item = (f64, &'a L)>,
+) -> Result<(), SegLossError> {
+    if terms.len() == 0 {
         return Err(SegLossError::InvalidOption {
             name: "terms",
             value: "[]".into(),
             allowed: "at least one term (with_term)",
         });
     }
-    for weight in weights {
+    let terms: Vec<(f64, &L)> = terms.collect();
+    for &(weight, _) in &terms {
         crate::check::non_negative("weight", weight)?;
     }
-    Ok(())
+    terms.iter().try_for_each(|(_, loss)| loss.validate())
 }
