@@ -107,7 +107,8 @@ pub use crate::api::compound::{
 };
 pub use crate::api::modules::SegmentationLoss;
 pub use crate::loss::boundary::boundary_loss_with_map;
-pub use crate::loss::classes::{ClassAverage, ClassMode, ClassTargets};
+pub use crate::loss::classes::{ClassAverage, ClassTargets};
+pub use crate::options::ClassMode;
 pub use crate::loss::cross_entropy::Prior;
 pub use crate::loss::distance_maps::signed_distance_map;
 pub use crate::loss::generalized_dice::GeneralizedDiceWeight;

@@ -86,3 +86,15 @@ pub enum Execution {
     /// error.
     Host,
 }
+
+/// How the logits of the `C` channels of a multiclass loss become probabilities (the host
+/// kernels read it too).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassMode {
+    /// Exclusive classes: `p = softmax(x)` over the channels (MONAI `softmax=True`, smp
+    /// `"multiclass"`).
+    Softmax,
+    /// Independent labels: `p = sigmoid(x)` per channel (MONAI `sigmoid=True`, smp
+    /// `"multilabel"`).
+    Multilabel,
+}

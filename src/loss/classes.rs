@@ -8,7 +8,8 @@ use crate::check;
 use crate::engine::softmax::softmax;
 use crate::engine::{HostTargets, Plan};
 use crate::kernels::multiclass::heads::HeadKind;
-use crate::kernels::multiclass::{ClassActivation, ClassKernel};
+use crate::kernels::multiclass::ClassKernel;
+pub(crate) use crate::options::ClassMode;
 use crate::loss::sigmoid_keeping_nan;
 use crate::tensors::one_hot;
 use crate::{Aggregation, Reduction, SegLossError};
@@ -35,17 +36,6 @@ impl<const D: usize> From<Tensor<D>> for ClassTargets<D> {
     fn from(per_class: Tensor<D>) -> Self {
         ClassTargets::PerClass(per_class)
     }
-}
-
-/// How the logits of the `C` channels become probabilities.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum ClassMode {
-    /// Exclusive classes: `p = softmax(x)` over the channels (MONAI `softmax=True`, smp
-    /// `"multiclass"`).
-    Softmax,
-    /// Independent labels: `p = sigmoid(x)` per channel (MONAI `sigmoid=True`, smp
-    /// `"multilabel"`).
-    Multilabel,
 }
 
 /// Which classes the per-image loss averages over.
@@ -141,13 +131,9 @@ pub(crate) fn class_host_plan<const D: usize>(
     reduction: Reduction,
 ) -> Plan<D> {
     let classes = logits.dims()[1];
-    let activation = match mode {
-        ClassMode::Softmax => ClassActivation::Softmax,
-        ClassMode::Multilabel => ClassActivation::Multilabel,
-    };
     let kernel = ClassKernel::single(
         classes,
-        activation,
+        mode,
         from_logits,
         ignore_index,
         head,

@@ -27,22 +27,14 @@ use block::{
     add_statistics,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
+use crate::options::ClassMode;
 use layout::{ClassLayout, Inputs, class_slices, pixel_range};
-
-/// How the channels of a pixel become class probabilities.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClassActivation {
-    /// Exclusive classes: a softmax over the channels.
-    Softmax,
-    /// Independent labels: a sigmoid per channel.
-    Multilabel,
-}
 
 /// Multiclass losses sharing one pass over the logits.
 #[derive(Clone, Debug)]
 pub(crate) struct ClassKernel {
     pub classes: usize,
-    pub activation: ClassActivation,
+    pub activation: ClassMode,
     pub from_logits: bool,
     pub ignore_index: Option<i64>,
     pub heads: Vec<Head>,
@@ -57,7 +49,7 @@ impl ClassKernel {
     /// instead of `N` values that a mean would scale in another pass over the gradient.
     pub fn single(
         classes: usize,
-        activation: ClassActivation,
+        activation: ClassMode,
         from_logits: bool,
         ignore_index: Option<i64>,
         kind: HeadKind,
@@ -92,8 +84,8 @@ impl ClassKernel {
     fn block_activation(&self) -> Activation {
         match (self.from_logits, self.activation) {
             (false, _) => Activation::Identity,
-            (true, ClassActivation::Softmax) => Activation::Softmax,
-            (true, ClassActivation::Multilabel) => Activation::Sigmoid,
+            (true, ClassMode::Softmax) => Activation::Softmax,
+            (true, ClassMode::Multilabel) => Activation::Sigmoid,
         }
     }
 }
@@ -181,7 +173,7 @@ impl ClassKernel {
                 .map(|(gamma, weights)| FocalTerm {
                     gamma: *gamma,
                     weights,
-                    softmax: self.activation == ClassActivation::Softmax,
+                    softmax: self.activation == ClassMode::Softmax,
                 })
                 .collect();
             with_scratch(|s: &mut Scratch<F>| {
@@ -336,7 +328,7 @@ impl ClassKernel {
                         FocalTerm {
                             gamma: *gamma,
                             weights,
-                            softmax: self.activation == ClassActivation::Softmax,
+                            softmax: self.activation == ClassMode::Softmax,
                         },
                     )
                 })
