@@ -108,10 +108,10 @@ pub use crate::api::compound::{
 pub use crate::api::modules::SegmentationLoss;
 pub use crate::loss::boundary::boundary_loss_with_map;
 pub use crate::loss::classes::{ClassAverage, ClassTargets};
-pub use crate::options::ClassMode;
 pub use crate::loss::cross_entropy::Prior;
 pub use crate::loss::distance_maps::signed_distance_map;
 pub use crate::loss::generalized_dice::GeneralizedDiceWeight;
 pub use crate::loss::lovasz::lovasz_grad;
 pub use crate::loss::lovasz_softmax::LovaszClasses;
 pub use crate::loss::multiclass::OverlapScore;
+pub use crate::options::ClassMode;

@@ -7,10 +7,10 @@ use burn::tensor::{Int, Tensor};
 use crate::check;
 use crate::engine::softmax::softmax;
 use crate::engine::{HostTargets, Plan};
-use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::multiclass::ClassKernel;
-pub(crate) use crate::options::ClassMode;
+use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::sigmoid_keeping_nan;
+pub(crate) use crate::options::ClassMode;
 use crate::tensors::one_hot;
 use crate::{Aggregation, Reduction, SegLossError};
 
@@ -131,14 +131,7 @@ pub(crate) fn class_host_plan<const D: usize>(
     reduction: Reduction,
 ) -> Plan<D> {
     let classes = logits.dims()[1];
-    let kernel = ClassKernel::single(
-        classes,
-        mode,
-        from_logits,
-        ignore_index,
-        head,
-        reduction,
-    );
+    let kernel = ClassKernel::single(classes, mode, from_logits, ignore_index, head, reduction);
     Plan::host(logits, targets.into_host(), Reduction::None, kernel)
 }
 

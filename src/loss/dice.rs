@@ -1,53 +1,20 @@
 //! The soft Dice loss.
 
-use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::engine::Plan;
 use crate::loss::description::{LossDescription, compute};
-use crate::loss::overlap::{
-    OverlapOptions, Ratio, batch_width, check_params, overlap_options, overlap_plan,
-};
+use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
-/// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
-#[derive(Config, Debug)]
-pub struct SoftDiceConfig {
-    /// Added to the numerator, `2I + smooth_nr` (default `1e-5`, MONAI's). Must be >= 0.
-    #[config(default = 1e-5)]
-    pub smooth_nr: f64,
-    /// Added to the denominator, `|p| + |y| + smooth_dr` (default `1e-5`). Must be >= 0.
-    /// With both smoothing terms equal, an empty target predicted empty scores loss 0.
-    #[config(default = 1e-5)]
-    pub smooth_dr: f64,
-    /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`
-    /// (Milletari's V-Net form, MONAI's `squared_pred`).
-    #[config(default = false)]
-    pub squared: bool,
-    /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`,
-    /// the L1 form of Wang & Blaschko (MONAI's and smp's `soft_label`): the same value for
-    /// hard targets (and the same gradient, except at probabilities of exactly 0 or 1, where
-    /// `|p - y|` has a kink), and for soft targets the loss is minimal at `p = y`, where with
-    /// `sum(p y)` it is not. Needs `squared = false`.
-    #[config(default = false)]
-    pub soft_label: bool,
-    /// `false` (default): `loss = 1 - score`; `true`: `loss = -ln(max(score, 1e-7))` (smp's
-    /// `log_loss`; steeper for poor scores, the floor keeps it finite).
-    #[config(default = false)]
-    pub log_loss: bool,
-    /// Statistics per image (default) or over the whole batch.
-    #[config(default = "Aggregation::PerImage")]
-    pub aggregation: Aggregation,
-    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
-    #[config(default = true)]
-    pub from_logits: bool,
-    /// How the per-image losses are combined (default [`Reduction::Mean`]).
-    #[config(default = "Reduction::Mean")]
-    pub reduction: Reduction,
-    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
-    /// backends).
-    #[config(default = "Execution::Auto")]
-    pub execution: Execution,
+overlap_config! {
+    /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.
+    pub struct SoftDiceConfig {
+        /// `false` (default): `|p| = sum(p)`, `|y| = sum(y)`; `true`: `sum(p^2)` and `sum(y^2)`
+        /// (Milletari's V-Net form, MONAI's `squared_pred`).
+        #[config(default = false)]
+        pub squared: bool,
+    }
 }
 
 /// Soft Dice loss: the Dice score of Eq. 1 relaxed to probabilities (Sect. 2 of Bertels et al.).
@@ -93,19 +60,12 @@ pub fn soft_dice<const D: usize>(
     compute(config, logits, targets)
 }
 
-impl SoftDiceConfig {
-    /// The options as the overlap body takes them.
-    fn options(&self) -> OverlapOptions {
-        overlap_options!(self, squared: self.squared)
-    }
-}
-
 impl LossDescription for SoftDiceConfig {
     type Targets<const D: usize> = Tensor<D>;
 
     /// Smoothing `>= 0` and finite, `soft_label` only with `squared = false`.
     fn validate(&self) -> Result<(), SegLossError> {
-        check_params(&self.options().params(Ratio::DICE))
+        check_params(&self.overlap_params(Ratio::DICE, self.squared))
     }
 
     fn plan<const D: usize>(
@@ -115,7 +75,13 @@ impl LossDescription for SoftDiceConfig {
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        overlap_plan(logits, targets, Ratio::DICE, &self.options(), share)
+        overlap_plan(
+            logits,
+            targets,
+            self.overlap_params(Ratio::DICE, self.squared),
+            (self.reduction, self.execution),
+            share,
+        )
     }
 
     fn shared_widths(&self, _classes: usize) -> Vec<usize> {

@@ -19,7 +19,8 @@ use crate::loss::classes::{
 };
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{
-    Ratio, SoftStatistics, check_params, loss_of_statistics, soft_statistics, statistics_plan,
+    Ratio, SoftStatistics, check_params, loss_of_statistics, overlap_config, soft_statistics,
+    statistics_plan,
 };
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
@@ -39,62 +40,42 @@ pub enum OverlapScore {
     },
 }
 
-/// Options of [`multiclass_overlap`]. Defaults follow MONAI's `DiceLoss(softmax=True)`.
-#[derive(Config, Debug)]
-pub struct MulticlassOverlapConfig {
-    /// Dice (default), Jaccard or Tversky.
-    #[config(default = "OverlapScore::Dice")]
-    pub score: OverlapScore,
-    /// Softmax over the channels (default) or a sigmoid per channel.
-    #[config(default = "ClassMode::Softmax")]
-    pub mode: ClassMode,
-    /// `true` (default): inputs are logits; `false`: per-class probabilities.
-    #[config(default = true)]
-    pub from_logits: bool,
-    /// `true` (default, MONAI's): class 0 is scored like the others; `false`: it is left out
-    /// of the average (nnU-Net's `do_bg = False`; with softmax it still takes part in the
-    /// normalisation).
-    #[config(default = true)]
-    pub include_background: bool,
-    /// Per-class weights `w_c` (length `C`, each >= 0; default `None`: all 1): the per-image
-    /// loss is `sum_c w_c l_c / sum_c w_c` over the averaged classes (smp's normalisation;
-    /// MONAI multiplies without dividing, i.e. MONAI's value is ours times `mean(w)`).
-    #[config(default = "None")]
-    pub class_weights: Option<Vec<f64>>,
-    /// A class index whose pixels are left out of every sum (default `None`; index targets
-    /// only). It may lie outside `0..C` (255, -100).
-    #[config(default = "None")]
-    pub ignore_index: Option<i64>,
-    /// Average over all classes (default) or over the classes present in the target.
-    #[config(default = "ClassAverage::All")]
-    pub average: ClassAverage,
-    /// Added to the numerator (default `1e-5`). Must be >= 0.
-    #[config(default = 1e-5)]
-    pub smooth_nr: f64,
-    /// Added to the denominator (default `1e-5`). Must be >= 0.
-    #[config(default = 1e-5)]
-    pub smooth_dr: f64,
-    /// `sum(p^2)`, `sum(y^2)` in the denominator (default `false`).
-    #[config(default = false)]
-    pub squared: bool,
-    /// The L1 intersection `(sum(p) + sum(y) - sum|p - y|) / 2` (default `false`; see
-    /// [`SoftDiceConfig::soft_label`](crate::losses::SoftDiceConfig::soft_label)).
-    #[config(default = false)]
-    pub soft_label: bool,
-    /// `-ln(max(score, 1e-7))` instead of `1 - score` (default `false`).
-    #[config(default = false)]
-    pub log_loss: bool,
-    /// Statistics per image (default) or over the whole batch.
-    #[config(default = "Aggregation::PerImage")]
-    pub aggregation: Aggregation,
-    /// How the per-image losses are combined (default [`Reduction::Mean`]).
-    #[config(default = "Reduction::Mean")]
-    pub reduction: Reduction,
-    /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on flex
-    /// and ndarray for f32 and f64 logits, burn operations elsewhere). Both give the same
-    /// values and gradients.
-    #[config(default = "Execution::Auto")]
-    pub execution: Execution,
+overlap_config! {
+    /// Options of [`multiclass_overlap`]. Defaults follow MONAI's `DiceLoss(softmax=True)`.
+    pub struct MulticlassOverlapConfig {
+        /// Dice (default), Jaccard or Tversky.
+        #[config(default = "OverlapScore::Dice")]
+        pub score: OverlapScore,
+
+        /// Softmax over the channels (default) or a sigmoid per channel.
+        #[config(default = "ClassMode::Softmax")]
+        pub mode: ClassMode,
+
+        /// `true` (default, MONAI's): class 0 is scored like the others; `false`: it is left out
+        /// of the average (nnU-Net's `do_bg = False`; with softmax it still takes part in the
+        /// normalisation).
+        #[config(default = true)]
+        pub include_background: bool,
+
+        /// Per-class weights `w_c` (length `C`, each >= 0; default `None`: all 1): the per-image
+        /// loss is `sum_c w_c l_c / sum_c w_c` over the averaged classes (smp's normalisation;
+        /// MONAI multiplies without dividing, i.e. MONAI's value is ours times `mean(w)`).
+        #[config(default = "None")]
+        pub class_weights: Option<Vec<f64>>,
+
+        /// A class index whose pixels are left out of every sum (default `None`; index targets
+        /// only). It may lie outside `0..C` (255, -100).
+        #[config(default = "None")]
+        pub ignore_index: Option<i64>,
+
+        /// Average over all classes (default) or over the classes present in the target.
+        #[config(default = "ClassAverage::All")]
+        pub average: ClassAverage,
+
+        /// `sum(p^2)`, `sum(y^2)` in the denominator (default `false`).
+        #[config(default = false)]
+        pub squared: bool,
+    }
 }
 
 impl MulticlassOverlapConfig {
@@ -105,16 +86,7 @@ impl MulticlassOverlapConfig {
             OverlapScore::Jaccard => Ratio::JACCARD,
             OverlapScore::Tversky { alpha, beta } => Ratio::tversky(alpha, beta),
         };
-        OverlapParams {
-            ratio,
-            smooth_nr: self.smooth_nr,
-            smooth_dr: self.smooth_dr,
-            squared: self.squared,
-            soft_label: self.soft_label,
-            log_loss: self.log_loss,
-            batch: self.aggregation == Aggregation::Batch,
-            from_logits: self.from_logits,
-        }
+        self.overlap_params(ratio, self.squared)
     }
 }
 

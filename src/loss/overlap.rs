@@ -24,53 +24,78 @@ use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 pub(crate) use crate::kernels::overlap::Ratio;
 
-/// The options common to every overlap loss, gathered from its config.
-pub(crate) struct OverlapOptions {
-    pub smooth_nr: f64,
-    pub smooth_dr: f64,
-    pub squared: bool,
-    pub soft_label: bool,
-    pub log_loss: bool,
-    pub aggregation: Aggregation,
-    pub from_logits: bool,
-    pub reduction: Reduction,
-    pub execution: Execution,
-}
+/// The config struct of an overlap loss (soft Dice, soft Jaccard, Tversky, the multiclass
+/// overlap loss): its own fields as given, then the eight options every overlap loss shares,
+/// written once here with their docs, and `overlap_params`, the kernel's view of them.
+macro_rules! overlap_config {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident {
+            $($(#[$attr:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(burn::config::Config, Debug)]
+        pub struct $name {
+            $($(#[$attr])* pub $field: $ty,)*
+            /// Added to the score's numerator (default `1e-5`, MONAI's). Must be >= 0 and
+            /// finite.
+            #[config(default = 1e-5)]
+            pub smooth_nr: f64,
+            /// Added to the score's denominator (default `1e-5`). Must be >= 0 and finite. With
+            /// both smoothing terms equal, an empty target predicted empty scores loss 0.
+            #[config(default = 1e-5)]
+            pub smooth_dr: f64,
+            /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`,
+            /// the L1 form of Wang & Blaschko (MONAI's and smp's `soft_label`): the same value
+            /// for hard targets (and the same gradient, except at probabilities of exactly 0 or
+            /// 1, where `|p - y|` has a kink), and for soft targets the loss is minimal at
+            /// `p = y`, where with `sum(p y)` it is not. Needs plain sums (`squared = false`).
+            #[config(default = false)]
+            pub soft_label: bool,
+            /// `false` (default): `loss = 1 - score`; `true`: `loss = -ln(max(score, 1e-7))`
+            /// (smp's `log_loss`; steeper for poor scores, the floor keeps it finite).
+            #[config(default = false)]
+            pub log_loss: bool,
+            /// Statistics per image (default, as MONAI and the paper) or over the whole batch
+            /// first ([`Aggregation::Batch`]: nnU-Net's `batch_dice`, smp).
+            #[config(default = "Aggregation::PerImage")]
+            pub aggregation: Aggregation,
+            /// `true` (default): inputs are logits and `p` their sigmoid (or softmax);
+            /// `false`: probabilities.
+            #[config(default = true)]
+            pub from_logits: bool,
+            /// How the per-image losses are combined (default [`Reduction::Mean`]).
+            #[config(default = "Reduction::Mean")]
+            pub reduction: Reduction,
+            /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on
+            /// the CPU backends).
+            #[config(default = "Execution::Auto")]
+            pub execution: Execution,
+        }
 
-/// The [`OverlapOptions`] of a binary overlap loss's config (its fields share these names),
-/// with `squared` given (Tversky has no such option).
-macro_rules! overlap_options {
-    ($config:expr, squared: $squared:expr) => {
-        $crate::loss::overlap::OverlapOptions {
-            smooth_nr: $config.smooth_nr,
-            smooth_dr: $config.smooth_dr,
-            squared: $squared,
-            soft_label: $config.soft_label,
-            log_loss: $config.log_loss,
-            aggregation: $config.aggregation,
-            from_logits: $config.from_logits,
-            reduction: $config.reduction,
-            execution: $config.execution,
+        impl $name {
+            /// The kernel's view of the shared options, scoring `ratio` with `squared` sums.
+            fn overlap_params(
+                &self,
+                ratio: $crate::loss::overlap::Ratio,
+                squared: bool,
+            ) -> $crate::kernels::overlap::OverlapParams {
+                $crate::kernels::overlap::OverlapParams {
+                    ratio,
+                    smooth_nr: self.smooth_nr,
+                    smooth_dr: self.smooth_dr,
+                    squared,
+                    soft_label: self.soft_label,
+                    log_loss: self.log_loss,
+                    batch: self.aggregation == Aggregation::Batch,
+                    from_logits: self.from_logits,
+                }
+            }
         }
     };
 }
-pub(crate) use overlap_options;
-
-impl OverlapOptions {
-    /// The kernel's view of these options with `ratio`.
-    pub fn params(&self, ratio: Ratio) -> OverlapParams {
-        OverlapParams {
-            ratio,
-            smooth_nr: self.smooth_nr,
-            smooth_dr: self.smooth_dr,
-            squared: self.squared,
-            soft_label: self.soft_label,
-            log_loss: self.log_loss,
-            batch: self.aggregation == Aggregation::Batch,
-            from_logits: self.from_logits,
-        }
-    }
-}
+pub(crate) use overlap_config;
 
 /// The loss of `ratio` of the soft statistics, per image or per batch, reduced: the body of
 /// [`soft_dice`](crate::losses::soft_dice), [`soft_jaccard`](crate::losses::soft_jaccard) and
@@ -82,19 +107,18 @@ impl OverlapOptions {
 pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
     targets: Tensor<D>,
-    ratio: Ratio,
-    options: &OverlapOptions,
+    params: OverlapParams,
+    (reduction, execution): (Reduction, Execution),
     share: bool,
 ) -> Result<Plan<D>, SegLossError> {
-    let params = options.params(ratio);
     let (logits, targets) = check::binary_inputs(logits, targets)?;
     let share = share && params.batch;
-    if !share && runs_on_host(options.execution, &logits, targets.is_tracked())? {
-        return Ok(Plan::host(logits, targets, options.reduction, params));
+    if !share && runs_on_host(execution, &logits, targets.is_tracked())? {
+        return Ok(Plan::host(logits, targets, reduction, params));
     }
     // Flattened before any arithmetic: a reshape between the sigmoid and the products would
     // end the fused kernel there (burn 0.22's fusion), costing a kernel over the batch.
-    let p = probabilities(rows(logits), options.from_logits);
+    let p = probabilities(rows(logits), params.from_logits);
     let y = rows(targets);
     let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
         let per_image = row_sums(t);
@@ -104,7 +128,6 @@ pub(crate) fn overlap_plan<const D: usize>(
             per_image
         }
     });
-    let reduction = options.reduction;
     let finish = move |s: SoftStatistics<1>| reduction.apply(loss_of_statistics(&s, &params));
     Ok(statistics_plan(statistics, share, finish))
 }

@@ -1,52 +1,25 @@
 //! The Tversky loss.
 
-use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::Plan;
 use crate::loss::description::{LossDescription, compute};
-use crate::loss::overlap::{
-    OverlapOptions, Ratio, batch_width, check_params, overlap_options, overlap_plan,
-};
+use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
 use crate::{Aggregation, Execution, Reduction, SegLossError};
 
-/// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
-#[derive(Config, Debug)]
-pub struct TverskyConfig {
-    /// Weight of the false positives `FP = sum(p) - I` (default `0.5`). Must be >= 0.
-    #[config(default = 0.5)]
-    pub alpha: f64,
-    /// Weight of the false negatives `FN = sum(y) - I` (default `0.5`). Must be >= 0. Raising
-    /// `beta` above `alpha` trades precision for recall (Salehi et al. 2017 use 0.3 / 0.7).
-    #[config(default = 0.5)]
-    pub beta: f64,
-    /// Added to the numerator, `I + smooth_nr` (default `1e-5`). Must be >= 0.
-    #[config(default = 1e-5)]
-    pub smooth_nr: f64,
-    /// Added to the denominator (default `1e-5`). Must be >= 0.
-    #[config(default = 1e-5)]
-    pub smooth_dr: f64,
-    /// `false` (default): `I = sum(p y)`; `true`: `I = (sum(p) + sum(y) - sum|p - y|) / 2`
-    /// (see [`SoftDiceConfig::soft_label`](crate::losses::SoftDiceConfig::soft_label)).
-    #[config(default = false)]
-    pub soft_label: bool,
-    /// `false` (default): `loss = 1 - score`; `true`: `-ln(max(score, 1e-7))`.
-    #[config(default = false)]
-    pub log_loss: bool,
-    /// Statistics per image (default) or over the whole batch.
-    #[config(default = "Aggregation::PerImage")]
-    pub aggregation: Aggregation,
-    /// `true` (default): inputs are logits and `p = sigmoid(x)`; `false`: probabilities.
-    #[config(default = true)]
-    pub from_logits: bool,
-    /// How the per-image losses are combined (default [`Reduction::Mean`]).
-    #[config(default = "Reduction::Mean")]
-    pub reduction: Reduction,
-    /// Host kernels or burn operations (default [`Execution::Auto`]: host kernels on the CPU
-    /// backends).
-    #[config(default = "Execution::Auto")]
-    pub execution: Execution,
+overlap_config! {
+    /// Options of [`tversky`]. Defaults follow MONAI's `TverskyLoss` (`alpha = beta = 0.5`).
+    pub struct TverskyConfig {
+        /// Weight of the false positives `FP = sum(p) - I` (default `0.5`). Must be >= 0.
+        #[config(default = 0.5)]
+        pub alpha: f64,
+
+        /// Weight of the false negatives `FN = sum(y) - I` (default `0.5`). Must be >= 0. Raising
+        /// `beta` above `alpha` trades precision for recall (Salehi et al. 2017 use 0.3 / 0.7).
+        #[config(default = 0.5)]
+        pub beta: f64,
+    }
 }
 
 /// Tversky loss (Salehi et al. 2017): the soft Tversky index, which weighs false positives
@@ -97,13 +70,6 @@ pub fn tversky<const D: usize>(
     compute(config, logits, targets)
 }
 
-impl TverskyConfig {
-    /// The options as the overlap body takes them.
-    fn options(&self) -> OverlapOptions {
-        overlap_options!(self, squared: false)
-    }
-}
-
 impl LossDescription for TverskyConfig {
     type Targets<const D: usize> = Tensor<D>;
 
@@ -111,7 +77,7 @@ impl LossDescription for TverskyConfig {
     fn validate(&self) -> Result<(), SegLossError> {
         check::non_negative("alpha", self.alpha)?;
         check::non_negative("beta", self.beta)?;
-        check_params(&self.options().params(Ratio::tversky(self.alpha, self.beta)))
+        check_params(&self.overlap_params(Ratio::tversky(self.alpha, self.beta), false))
     }
 
     fn plan<const D: usize>(
@@ -124,8 +90,8 @@ impl LossDescription for TverskyConfig {
         overlap_plan(
             logits,
             targets,
-            Ratio::tversky(self.alpha, self.beta),
-            &self.options(),
+            self.overlap_params(Ratio::tversky(self.alpha, self.beta), false),
+            (self.reduction, self.execution),
             share,
         )
     }

@@ -22,12 +22,12 @@ use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, IGNORED, Targets, TypedKernel};
 
+use crate::options::ClassMode;
 use block::{
     Activation, ClassCoefficients, FocalTerm, Gamma, Image, ImageCoefficients, Scratch,
     add_statistics,
 };
 use heads::{Gathered, Head, HeadKind, Needs, STATS, Stats, coefficients, values};
-use crate::options::ClassMode;
 use layout::{ClassLayout, Inputs, class_slices, pixel_range};
 
 /// Multiclass losses sharing one pass over the logits.
