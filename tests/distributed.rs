@@ -932,3 +932,53 @@ fn a_reducer_that_answers_on_another_device_is_an_error() {
         );
     }
 }
+
+/// The module form: a loss module `with_shared` gives what the `*_shared` function gives, so a
+/// model can hold its data-parallel loss as a field (binary and multiclass; a compound module
+/// runs the same `compute_shared` as `compound_shared`, tested above).
+#[test]
+fn modules_with_shared_statistics_are_exact_across_workers() {
+    let batch = Aggregation::Batch;
+    let mut rng = TestRng::new(41);
+    let (x, dims, y) = binary_inputs(&mut rng);
+    let dice = SoftDiceConfig::new()
+        .with_aggregation(batch)
+        .with_execution(DEVICE);
+    let module = dice.init().unwrap();
+    check(
+        "SoftDiceLoss::with_shared",
+        &x,
+        dims,
+        y,
+        &move |x, y, shared| {
+            let Targets::Binary(y) = y else {
+                unreachable!()
+            };
+            match shared {
+                Some(s) => module.clone().with_shared(s.clone()).try_forward(x, y),
+                None => module.try_forward(x, y),
+            }
+        },
+    );
+    let (x, dims, y) = class_inputs(&mut rng);
+    let module = MulticlassOverlapConfig::new()
+        .with_aggregation(batch)
+        .with_execution(DEVICE)
+        .init()
+        .unwrap();
+    check(
+        "MulticlassOverlapLoss::with_shared",
+        &x,
+        dims,
+        y,
+        &move |x, y, shared| {
+            let Targets::Classes(y) = y else {
+                unreachable!()
+            };
+            match shared {
+                Some(s) => module.clone().with_shared(s.clone()).try_forward(x, y),
+                None => module.try_forward(x, y),
+            }
+        },
+    );
+}

@@ -491,3 +491,49 @@ fn host_execution_rejects_tracked_targets() {
     let loss = soft_dice(x, y.clone(), &SoftDiceConfig::new()).unwrap();
     assert!(y.grad(&loss.backward()).is_some());
 }
+
+/// Multiclass host terms that cannot share one pass (here: different `ignore_index`) still run
+/// as one host operation with one gradient buffer; the sum equals the terms computed alone.
+#[test]
+fn multiclass_terms_of_different_passes_share_one_host_operation() {
+    use burn::tensor::{Int, TensorData};
+    use segloss::losses::{
+        MulticlassCompoundConfig, MulticlassFocalConfig, MulticlassLoss, MulticlassOverlapConfig,
+        multiclass_compound,
+    };
+    let device = f64_device().autodiff();
+    let (n, c, p) = (3, 4, 37);
+    let x: Vec<f64> = (0..n * c * p)
+        .map(|i| ((i * 7919) % 23) as f64 / 4.0 - 2.8)
+        .collect();
+    let labels: Vec<i64> = (0..n * p).map(|i| ((i * 31) % 5) as i64).collect();
+    let y = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, 1, p]), &device);
+    let terms = [
+        (1.0, MulticlassLoss::Overlap(MulticlassOverlapConfig::new())),
+        (
+            0.5,
+            MulticlassLoss::Focal(MulticlassFocalConfig::new().with_ignore_index(Some(4))),
+        ),
+    ];
+    let config = terms
+        .iter()
+        .fold(MulticlassCompoundConfig::new(), |c, (w, l)| {
+            c.with_term(*w, l.clone())
+        });
+    let logits = tensor(&x, [n, c, p], &device, DType::F64).require_grad();
+    let total = multiclass_compound(logits.clone(), y.clone(), &config).unwrap();
+    let grad = to_vec(logits.grad(&total.clone().backward()).unwrap());
+    let mut expected_value = 0.0;
+    let mut expected_grad = vec![0.0; x.len()];
+    for (weight, loss) in &terms {
+        let logits = tensor(&x, [n, c, p], &device, DType::F64).require_grad();
+        let value = loss.compute(logits.clone(), y.clone()).unwrap();
+        let g = to_vec(logits.grad(&value.clone().backward()).unwrap());
+        expected_value += weight * to_vec(value)[0];
+        for (e, g) in expected_grad.iter_mut().zip(g) {
+            *e += weight * g;
+        }
+    }
+    assert_close(&to_vec(total), &[expected_value], 1e-12, 0.0, "value");
+    assert_close(&grad, &expected_grad, 1e-12, 1e-15, "gradient");
+}
