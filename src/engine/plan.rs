@@ -213,7 +213,7 @@ fn is_cpu(device: &Device) -> bool {
 /// The weights are applied here, after every term has been computed, and a weight of 1 costs
 /// no operation: on a fusion backend a small `l_t * w_t` queued between two terms joins the
 /// next term's first fused block and breaks its fusion (measured in
-/// `benches/results/device_kernels.md`, "Weights after the terms").
+/// `benches/results/design_notes.md`, "Weights after the terms").
 fn weighted_sum(parts: Vec<(f64, Tensor<1>)>) -> Result<Tensor<1>, SegLossError> {
     let weighted = |(weight, loss): (f64, Tensor<1>)| {
         if weight == 1.0 {
