@@ -21,15 +21,16 @@
 //! Every worker must call the loss in the same order with the same options and class count
 //! (the options decide which terms share statistics, and the statistics' shape depends on the
 //! class count only, not on the shard size), as any collective requires.
-//! The losses with batch statistics take the option: [`Loss::compute_shared`],
-//! [`MulticlassLoss::compute_shared`], [`compound_shared`] and [`multiclass_compound_shared`]
-//! (soft Dice, soft Jaccard, Tversky, multiclass overlap and generalized Dice with
-//! `Aggregation::Batch`). Their statistics are then computed with burn operations on the
-//! device (the fused host kernels compute theirs internally). Losses without batch
-//! statistics (per-image aggregation, cross-entropy, focal, the boundary losses, Lovász with
-//! `per_image`) are per-image or per-pixel already and are computed as without the option.
-//! Lovász with `per_image = false` sorts the whole batch's errors, which cannot be shared as a
-//! few sums: it stays a per-shard loss.
+//! Every loss takes the option, as a module (`XLoss::with_shared`, a field of the model) or a
+//! call ([`Loss::compute_shared`], [`MulticlassLoss::compute_shared`], [`compound_shared`],
+//! [`multiclass_compound_shared`]); the losses with batch statistics (soft Dice, soft Jaccard,
+//! Tversky, multiclass overlap and generalized Dice with `Aggregation::Batch`) then score the
+//! global batch. Their statistics are computed with burn operations on the device (the fused
+//! host kernels compute theirs internally). Losses without batch statistics (per-image
+//! aggregation, cross-entropy, focal, the boundary losses, Lovász per image) are per-image or
+//! per-pixel already and are computed as without the option. Lovász with
+//! `Aggregation::Batch` sorts the whole batch's errors, which cannot be shared as a few sums:
+//! it stays a per-shard loss.
 //!
 //! # When a worker fails
 //! A worker that left the collective would leave the others waiting in it for ever. So a
