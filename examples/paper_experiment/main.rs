@@ -17,6 +17,7 @@ mod evaluate;
 mod model;
 mod report;
 mod rng;
+mod text;
 mod train;
 
 use std::path::PathBuf;
