@@ -10,6 +10,7 @@ use plotters::style::{FontStyle, register_font};
 
 use crate::data::{Rng, Sample};
 use crate::evaluate::{Scores, mean, paired_bootstrap, std_dev};
+use crate::text::Glyphs;
 use crate::train::Loss;
 
 /// Significance level of the pairwise tests.
@@ -114,16 +115,13 @@ pub fn plot(
     test: &[Sample],
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // plotters draws text with ab_glyph from a registered font: a bundled DejaVu Sans Mono, so
-    // the plot needs no system fonts.
-    register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        include_bytes!("DejaVuSansMono.ttf"),
-    )
-    .map_err(|_| "invalid bundled font")?;
+    // A bundled DejaVu Sans Mono, so the plot needs no system fonts: registered with plotters,
+    // which lays the text out with it, and drawn by `Glyphs` (plotters' own drawing of it put
+    // the glyphs off their places: "0. 1" for 0.1).
+    const FONT: &[u8] = include_bytes!("DejaVuSansMono.ttf");
+    register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "invalid bundled font")?;
     let groups = deciles(test);
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    let root = Glyphs::new(BitMapBackend::new(path, (900, 560)), FONT)?.into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
