@@ -19,13 +19,14 @@
 //! `ExecutionStrategy::ddp(devices, DistributedConfig { all_reduce_op })`:
 //!
 //! ```ignore
-//! // A field of the model (#[module(skip)]: cloned to every worker with the model):
 //! let shared = SharedStatistics::new(
 //!     Arc::new(DeviceAllReduce::new(devices.clone())?),
 //!     GradientReduction::Mean, // burn-train's all_reduce_op: ReduceOperation::Mean
 //! );
+//! // A field of the model (cloned to every worker with it):
+//! let loss: MulticlassCompoundLoss = dice_ce.init()?.with_shared(shared);
 //! // In TrainStep::step:
-//! let loss = multiclass_compound_shared(logits, targets, &dice_ce, &shared)?;
+//! let value = self.loss.forward(logits, targets);
 //! ```
 
 // The learner example's synthetic masks.
@@ -57,15 +58,15 @@ use burn::train::{
     TrainingStrategy,
 };
 use clap::Parser;
-use segloss::Aggregation;
 use segloss::distributed::{
     DeviceAllReduce, GradientReduction, SharedStatistics, SingleWorker, StatsReducer,
 };
 use segloss::losses::{
-    MulticlassCompoundConfig, MulticlassFocalConfig, MulticlassLoss, MulticlassOverlapConfig,
-    multiclass_compound_shared,
+    MulticlassCompoundConfig, MulticlassCompoundLoss, MulticlassFocalConfig, MulticlassLoss,
+    MulticlassOverlapConfig,
 };
 use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
+use segloss::{Aggregation, SegLossError};
 
 use data::{MaskBatch, MaskBatcher, generate};
 use model::UNet;
@@ -95,12 +96,29 @@ struct Args {
     quick: bool,
 }
 
-/// The network, its loss options and the reducer shared by the workers.
+/// The network and its loss: nnU-Net's batch Dice + CE, a module whose batch statistics are
+/// summed over the workers (`with_shared`).
 #[derive(Module, Debug)]
 struct Segmenter {
     unet: UNet,
-    #[module(skip)]
-    shared: SharedStatistics,
+    loss: MulticlassCompoundLoss,
+}
+
+/// nnU-Net's loss: batch Dice (statistics summed over the global batch) + CE, its batch
+/// statistics shared across the workers by `shared`.
+fn batch_dice_ce(shared: SharedStatistics) -> Result<MulticlassCompoundLoss, SegLossError> {
+    let dice_ce = MulticlassCompoundConfig::new()
+        .with_term(
+            1.0,
+            MulticlassLoss::Overlap(
+                MulticlassOverlapConfig::new().with_aggregation(Aggregation::Batch),
+            ),
+        )
+        .with_term(
+            1.0,
+            MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
+        );
+    Ok(dice_ce.init()?.with_shared(shared))
 }
 
 impl Segmenter {
@@ -113,20 +131,7 @@ impl Segmenter {
     fn forward_segmentation(&self, batch: MaskBatch) -> SegmentationOutput {
         let logits = self.logits(batch.images);
         let classes: Tensor<4, Int> = batch.masks.clone().greater_elem(0.5).int();
-        // nnU-Net's loss: batch Dice (statistics summed over the global batch) + CE.
-        let dice_ce = MulticlassCompoundConfig::new()
-            .with_term(
-                1.0,
-                MulticlassLoss::Overlap(
-                    MulticlassOverlapConfig::new().with_aggregation(Aggregation::Batch),
-                ),
-            )
-            .with_term(
-                1.0,
-                MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
-            );
-        let loss = multiclass_compound_shared(logits.clone(), classes, &dice_ce, &self.shared)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let loss = self.loss.forward(logits.clone(), classes);
         // The metrics score the object channel's logit against the background's (0).
         let object = logits.narrow(1, 1, 1);
         SegmentationOutput::new(loss, object, batch.masks)
@@ -194,7 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .num_epochs(args.epochs);
     let model = Segmenter {
         unet: UNet::new(8, &devices[0].clone().autodiff()),
-        shared,
+        loss: batch_dice_ce(shared)?,
     };
     let learner = Learner::new(model, AdamConfig::new().init(), 3e-3);
     let result = training.launch(learner);
