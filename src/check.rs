@@ -244,6 +244,32 @@ pub(crate) fn countable(count: usize, int_dtype: DType) -> Result<(), SegLossErr
     Ok(())
 }
 
+/// A voxel spacing (distance maps, surface metrics): `spacing` for `dims` axes, checked (one
+/// finite, positive value per axis), or 1 on every axis when `None`.
+pub(crate) fn checked_spacing(
+    spacing: Option<&[f64]>,
+    dims: usize,
+) -> Result<Vec<f64>, SegLossError> {
+    let Some(spacing) = spacing else {
+        return Ok(vec![1.0; dims]);
+    };
+    if spacing.len() != dims {
+        return Err(SegLossError::InvalidOption {
+            name: "spacing",
+            value: format!("{spacing:?}"),
+            allowed: "one value per spatial axis",
+        });
+    }
+    if let Some(&bad) = spacing.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(SegLossError::InvalidParameter {
+            name: "spacing",
+            value: bad,
+            allowed: "finite and > 0",
+        });
+    }
+    Ok(spacing.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -41,7 +41,8 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
     .unwrap();
     let what = format!("{backend} {} ignore {ignore:?}", case["input"]);
     assert_eq!(c.classes().len(), classes, "{what}");
-    // The fixture is [image][class]; ClassConfusion is [class][image].
+    // The fixture's counts are [image][class]; ClassConfusion::classes() is [class][image]
+    // (a list of classes), its scores [image][class] like the fixture's.
     let by_image = |key: &str, image: usize| -> Vec<u64> {
         case[key][image]
             .as_array()
@@ -59,11 +60,10 @@ fn check_case<const D: usize>(case: &Value, input: &Value, device: &Device, back
         assert_eq!(ours(Confusion::fp), by_image("fp", image), "{what} fp");
         assert_eq!(ours(Confusion::fn_), by_image("fn", image), "{what} fn");
         assert_eq!(ours(Confusion::tn), by_image("tn", image), "{what} tn");
-        let dice = c.dice(EmptyPolicy::Nan);
-        let jaccard = c.jaccard(EmptyPolicy::Nan);
-        let column = |scores: &Vec<Vec<f64>>| scores.iter().map(|k| k[image]).collect::<Vec<_>>();
-        assert_scores(&column(&dice), &floats(&case["dice"][image]), &what);
-        assert_scores(&column(&jaccard), &floats(&case["jaccard"][image]), &what);
+        let (dice, jaccard) = (c.dice(EmptyPolicy::Nan), c.jaccard(EmptyPolicy::Nan));
+        assert_eq!(dice.len(), shape[0], "{what}: Dice rows are images");
+        assert_scores(&dice[image], &floats(&case["dice"][image]), &what);
+        assert_scores(&jaccard[image], &floats(&case["jaccard"][image]), &what);
     }
     assert_scores(
         &c.macro_dice(EmptyPolicy::Nan, true),
@@ -102,6 +102,60 @@ fn class_confusion_matches_numpy_and_torchmetrics() {
             }
         }
     }
+}
+
+#[test]
+fn per_class_scores_are_image_by_class() {
+    // 2 images, 3 classes (N != C), 4 pixels each.
+    let device = f64_device();
+    let pred = indices(
+        &Value::from(vec![0, 1, 1, 2, 2, 2, 0, 0]),
+        [2, 1, 4],
+        &device,
+    );
+    let target = indices(
+        &Value::from(vec![0, 1, 2, 2, 2, 0, 0, 0]),
+        [2, 1, 4],
+        &device,
+    );
+    let c = ClassConfusion::from_indices(pred, target, 3, None).unwrap();
+    // Image 0: pred [0 1 1 2], target [0 1 2 2].
+    //   class 0: TP 1 FP 0 FN 0 -> Dice 1, Jaccard 1
+    //   class 1: TP 1 FP 1 FN 0 -> Dice 2/3, Jaccard 1/2
+    //   class 2: TP 1 FP 0 FN 1 -> Dice 2/3, Jaccard 1/2
+    // Image 1: pred [2 2 0 0], target [2 0 0 0].
+    //   class 0: TP 2 FP 0 FN 1 -> Dice 4/5, Jaccard 2/3
+    //   class 1: absent from both maps -> 0/0 (NaN)
+    //   class 2: TP 1 FP 1 FN 0 -> Dice 2/3, Jaccard 1/2
+    let dice = c.dice(EmptyPolicy::Nan);
+    let jaccard = c.jaccard(EmptyPolicy::Nan);
+    assert_eq!(dice.len(), 2, "one row per image");
+    assert!(
+        dice.iter().all(|row| row.len() == 3),
+        "one column per class"
+    );
+    assert_scores(&dice[0], &[1.0, 2.0 / 3.0, 2.0 / 3.0], "Dice image 0");
+    assert_scores(&dice[1], &[0.8, f64::NAN, 2.0 / 3.0], "Dice image 1");
+    assert_eq!(jaccard.len(), 2, "one row per image");
+    assert_scores(&jaccard[0], &[1.0, 0.5, 0.5], "Jaccard image 0");
+    assert_scores(&jaccard[1], &[2.0 / 3.0, f64::NAN, 0.5], "Jaccard image 1");
+    assert_eq!(c.dice(EmptyPolicy::One)[1][1], 1.0);
+    assert_eq!(c.jaccard(EmptyPolicy::Zero)[1][1], 0.0);
+    // classes() stays a list of classes: [class], each with one count per image.
+    assert_eq!(c.classes().len(), 3);
+    assert_eq!(c.classes()[0].tp(), &[1, 2]);
+    assert_eq!(c.classes()[1].fp(), &[1, 0]);
+    // The macro averages are per image, over the row of classes (NaN skipped).
+    assert_scores(
+        &c.macro_dice(EmptyPolicy::Nan, true),
+        &[(1.0 + 4.0 / 3.0) / 3.0, (0.8 + 2.0 / 3.0) / 2.0],
+        "macro Dice",
+    );
+    assert_scores(
+        &c.macro_jaccard(EmptyPolicy::Nan, false),
+        &[0.5, 0.5],
+        "macro Jaccard without background",
+    );
 }
 
 #[test]

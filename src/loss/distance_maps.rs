@@ -4,9 +4,9 @@
 use burn::tensor::{Bool, DType, Tensor};
 
 use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use crate::check::checked_spacing;
 use crate::cpu::edt::squared_distances;
 use crate::engine::host::{read_mask, upload};
-use crate::metrics::surface::checked_spacing;
 use crate::tensors::rows;
 use crate::{SegLossError, check};
 

@@ -8,10 +8,18 @@ use crate::host::read_counts;
 use crate::tensors::one_hot;
 use crate::{EmptyPolicy, SegLossError, check};
 
-/// One-vs-rest confusion counts of every class, per image: `classes[c]` holds the binary
+/// One-vs-rest confusion counts of every class, per image: `classes()[c]` holds the binary
 /// [`Confusion`] of "class `c`" against "any other class" for each image, so every binary
 /// score (Dice, Jaccard, Hamming, weighted Hamming) is available per class, and
 /// [`ClassConfusion::micro`] and the `macro_*` methods average over classes.
+///
+/// Every per-class result is indexed `[image][class]`, as in
+/// [`ClassSurfaceDistances`](super::surface::ClassSurfaceDistances): with `TP[n][c]`,
+/// `FP[n][c]` and `FN[n][c]` the one-vs-rest counts of class `c` in image `n`,
+/// `dice(empty)[n][c] = 2 TP[n][c] / (2 TP[n][c] + FP[n][c] + FN[n][c])` and
+/// `jaccard(empty)[n][c] = TP[n][c] / (TP[n][c] + FP[n][c] + FN[n][c])`, `empty` deciding
+/// `0/0` (class `c` absent from both maps of image `n`). Only [`ClassConfusion::classes`] is
+/// indexed by class first: it is the list of the classes' counts, not a table of results.
 ///
 /// Pixels whose target is `ignore_index` count nowhere (`d` = the image's other pixels).
 /// Counted on the device with integer sums (exact, as [`Confusion`]); `3NC + N` integers are
@@ -26,8 +34,10 @@ use crate::{EmptyPolicy, SegLossError, check};
 /// let pred = Tensor::<3, Int>::from_ints([[[0, 1, 1, 2]]], &device);
 /// let target = Tensor::<3, Int>::from_ints([[[0, 1, 2, 2]]], &device);
 /// let c = ClassConfusion::from_indices(pred, target, 3, None)?;
-/// // Class 1: TP 1, FP 1, FN 0 -> Dice 2/3; class 2: TP 1, FP 0, FN 1 -> Dice 2/3.
-/// assert_eq!(c.dice(EmptyPolicy::Nan)[1], vec![2.0 / 3.0]);
+/// // One image, [image][class]: class 0 TP 1 -> Dice 1; class 1: TP 1, FP 1, FN 0 -> Dice
+/// // 2/3; class 2: TP 1, FP 0, FN 1 -> Dice 2/3.
+/// assert_eq!(c.dice(EmptyPolicy::Nan), vec![vec![1.0, 2.0 / 3.0, 2.0 / 3.0]]);
+/// assert_eq!(c.jaccard(EmptyPolicy::Nan)[0][1], 0.5);
 /// assert_eq!(c.macro_dice(EmptyPolicy::Nan, true), vec![(1.0 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0]);
 /// // Micro: 3 of 4 pixels right, Dice = accuracy = 0.75.
 /// assert_eq!(c.micro().dice(EmptyPolicy::Nan), vec![0.75]);
@@ -59,7 +69,9 @@ impl ClassConfusion {
         Ok(ClassConfusion { classes })
     }
 
-    /// `classes()[c]`: the per-image counts of class `c` against the rest.
+    /// `classes()[c]`: the per-image counts of class `c` against the rest. This list of classes
+    /// is indexed by class; the per-class results ([`ClassConfusion::dice`],
+    /// [`ClassConfusion::jaccard`]) are `[image][class]`.
     pub fn classes(&self) -> &[Confusion] {
         &self.classes
     }
@@ -179,14 +191,17 @@ impl ClassConfusion {
         total
     }
 
-    /// Dice per class and image, `[class][image]` (Eq. 1 of each one-vs-rest problem).
+    /// Dice per image and class, `[image][class]`: `2TP / (2TP + FP + FN)` of class `c`
+    /// against the rest in image `n` at `[n][c]` (Eq. 1 of each one-vs-rest problem), `0/0` by
+    /// `empty`.
     pub fn dice(&self, empty: EmptyPolicy) -> Vec<Vec<f64>> {
-        self.classes.iter().map(|c| c.dice(empty)).collect()
+        self.per_class(|c| c.dice(empty))
     }
 
-    /// Jaccard per class and image, `[class][image]`.
+    /// Jaccard per image and class, `[image][class]`: `TP / (TP + FP + FN)` of class `c`
+    /// against the rest in image `n` at `[n][c]`, `0/0` by `empty`.
     pub fn jaccard(&self, empty: EmptyPolicy) -> Vec<Vec<f64>> {
-        self.classes.iter().map(|c| c.jaccard(empty)).collect()
+        self.per_class(|c| c.jaccard(empty))
     }
 
     /// The macro Dice per image: the mean over classes (class 0 left out unless
@@ -200,19 +215,23 @@ impl ClassConfusion {
     pub fn macro_jaccard(&self, empty: EmptyPolicy, include_background: bool) -> Vec<f64> {
         macro_average(&self.jaccard(empty), include_background)
     }
+
+    /// A per-class score (one value per image each) transposed to `[image][class]`.
+    fn per_class(&self, score: impl Fn(&Confusion) -> Vec<f64>) -> Vec<Vec<f64>> {
+        let per_class: Vec<Vec<f64>> = self.classes.iter().map(score).collect();
+        let images = self.classes.first().map_or(0, Confusion::len);
+        (0..images)
+            .map(|n| per_class.iter().map(|values| values[n]).collect())
+            .collect()
+    }
 }
 
-/// Per image, the NaN-skipping mean over the classes of `scores` `[class][image]`.
+/// Per image, the NaN-skipping mean over the classes of `scores` `[image][class]` (class 0
+/// left out unless `include_background`).
 fn macro_average(scores: &[Vec<f64>], include_background: bool) -> Vec<f64> {
     let first = usize::from(!include_background);
-    let images = scores.first().map_or(0, Vec::len);
-    (0..images)
-        .map(|image| {
-            let per_class: Vec<f64> = scores[first.min(scores.len())..]
-                .iter()
-                .map(|class| class[image])
-                .collect();
-            mean_over_images(&per_class, true)
-        })
+    scores
+        .iter()
+        .map(|classes| mean_over_images(&classes[first.min(classes.len())..], true))
         .collect()
 }

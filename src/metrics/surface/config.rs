@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 
-use crate::SegLossError;
+use crate::{SegLossError, check};
 
 /// Options of [`SurfaceDistances`](super::SurfaceDistances) and
 /// [`ClassSurfaceDistances`](super::ClassSurfaceDistances).
@@ -60,7 +60,7 @@ pub enum BothEmpty {
 impl SurfaceConfig {
     /// The spacing for `dims` spatial axes: the given one, checked, or 1 on every axis.
     pub(crate) fn spacing_for(&self, dims: usize) -> Result<Vec<f64>, SegLossError> {
-        checked_spacing(self.spacing.as_deref(), dims)
+        check::checked_spacing(self.spacing.as_deref(), dims)
     }
 
     /// Checks the options that do not depend on the masks.
@@ -76,30 +76,4 @@ impl SurfaceConfig {
         }
         Ok(())
     }
-}
-
-/// `spacing` for `dims` axes, checked (one finite, positive value per axis), or 1 on every
-/// axis when `None`.
-pub(crate) fn checked_spacing(
-    spacing: Option<&[f64]>,
-    dims: usize,
-) -> Result<Vec<f64>, SegLossError> {
-    let Some(spacing) = spacing else {
-        return Ok(vec![1.0; dims]);
-    };
-    if spacing.len() != dims {
-        return Err(SegLossError::InvalidOption {
-            name: "spacing",
-            value: format!("{spacing:?}"),
-            allowed: "one value per spatial axis",
-        });
-    }
-    if let Some(&bad) = spacing.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-        return Err(SegLossError::InvalidParameter {
-            name: "spacing",
-            value: bad,
-            allowed: "finite and > 0",
-        });
-    }
-    Ok(spacing.to_vec())
 }

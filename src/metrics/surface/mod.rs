@@ -15,7 +15,7 @@
 //!
 //! The distance transform behind them is public too: [`distance_transform`] (scipy's
 //! `distance_transform_edt`); the boundary losses' maps are
-//! [`signed_distance_map`](crate::losses::signed_distance_map).
+//! `segloss::losses::signed_distance_map`.
 //!
 //! Which mode reproduces which tool:
 //!
@@ -63,7 +63,6 @@ mod distances;
 mod transform;
 
 pub use classes::ClassSurfaceDistances;
-pub(crate) use config::checked_spacing;
 pub use config::{BothEmpty, OneEmpty, SurfaceConfig};
 pub use distances::{Direction, HausdorffMode, SurfaceDistances};
 pub use transform::distance_transform;

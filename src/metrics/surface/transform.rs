@@ -50,5 +50,5 @@ fn checked_grid(
             right: shape.to_vec(),
         });
     }
-    super::config::checked_spacing(spacing, shape.len())
+    check::checked_spacing(spacing, shape.len())
 }
