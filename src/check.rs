@@ -4,7 +4,7 @@
 use burn::tensor::kind::Basic;
 use burn::tensor::{DType, Tensor};
 
-use crate::SegLossError;
+use crate::error::SegLossError;
 
 /// Checks the inputs of a binary loss and returns them ready to compute with: the checks of
 /// [`binary_pair`] (shape, rank, device), then one channel ([`one_channel`]); the logits

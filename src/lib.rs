@@ -105,9 +105,7 @@ pub mod theory;
 
 pub use api::distributed;
 pub use engine::validate::{TargetKind, validate_class_indices, validate_targets};
-// A short path for the metrics' host reads; it becomes `engine::host` there once the metrics'
-// own restructuring is merged.
-use engine::host;
+
 pub use error::SegLossError;
 pub use options::{Aggregation, EmptyPolicy, Execution, Reduction};
 

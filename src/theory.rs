@@ -21,7 +21,7 @@
 //! is nearly zero, so train with a Dice or Jaccard loss (soft Dice, soft Jaccard, Lovász) when
 //! objects are small and you are evaluated on Dice or Jaccard.
 
-use crate::SegLossError;
+use crate::error::SegLossError;
 use crate::metrics::Confusion;
 
 /// Relative error of Dice as an approximation of Jaccard (Prop. 1): `D <= (1 + 1) J`.

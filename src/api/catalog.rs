@@ -6,10 +6,10 @@
 
 use burn::tensor::Tensor;
 
-use crate::SegLossError;
 use crate::api::distributed::{SharedStatistics, compute_shared};
 use crate::api::modules::loss_module;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
 
@@ -209,11 +209,15 @@ mod tests {
             Loss::BinaryCrossEntropy(BinaryCrossEntropyConfig::new()),
             Loss::WeightedCrossEntropy(WeightedCrossEntropyConfig::new()),
             Loss::SoftDice(SoftDiceConfig::new()),
-            Loss::SoftJaccard(SoftJaccardConfig::new().with_aggregation(crate::Aggregation::Batch)),
+            Loss::SoftJaccard(
+                SoftJaccardConfig::new().with_aggregation(crate::options::Aggregation::Batch),
+            ),
             Loss::Tversky(TverskyConfig::new()),
             Loss::Focal(FocalConfig::new()),
             Loss::LovaszSigmoid(LovaszSigmoidConfig::new()),
-            Loss::LovaszHinge(LovaszHingeConfig::new().with_aggregation(crate::Aggregation::Batch)),
+            Loss::LovaszHinge(
+                LovaszHingeConfig::new().with_aggregation(crate::options::Aggregation::Batch),
+            ),
         ];
         let x: Vec<f64> = (0..32).map(|i| f64::from(i % 7) - 3.0).collect();
         let y: Vec<f64> = (0..32).map(|i| f64::from(i % 3 == 0)).collect();

@@ -9,11 +9,11 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::SegLossError;
 use crate::api::catalog::{Loss, MulticlassLoss};
 use crate::api::distributed::{SharedStatistics, compute_shared};
 use crate::api::modules::loss_module;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::kernels;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};

@@ -63,9 +63,10 @@ use burn::config::Config;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::check;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::loss::description::LossDescription;
-use crate::{SegLossError, check};
 
 /// Sums a small statistics tensor `[K, C]` across the data-parallel workers.
 ///

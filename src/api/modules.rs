@@ -39,8 +39,8 @@
 
 use burn::tensor::Tensor;
 
-use crate::SegLossError;
 use crate::api::distributed::{SharedStatistics, compute_shared};
+use crate::error::SegLossError;
 use crate::loss::description::{LossDescription, compute};
 
 /// A segmentation loss, whatever its kind: what every loss module implements, for code
@@ -124,7 +124,7 @@ macro_rules! loss_module {
             /// [`SegLossError::InvalidParameter`](crate::SegLossError) or
             /// [`SegLossError::InvalidOption`](crate::SegLossError) for an option out of range;
             /// checks that need the inputs (a class count, a shape) are made by `forward`.
-            pub fn init(&self) -> Result<$name, $crate::SegLossError> {
+            pub fn init(&self) -> Result<$name, $crate::error::SegLossError> {
                 $crate::loss::description::LossDescription::validate(self)?;
                 Ok($name {
                     config: self.clone(),
@@ -168,7 +168,7 @@ macro_rules! loss_module {
                 &self,
                 logits: burn::tensor::Tensor<D>,
                 targets: impl Into<$targets<D>>,
-            ) -> Result<burn::tensor::Tensor<1>, $crate::SegLossError> {
+            ) -> Result<burn::tensor::Tensor<1>, $crate::error::SegLossError> {
                 $crate::api::modules::run_module(
                     &self.config,
                     self.shared.as_ref(),
@@ -184,7 +184,7 @@ macro_rules! loss_module {
                 &self,
                 logits: burn::tensor::Tensor<D>,
                 targets: $targets<D>,
-            ) -> Result<burn::tensor::Tensor<1>, $crate::SegLossError> {
+            ) -> Result<burn::tensor::Tensor<1>, $crate::error::SegLossError> {
                 $crate::api::modules::run_module(
                     &self.config,
                     self.shared.as_ref(),

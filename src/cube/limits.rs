@@ -3,7 +3,7 @@
 
 use super::block::BLOCK as SCAN_BLOCK;
 use super::radix_sort::{BLOCK as SORT_BLOCK, DIGITS};
-use crate::SegLossError;
+use crate::error::SegLossError;
 
 /// The largest element count of any buffer the row operations hand CubeCL, and so of any
 /// row. The kernels address in 32 bits (CubeCL's `u32` addressing, which `launch_unchecked`

@@ -45,7 +45,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
-use crate::SegLossError;
+use crate::error::SegLossError;
 use limits::RowOp;
 
 /// The backend extension: the row operations on a cube device, for the plain cube backend and

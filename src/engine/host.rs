@@ -5,8 +5,8 @@ use std::fmt::Debug;
 use burn::tensor::kind::Basic;
 use burn::tensor::{Bool, BoolStore, DType, Device, Int, Tensor, TensorData};
 
-use crate::SegLossError;
 use crate::engine::NativeMask;
+use crate::error::SegLossError;
 
 /// Reads a float tensor to the host (detached), in its own dtype.
 ///

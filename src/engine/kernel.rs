@@ -3,8 +3,8 @@
 
 use std::any::Any;
 
-use crate::SegLossError;
 use crate::cpu::math::Real;
+use crate::error::SegLossError;
 
 /// Where a kernel writes the gradient of each problem's value with respect to `x`, and how:
 /// `out = scale * g`, or `out += scale * g` when `accumulate`. A lone loss writes `g` itself;

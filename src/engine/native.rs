@@ -29,10 +29,10 @@ use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor, T
 use burn::tensor::kind::Basic;
 use burn::tensor::{BackendPrimitive, Bool, Int, Shape, Tensor, TensorData};
 
-use crate::SegLossError;
 use crate::cpu::math::Real;
 use crate::cpu::{gradient_buffer, parallel};
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
+use crate::error::SegLossError;
 
 /// The contiguous values of a float tensor, borrowed from the backend's buffer.
 pub(crate) enum Values<'a> {

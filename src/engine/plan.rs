@@ -4,10 +4,11 @@
 
 use burn::tensor::{DType, Device, Int, Tensor};
 
-use crate::Reduction;
 use crate::engine::HostKernel;
 use crate::engine::surrogate::host_loss;
-use crate::{Execution, SegLossError};
+use crate::error::SegLossError;
+use crate::options::Execution;
+use crate::options::Reduction;
 
 /// How a loss runs.
 #[allow(clippy::large_enum_variant)] // made once per call and consumed at once: no boxing.

@@ -19,12 +19,14 @@ use std::borrow::Cow;
 
 use burn::tensor::{DType, Tensor, TensorData};
 
+use crate::check;
 use crate::cpu::gradient_buffer;
 use crate::engine::host::{read, read_data, upload};
 use crate::engine::native::native_loss;
 use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
+use crate::error::SegLossError;
+use crate::options::Reduction;
 use crate::tensors::{row_sums, rows};
-use crate::{Reduction, SegLossError, check};
 
 /// Runs `kernel` on the host and returns the loss, reduced by `reduction` when there is one
 /// problem per image. Float `targets` must already have the logits' dtype

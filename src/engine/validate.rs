@@ -8,9 +8,9 @@
 
 use burn::tensor::{Int, Tensor};
 
-use crate::SegLossError;
 use crate::check::batch_shape;
 use crate::engine::host::{read_counts, read_f64};
+use crate::error::SegLossError;
 
 /// Which values a target tensor may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,10 @@
 use burn::tensor::Tensor;
 
 use crate::engine::{Gradient, HostCall, HostFloat, HostKernel, HostTargets, Targets, TypedKernel};
+use crate::error::SegLossError;
 use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::Head;
-use crate::{Reduction, SegLossError};
+use crate::options::Reduction;
 
 /// The weighted host calls `terms` of one compound loss (every call on the compound's inputs)
 /// merged into as few calls as run the same sum `sum_t w_t reduce_t(values_t)`.

@@ -2,11 +2,11 @@
 //! pass.
 
 use super::pixel_means;
-use crate::SegLossError;
 use crate::cpu::lanes;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::cpu::parallel::{self, Chunk};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::error::SegLossError;
 
 /// The class weights of the cross-entropy: `w_fg` on `-y ln p`, `w_bg` on `-(1-y) ln(1-p)`.
 #[derive(Clone, Copy, Debug)]

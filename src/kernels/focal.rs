@@ -2,9 +2,9 @@
 
 use super::cross_entropy::{from_logit, from_probability};
 use super::pixel_means;
-use crate::SegLossError;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::error::SegLossError;
 
 /// The options of the focal loss, as the kernel sees them.
 #[derive(Clone, Copy, Debug)]

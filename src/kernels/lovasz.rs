@@ -3,7 +3,6 @@
 //! then one pass over the sorted pixels computing the Lovász weights, the value and the
 //! gradient together. Problems (images) run in parallel.
 
-use crate::SegLossError;
 use crate::cpu::lanes;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
@@ -11,6 +10,7 @@ use crate::cpu::radix_sort::RadixSort;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::error::SegLossError;
 
 /// The per-pixel errors whose Lovász extension is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,10 +17,11 @@ use crate::cpu::parallel;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
+use crate::error::SegLossError;
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, Image, ImageTargets};
 use crate::kernels::multiclass::layout::{ChunkView, ClassLayout, Inputs};
-use crate::{Reduction, SegLossError};
+use crate::options::Reduction;
 
 /// The classes each problem's loss averages over.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,10 +9,10 @@
 //! attaches their gradient to the autodiff graph.
 //! Each kernel's file also holds its adapter to the engine ([`crate::engine::TypedKernel`]).
 
-use crate::SegLossError;
 use crate::cpu::math::Real;
 use crate::cpu::{lanes, parallel};
 use crate::engine::Gradient;
+use crate::error::SegLossError;
 
 pub(crate) mod compound;
 pub(crate) mod cross_entropy;
@@ -129,10 +129,10 @@ mod scratch_tests {
     /// losses' defaults plan them: the hinge per image, Lovász-softmax per class over the batch.
     #[test]
     fn the_lovasz_benchmark_shapes_keep_their_buffers() {
-        use crate::Reduction;
         use crate::engine::{Gradient, Indices, Targets, TypedKernel};
         use crate::kernels::lovasz::{Errors, LovaszKernel};
         use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
+        use crate::options::Reduction;
 
         let hinge = LovaszKernel {
             per_image: true,

@@ -1,11 +1,11 @@
 //! Soft Dice, soft Jaccard and Tversky: one pass for the soft statistics, one for the
 //! gradient.
 
-use crate::SegLossError;
 use crate::cpu::lanes;
 use crate::cpu::math::{Real, sigmoid_from};
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::error::SegLossError;
 use crate::kernels::check_unit_targets;
 
 /// The score `(nr_i I + s_nr) / (dr_i I + dr_p |p| + dr_y |y| + s_dr)` of the soft statistics

@@ -10,10 +10,12 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
+use crate::check;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::loss::description::LossDescription;
+use crate::options::Reduction;
 use crate::tensors::rows;
-use crate::{Reduction, SegLossError, check};
 
 /// Options of [`boundary_loss`] and [`boundary_loss_with_map`].
 #[derive(Config, Debug)]

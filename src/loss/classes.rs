@@ -7,12 +7,13 @@ use burn::tensor::{Int, Tensor};
 use crate::check;
 use crate::engine::softmax::softmax;
 use crate::engine::{HostTargets, Plan};
+use crate::error::SegLossError;
 use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::sigmoid_keeping_nan;
 pub(crate) use crate::options::ClassMode;
+use crate::options::{Aggregation, Reduction};
 use crate::tensors::one_hot;
-use crate::{Aggregation, Reduction, SegLossError};
 
 /// The targets of a multiclass loss.
 #[derive(Clone, Debug)]

@@ -8,9 +8,10 @@ use crate::check;
 use crate::loss::description::{LossDescription, compute};
 
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::cross_entropy::{ClassWeights, CrossEntropyKernel};
+use crate::options::{Execution, Reduction};
 use crate::tensors::{row_sums, rows};
-use crate::{Execution, Reduction, SegLossError};
 
 /// The smallest positive normal f32: probabilities are clamped to it before `ln`, so
 /// `-ln(p)` is at most about 87.3 and its gradient stays finite where `p` is exactly 0.

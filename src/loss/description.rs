@@ -7,8 +7,8 @@
 
 use burn::tensor::Tensor;
 
-use crate::SegLossError;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 
 /// What a loss config says about its loss.
 pub(crate) trait LossDescription {

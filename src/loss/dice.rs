@@ -3,9 +3,10 @@
 use burn::tensor::Tensor;
 
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
-use crate::{Aggregation, Execution, Reduction, SegLossError};
+use crate::options::{Aggregation, Execution, Reduction};
 
 overlap_config! {
     /// Options of [`soft_dice`]. Defaults follow MONAI's `DiceLoss`.

@@ -4,11 +4,12 @@
 use burn::tensor::{Bool, DType, Tensor};
 
 use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use crate::check;
 use crate::check::checked_spacing;
 use crate::cpu::edt::squared_distances;
 use crate::engine::host::{read_mask, upload};
+use crate::error::SegLossError;
 use crate::tensors::rows;
-use crate::{SegLossError, check};
 
 /// Which map of a mask `m` a loss uses (distances between voxel centres, with spacing).
 #[derive(Clone, Copy, Debug)]

@@ -8,10 +8,11 @@ use crate::check;
 use crate::loss::description::{LossDescription, compute};
 
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::focal::FocalParams;
 use crate::loss::cross_entropy::{MIN_PROB, log_likelihood_terms, pixel_count};
+use crate::options::{Execution, Reduction};
 use crate::tensors::{row_sums, rows};
-use crate::{Execution, Reduction, SegLossError};
 
 /// Options of [`focal`]. Defaults follow MONAI's `FocalLoss` and smp's `FocalLoss`
 /// (`gamma = 2`, no `alpha`).

@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::loss::classes::{
     ClassMode, ClassTargets, check_background, class_host_plan, class_sums,
@@ -12,8 +13,8 @@ use crate::loss::classes::{
 };
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{SoftStatistics, loss_of_ratio, soft_statistics, statistics_plan};
+use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::row_sums;
-use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// The class weights of [`generalized_dice`], from the target volume `Y_c = sum(y_c)`.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

@@ -10,11 +10,13 @@ use super::distance_maps::{
     upload_rows,
 };
 use super::sigmoid_keeping_nan;
+use crate::check;
 use crate::engine::Plan;
 use crate::engine::host::read_mask;
+use crate::error::SegLossError;
 use crate::loss::description::LossDescription;
+use crate::options::Reduction;
 use crate::tensors::rows;
-use crate::{Reduction, SegLossError, check};
 
 /// Options of [`hausdorff_dt_loss`]. Defaults follow MONAI's `HausdorffDTLoss`.
 #[derive(Config, Debug)]

@@ -48,11 +48,12 @@ use crate::engine::host::{read_f64, upload};
 
 use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::lovasz::{Errors, LovaszKernel};
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::probabilities;
+use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::{row_sums, rows};
-use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 /// Options of [`lovasz_sigmoid`].
 #[derive(Config, Debug)]

@@ -6,6 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::Plan;
+use crate::error::SegLossError;
 use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
 use crate::loss::classes::{
     ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
@@ -13,7 +14,7 @@ use crate::loss::classes::{
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::lovasz::sorts_on_host;
 use crate::loss::lovasz::{LovaszSigmoidConfig, lovasz_sigmoid};
-use crate::{Aggregation, Execution, Reduction, SegLossError};
+use crate::options::{Aggregation, Execution, Reduction};
 
 /// Which classes [`lovasz_softmax`] averages over (Berman's `classes` argument).
 #[derive(Config, Debug, PartialEq)]

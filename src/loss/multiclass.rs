@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
 use crate::loss::classes::{
@@ -22,7 +23,7 @@ use crate::loss::overlap::{
     Ratio, SoftStatistics, check_params, loss_of_statistics, overlap_config, soft_statistics,
     statistics_plan,
 };
-use crate::{Aggregation, Execution, Reduction, SegLossError};
+use crate::options::{Aggregation, Execution, Reduction};
 
 /// The overlap score of a multiclass loss.
 #[derive(Config, Debug, Copy, PartialEq)]

@@ -6,6 +6,7 @@ use burn::tensor::Tensor;
 use crate::check;
 use crate::engine::softmax::log_softmax;
 use crate::engine::{Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::classes::{
     ClassMode, ClassTargets, check_class_weights, class_host_plan, class_rows, class_weights,
@@ -14,7 +15,7 @@ use crate::loss::classes::{
 use crate::loss::cross_entropy::MIN_PROB;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::focal::focal_terms;
-use crate::{Execution, Reduction, SegLossError};
+use crate::options::{Execution, Reduction};
 
 /// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
 #[derive(Config, Debug)]

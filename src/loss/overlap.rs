@@ -17,10 +17,11 @@ use burn::tensor::Tensor;
 use crate::check;
 
 use crate::engine::{Exchange, Plan, runs_on_host};
+use crate::error::SegLossError;
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
 use crate::loss::probabilities;
+use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::{row_sums, rows};
-use crate::{Aggregation, Execution, Reduction, SegLossError};
 
 pub(crate) use crate::kernels::overlap::Ratio;
 

@@ -4,9 +4,11 @@
 use burn::tensor::{Int, Tensor};
 
 use super::{Confusion, mean_over_images};
-use crate::host::read_counts;
+use crate::check;
+use crate::engine::host::read_counts;
+use crate::error::SegLossError;
+use crate::options::EmptyPolicy;
 use crate::tensors::one_hot;
-use crate::{EmptyPolicy, SegLossError, check};
 
 /// One-vs-rest confusion counts of every class, per image: `classes()[c]` holds the binary
 /// [`Confusion`] of "class `c`" against "any other class" for each image, so every binary

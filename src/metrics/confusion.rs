@@ -2,9 +2,9 @@
 
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::SegLossError;
 use crate::check;
-use crate::host::read_counts;
+use crate::engine::host::read_counts;
+use crate::error::SegLossError;
 use crate::tensors::rows;
 
 /// True/false positives/negatives per image, exact (`u64`).

@@ -1,7 +1,9 @@
 //! Scores from confusion counts (Bertels et al., Eq. 1–3), and their mean over images.
 
 use super::Confusion;
-use crate::{EmptyPolicy, SegLossError, check};
+use crate::check;
+use crate::error::SegLossError;
+use crate::options::EmptyPolicy;
 
 /// `numerator / denominator`, with the policy's value for `0/0`.
 fn ratio(numerator: u64, denominator: u64, empty: EmptyPolicy) -> f64 {

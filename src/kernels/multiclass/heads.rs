@@ -4,8 +4,8 @@
 
 use std::cmp::Ordering;
 
-use crate::Reduction;
 use crate::kernels::overlap::{OverlapParams, Scored, score};
+use crate::options::Reduction;
 
 /// Per-(image, class) statistics, indexed by these constants.
 pub(crate) type Stats = [f64; STATS];

@@ -4,12 +4,12 @@
 
 use std::ops::Range;
 
-use crate::SegLossError;
 use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, CHUNK, Chunk};
 use crate::cpu::scratch::with_scratch;
 use crate::engine::Targets;
+use crate::error::SegLossError;
 
 use super::block::{ImageTargets, Scratch};
 

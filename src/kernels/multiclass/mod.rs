@@ -14,13 +14,13 @@ pub(crate) mod block;
 pub(crate) mod heads;
 pub(crate) mod layout;
 
-use crate::Reduction;
-use crate::SegLossError;
 use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
 use crate::engine::{Gradient, HostFloat, IGNORED, Targets, TypedKernel};
+use crate::error::SegLossError;
+use crate::options::Reduction;
 
 use crate::options::ClassMode;
 use block::{

@@ -4,8 +4,9 @@ use burn::tensor::{Int, Tensor};
 
 use super::config::SurfaceConfig;
 use super::distances::{Direction, HausdorffMode, ImageDistances, SurfaceDistances, image_shape};
-use crate::host::read_indices;
-use crate::{SegLossError, check};
+use crate::check;
+use crate::engine::host::read_indices;
+use crate::error::SegLossError;
 
 /// The surface distances of every class of a batch of class-index maps: for class `c`, the
 /// [`SurfaceDistances`] of the masks `pred == c` and `target == c`, image by image.

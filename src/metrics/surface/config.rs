@@ -2,7 +2,8 @@
 
 use burn::config::Config;
 
-use crate::{SegLossError, check};
+use crate::check;
+use crate::error::SegLossError;
 
 /// Options of [`SurfaceDistances`](super::SurfaceDistances) and
 /// [`ClassSurfaceDistances`](super::ClassSurfaceDistances).

@@ -4,10 +4,11 @@ use burn::tensor::{Bool, Tensor};
 
 use super::border::{Crop, border};
 use super::config::{BothEmpty, OneEmpty, SurfaceConfig};
+use crate::check;
 use crate::cpu::banded_edt::squared_distances_to_queries;
 use crate::cpu::parallel;
-use crate::host::read_mask_bytes;
-use crate::{SegLossError, check};
+use crate::engine::host::read_mask_bytes;
+use crate::error::SegLossError;
 
 /// How [`SurfaceDistances::hausdorff`] combines the two directions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The exact Euclidean distance transform of a grid on the host, public for data loaders and
 //! for comparison with scipy.
 
+use crate::check;
 use crate::cpu::edt::squared_distances;
-use crate::{SegLossError, check};
+use crate::error::SegLossError;
 
 /// The exact Euclidean distance from every voxel of a grid of `shape` (row-major, the last
 /// axis contiguous, any number of axes) to the nearest voxel where `sites` is true, with

@@ -34,8 +34,8 @@ mod surface;
 pub use surface::{SurfaceMetric, SurfaceMetricInput, SurfaceScore};
 
 use super::{Confusion, DEFAULT_LOGIT_THRESHOLD, mean_over_images};
+use crate::options::{Aggregation, EmptyPolicy};
 use crate::tensors::rows;
-use crate::{Aggregation, EmptyPolicy};
 
 /// The output of a binary segmentation step: the loss, the logits and the targets, flattened
 /// to `[N, P]` (one row per image), so one metric type serves every image rank, and the shape

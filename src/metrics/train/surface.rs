@@ -10,7 +10,7 @@ use burn::train::metric::{
 };
 
 use super::{SegmentationOutput, aggregated, serialized_entry};
-use crate::SegLossError;
+use crate::error::SegLossError;
 use crate::metrics::surface::{HausdorffMode, SurfaceConfig, SurfaceDistances};
 use crate::metrics::{DEFAULT_LOGIT_THRESHOLD, threshold_logits};
 
