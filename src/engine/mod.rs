@@ -6,11 +6,21 @@
 //! returns `Plan::host(logits, targets, reduction, kernel)` when [`runs_on_host`] says so, and
 //! the engine does the rest. Nothing here names a loss.
 
+// Without a backend feature no node is ever made (the library still compiles, for users who
+// bring their own backend feature of burn).
+#[cfg_attr(
+    not(any(feature = "flex", feature = "ndarray", feature = "cube")),
+    allow(dead_code)
+)]
 pub(crate) mod autodiff_node;
 pub(crate) mod host;
 mod kernel;
 mod native;
 mod plan;
+#[cfg_attr(
+    not(any(feature = "flex", feature = "ndarray", feature = "cube")),
+    allow(dead_code)
+)]
 pub(crate) mod softmax;
 mod surrogate;
 pub(crate) mod validate;
