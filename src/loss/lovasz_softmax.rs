@@ -133,10 +133,9 @@ impl LossDescription for LovaszSoftmaxConfig {
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        let config = self;
         check::batch_shape(&logits, "logits")?;
         let (n, classes) = (logits.dims()[0], logits.dims()[1]);
-        if let LovaszClasses::List(list) = &config.classes
+        if let LovaszClasses::List(list) = &self.classes
             && let Some(&bad) = list.iter().find(|&&c| c >= classes)
         {
             return Err(SegLossError::InvalidParameter {
@@ -145,24 +144,24 @@ impl LossDescription for LovaszSoftmaxConfig {
                 allowed: "class indices in 0..C (the logits' channel count)",
             });
         }
-        let (logits, targets) = targets.checked(logits, config.ignore_index)?;
+        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
         let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
-        let per_image = config.aggregation == Aggregation::PerImage;
+        let per_image = self.aggregation == Aggregation::PerImage;
         let problem_len = if per_image { pixels } else { images * pixels };
-        if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
+        if sorts_on_host(self.execution, &logits, targets.is_tracked(), problem_len)? {
             let kernel = LovaszSoftmaxKernel {
                 classes,
-                from_logits: config.from_logits,
-                ignore_index: config.ignore_index,
+                from_logits: self.from_logits,
+                ignore_index: self.ignore_index,
                 per_image,
-                selection: match &config.classes {
+                selection: match &self.classes {
                     LovaszClasses::Present => ClassSelection::Present,
                     LovaszClasses::All => ClassSelection::All,
                     LovaszClasses::List(list) => {
                         ClassSelection::Listed((0..classes).map(|c| list.contains(&c)).collect())
                     }
                 },
-                reduction: config.reduction,
+                reduction: self.reduction,
             };
             return Ok(Plan::host(
                 logits,
@@ -175,8 +174,8 @@ impl LossDescription for LovaszSoftmaxConfig {
             logits,
             targets,
             ClassMode::Softmax,
-            config.from_logits,
-            config.ignore_index,
+            self.from_logits,
+            self.ignore_index,
         )?;
         // One row per (problem, class): [N * C, P] per image, [C, N * P] for the batch.
         let (p, y, problems) = if per_image {
@@ -190,10 +189,10 @@ impl LossDescription for LovaszSoftmaxConfig {
             .with_aggregation(Aggregation::PerImage)
             .with_from_logits(false)
             .with_reduction(Reduction::None)
-            .with_execution(config.execution);
+            .with_execution(self.execution);
         let target_sums = y.clone().sum_dim(1).reshape([problems, classes]);
         let losses = lovasz_sigmoid(p, y, &sigmoid_config)?.reshape([problems, classes]);
-        let mask = match &config.classes {
+        let mask = match &self.classes {
             LovaszClasses::Present => present(&target_sums),
             LovaszClasses::All => losses.ones_like().detach(),
             LovaszClasses::List(list) => {
@@ -206,7 +205,7 @@ impl LossDescription for LovaszSoftmaxConfig {
         };
         // With batch aggregation there is one problem: any reduction of it is the value itself.
         Ok(Plan::Computed(
-            config.reduction.apply(weighted_mean(losses, mask)),
+            self.reduction.apply(weighted_mean(losses, mask)),
         ))
     }
 }
