@@ -18,64 +18,80 @@ use crate::kernels;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
 
-/// One weighted term of a [`CompoundConfig`].
-#[derive(Config, Debug)]
-pub struct CompoundTerm {
-    /// The term's weight (finite, >= 0).
-    pub weight: f64,
-    /// The loss and its options (its own `reduction` included).
-    pub loss: Loss,
+/// A compound's term and config, the same for both kinds of loss: `$term` (a weight and a
+/// `$loss`), `$config` (the terms, `with_term`, `From<$loss>` for one term) and its
+/// [`LossDescription`] over `$targets`, for the function `$function`.
+macro_rules! compound_config {
+    ($config:ident, $term:ident, $loss:ident, $targets:ident, $function:ident) => {
+        #[doc = concat!("One weighted term of a [`", stringify!($config), "`].")]
+        #[derive(Config, Debug)]
+        pub struct $term {
+            /// The term's weight (finite, >= 0).
+            pub weight: f64,
+            /// The loss and its options (its own `reduction` included).
+            pub loss: $loss,
+        }
+
+        #[doc = concat!("Options of [`", stringify!($function), "`]: the terms of the sum, none by default (add")]
+        #[doc = concat!("them with [`", stringify!($config), "::with_term`]).")]
+        #[derive(Config, Debug)]
+        pub struct $config {
+            /// The weighted losses to add up.
+            #[config(default = "Vec::new()")]
+            pub terms: Vec<$term>,
+        }
+
+        impl $config {
+            /// Adds the term `weight * loss`.
+            pub fn with_term(mut self, weight: f64, loss: $loss) -> Self {
+                self.terms.push($term::new(weight, loss));
+                self
+            }
+        }
+
+        /// The compound of one term, `1 * loss`: a loss chosen at run time, as a config whose
+        /// module can be a model's field.
+        impl From<$loss> for $config {
+            fn from(loss: $loss) -> Self {
+                $config::new().with_term(1.0, loss)
+            }
+        }
+
+        impl LossDescription for $config {
+            type Targets<const D: usize> = $targets<D>;
+
+            /// At least one term, every weight finite and `>= 0`, every term's options valid.
+            fn validate(&self) -> Result<(), SegLossError> {
+                validate_terms(self.terms.iter().map(|t| (t.weight, &t.loss)))
+            }
+
+            fn plan<const D: usize>(
+                &self,
+                logits: Tensor<D>,
+                targets: $targets<D>,
+                share: bool,
+            ) -> Result<Plan<D>, SegLossError> {
+                self.validate()?;
+                let terms = self.terms.iter().map(|t| (t.weight, &t.loss));
+                sum_plan(terms, logits, targets, share)
+            }
+
+            fn shared_widths(&self, classes: usize) -> Vec<usize> {
+                let terms = self.terms.iter().map(|t| &t.loss);
+                terms.flat_map(|loss| loss.shared_widths(classes)).collect()
+            }
+        }
+    };
 }
 
-/// Options of [`compound`]: the terms of the sum, none by default (add them with
-/// [`CompoundConfig::with_term`]).
-#[derive(Config, Debug)]
-pub struct CompoundConfig {
-    /// The weighted losses to add up.
-    #[config(default = "Vec::new()")]
-    pub terms: Vec<CompoundTerm>,
-}
-
-impl CompoundConfig {
-    /// Adds the term `weight * loss`.
-    pub fn with_term(mut self, weight: f64, loss: Loss) -> Self {
-        self.terms.push(CompoundTerm::new(weight, loss));
-        self
-    }
-}
-
-/// The compound of one term, `1 * loss`: a loss chosen at run time, as a config whose module
-/// ([`CompoundLoss`]) can be a model's field.
-impl From<Loss> for CompoundConfig {
-    fn from(loss: Loss) -> Self {
-        CompoundConfig::new().with_term(1.0, loss)
-    }
-}
-
-impl LossDescription for CompoundConfig {
-    type Targets<const D: usize> = Tensor<D>;
-
-    /// At least one term, every weight finite and `>= 0`, every term's options valid.
-    fn validate(&self) -> Result<(), SegLossError> {
-        validate_terms(self.terms.iter().map(|t| (t.weight, &t.loss)))
-    }
-
-    fn plan<const D: usize>(
-        &self,
-        logits: Tensor<D>,
-        targets: Tensor<D>,
-        share: bool,
-    ) -> Result<Plan<D>, SegLossError> {
-        self.validate()?;
-        let terms = self.terms.iter().map(|t| (t.weight, &t.loss));
-        sum_plan(terms, logits, targets, share)
-    }
-
-    fn shared_widths(&self, classes: usize) -> Vec<usize> {
-        let terms = self.terms.iter().map(|t| &t.loss);
-        terms.flat_map(|loss| loss.shared_widths(classes)).collect()
-    }
-}
+compound_config!(CompoundConfig, CompoundTerm, Loss, Tensor, compound);
+compound_config!(
+    MulticlassCompoundConfig,
+    MulticlassCompoundTerm,
+    MulticlassLoss,
+    ClassTargets,
+    multiclass_compound
+);
 
 /// A weighted sum of losses: `sum_k weight_k * loss_k(logits, targets)`.
 ///
@@ -143,64 +159,6 @@ pub fn compound_shared<const D: usize>(
     shared: &SharedStatistics,
 ) -> Result<Tensor<1>, SegLossError> {
     compute_shared(config, logits, targets, shared)
-}
-
-/// One weighted term of a [`MulticlassCompoundConfig`].
-#[derive(Config, Debug)]
-pub struct MulticlassCompoundTerm {
-    /// The term's weight (finite, >= 0).
-    pub weight: f64,
-    /// The loss and its options (its own `reduction` included).
-    pub loss: MulticlassLoss,
-}
-
-/// Options of [`multiclass_compound`]: the terms of the sum, none by default (add them with
-/// [`MulticlassCompoundConfig::with_term`]).
-#[derive(Config, Debug)]
-pub struct MulticlassCompoundConfig {
-    /// The weighted losses to add up.
-    #[config(default = "Vec::new()")]
-    pub terms: Vec<MulticlassCompoundTerm>,
-}
-
-impl MulticlassCompoundConfig {
-    /// Adds the term `weight * loss`.
-    pub fn with_term(mut self, weight: f64, loss: MulticlassLoss) -> Self {
-        self.terms.push(MulticlassCompoundTerm::new(weight, loss));
-        self
-    }
-}
-
-/// The compound of one term, `1 * loss`, as [`CompoundConfig`]'s.
-impl From<MulticlassLoss> for MulticlassCompoundConfig {
-    fn from(loss: MulticlassLoss) -> Self {
-        MulticlassCompoundConfig::new().with_term(1.0, loss)
-    }
-}
-
-impl LossDescription for MulticlassCompoundConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
-
-    /// As [`CompoundConfig`]'s.
-    fn validate(&self) -> Result<(), SegLossError> {
-        validate_terms(self.terms.iter().map(|t| (t.weight, &t.loss)))
-    }
-
-    fn plan<const D: usize>(
-        &self,
-        logits: Tensor<D>,
-        targets: ClassTargets<D>,
-        share: bool,
-    ) -> Result<Plan<D>, SegLossError> {
-        self.validate()?;
-        let terms = self.terms.iter().map(|t| (t.weight, &t.loss));
-        sum_plan(terms, logits, targets, share)
-    }
-
-    fn shared_widths(&self, classes: usize) -> Vec<usize> {
-        let terms = self.terms.iter().map(|t| &t.loss);
-        terms.flat_map(|loss| loss.shared_widths(classes)).collect()
-    }
 }
 
 /// A weighted sum of multiclass losses, as [`compound`] for class targets: with
