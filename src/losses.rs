@@ -19,6 +19,8 @@
 //! | [`focal`] | [`FocalConfig`] | [`FocalLoss`] | beyond the paper: focal loss (Lin et al. 2017) |
 //! | [`boundary_loss`] | [`BoundaryConfig`] | [`BoundaryLoss`] | beyond the paper: Kervadec et al. 2019 |
 //! | [`hausdorff_dt_loss`] | [`HausdorffDtConfig`] | [`HausdorffDtLoss`] | beyond the paper: Karimi & Salcudean 2019 (MONAI `HausdorffDTLoss`) |
+//! | [`mcc`] | [`MccConfig`] | [`MccLoss`] | beyond the paper: Matthews correlation (smp `MCCLoss`) |
+//! | [`cl_dice`] | [`ClDiceConfig`] | [`ClDiceLoss`] | beyond the paper: clDice, skeleton Dice (Shit et al. 2021) |
 //! | [`compound`] | [`CompoundConfig`] | [`CompoundLoss`] | beyond the paper: weighted sums, e.g. Dice + CE |
 //! | [`multiclass_overlap`] | [`MulticlassOverlapConfig`] | [`MulticlassOverlapLoss`] | beyond the paper: softmax / multilabel Dice, Jaccard, Tversky |
 //! | [`generalized_dice`] | [`GeneralizedDiceConfig`] | [`GeneralizedDiceLoss`] | beyond the paper: Sudre et al. 2017 |
@@ -26,6 +28,7 @@
 //! | [`multiclass_focal`] | [`MulticlassFocalConfig`] | [`MulticlassFocalLoss`] | beyond the paper: softmax / multilabel focal |
 //! | [`multiclass_boundary_loss`] | [`MulticlassBoundaryConfig`] | [`MulticlassBoundaryLoss`] | beyond the paper: Kervadec et al. 2019 |
 //! | [`multiclass_hausdorff_dt_loss`] | [`MulticlassHausdorffDtConfig`] | [`MulticlassHausdorffDtLoss`] | beyond the paper: MONAI `HausdorffDTLoss(softmax=True)` |
+//! | [`multiclass_cl_dice`] | [`MulticlassClDiceConfig`] | [`MulticlassClDiceLoss`] | beyond the paper: clDice per class (MONAI `SoftclDiceLoss(softmax=True)`) |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | [`MulticlassCompoundLoss`] | beyond the paper: e.g. nnU-Net's Dice + CE |
 //!
 //! A loss chosen at run time (from a config file) is a value of [`Loss`] or [`MulticlassLoss`]
@@ -107,11 +110,11 @@ pub use crate::api::compound::{
 };
 pub use crate::api::modules::SegmentationLoss;
 pub use crate::loss::boundary::boundary_loss_with_map;
-pub use crate::loss::classes::{ClassAverage, ClassTargets};
+pub use crate::loss::classes::ClassTargets;
 pub use crate::loss::cross_entropy::Prior;
 pub use crate::loss::distance_maps::signed_distance_map;
 pub use crate::loss::generalized_dice::GeneralizedDiceWeight;
 pub use crate::loss::lovasz::lovasz_grad;
 pub use crate::loss::lovasz_softmax::LovaszClasses;
 pub use crate::loss::multiclass::OverlapScore;
-pub use crate::options::ClassMode;
+pub use crate::options::{ClassAverage, ClassMode};

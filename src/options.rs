@@ -98,3 +98,21 @@ pub enum ClassMode {
     /// `"multilabel"`).
     Multilabel,
 }
+
+/// Which classes the per-image loss of a multiclass overlap loss averages over, `m_c` being
+/// the class's weight (0 for a background left out).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ClassAverage {
+    /// Every class (MONAI): `sum_c m_c l_c / sum_c m_c`; a class absent from the target still
+    /// counts, and scores a loss of about 1 unless it is also predicted absent.
+    All,
+    /// The classes present in the image's target (or the batch's, with
+    /// [`Aggregation::Batch`]): `m_c` is 0 for the others, so they leave the mean; an image
+    /// with none of them scores 0 (JDTLosses' `PRESENT`, Berman's `classes='present'`).
+    Present,
+    /// Every class counts in the mean, but a class absent from the target scores loss 0:
+    /// `sum_c m_c [Y_c > 0] l_c / sum_c m_c` (smp's `DiceLoss`, `JaccardLoss` and
+    /// `TverskyLoss`, which zero an absent class's loss and then take the mean over all
+    /// classes).
+    ZeroAbsent,
+}

@@ -199,6 +199,7 @@ fn init_checks_the_options_once() {
     let bad = MulticlassOverlapConfig::new().with_score(OverlapScore::Tversky {
         alpha: -0.1,
         beta: 0.5,
+        gamma: 1.0,
     });
     same_error(bad.init(), multiclass_overlap(x.clone(), y.clone(), &bad));
     let bad = MulticlassOverlapConfig::new().with_class_weights(Some(vec![1.0, -1.0, 1.0]));

@@ -150,6 +150,7 @@ fn config(options: &Value, reduction: Reduction) -> MulticlassOverlapConfig {
         Some("tversky") => OverlapScore::Tversky {
             alpha: f("alpha", 0.5),
             beta: f("beta", 0.5),
+            gamma: f("gamma", 1.0),
         },
         Some(other) => panic!("unknown score {other}"),
     };
@@ -325,6 +326,7 @@ fn one_multilabel_channel_is_the_binary_loss() {
         let t = multilabel.clone().with_score(OverlapScore::Tversky {
             alpha: 0.3,
             beta: 0.7,
+            gamma: 1.0,
         });
         let got = to_vec(multiclass_overlap(xt(), yt(), &t).unwrap());
         let binary = to_vec(
@@ -418,6 +420,7 @@ fn bad_multiclass_input_is_an_error() {
             config.clone().with_score(OverlapScore::Tversky {
                 alpha: -1.0,
                 beta: 0.5,
+                gamma: 1.0,
             }),
             "alpha",
         ),

@@ -80,6 +80,7 @@ fn overlap(rng: &mut TestRng, common: &Common, classes: usize) -> MulticlassOver
         _ => OverlapScore::Tversky {
             alpha: rng.range(0.0, 1.5),
             beta: rng.range(0.0, 1.5),
+            gamma: rng.range(0.5, 2.0),
         },
     };
     let form = rng.next_u64() % 3;
@@ -95,10 +96,10 @@ fn overlap(rng: &mut TestRng, common: &Common, classes: usize) -> MulticlassOver
         .with_ignore_index(common.ignore_index)
         .with_include_background(rng.uniform() < 0.6)
         .with_class_weights(weights)
-        .with_average(if rng.uniform() < 0.5 {
-            ClassAverage::All
-        } else {
-            ClassAverage::Present
+        .with_average(match rng.next_u64() % 3 {
+            0 => ClassAverage::All,
+            1 => ClassAverage::Present,
+            _ => ClassAverage::ZeroAbsent,
         })
         .with_smooth_nr(rng.range(0.0, 1.0))
         .with_smooth_dr(rng.range(0.0, 1.0))

@@ -179,6 +179,8 @@ catalog! {
         LovaszHinge: lovasz::LovaszHingeConfig => LovaszHingeLoss, lovasz_hinge, "Berman's and smp's `lovasz_hinge`";
         Boundary: boundary::BoundaryConfig => BoundaryLoss, boundary_loss, "Kervadec et al.'s `SurfaceLoss`";
         HausdorffDt: hausdorff_dt::HausdorffDtConfig => HausdorffDtLoss, hausdorff_dt_loss, "MONAI `HausdorffDTLoss(sigmoid=True)`";
+        Mcc: mcc::MccConfig => MccLoss, mcc, "smp `MCCLoss`";
+        ClDice: cl_dice::ClDiceConfig => ClDiceLoss, cl_dice, "MONAI `SoftclDiceLoss(sigmoid=True)`";
     }
     multiclass {
         Overlap: multiclass::MulticlassOverlapConfig => MulticlassOverlapLoss, multiclass_overlap, "MONAI `DiceLoss(softmax=True, to_onehot_y=True)`";
@@ -187,6 +189,7 @@ catalog! {
         Focal: multiclass_focal::MulticlassFocalConfig => MulticlassFocalLoss, multiclass_focal, "MONAI `FocalLoss(use_softmax=True)`; `gamma = 0`: torch `cross_entropy`";
         Boundary: boundary::MulticlassBoundaryConfig => MulticlassBoundaryLoss, multiclass_boundary_loss, "Kervadec et al.'s `SurfaceLoss`";
         HausdorffDt: hausdorff_dt::MulticlassHausdorffDtConfig => MulticlassHausdorffDtLoss, multiclass_hausdorff_dt_loss, "MONAI `HausdorffDTLoss(softmax=True)`";
+        ClDice: cl_dice::MulticlassClDiceConfig => MulticlassClDiceLoss, multiclass_cl_dice, "MONAI `SoftclDiceLoss(softmax=True)`";
     }
 }
 

@@ -63,6 +63,9 @@ pub(crate) struct OverlapParams {
     /// One problem for the whole batch instead of one per image.
     pub batch: bool,
     pub from_logits: bool,
+    /// The focal exponent: a problem's loss (after the class average, for a multiclass loss)
+    /// raised to `gamma` ([`focal_power`]); 1 leaves it as it is.
+    pub gamma: f64,
 }
 
 impl TypedKernel for OverlapParams {
@@ -108,7 +111,7 @@ pub(crate) fn overlap<F: Real>(
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
             let (statistics, outside) = row_statistics(&x[r.clone()], &y[r.clone()], &params);
-            let s = score(&statistics, &params);
+            let s = score(&statistics, &params).raised(params.gamma);
             if let Some(out) = out {
                 write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
             }
@@ -131,7 +134,10 @@ pub(crate) fn overlap<F: Real>(
         });
         stats = vec![total];
     }
-    let scored: Vec<Scored> = stats.iter().map(|s| score(s, &params)).collect();
+    let scored: Vec<Scored> = stats
+        .iter()
+        .map(|s| score(s, &params).raised(params.gamma))
+        .collect();
     if let Some(out) = out {
         parallel::map_mut(&chunks, out, |c, out| {
             let s = &scored[if params.batch { 0 } else { c.row }];
@@ -219,6 +225,33 @@ pub(crate) struct Scored {
     pub d_predicted: f64,
 }
 
+impl Scored {
+    /// The loss raised to `gamma` ([`focal_power`]), its derivatives by the chain rule.
+    fn raised(self, gamma: f64) -> Scored {
+        let (loss, factor) = focal_power(self.loss, gamma);
+        Scored {
+            loss,
+            d_first: self.d_first * factor,
+            d_predicted: self.d_predicted * factor,
+        }
+    }
+}
+
+/// `loss^gamma` and its derivative `gamma loss^(gamma - 1)` (the focal Tversky loss of
+/// Abraham & Khan 2019, smp's `TverskyLoss(gamma)`). A loss of 0 or below (a perfect match;
+/// below 0 only when `smooth_nr > smooth_dr`) gives 0 with derivative 0, so that
+/// `gamma < 1` stays finite where `gamma loss^(gamma - 1)` is infinite (the device path's
+/// `losses::overlap::raised` does the same). A NaN loss stays NaN.
+pub(crate) fn focal_power(loss: f64, gamma: f64) -> (f64, f64) {
+    if gamma == 1.0 {
+        (loss, 1.0)
+    } else if loss <= 0.0 {
+        (0.0, 0.0)
+    } else {
+        (loss.powf(gamma), gamma * loss.powf(gamma - 1.0))
+    }
+}
+
 pub(crate) fn score(&[first, predicted, target]: &[f64; 3], params: &OverlapParams) -> Scored {
     let r = params.ratio;
     let intersection = if params.soft_label {
@@ -302,6 +335,7 @@ mod tests {
             squared: false,
             soft_label: false,
             log_loss: false,
+            gamma: 1.0,
             batch: false,
             from_logits: true,
         };
@@ -331,6 +365,7 @@ mod tests {
             squared: false,
             soft_label: false,
             log_loss: false,
+            gamma: 1.0,
             batch: false,
             from_logits: true,
         };

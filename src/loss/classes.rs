@@ -1,7 +1,6 @@
 //! What the multiclass losses share: class targets (indices or per class), the class
 //! probabilities, the one-hot targets built on the device, and the average over classes.
 
-use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::check;
@@ -11,8 +10,8 @@ use crate::error::SegLossError;
 use crate::kernels::multiclass::ClassKernel;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::sigmoid_keeping_nan;
-pub(crate) use crate::options::ClassMode;
 use crate::options::{Aggregation, Reduction};
+pub(crate) use crate::options::{ClassAverage, ClassMode};
 use crate::tensors::one_hot;
 
 /// The targets of a multiclass loss.
@@ -37,18 +36,6 @@ impl<const D: usize> From<Tensor<D>> for ClassTargets<D> {
     fn from(per_class: Tensor<D>) -> Self {
         ClassTargets::PerClass(per_class)
     }
-}
-
-/// Which classes the per-image loss averages over.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum ClassAverage {
-    /// Every class (MONAI): a class absent from the target still counts, and scores a loss of
-    /// about 1 unless it is also predicted absent.
-    All,
-    /// The classes present in the image's target (or the batch's, with
-    /// [`Aggregation::Batch`](crate::Aggregation::Batch)); an image with none of them scores 0 (JDTLosses' `PRESENT`,
-    /// Berman's `classes='present'`).
-    Present,
 }
 
 impl<const D: usize> ClassTargets<D> {

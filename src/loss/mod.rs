@@ -4,6 +4,7 @@
 //! public assembly above it (`crate::api`); the public names are gathered in `crate::losses`.
 
 pub(crate) mod boundary;
+pub(crate) mod cl_dice;
 pub(crate) mod classes;
 pub(crate) mod cross_entropy;
 pub(crate) mod description;
@@ -15,9 +16,11 @@ pub(crate) mod hausdorff_dt;
 pub(crate) mod jaccard;
 pub(crate) mod lovasz;
 pub(crate) mod lovasz_softmax;
+pub(crate) mod mcc;
 pub(crate) mod multiclass;
 pub(crate) mod multiclass_focal;
 pub(crate) mod overlap;
+pub(crate) mod skeleton;
 pub(crate) mod tversky;
 
 use burn::tensor::Tensor;

@@ -20,8 +20,8 @@ use crate::loss::classes::{
 };
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{
-    Ratio, SoftStatistics, check_params, loss_of_statistics, overlap_config, soft_statistics,
-    statistics_plan,
+    Ratio, SoftStatistics, check_params, loss_of_statistics, overlap_config, raised,
+    soft_statistics, statistics_plan,
 };
 use crate::options::{Aggregation, Execution, Reduction};
 
@@ -32,12 +32,20 @@ pub enum OverlapScore {
     Dice,
     /// `(I + s_nr) / (|p| + |y| - I + s_dr)`.
     Jaccard,
-    /// `(I + s_nr) / (I + alpha FP + beta FN + s_dr)`.
+    /// `(I + s_nr) / (I + alpha FP + beta FN + s_dr)`, the loss of an image (after the class
+    /// average) raised to `gamma`: the focal Tversky loss `(sum_c m_c l_c / sum_c m_c)^gamma`
+    /// (smp's `TverskyLoss(gamma)`; `gamma = 1`: the plain Tversky loss). The power comes after
+    /// the average, as in smp, not per class as Abraham & Khan's `sum_c (1 - TI_c)^(1/γ)`: one
+    /// badly segmented class raises the image's loss, and with `gamma < 1` the gradient of every
+    /// class grows as the image's average loss falls. Raising each class's loss instead is a
+    /// different loss (equal for one class).
     Tversky {
         /// Weight of the false positives (>= 0).
         alpha: f64,
         /// Weight of the false negatives (>= 0).
         beta: f64,
+        /// The focal exponent (> 0; 1 for the plain Tversky loss).
+        gamma: f64,
     },
 }
 
@@ -82,12 +90,15 @@ overlap_config! {
 impl MulticlassOverlapConfig {
     /// The kernel's view of the score and its options.
     fn params(&self) -> OverlapParams {
-        let ratio = match self.score {
-            OverlapScore::Dice => Ratio::DICE,
-            OverlapScore::Jaccard => Ratio::JACCARD,
-            OverlapScore::Tversky { alpha, beta } => Ratio::tversky(alpha, beta),
+        let (ratio, gamma) = match self.score {
+            OverlapScore::Dice => (Ratio::DICE, 1.0),
+            OverlapScore::Jaccard => (Ratio::JACCARD, 1.0),
+            OverlapScore::Tversky { alpha, beta, gamma } => (Ratio::tversky(alpha, beta), gamma),
         };
-        self.overlap_params(ratio, self.squared)
+        OverlapParams {
+            gamma,
+            ..self.overlap_params(ratio, self.squared)
+        }
     }
 }
 
@@ -104,14 +115,17 @@ impl MulticlassOverlapConfig {
 /// [`soft_jaccard`](crate::losses::soft_jaccard) and [`tversky`](crate::losses::tversky)),
 /// then `l_n = sum_c m_c l_nc / sum_c m_c` with `m_c` the class weight, 0 for the background
 /// when `!include_background`, and 0 for classes absent from the target under
-/// [`ClassAverage::Present`] (`l_n = 0` when no class is left). Pixels whose index is
+/// [`ClassAverage::Present`] (`l_n = 0` when no class is left; [`ClassAverage::ZeroAbsent`]
+/// keeps them in the mean with loss 0, as smp), raised to `gamma` for the focal Tversky score
+/// ([`OverlapScore::Tversky`]). Pixels whose index is
 /// `ignore_index` are removed from every sum. Then reduced over images.
 ///
 /// With the defaults this is MONAI `DiceLoss(softmax=True, to_onehot_y=True)`. With
 /// `Aggregation::Batch` and `soft_label`, smp's `DiceLoss`, `JaccardLoss` and `TverskyLoss`
 /// (`"multiclass"` or `"multilabel"`, `smooth=s`): for Dice with `smooth_nr = smooth_dr = 2s`,
-/// for the others with `s`, as long as every class occurs in the batch (smp scores an absent
-/// class 0 but still counts it in the mean). Tested against both.
+/// for the others with `s`, and [`ClassAverage::ZeroAbsent`] (smp scores an absent class 0
+/// but still counts it in the mean); smp's `TverskyLoss(gamma)` is the Tversky score with that
+/// `gamma`. Tested against both.
 ///
 /// On flex and ndarray ([`Execution::Auto`]) it runs as one fused host kernel: each pixel's
 /// softmax computed once per pass, in place, then the statistics, then the gradient (no
@@ -160,7 +174,7 @@ impl LossDescription for MulticlassOverlapConfig {
     /// and finite, `soft_label` only with `squared = false`, class weights `>= 0` and finite
     /// (their count is checked against the logits' channels in each call).
     fn validate(&self) -> Result<(), SegLossError> {
-        if let OverlapScore::Tversky { alpha, beta } = self.score {
+        if let OverlapScore::Tversky { alpha, beta, .. } = self.score {
             check::non_negative("alpha", alpha)?;
             check::non_negative("beta", beta)?;
         }
@@ -189,7 +203,7 @@ impl LossDescription for MulticlassOverlapConfig {
             let head = HeadKind::Overlap {
                 params,
                 weights,
-                present_only: self.average == ClassAverage::Present,
+                average: self.average,
             };
             return Ok(class_host_plan(
                 logits,
@@ -230,11 +244,17 @@ impl LossDescription for MulticlassOverlapConfig {
                     &losses.device(),
                     losses.dtype(),
                 );
-                if average == ClassAverage::Present {
-                    mask = mask.mul(present(&statistics.target));
-                }
+                let losses = match average {
+                    ClassAverage::All => losses,
+                    ClassAverage::Present => {
+                        mask = mask.mul(present(&statistics.target));
+                        losses
+                    }
+                    ClassAverage::ZeroAbsent => losses.mul(present(&statistics.target)),
+                };
                 weighted_mean(losses, mask)
             };
+            let per_image = raised(per_image, params.gamma);
             // With batch statistics there is one problem: any reduction of it is the value itself.
             reduction.apply(per_image)
         };

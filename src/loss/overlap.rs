@@ -91,6 +91,7 @@ macro_rules! overlap_config {
                     log_loss: self.log_loss,
                     batch: self.aggregation == Aggregation::Batch,
                     from_logits: self.from_logits,
+                    gamma: 1.0,
                 }
             }
         }
@@ -129,7 +130,9 @@ pub(crate) fn overlap_plan<const D: usize>(
             per_image
         }
     });
-    let finish = move |s: SoftStatistics<1>| reduction.apply(loss_of_statistics(&s, &params));
+    let finish = move |s: SoftStatistics<1>| {
+        reduction.apply(raised(loss_of_statistics(&s, &params), params.gamma))
+    };
     Ok(statistics_plan(statistics, share, finish))
 }
 
@@ -175,6 +178,7 @@ pub(crate) fn batch_width(aggregation: Aggregation) -> Vec<usize> {
 pub(crate) fn check_params(params: &OverlapParams) -> Result<(), SegLossError> {
     check::non_negative("smooth_nr", params.smooth_nr)?;
     check::non_negative("smooth_dr", params.smooth_dr)?;
+    check::positive("gamma", params.gamma)?;
     if params.soft_label && params.squared {
         return Err(SegLossError::InvalidOption {
             name: "soft_label",
@@ -202,6 +206,19 @@ pub(crate) fn loss_of_statistics<const D: usize>(
         params.smooth_dr,
     );
     loss_of_ratio(numerator, denominator, params.log_loss)
+}
+
+/// `loss^gamma` elementwise, 0 (with zero gradient) where the loss is 0 or below, NaN kept:
+/// the device path of [`focal_power`](crate::kernels::overlap::focal_power), whose docs say
+/// why. `gamma = 1` adds no operation.
+pub(crate) fn raised<const D: usize>(loss: Tensor<D>, gamma: f64) -> Tensor<D> {
+    if gamma == 1.0 {
+        return loss;
+    }
+    let perfect = loss.clone().lower_equal_elem(0.0);
+    loss.mask_fill(perfect.clone(), 1.0)
+        .powf_scalar(gamma)
+        .mask_fill(perfect, 0.0)
 }
 
 /// `sum_k c_k t_k + constant`, skipping zero coefficients and multiplications by one (so

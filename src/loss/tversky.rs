@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 use crate::check;
 use crate::engine::Plan;
 use crate::error::SegLossError;
+use crate::kernels::overlap::OverlapParams;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
 use crate::options::{Aggregation, Execution, Reduction};
@@ -20,13 +21,22 @@ overlap_config! {
         /// `beta` above `alpha` trades precision for recall (Salehi et al. 2017 use 0.3 / 0.7).
         #[config(default = 0.5)]
         pub beta: f64,
+
+        /// The focal exponent (default `1`: the plain Tversky loss): the loss of each problem
+        /// (image, or batch) becomes `loss^gamma`, Abraham & Khan's focal Tversky loss, which
+        /// with `gamma < 1` weighs poorly segmented images up (they suggest `gamma = 3/4`,
+        /// written `1/γ` with `γ = 4/3`). smp's `TverskyLoss(gamma)` with
+        /// [`Aggregation::Batch`]. Must be > 0 and finite. A loss of 0 (a perfect match) stays
+        /// 0 with zero gradient, where `gamma < 1` would make the derivative infinite.
+        #[config(default = 1.0)]
+        pub gamma: f64,
     }
 }
 
 /// Tversky loss (Salehi et al. 2017): the soft Tversky index, which weighs false positives
 /// and false negatives separately. Per image (or over the batch with [`Aggregation::Batch`]):
 ///
-/// `loss = 1 - (I + smooth_nr) / (I + alpha FP + beta FN + smooth_dr)`
+/// `loss = (1 - (I + smooth_nr) / (I + alpha FP + beta FN + smooth_dr))^gamma`
 ///
 /// with `p = sigmoid(x)`, `I = sum(p y)`, `FP = sum(p) - I = sum(p (1 - y))`,
 /// `FN = sum(y) - I = sum((1 - p) y)`. Without smoothing, `alpha = beta = 1/2` gives the soft
@@ -47,7 +57,7 @@ overlap_config! {
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, negative `alpha`,
-/// `beta` or smoothing, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels,
+/// `beta` or smoothing, `gamma <= 0`, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens) (channels,
 /// targets outside `[0, 1]`).
 ///
 /// ```
@@ -71,6 +81,16 @@ pub fn tversky<const D: usize>(
     compute(config, logits, targets)
 }
 
+impl TverskyConfig {
+    /// The kernel's view of the options.
+    fn params(&self) -> OverlapParams {
+        OverlapParams {
+            gamma: self.gamma,
+            ..self.overlap_params(Ratio::tversky(self.alpha, self.beta), false)
+        }
+    }
+}
+
 impl LossDescription for TverskyConfig {
     type Targets<const D: usize> = Tensor<D>;
 
@@ -78,7 +98,7 @@ impl LossDescription for TverskyConfig {
     fn validate(&self) -> Result<(), SegLossError> {
         check::non_negative("alpha", self.alpha)?;
         check::non_negative("beta", self.beta)?;
-        check_params(&self.overlap_params(Ratio::tversky(self.alpha, self.beta), false))
+        check_params(&self.params())
     }
 
     fn plan<const D: usize>(
@@ -91,7 +111,7 @@ impl LossDescription for TverskyConfig {
         overlap_plan(
             logits,
             targets,
-            self.overlap_params(Ratio::tversky(self.alpha, self.beta), false),
+            self.params(),
             (self.reduction, self.execution),
             share,
         )

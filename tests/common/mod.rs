@@ -128,6 +128,10 @@ pub const ALL_LOSSES: [&str; 9] = [
     "compound",
 ];
 
+/// The binary losses computed by burn operations on every backend (no host kernel, no
+/// `execution` option).
+pub const DEVICE_ONLY_LOSSES: [&str; 2] = ["mcc", "cl_dice"];
+
 /// The paths a loss can take, as named in JSON options (`"execution"`).
 pub const EXECUTIONS: [&str; 2] = ["host", "device"];
 
@@ -249,6 +253,7 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
             TverskyConfig::new()
                 .with_alpha(f("alpha", 0.5))
                 .with_beta(f("beta", 0.5))
+                .with_gamma(f("gamma", 1.0))
                 .with_smooth_nr(f("smooth_nr", 1e-5))
                 .with_smooth_dr(f("smooth_dr", 1e-5))
                 .with_soft_label(flag("soft_label"))
@@ -291,6 +296,26 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
                 )
             }
         }
+        // Burn operations on every backend: no `execution` option.
+        "mcc" => Loss::Mcc(
+            MccConfig::new()
+                .with_eps(f("eps", 1e-5))
+                .with_aggregation(match options["aggregation"].as_str() {
+                    Some("per_image") => Aggregation::PerImage,
+                    _ => Aggregation::Batch,
+                })
+                .with_from_logits(from_logits)
+                .with_reduction(reduction),
+        ),
+        "cl_dice" => Loss::ClDice(
+            ClDiceConfig::new()
+                .with_iterations(options["iterations"].as_u64().unwrap_or(3) as usize)
+                .with_smooth_nr(f("smooth_nr", 1.0))
+                .with_smooth_dr(f("smooth_dr", 1.0))
+                .with_smooth(f("smooth", 1e-4))
+                .with_from_logits(from_logits)
+                .with_reduction(reduction),
+        ),
         other => panic!("unknown loss {other}"),
     }
 }

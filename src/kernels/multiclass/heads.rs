@@ -4,8 +4,8 @@
 
 use std::cmp::Ordering;
 
-use crate::kernels::overlap::{OverlapParams, Scored, score};
-use crate::options::Reduction;
+use crate::kernels::overlap::{OverlapParams, Scored, focal_power, score};
+use crate::options::{ClassAverage, Reduction};
 
 /// Per-(image, class) statistics, indexed by these constants.
 pub(crate) type Stats = [f64; STATS];
@@ -38,12 +38,12 @@ pub(crate) enum VolumeWeight {
 #[derive(Clone, Debug)]
 pub(crate) enum HeadKind {
     /// Soft Dice, Jaccard or Tversky per class, averaged over the classes with `weights`
-    /// (0 for a class left out), only over the classes present in the target when
-    /// `present_only`. `params.batch`: one problem for the batch.
+    /// (0 for a class left out) as `average` says, then raised to `params.gamma`.
+    /// `params.batch`: one problem for the batch.
     Overlap {
         params: OverlapParams,
         weights: Vec<f64>,
-        present_only: bool,
+        average: ClassAverage,
     },
     /// The generalized Dice loss over the classes from `first_class` on.
     GeneralizedDice {
@@ -132,11 +132,11 @@ fn scored_problems(head: &HeadKind, g: &Gathered) -> Option<Vec<(f64, Vec<[f64; 
         HeadKind::Overlap {
             params,
             weights,
-            present_only,
+            average,
         } => Some(
             problems(g, params.batch)
                 .iter()
-                .map(|s| overlap_problem(s, params, weights, *present_only))
+                .map(|s| overlap_problem(s, params, weights, *average))
                 .collect(),
         ),
         HeadKind::GeneralizedDice {
@@ -230,19 +230,21 @@ fn problems(g: &Gathered, batch: bool) -> Vec<Vec<Stats>> {
     vec![total]
 }
 
-/// The overlap loss of one problem, `sum_c m_c l_c / sum_c m_c`, and its derivatives with
-/// respect to each class's statistics.
+/// The overlap loss of one problem, `(sum_c m_c l_c / sum_c m_c)^gamma`, and its derivatives
+/// with respect to each class's statistics (an absent class: `m_c = 0` under
+/// [`ClassAverage::Present`], `l_c = 0` under [`ClassAverage::ZeroAbsent`]).
 fn overlap_problem(
     stats: &[Stats],
     params: &OverlapParams,
     weights: &[f64],
-    present_only: bool,
+    average: ClassAverage,
 ) -> (f64, Vec<[f64; 4]>) {
+    let absent = |s: &Stats| s[Y].partial_cmp(&0.0) != Some(Ordering::Greater);
     let masks: Vec<f64> = stats
         .iter()
         .zip(weights)
         .map(|(s, &w)| {
-            if present_only && s[Y].partial_cmp(&0.0) != Some(Ordering::Greater) {
+            if average == ClassAverage::Present && absent(s) {
                 0.0
             } else {
                 w
@@ -257,7 +259,7 @@ fn overlap_problem(
     }
     let mut value = 0.0;
     for ((s, &m), d) in stats.iter().zip(&masks).zip(&mut derivatives) {
-        if m == 0.0 {
+        if m == 0.0 || (average == ClassAverage::ZeroAbsent && absent(s)) {
             continue;
         }
         let first = if params.soft_label { s[ABS] } else { s[PY] };
@@ -277,6 +279,12 @@ fn overlap_problem(
         let size_slot = if params.squared { 3 } else { 2 };
         d[first_slot] += share * d_first;
         d[size_slot] += share * d_predicted;
+    }
+    let (value, factor) = focal_power(value, params.gamma);
+    if factor != 1.0 {
+        for d in &mut derivatives {
+            d.iter_mut().for_each(|v| *v *= factor);
+        }
     }
     (value, derivatives)
 }
