@@ -3,7 +3,9 @@
 //! multiclass and multilabel modes (`multiclass_smp.json`), Berman's `lovasz_softmax` (`lovasz_softmax.json`, both
 //! execution paths), MONAI's `GeneralizedDiceLoss` (`generalized_dice.json`) and
 //! `FocalLoss(use_softmax=True)` (`multiclass_focal.json`), each
-//! cross-checked against a closed form by its generator in `tests/reference/`; the binary
+//! cross-checked against a closed form by its generator in `tests/reference/`; MONAI's
+//! `SoftclDiceLoss` and `GeneralizedWassersteinDiceLoss` and smp's `TverskyLoss(gamma)`
+//! (`requested_multiclass.json`); the binary
 //! losses as the one-channel case; errors; `validate_class_indices`.
 
 mod common;
@@ -12,15 +14,16 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use common::*;
 use segloss::losses::{
     ClassAverage, ClassMode, ClassTargets, GeneralizedDiceConfig, GeneralizedDiceWeight,
-    LovaszClasses, LovaszSoftmaxConfig, MulticlassCompoundConfig, MulticlassFocalConfig,
-    MulticlassLoss, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig, TverskyConfig,
-    generalized_dice, lovasz_softmax, multiclass_compound, multiclass_overlap, soft_dice, tversky,
+    LovaszClasses, LovaszSoftmaxConfig, MulticlassClDiceConfig, MulticlassCompoundConfig,
+    MulticlassFocalConfig, MulticlassLoss, MulticlassOverlapConfig, OverlapScore, SoftDiceConfig,
+    TverskyConfig, WassersteinDiceConfig, WassersteinWeighting, generalized_dice, lovasz_softmax,
+    multiclass_compound, multiclass_overlap, soft_dice, tversky,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
 
 /// The fixture files, with the loss each one is for.
-fn fixtures() -> [(&'static str, Value); 5] {
+fn fixtures() -> [(&'static str, Value); 6] {
     let parse = |text: &str| serde_json::from_str(text).unwrap();
     [
         (
@@ -42,6 +45,11 @@ fn fixtures() -> [(&'static str, Value); 5] {
         (
             "multiclass_focal",
             parse(include_str!("reference/multiclass_focal.json")),
+        ),
+        // Each case names its loss (clDice, Wasserstein Dice, smp's focal Tversky).
+        (
+            "multiclass_overlap",
+            parse(include_str!("reference/requested_multiclass.json")),
         ),
     ]
 }
@@ -136,6 +144,34 @@ fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> Multicl
                 .with_from_logits(base.from_logits)
                 .with_reduction(reduction),
         ),
+        "multiclass_cl_dice" => MulticlassLoss::ClDice(
+            MulticlassClDiceConfig::new()
+                .with_iterations(options["iterations"].as_u64().unwrap() as usize)
+                .with_smooth_nr(base.smooth_nr)
+                .with_smooth_dr(base.smooth_dr)
+                .with_smooth(options["smooth"].as_f64().unwrap())
+                .with_mode(base.mode)
+                .with_include_background(base.include_background)
+                .with_from_logits(base.from_logits)
+                .with_reduction(reduction),
+        ),
+        "wasserstein_dice" => MulticlassLoss::WassersteinDice(
+            WassersteinDiceConfig::new()
+                .with_distances(
+                    options["distances"]
+                        .as_array()
+                        .map(|rows| rows.iter().map(|row| floats(row)).collect::<Vec<_>>()),
+                )
+                .with_weighting(match options["weighting"].as_str() {
+                    Some("gdl") => WassersteinWeighting::Gdl,
+                    _ => WassersteinWeighting::Default,
+                })
+                .with_smooth_nr(base.smooth_nr)
+                .with_smooth_dr(base.smooth_dr)
+                .with_ignore_index(base.ignore_index)
+                .with_from_logits(base.from_logits)
+                .with_reduction(reduction),
+        ),
         other => panic!("unknown multiclass loss {other}"),
     }
 }
@@ -170,6 +206,7 @@ fn config(options: &Value, reduction: Reduction) -> MulticlassOverlapConfig {
         .with_ignore_index(options["ignore_index"].as_i64())
         .with_average(match options["average"].as_str() {
             Some("present") => ClassAverage::Present,
+            Some("zero_absent") => ClassAverage::ZeroAbsent,
             _ => ClassAverage::All,
         })
         .with_smooth_nr(f("smooth_nr", 1e-5))
@@ -261,6 +298,7 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
             for &execution in executions {
                 for case in cases {
                     let input = &doc["inputs"][case["input"].as_str().unwrap()];
+                    let loss = case["loss"].as_str().unwrap_or(loss);
                     match input["shape"].as_array().unwrap().len() {
                         4 => check_case::<4>(loss, case, input, &device, backend, execution),
                         5 => check_case::<5>(loss, case, input, &device, backend, execution),

@@ -190,6 +190,7 @@ catalog! {
         Boundary: boundary::MulticlassBoundaryConfig => MulticlassBoundaryLoss, multiclass_boundary_loss, "Kervadec et al.'s `SurfaceLoss`";
         HausdorffDt: hausdorff_dt::MulticlassHausdorffDtConfig => MulticlassHausdorffDtLoss, multiclass_hausdorff_dt_loss, "MONAI `HausdorffDTLoss(softmax=True)`";
         ClDice: cl_dice::MulticlassClDiceConfig => MulticlassClDiceLoss, multiclass_cl_dice, "MONAI `SoftclDiceLoss(softmax=True)`";
+        WassersteinDice: wasserstein_dice::WassersteinDiceConfig => WassersteinDiceLoss, wasserstein_dice, "MONAI `GeneralizedWassersteinDiceLoss`";
     }
 }
 

@@ -22,6 +22,7 @@ pub(crate) mod multiclass_focal;
 pub(crate) mod overlap;
 pub(crate) mod skeleton;
 pub(crate) mod tversky;
+pub(crate) mod wasserstein_dice;
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
