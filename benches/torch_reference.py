@@ -24,6 +24,8 @@ Implementations per loss (every one computes the crate's loss up to where its do
   `TverskyLoss("binary")` (batch statistics).
 - focal (gamma 2): MONAI `FocalLoss(use_softmax=False)`; smp `FocalLoss("binary")`.
 - compound (soft Dice + BCE): MONAI `DiceCELoss(sigmoid=True)`.
+- cl_dice: MONAI `SoftclDiceLoss(sigmoid=True)` (3 iterations).
+- mcc: smp `MCCLoss` on `sigmoid(x)` (batch counts).
 
 Multiclass (softmax, class-index targets `[N, 1, ...]`, shapes `MULTICLASS_SHAPES`; throughput
 counts logits, pixels x classes):
@@ -35,6 +37,8 @@ counts logits, pixels x classes):
 - multiclass_ce (focal with gamma 0): torch `cross_entropy`.
 - multiclass_compound (Dice + CE): MONAI `DiceCELoss(softmax=True, to_onehot_y=True)`.
 - lovasz_softmax: smp `LovaszLoss("multiclass")` (Berman's `lovasz_softmax`, batch).
+- wasserstein_dice: MONAI `GeneralizedWassersteinDiceLoss` with the 0/1 distances (ours by
+  default), `weighting_mode="default"`.
 """
 
 import argparse
@@ -84,6 +88,8 @@ def implementations():
         ("focal", "MONAI FocalLoss", monai.losses.FocalLoss(use_softmax=False)),
         ("focal", "smp FocalLoss", smp.losses.FocalLoss("binary")),
         ("compound", "MONAI DiceCELoss", monai.losses.DiceCELoss(sigmoid=True)),
+        ("cl_dice", "MONAI SoftclDiceLoss", monai.losses.SoftclDiceLoss(sigmoid=True)),
+        ("mcc", "smp MCCLoss", lambda x, y, mcc=smp.losses.MCCLoss(): mcc(torch.sigmoid(x), y)),
     ]
 
 
@@ -102,7 +108,21 @@ def multiclass_implementations():
         ("multiclass_compound", "MONAI DiceCELoss",
          monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)),
         ("lovasz_softmax", "smp LovaszLoss", squeeze(smp.losses.LovaszLoss("multiclass"))),
+        ("wasserstein_dice", "MONAI GeneralizedWassersteinDiceLoss", wasserstein_dice),
     ]
+
+
+def wasserstein_dice(x, y):
+    """MONAI's loss with the 0/1 distances of the logits' class count (built once per count)."""
+    classes = x.shape[1]
+    if classes not in WASSERSTEIN:
+        WASSERSTEIN[classes] = monai.losses.GeneralizedWassersteinDiceLoss(
+            dist_matrix=1.0 - torch.eye(classes)
+        )
+    return WASSERSTEIN[classes](x, y)
+
+
+WASSERSTEIN = {}
 
 
 def multiclass_inputs(shape, device):

@@ -11,7 +11,7 @@ use segloss::losses::*;
 use segloss::{Execution, SegLossError};
 
 /// The losses of the crate, by the name used in benchmark ids.
-pub const LOSSES: [&str; 11] = [
+pub const LOSSES: [&str; 13] = [
     "binary_cross_entropy",
     "weighted_cross_entropy",
     "soft_dice",
@@ -23,6 +23,8 @@ pub const LOSSES: [&str; 11] = [
     "compound",
     "boundary_loss",
     "hausdorff_dt_loss",
+    "cl_dice",
+    "mcc",
 ];
 
 /// The shapes: two 2D batches and one 3D volume batch.
@@ -150,7 +152,7 @@ pub fn multiclass_inputs<const D: usize>(
 /// The multiclass losses, by the name used in benchmark ids: each with its defaults (softmax,
 /// class-index targets); `multiclass_ce` is `multiclass_focal` with `gamma = 0` (the
 /// cross-entropy), `multiclass_compound` nnU-Net's Dice + CE.
-pub const MULTICLASS_LOSSES: [&str; 8] = [
+pub const MULTICLASS_LOSSES: [&str; 9] = [
     "multiclass_overlap",
     "generalized_dice",
     "lovasz_softmax",
@@ -159,6 +161,7 @@ pub const MULTICLASS_LOSSES: [&str; 8] = [
     "multiclass_compound",
     "multiclass_boundary_loss",
     "multiclass_hausdorff_dt_loss",
+    "wasserstein_dice",
 ];
 
 /// Runs multiclass `loss` with its default configuration, on the given execution path.
@@ -196,6 +199,7 @@ pub fn run_multiclass<const D: usize>(
         "multiclass_hausdorff_dt_loss" => {
             multiclass_hausdorff_dt_loss(x, y, &MulticlassHausdorffDtConfig::new())
         }
+        "wasserstein_dice" => wasserstein_dice(x, y, &WassersteinDiceConfig::new()),
         other => panic!("unknown multiclass loss {other}"),
     }
 }
@@ -273,6 +277,8 @@ pub fn run<const D: usize>(
         ),
         "boundary_loss" => boundary_loss(logits, targets, &BoundaryConfig::new()),
         "hausdorff_dt_loss" => hausdorff_dt_loss(logits, targets, &HausdorffDtConfig::new()),
+        "cl_dice" => cl_dice(logits, targets, &ClDiceConfig::new()),
+        "mcc" => mcc(logits, targets, &MccConfig::new()),
         other => panic!("unknown loss {other}"),
     }
 }

@@ -14,6 +14,7 @@ use crate::cpu::{lanes, parallel};
 use crate::engine::Gradient;
 use crate::error::SegLossError;
 
+pub(crate) mod cl_dice;
 pub(crate) mod compound;
 pub(crate) mod cross_entropy;
 pub(crate) mod focal;

@@ -4,13 +4,14 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::Plan;
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
+use crate::kernels::cl_dice::ClDiceParams;
 use crate::loss::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::probabilities;
 use crate::loss::skeleton::soft_skeleton;
-use crate::options::Reduction;
+use crate::options::{Execution, Reduction};
 
 /// The options both clDice losses share, written once with their docs.
 macro_rules! cl_dice_config {
@@ -116,7 +117,12 @@ impl ClDiceTerms {
 
 cl_dice_config! {
     /// Options of [`cl_dice`]. Defaults follow MONAI's `SoftclDiceLoss`.
-    pub struct ClDiceConfig {}
+    pub struct ClDiceConfig {
+        /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on
+        /// the CPU backends).
+        #[config(default = "Execution::Auto")]
+        pub execution: Execution,
+    }
 }
 
 cl_dice_config! {
@@ -154,9 +160,15 @@ cl_dice_config! {
 /// [`compound`](crate::losses::compound) `(1 - alpha)` soft Dice (smoothing 1) `+ alpha`
 /// clDice (the README shows it).
 ///
+/// On flex and ndarray ([`Execution::Auto`]) it runs as a host kernel: the skeletons of one
+/// image computed in place, in cache, and the gradient taken back through them (the pools'
+/// choices found again, torch's tie rules: the first extreme of a window, a tie between axes
+/// split in halves); elsewhere as burn operations. Both paths give the same values and
+/// gradients.
+///
 /// # Device path
-/// Burn operations on every backend (no host kernel): `4 iterations + 4` max pools per
-/// skeleton and spatial axis (3x3 pools in 2D), two skeletons, no read to the host.
+/// Burn operations: `4 iterations + 4` max pools per skeleton and spatial axis (3x3 pools in
+/// 2D), two skeletons, no read to the host.
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `smooth_nr < 0`,
@@ -206,6 +218,17 @@ impl LossDescription for ClDiceConfig {
         // The spatial axes: all but the batch axis, and the channel axis (of size 1) from rank
         // 4 on ([N, H, W] is a 2D image without one).
         let spatial = if D >= 4 { &dims[2..] } else { &dims[1..] };
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let params = ClDiceParams {
+                spatial: spatial.to_vec(),
+                iterations: self.iterations,
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                smooth: self.smooth,
+                from_logits: self.from_logits,
+            };
+            return Ok(Plan::host(logits, targets, self.reduction, params));
+        }
         let [images, pixels] = [dims[0], spatial.iter().product()];
         let p = probabilities(logits, self.from_logits).reshape([images, 1, pixels]);
         let y = targets.reshape([images, 1, pixels]);

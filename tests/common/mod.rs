@@ -128,9 +128,9 @@ pub const ALL_LOSSES: [&str; 9] = [
     "compound",
 ];
 
-/// The binary losses computed by burn operations on every backend (no host kernel, no
-/// `execution` option).
-pub const DEVICE_ONLY_LOSSES: [&str; 2] = ["mcc", "cl_dice"];
+/// The binary losses outside [`ALL_LOSSES`] (newer ones, with fixtures of their own): MCC,
+/// burn operations on every backend, and clDice.
+pub const LATER_LOSSES: [&str; 2] = ["mcc", "cl_dice"];
 
 /// The paths a loss can take, as named in JSON options (`"execution"`).
 pub const EXECUTIONS: [&str; 2] = ["host", "device"];
@@ -314,7 +314,8 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
                 .with_smooth_dr(f("smooth_dr", 1.0))
                 .with_smooth(f("smooth", 1e-4))
                 .with_from_logits(from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(execution),
         ),
         other => panic!("unknown loss {other}"),
     }
