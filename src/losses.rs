@@ -30,6 +30,8 @@
 //! | [`multiclass_hausdorff_dt_loss`] | [`MulticlassHausdorffDtConfig`] | [`MulticlassHausdorffDtLoss`] | beyond the paper: MONAI `HausdorffDTLoss(softmax=True)` |
 //! | [`multiclass_cl_dice`] | [`MulticlassClDiceConfig`] | [`MulticlassClDiceLoss`] | beyond the paper: clDice per class (MONAI `SoftclDiceLoss(softmax=True)`) |
 //! | [`wasserstein_dice`] | [`WassersteinDiceConfig`] | [`WassersteinDiceLoss`] | beyond the paper: generalized Wasserstein Dice (Fidon et al. 2017) |
+//! | [`dice_ce`] | [`DiceCeConfig`] | [`DiceCeLoss`] | beyond the paper: MONAI's `DiceCELoss` preset |
+//! | [`dice_focal`] | [`DiceFocalConfig`] | [`DiceFocalLoss`] | beyond the paper: MONAI's `DiceFocalLoss` preset |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | [`MulticlassCompoundLoss`] | beyond the paper: e.g. nnU-Net's Dice + CE |
 //!
 //! A loss chosen at run time (from a config file) is a value of [`Loss`] or [`MulticlassLoss`]
@@ -118,5 +120,6 @@ pub use crate::loss::generalized_dice::GeneralizedDiceWeight;
 pub use crate::loss::lovasz::lovasz_grad;
 pub use crate::loss::lovasz_softmax::LovaszClasses;
 pub use crate::loss::multiclass::OverlapScore;
+pub use crate::loss::multiclass_focal::PixelAverage;
 pub use crate::loss::wasserstein_dice::WassersteinWeighting;
 pub use crate::options::{ClassAverage, ClassMode};

@@ -191,6 +191,8 @@ catalog! {
         HausdorffDt: hausdorff_dt::MulticlassHausdorffDtConfig => MulticlassHausdorffDtLoss, multiclass_hausdorff_dt_loss, "MONAI `HausdorffDTLoss(softmax=True)`";
         ClDice: cl_dice::MulticlassClDiceConfig => MulticlassClDiceLoss, multiclass_cl_dice, "MONAI `SoftclDiceLoss(softmax=True)`";
         WassersteinDice: wasserstein_dice::WassersteinDiceConfig => WassersteinDiceLoss, wasserstein_dice, "MONAI `GeneralizedWassersteinDiceLoss`";
+        DiceCe: presets::DiceCeConfig => DiceCeLoss, dice_ce, "MONAI `DiceCELoss(softmax=True, to_onehot_y=True)`";
+        DiceFocal: presets::DiceFocalConfig => DiceFocalLoss, dice_focal, "MONAI `DiceFocalLoss(softmax=True, to_onehot_y=True)`";
     }
 }
 

@@ -14,9 +14,9 @@ use crate::api::distributed::{SharedStatistics, compute_shared};
 use crate::api::modules::loss_module;
 use crate::engine::Plan;
 use crate::error::SegLossError;
-use crate::kernels;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::sum::sum_of_plans;
 
 /// A compound's term and config, the same for both kinds of loss: `$term` (a weight and a
 /// `$loss`), `$config` (the terms, `with_term`, `From<$loss>` for one term) and its
@@ -238,28 +238,18 @@ loss_module!(
     ClassTargets
 );
 
-/// The plan of `sum_t w_t loss_t(logits, targets)` over `terms`: every term planned and, but
-/// for those that wait for the other workers' statistics, computed (the host terms, merged,
-/// run here), so that all that can fail has failed before a data-parallel call's collectives.
-/// The host terms come last in the sum.
+/// The plan of `sum_t w_t loss_t(logits, targets)` over `terms`: every term planned, then
+/// summed by [`sum_of_plans`].
 fn sum_plan<'a, L: LossDescription + 'a, const D: usize>(
     terms: impl Iterator<Item = (f64, &'a L)>,
     logits: Tensor<D>,
     targets: L::Targets<D>,
     share: bool,
 ) -> Result<Plan<D>, SegLossError> {
-    let mut parts = Vec::new();
-    let mut host = Vec::new();
-    for (weight, loss) in terms {
-        match loss.plan(logits.clone(), targets.clone(), share)? {
-            Plan::Host(call) => host.push((weight, call)),
-            plan => parts.push((weight, plan)),
-        }
-    }
-    for (weight, call) in kernels::compound::merge(host) {
-        parts.push((weight, Plan::Computed(call.run()?)));
-    }
-    Ok(Plan::Sum(parts))
+    let parts = terms
+        .map(|(weight, loss)| Ok((weight, loss.plan(logits.clone(), targets.clone(), share)?)))
+        .collect::<Result<Vec<_>, SegLossError>>()?;
+    sum_of_plans(parts)
 }
 
 /// At least one term, every weight finite and non-negative (all weights first), every term's

@@ -20,7 +20,9 @@ pub(crate) mod mcc;
 pub(crate) mod multiclass;
 pub(crate) mod multiclass_focal;
 pub(crate) mod overlap;
+pub(crate) mod presets;
 pub(crate) mod skeleton;
+pub(crate) mod sum;
 pub(crate) mod tversky;
 pub(crate) mod wasserstein_dice;
 

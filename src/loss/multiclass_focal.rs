@@ -17,6 +17,22 @@ use crate::loss::description::{LossDescription, compute};
 use crate::loss::focal::focal_terms;
 use crate::options::{Execution, Reduction};
 
+/// How [`multiclass_focal`] averages its pixel terms.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum PixelAverage {
+    /// The mean over each image's counted (not ignored) pixels: one loss per image (MONAI's
+    /// `FocalLoss` per image; with unit class weights and nothing ignored, the mean of these is
+    /// torch's `cross_entropy` mean).
+    PerImage,
+    /// torch's `cross_entropy(weight=w, reduction="mean")`: `sum_i l_i / sum_i w_(y_i)` over
+    /// the counted pixels of the whole batch, `l_i` the pixel's (weighted) term and `w_(y_i)`
+    /// the weight of its true class (index targets); with per-class targets torch divides by
+    /// the number of counted pixels instead, and so does this. One loss for the batch (so
+    /// `Reduction::None` returns `[1]`); 0, with zero gradient, when nothing is counted (where
+    /// torch gives NaN).
+    TorchWeighted,
+}
+
 /// Options of [`multiclass_focal`]. Defaults follow MONAI's `FocalLoss(use_softmax=True)`.
 #[derive(Config, Debug)]
 pub struct MulticlassFocalConfig {
@@ -38,6 +54,17 @@ pub struct MulticlassFocalConfig {
     /// per-image mean runs over the other pixels.
     #[config(default = "None")]
     pub ignore_index: Option<i64>,
+    /// torch's `label_smoothing` `e` (default `0`; in `[0, 1]`; softmax only): the targets of
+    /// the counted pixels become `(1 - e) y + e / C`, so the cross-entropy of a pixel is
+    /// `(1 - e) w_y (-ln p_y) + (e / C) sum_c w_c (-ln p_c)`, torch's formula. Runs as burn
+    /// operations on every backend (the host kernel has no smoothing).
+    #[config(default = 0.0)]
+    pub label_smoothing: f64,
+    /// The mean over each image's pixels (default) or torch's weighted mean over the batch
+    /// ([`PixelAverage::TorchWeighted`], so that a torch training script ports unchanged; burn
+    /// operations on every backend).
+    #[config(default = "PixelAverage::PerImage")]
+    pub pixel_average: PixelAverage,
     /// `true` (default): inputs are logits; `false`: per-class probabilities.
     #[config(default = true)]
     pub from_logits: bool,
@@ -75,10 +102,14 @@ pub struct MulticlassFocalConfig {
 /// other than 1, one upload of the weights (C values). Kernel counts: the
 /// [device-path table](crate::losses#device-path).
 ///
+/// With `gamma = 0`, `label_smoothing` and [`PixelAverage::TorchWeighted`] this is torch's
+/// `cross_entropy(weight, ignore_index, label_smoothing)`, tested against it.
+///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, mismatched target shape or device, `gamma` negative or
 /// beyond the f32 range, a negative or non-finite class weight or one of the wrong count,
-/// `ignore_index` with per-class targets, `include_background = false` with one class.
+/// `ignore_index` with per-class targets, `include_background = false` with one class,
+/// `label_smoothing` outside `[0, 1]`, or above 0 with [`ClassMode::Multilabel`].
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -101,6 +132,26 @@ pub fn multiclass_focal<const D: usize>(
     compute(config, logits, targets.into())
 }
 
+impl MulticlassFocalConfig {
+    /// The targets with torch's label smoothing, `(1 - e) y + e / C` on the counted pixels
+    /// (`valid` `[N, 1, P]`; `None`: all).
+    fn smoothed(&self, y: Tensor<3>, valid: Option<Tensor<3>>, classes: usize) -> Tensor<3> {
+        let e = self.label_smoothing;
+        if e == 0.0 {
+            return y;
+        }
+        let share = e / classes as f64;
+        let y = y.mul_scalar(1.0 - e);
+        match valid {
+            Some(valid) => {
+                let dims = y.dims();
+                y + valid.mul_scalar(share).expand(dims)
+            }
+            None => y.add_scalar(share),
+        }
+    }
+}
+
 impl LossDescription for MulticlassFocalConfig {
     type Targets<const D: usize> = ClassTargets<D>;
 
@@ -108,6 +159,14 @@ impl LossDescription for MulticlassFocalConfig {
     /// finite (their count is checked against the logits' channels in each call).
     fn validate(&self) -> Result<(), SegLossError> {
         check::non_negative("gamma", self.gamma)?;
+        check::closed_unit("label_smoothing", self.label_smoothing)?;
+        if self.label_smoothing > 0.0 && self.mode == ClassMode::Multilabel {
+            return Err(SegLossError::InvalidOption {
+                name: "label_smoothing",
+                value: format!("{}", self.label_smoothing),
+                allowed: "0 with ClassMode::Multilabel (torch smooths the classes of a softmax)",
+            });
+        }
         check_class_weights(self.class_weights.as_deref())
     }
 
@@ -126,7 +185,9 @@ impl LossDescription for MulticlassFocalConfig {
             classes,
         )?;
         let (logits, targets) = targets.checked(logits, self.ignore_index)?;
-        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+        let torch_mean = self.pixel_average == PixelAverage::TorchWeighted;
+        let plain = self.label_smoothing == 0.0 && !torch_mean;
+        if plain && runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let head = HeadKind::Focal {
                 gamma: self.gamma,
                 weights,
@@ -141,7 +202,11 @@ impl LossDescription for MulticlassFocalConfig {
                 self.reduction,
             ));
         }
+        let indexed = matches!(targets, ClassTargets::Indices(_));
         let (x, y, valid) = class_rows(logits, targets, self.ignore_index)?;
+        // torch's denominator: the true classes' weights (index targets), before smoothing.
+        let true_weights = (torch_mean && indexed).then(|| y.clone());
+        let y = self.smoothed(y, valid.clone(), classes);
         let terms = match self.mode {
             ClassMode::Softmax => {
                 let log_p = if self.from_logits {
@@ -172,19 +237,30 @@ impl LossDescription for MulticlassFocalConfig {
         };
         let full = terms.dims();
         // Unit weights (the default) multiply nothing: no upload, one operation less to fuse.
-        let terms = if weights.iter().all(|&w| w == 1.0) {
-            terms
-        } else {
-            let w = crate::engine::host::upload(
-                weights,
-                [1, classes, 1],
-                &terms.device(),
-                terms.dtype(),
-            );
-            terms.mul(w.expand(full))
+        let w = (!weights.iter().all(|&w| w == 1.0)).then(|| {
+            crate::engine::host::upload(weights, [1, classes, 1], &terms.device(), terms.dtype())
+                .expand(full)
+        });
+        let terms = match &w {
+            Some(w) => terms.mul(w.clone()),
+            None => terms,
         };
         // [N, P]: the loss of every pixel, summed over the classes.
         let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
+        if torch_mean {
+            let counted = match (true_weights, &w, &valid) {
+                (Some(y), Some(w), _) => y.mul(w.clone()).sum(),
+                (Some(y), None, _) => y.sum(),
+                (None, _, Some(valid)) => valid.clone().sum(),
+                (None, _, None) => per_pixel.ones_like().sum(),
+            };
+            let none = counted.clone().lower_equal_elem(0.0);
+            let mean = per_pixel
+                .sum()
+                .mask_fill(none.clone(), 0.0)
+                .div(counted.mask_fill(none, 1.0));
+            return Ok(Plan::Computed(self.reduction.apply(mean)));
+        }
         let per_image = match valid {
             None => per_pixel.mean_dim(1).reshape([n]),
             // The mean over the counted pixels; an image with all of them ignored scores 0.
