@@ -32,6 +32,7 @@
 //! | [`wasserstein_dice`] | [`WassersteinDiceConfig`] | [`WassersteinDiceLoss`] | beyond the paper: generalized Wasserstein Dice (Fidon et al. 2017) |
 //! | [`dice_ce`] | [`DiceCeConfig`] | [`DiceCeLoss`] | beyond the paper: MONAI's `DiceCELoss` preset |
 //! | [`dice_focal`] | [`DiceFocalConfig`] | [`DiceFocalLoss`] | beyond the paper: MONAI's `DiceFocalLoss` preset |
+//! | [`deep_supervision`] | [`DeepSupervisionConfig`] | [`DeepSupervisionLoss`] | beyond the paper: MONAI's `DeepSupervisionLoss` over any multiclass loss |
 //! | [`multiclass_compound`] | [`MulticlassCompoundConfig`] | [`MulticlassCompoundLoss`] | beyond the paper: e.g. nnU-Net's Dice + CE |
 //!
 //! A loss chosen at run time (from a config file) is a value of [`Loss`] or [`MulticlassLoss`]
@@ -110,6 +111,9 @@ pub use crate::api::compound::{
     CompoundConfig, CompoundLoss, CompoundTerm, MulticlassCompoundConfig, MulticlassCompoundLoss,
     MulticlassCompoundTerm, compound, compound_shared, multiclass_compound,
     multiclass_compound_shared,
+};
+pub use crate::api::deep_supervision::{
+    DeepSupervisionConfig, DeepSupervisionLoss, DeepSupervisionWeights, deep_supervision,
 };
 pub use crate::api::modules::SegmentationLoss;
 pub use crate::loss::boundary::boundary_loss_with_map;

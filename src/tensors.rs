@@ -68,3 +68,30 @@ fn int_range(dtype: DType) -> (i64, i64) {
         _ => (i64::MIN, i64::MAX),
     }
 }
+
+/// `tensor` `[N, C, ...]` resized to the spatial shape `size` (its axes from 2 on) by torch's
+/// `interpolate(mode="nearest-exact")`: output pixel `i` of an axis of `n_in` pixels resized to
+/// `n_out` takes input pixel `min(floor((i + 0.5) n_in / n_out), n_in - 1)`, the scale in f32
+/// as torch's float path computes it. A selection, so class indices stay indices. Axes already
+/// of the right size are left alone (no copy).
+pub(crate) fn nearest_exact<const D: usize, K: Basic>(
+    tensor: Tensor<D, K>,
+    size: &[usize],
+) -> Tensor<D, K> {
+    let mut out = tensor;
+    for (axis, &n_out) in (2..D).zip(size) {
+        let n_in = out.dims()[axis];
+        if n_in == n_out {
+            continue;
+        }
+        let scale = n_in as f32 / n_out as f32;
+        let picks: Vec<i64> = (0..n_out)
+            .map(|i| (((i as f32 + 0.5) * scale).floor() as usize).min(n_in - 1) as i64)
+            .collect();
+        let device = out.device();
+        let picks =
+            Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(picks, [n_out]), &device);
+        out = out.select(axis, picks);
+    }
+    out
+}

@@ -4,5 +4,6 @@
 
 pub(crate) mod catalog;
 pub(crate) mod compound;
+pub(crate) mod deep_supervision;
 pub mod distributed;
 pub(crate) mod modules;
