@@ -23,6 +23,7 @@ fn binary_losses(execution: &str) -> Vec<(String, Loss)> {
     };
     let mut losses: Vec<(String, Loss)> = ALL_LOSSES
         .iter()
+        .chain(&LATER_LOSSES)
         .filter(|name| **name != "compound")
         .map(|name| {
             (
@@ -65,7 +66,8 @@ fn a_0_255_mask_is_an_error_on_the_host_path() {
             let logits = tensor(&x, shape, &device, dtype);
             let targets = tensor(&y, shape, &device, dtype);
             for (name, loss) in binary_losses("") {
-                if name == "boundary" {
+                // MCC runs as burn operations alone: it reads no target back (documented).
+                if name == "boundary" || name == "mcc" {
                     continue;
                 }
                 let result = loss.compute(logits.clone(), targets.clone());
@@ -263,6 +265,26 @@ fn multiclass_losses(execution: Execution) -> Vec<(&'static str, MulticlassLoss)
         (
             "hausdorff_dt",
             MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new()),
+        ),
+        (
+            "cl_dice",
+            MulticlassLoss::ClDice(MulticlassClDiceConfig::new()),
+        ),
+        (
+            "wasserstein_dice",
+            MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new()),
+        ),
+        (
+            "dice_ce",
+            MulticlassLoss::DiceCe(
+                DiceCeConfig::new()
+                    .with_label_smoothing(0.1)
+                    .with_execution(execution),
+            ),
+        ),
+        (
+            "dice_focal",
+            MulticlassLoss::DiceFocal(DiceFocalConfig::new().with_execution(execution)),
         ),
     ]
 }

@@ -1,5 +1,5 @@
-//! Autodiff gradients against central finite differences, in f64, for every loss and the
-//! options that change the formula, through the host kernels and the burn-operations path.
+//! Autodiff gradients against central finite differences, in f64, for every binary loss and
+//! the options that change the formula, through the host kernels and the burn-operations path.
 
 mod common;
 
@@ -33,6 +33,20 @@ fn option_sets(loss: &str) -> Vec<Value> {
             json!({"alpha": 1.0, "beta": 1.0, "smooth_nr": 0.0, "smooth_dr": 0.0}),
             json!({"alpha": 0.7, "beta": 0.3, "log_loss": true, "soft_label": true}),
             json!({"from_logits": false, "aggregation": "batch"}),
+            json!({"alpha": 0.3, "beta": 0.7, "gamma": 0.75}),
+            json!({"gamma": 2.0, "aggregation": "batch", "soft_label": true}),
+        ],
+        "mcc" => vec![
+            json!({}),
+            json!({"aggregation": "per_image"}),
+            json!({"from_logits": false, "eps": 1e-3}),
+        ],
+        // A skeleton is piecewise (min and max pools): the random inputs sit away from its
+        // switches, so central differences see one piece.
+        "cl_dice" => vec![
+            json!({}),
+            json!({"iterations": 1, "smooth_nr": 0.0, "smooth_dr": 0.5}),
+            json!({"from_logits": false}),
         ],
         "focal" => vec![
             json!({}),
@@ -63,7 +77,7 @@ fn autodiff_matches_finite_differences() {
     let device = f64_device();
     let mut rng = TestRng::new(7);
     let n: usize = SHAPE.iter().product();
-    for loss in ALL_LOSSES {
+    for loss in ALL_LOSSES.iter().chain(&LATER_LOSSES) {
         for options in option_sets(loss)
             .iter()
             .flat_map(|o| EXECUTIONS.map(|e| with_execution(o, e)))
