@@ -39,6 +39,9 @@ counts logits, pixels x classes):
 - lovasz_softmax: smp `LovaszLoss("multiclass")` (Berman's `lovasz_softmax`, batch).
 - wasserstein_dice: MONAI `GeneralizedWassersteinDiceLoss` with the 0/1 distances (ours by
   default), `weighting_mode="default"`.
+- dice_ce: MONAI `DiceCELoss(softmax=True, to_onehot_y=True)` (the preset `DiceCeConfig`).
+- dice_focal: MONAI `DiceFocalLoss(softmax=True, to_onehot_y=True)` (the preset
+  `DiceFocalConfig`).
 """
 
 import argparse
@@ -109,6 +112,8 @@ def multiclass_implementations():
          monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)),
         ("lovasz_softmax", "smp LovaszLoss", squeeze(smp.losses.LovaszLoss("multiclass"))),
         ("wasserstein_dice", "MONAI GeneralizedWassersteinDiceLoss", wasserstein_dice),
+        ("dice_ce", "MONAI DiceCELoss", monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)),
+        ("dice_focal", "MONAI DiceFocalLoss", monai.losses.DiceFocalLoss(softmax=True, to_onehot_y=True)),
     ]
 
 

@@ -119,6 +119,22 @@ fn run(device: &Device) -> Result<(), SegLossError> {
             "Hausdorff DT",
             Loss::HausdorffDt(HausdorffDtConfig::new().with_reduction(none)),
         ),
+        (
+            "focal Tversky",
+            Loss::Tversky(TverskyConfig::new().with_gamma(0.75).with_reduction(none)),
+        ),
+        (
+            "clDice",
+            Loss::ClDice(ClDiceConfig::new().with_reduction(none)),
+        ),
+        (
+            "MCC",
+            Loss::Mcc(
+                MccConfig::new()
+                    .with_aggregation(Aggregation::PerImage)
+                    .with_reduction(none),
+            ),
+        ),
     ];
     let mut losses: Vec<(&str, Vec<f32>)> = Vec::new();
     for (name, loss) in &binary {
@@ -166,6 +182,26 @@ fn run(device: &Device) -> Result<(), SegLossError> {
             "MC Hausdorff DT",
             MulticlassLoss::HausdorffDt(MulticlassHausdorffDtConfig::new().with_reduction(none)),
         ),
+        (
+            "MC clDice",
+            MulticlassLoss::ClDice(MulticlassClDiceConfig::new().with_reduction(none)),
+        ),
+        (
+            "Wasserstein Dice",
+            MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new().with_reduction(none)),
+        ),
+        (
+            "DiceCE preset",
+            MulticlassLoss::DiceCe(
+                DiceCeConfig::new()
+                    .with_label_smoothing(0.1)
+                    .with_reduction(none),
+            ),
+        ),
+        (
+            "DiceFocal preset",
+            MulticlassLoss::DiceFocal(DiceFocalConfig::new().with_reduction(none)),
+        ),
     ];
     for (name, loss) in &multiclass {
         let value = loss.compute(class_logits.clone(), indices.clone());
@@ -181,8 +217,16 @@ fn run(device: &Device) -> Result<(), SegLossError> {
                     .with_reduction(none),
             ),
         );
-    let value = multiclass_compound(class_logits, indices, &nnunet);
+    let value = multiclass_compound(class_logits.clone(), indices.clone(), &nnunet);
     losses.push(("MC Dice + CE", per_image(value)?));
+    // Deep supervision over two decoder levels of the same size (weights 1 and 1/2).
+    let supervised = DeepSupervisionConfig::new().with_loss(multiclass[0].1.clone());
+    let value = deep_supervision(
+        vec![class_logits.clone(), class_logits],
+        indices,
+        &supervised,
+    );
+    losses.push(("deep sup.", per_image(value)?));
 
     let counts = Confusion::from_logits(logits, targets, DEFAULT_LOGIT_THRESHOLD)?;
     let dice = counts.dice(EmptyPolicy::One);

@@ -166,7 +166,7 @@ fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> Multicl
                 .with_distances(
                     options["distances"]
                         .as_array()
-                        .map(|rows| rows.iter().map(|row| floats(row)).collect::<Vec<_>>()),
+                        .map(|rows| rows.iter().map(floats).collect::<Vec<_>>()),
                 )
                 .with_weighting(match options["weighting"].as_str() {
                     Some("gdl") => WassersteinWeighting::Gdl,

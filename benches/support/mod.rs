@@ -152,7 +152,7 @@ pub fn multiclass_inputs<const D: usize>(
 /// The multiclass losses, by the name used in benchmark ids: each with its defaults (softmax,
 /// class-index targets); `multiclass_ce` is `multiclass_focal` with `gamma = 0` (the
 /// cross-entropy), `multiclass_compound` nnU-Net's Dice + CE.
-pub const MULTICLASS_LOSSES: [&str; 9] = [
+pub const MULTICLASS_LOSSES: [&str; 11] = [
     "multiclass_overlap",
     "generalized_dice",
     "lovasz_softmax",
@@ -162,6 +162,8 @@ pub const MULTICLASS_LOSSES: [&str; 9] = [
     "multiclass_boundary_loss",
     "multiclass_hausdorff_dt_loss",
     "wasserstein_dice",
+    "dice_ce",
+    "dice_focal",
 ];
 
 /// Runs multiclass `loss` with its default configuration, on the given execution path.
@@ -200,6 +202,8 @@ pub fn run_multiclass<const D: usize>(
             multiclass_hausdorff_dt_loss(x, y, &MulticlassHausdorffDtConfig::new())
         }
         "wasserstein_dice" => wasserstein_dice(x, y, &WassersteinDiceConfig::new()),
+        "dice_ce" => dice_ce(x, y, &DiceCeConfig::new().with_execution(e)),
+        "dice_focal" => dice_focal(x, y, &DiceFocalConfig::new().with_execution(e)),
         other => panic!("unknown multiclass loss {other}"),
     }
 }

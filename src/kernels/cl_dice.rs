@@ -380,8 +380,7 @@ fn arg_extreme<F: Real>(
 fn erode_backward<F: Real>(image: &[F], upstream: &[F], out: &mut [F], grid: &Grid) {
     let half = F::from_f64(0.5);
     let mut share = vec![F::ZERO; grid.axes.len()];
-    for i in 0..image.len() {
-        let g = upstream[i];
+    for (i, &g) in upstream.iter().enumerate() {
         if g == F::ZERO {
             continue;
         }
