@@ -18,7 +18,7 @@ use segloss::losses::{
     MulticlassCompoundConfig, MulticlassFocalConfig, MulticlassLoss, MulticlassOverlapConfig,
     OverlapScore, PixelAverage, SoftDiceConfig, TverskyConfig, WassersteinDiceConfig,
     WassersteinWeighting, generalized_dice, lovasz_softmax, multiclass_compound,
-    multiclass_overlap, soft_dice, tversky,
+    multiclass_overlap, soft_dice, tversky, wasserstein_dice,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
@@ -372,6 +372,30 @@ fn multiclass_compound_is_monai_dice_ce() {
                 r => panic!("no fixture of rank {r} expected"),
             }
         }
+    }
+}
+
+/// With two classes and the 0/1 distances, the generalized Wasserstein Dice loss is the soft
+/// Dice loss of class 1 (background weight 0): `w_i = 1 - p_1` on foreground pixels and `p_1`
+/// on background ones, so `TP = sum(y p_1)` and `2 TP + sum w = sum(p_1) + sum(y)`.
+#[test]
+fn wasserstein_dice_of_two_classes_is_the_soft_dice_of_class_one() {
+    const SHAPE: [usize; 4] = [3, 1, 5, 4];
+    let n: usize = SHAPE.iter().product();
+    let mut rng = TestRng::new(41);
+    let x: Vec<f64> = (0..n).map(|_| rng.range(-4.0, 4.0)).collect();
+    let y = rng.mask(n, 0.4);
+    for (backend, device) in all_devices() {
+        let foreground = tensor(&x, SHAPE, &device, DType::F32);
+        // Logits (0, x): softmax class 1 is sigmoid(x).
+        let logits = Tensor::cat(vec![foreground.zeros_like(), foreground.clone()], 1);
+        let classes = tensor(&y, SHAPE, &device, DType::F32).int();
+        let config = WassersteinDiceConfig::new().with_reduction(Reduction::None);
+        let got = to_vec(wasserstein_dice(logits, classes, &config).unwrap());
+        let dice = SoftDiceConfig::new().with_reduction(Reduction::None);
+        let expected =
+            to_vec(soft_dice(foreground, tensor(&y, SHAPE, &device, DType::F32), &dice).unwrap());
+        assert_close(&got, &expected, parity_tolerance(backend), 1e-6, backend);
     }
 }
 
