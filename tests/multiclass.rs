@@ -85,6 +85,24 @@ fn run<const D: usize>(
     multiclass_compound(x, targets, &config)
 }
 
+/// A preset config with the options both presets share, from the JSON options and the overlap
+/// config `base` read from them (the presets are two types with the same `with_*` methods).
+macro_rules! with_preset_options {
+    ($config:expr, $options:expr, $base:expr, $reduction:expr) => {
+        $config
+            .with_lambda_dice($options["lambda_dice"].as_f64().unwrap())
+            .with_include_background($base.include_background)
+            .with_class_weights($base.class_weights.clone())
+            .with_ignore_index($base.ignore_index)
+            .with_smooth_nr($base.smooth_nr)
+            .with_smooth_dr($base.smooth_dr)
+            .with_squared($base.squared)
+            .with_aggregation($base.aggregation)
+            .with_from_logits($base.from_logits)
+            .with_reduction($reduction)
+    };
+}
+
 /// The [`MulticlassLoss`] (name and config) of the JSON options.
 fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> MulticlassLoss {
     let base = config(options, reduction);
@@ -178,36 +196,22 @@ fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> Multicl
                 .with_from_logits(base.from_logits)
                 .with_reduction(reduction),
         ),
-        "dice_ce" => MulticlassLoss::DiceCe(
+        "dice_ce" => MulticlassLoss::DiceCe(with_preset_options!(
             DiceCeConfig::new()
                 .with_lambda_ce(options["lambda_ce"].as_f64().unwrap())
-                .with_label_smoothing(options["label_smoothing"].as_f64().unwrap())
-                .with_lambda_dice(options["lambda_dice"].as_f64().unwrap())
-                .with_include_background(base.include_background)
-                .with_class_weights(base.class_weights)
-                .with_ignore_index(base.ignore_index)
-                .with_smooth_nr(base.smooth_nr)
-                .with_smooth_dr(base.smooth_dr)
-                .with_squared(base.squared)
-                .with_aggregation(base.aggregation)
-                .with_from_logits(base.from_logits)
-                .with_reduction(reduction),
-        ),
-        "dice_focal" => MulticlassLoss::DiceFocal(
+                .with_label_smoothing(options["label_smoothing"].as_f64().unwrap()),
+            options,
+            base,
+            reduction
+        )),
+        "dice_focal" => MulticlassLoss::DiceFocal(with_preset_options!(
             DiceFocalConfig::new()
                 .with_lambda_focal(options["lambda_focal"].as_f64().unwrap())
-                .with_gamma(options["gamma"].as_f64().unwrap())
-                .with_lambda_dice(options["lambda_dice"].as_f64().unwrap())
-                .with_include_background(base.include_background)
-                .with_class_weights(base.class_weights)
-                .with_ignore_index(base.ignore_index)
-                .with_smooth_nr(base.smooth_nr)
-                .with_smooth_dr(base.smooth_dr)
-                .with_squared(base.squared)
-                .with_aggregation(base.aggregation)
-                .with_from_logits(base.from_logits)
-                .with_reduction(reduction),
-        ),
+                .with_gamma(options["gamma"].as_f64().unwrap()),
+            options,
+            base,
+            reduction
+        )),
         other => panic!("unknown multiclass loss {other}"),
     }
 }

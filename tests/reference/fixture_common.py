@@ -6,7 +6,7 @@
   casts with `.float()` (smp's and Berman's Lovász, MONAI's FocalLoss) runs in float64;
 - `one_hot_f64`: MONAI's `one_hot` in float64 (MONAI builds one-hot targets in float32);
 - `per_image_mean`: the mean over each image's pixels;
-- the binary inputs (`make_binary_input`);
+- the binary inputs (`make_binary_input`) and the binary fixture format (`binary_fixture_doc`);
 - the multiclass inputs (`make_class_input`) and the closed form of `multiclass_overlap`
   (`overlap_closed_form`, from `activate`, `targets_and_valid`, `class_terms`,
   `class_scores`, `score_loss`, `class_mask`, `average_classes`; `LOG_CLAMP`);
@@ -46,6 +46,48 @@ def one_hot_f64(labels, num_classes, dtype=torch.float, dim=1):
 
 def per_image_mean(t):
     return t.reshape(t.shape[0], -1).mean(dim=1)
+
+
+def binary_fixture_doc(generator, versions, inputs, losses, option_sets):
+    """The binary fixture format (losses.json): for every input `(logits, targets)`, loss
+    `fn = losses[name]` and option set of `option_sets(name, input)`, the per-item values of
+    `fn(x, y, opts)` in float64 (from the float32 inputs; with `from_logits` false, `x` is the
+    float32 sigmoid of the logits, stored in the case), their mean and sum, and the gradient of
+    the mean with respect to `x`; the values and gradients must be finite."""
+    cases = []
+    for name, (logits, targets) in inputs.items():
+        for loss, fn in losses.items():
+            for opts in option_sets(loss, name):
+                x = torch.from_numpy(logits.astype(np.float64))
+                if not opts["from_logits"]:
+                    x = torch.from_numpy(torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64))
+                x.requires_grad_(True)
+                y = torch.from_numpy(targets.astype(np.float64))
+                per_item = fn(x, y, opts).double()
+                assert bool(torch.isfinite(per_item).all()), (loss, opts)
+                per_item.mean().backward()
+                assert bool(torch.isfinite(x.grad).all()), (loss, opts)
+                cases.append(
+                    {
+                        "input": name,
+                        "loss": loss,
+                        "options": opts,
+                        "input_values": None if opts["from_logits"] else x.detach().reshape(-1).tolist(),
+                        "per_item": per_item.detach().tolist(),
+                        "mean": per_item.mean().item(),
+                        "sum": per_item.sum().item(),
+                        "grad_mean": x.grad.reshape(-1).tolist(),
+                    }
+                )
+    return {
+        "generator": generator,
+        "versions": versions,
+        "inputs": {
+            k: {"shape": list(v[0].shape), "logits": v[0].reshape(-1).tolist(), "targets": v[1].reshape(-1).tolist()}
+            for k, v in inputs.items()
+        },
+        "cases": cases,
+    }
 
 
 def make_binary_input(rng, shape, empty_first=False, full_last=False):

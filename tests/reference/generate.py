@@ -30,7 +30,7 @@ import monai
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses._functional import soft_jaccard_score
 from segmentation_models_pytorch.losses.lovasz import _lovasz_hinge, _lovasz_softmax
-from fixture_common import float_is_double, make_binary_input, per_image_mean
+from fixture_common import binary_fixture_doc, float_is_double, make_binary_input, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses.json")
@@ -161,39 +161,14 @@ def main():
         "plain2d": make_binary_input(rng, (3, 9, 7)),
         "volume3d": make_binary_input(rng, (2, 1, 3, 5, 6)),
     }
-    cases = []
-    for name, (logits, targets) in inputs.items():
-        for loss, fn in LOSSES.items():
-            for opts in option_sets(loss):
-                x = torch.from_numpy(logits.astype(np.float64))
-                if not opts["from_logits"]:
-                    # probabilities: the float32 sigmoid of the logits, stored as the input
-                    x = torch.from_numpy(torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64))
-                x.requires_grad_(True)
-                y = torch.from_numpy(targets.astype(np.float64))
-                per_item = fn(x, y, opts)
-                per_item.mean().backward()
-                cases.append(
-                    {
-                        "input": name,
-                        "loss": loss,
-                        "options": opts,
-                        "input_values": None if opts["from_logits"] else x.detach().reshape(-1).tolist(),
-                        "per_item": per_item.detach().double().tolist(),
-                        "mean": per_item.double().mean().item(),
-                        "sum": per_item.double().sum().item(),
-                        "grad_mean": x.grad.reshape(-1).tolist(),
-                    }
-                )
-    doc = {
-        "generator": "tests/reference/generate.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__, "smp": smp.__version__},
-        "inputs": {
-            k: {"shape": list(v[0].shape), "logits": v[0].reshape(-1).tolist(), "targets": v[1].reshape(-1).tolist()}
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
+    doc = binary_fixture_doc(
+        "tests/reference/generate.py",
+        {"torch": torch.__version__, "monai": monai.__version__, "smp": smp.__version__},
+        inputs,
+        LOSSES,
+        lambda loss, _input: option_sets(loss),
+    )
+    cases = doc["cases"]
     OUT.write_text(json.dumps(doc))
     print(f"wrote {len(cases)} cases to {OUT}")
 

@@ -41,7 +41,7 @@ import pathlib
 import numpy as np
 import torch
 import monai
-from fixture_common import LOG_CLAMP, float_is_double, make_binary_input, per_image_mean
+from fixture_common import LOG_CLAMP, binary_fixture_doc, float_is_double, make_binary_input, per_image_mean
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("losses_extended.json")
@@ -290,41 +290,14 @@ def main():
         "volume3d": make_binary_input(rng, (2, 1, 3, 5, 6)),
         "soft2d": make_soft_input(rng, (3, 1, 8, 9)),
     }
-    cases = []
-    for name, (logits, targets) in inputs.items():
-        for loss, fn in LOSSES.items():
-            for opts in option_sets(loss, name):
-                x = torch.from_numpy(logits.astype(np.float64))
-                if not opts["from_logits"]:
-                    # probabilities: the float32 sigmoid of the logits, stored as the input
-                    x = torch.from_numpy(torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64))
-                x.requires_grad_(True)
-                y = torch.from_numpy(targets.astype(np.float64))
-                per_item = fn(x, y, opts)
-                assert per_item.dtype == torch.float64 and bool(torch.isfinite(per_item).all())
-                per_item.mean().backward()
-                assert bool(torch.isfinite(x.grad).all())
-                cases.append(
-                    {
-                        "input": name,
-                        "loss": loss,
-                        "options": opts,
-                        "input_values": None if opts["from_logits"] else x.detach().reshape(-1).tolist(),
-                        "per_item": per_item.detach().tolist(),
-                        "mean": per_item.mean().item(),
-                        "sum": per_item.sum().item(),
-                        "grad_mean": x.grad.reshape(-1).tolist(),
-                    }
-                )
-    doc = {
-        "generator": "tests/reference/generate_extended.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__},
-        "inputs": {
-            k: {"shape": list(v[0].shape), "logits": v[0].reshape(-1).tolist(), "targets": v[1].reshape(-1).tolist()}
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
+    doc = binary_fixture_doc(
+        "tests/reference/generate_extended.py",
+        {"torch": torch.__version__, "monai": monai.__version__},
+        inputs,
+        LOSSES,
+        option_sets,
+    )
+    cases = doc["cases"]
     OUT.write_text(json.dumps(doc))
     counts = {}
     for c in cases:

@@ -28,7 +28,7 @@ import torch
 import monai
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.losses import MCCLoss, TverskyLoss
-from fixture_common import make_binary_input
+from fixture_common import binary_fixture_doc, make_binary_input
 
 torch.set_default_dtype(torch.float64)
 OUT = pathlib.Path(__file__).with_name("requested_binary.json")
@@ -104,41 +104,14 @@ def main():
         "batch2d": make_binary_input(rng, (4, 1, 12, 10)),
         "volume3d": make_binary_input(rng, (2, 1, 6, 7, 8)),
     }
-    cases = []
-    for name, (logits, targets) in inputs.items():
-        for loss, fn in LOSSES.items():
-            for opts in option_sets(loss, name):
-                x = torch.from_numpy(logits.astype(np.float64))
-                if not opts["from_logits"]:
-                    # probabilities: the float32 sigmoid of the logits, stored as the input
-                    x = torch.from_numpy(torch.sigmoid(torch.from_numpy(logits)).numpy().astype(np.float64))
-                x.requires_grad_(True)
-                y = torch.from_numpy(targets.astype(np.float64))
-                per_item = fn(x, y, opts)
-                assert per_item.dtype == torch.float64 and bool(torch.isfinite(per_item).all())
-                per_item.mean().backward()
-                assert bool(torch.isfinite(x.grad).all())
-                cases.append(
-                    {
-                        "input": name,
-                        "loss": loss,
-                        "options": opts,
-                        "input_values": None if opts["from_logits"] else x.detach().reshape(-1).tolist(),
-                        "per_item": per_item.detach().tolist(),
-                        "mean": per_item.mean().item(),
-                        "sum": per_item.sum().item(),
-                        "grad_mean": x.grad.reshape(-1).tolist(),
-                    }
-                )
-    doc = {
-        "generator": "tests/reference/generate_requested_binary.py",
-        "versions": {"torch": torch.__version__, "monai": monai.__version__, "smp": smp.__version__},
-        "inputs": {
-            k: {"shape": list(v[0].shape), "logits": v[0].reshape(-1).tolist(), "targets": v[1].reshape(-1).tolist()}
-            for k, v in inputs.items()
-        },
-        "cases": cases,
-    }
+    doc = binary_fixture_doc(
+        "tests/reference/generate_requested_binary.py",
+        {"torch": torch.__version__, "monai": monai.__version__, "smp": smp.__version__},
+        inputs,
+        LOSSES,
+        option_sets,
+    )
+    cases = doc["cases"]
     OUT.write_text(json.dumps(doc))
     print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")
 
