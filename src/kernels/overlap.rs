@@ -241,7 +241,7 @@ impl Scored {
 /// Abraham & Khan 2019, smp's `TverskyLoss(gamma)`). A loss of 0 or below (a perfect match;
 /// below 0 only when `smooth_nr > smooth_dr`) gives 0 with derivative 0, so that
 /// `gamma < 1` stays finite where `gamma loss^(gamma - 1)` is infinite (the device path's
-/// `losses::overlap::raised` does the same). A NaN loss stays NaN.
+/// `loss::overlap::raised` does the same). A NaN loss stays NaN.
 pub(crate) fn focal_power(loss: f64, gamma: f64) -> (f64, f64) {
     if gamma == 1.0 {
         (loss, 1.0)

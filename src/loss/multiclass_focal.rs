@@ -248,17 +248,7 @@ impl LossDescription for MulticlassFocalConfig {
         // [N, P]: the loss of every pixel, summed over the classes.
         let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
         if torch_mean {
-            let counted = match (true_weights, &w, &valid) {
-                (Some(y), Some(w), _) => y.mul(w.clone()).sum(),
-                (Some(y), None, _) => y.sum(),
-                (None, _, Some(valid)) => valid.clone().sum(),
-                (None, _, None) => per_pixel.ones_like().sum(),
-            };
-            let none = counted.clone().lower_equal_elem(0.0);
-            let mean = per_pixel
-                .sum()
-                .mask_fill(none.clone(), 0.0)
-                .div(counted.mask_fill(none, 1.0));
+            let mean = torch_weighted_mean(per_pixel, true_weights, w.as_ref(), valid.as_ref());
             return Ok(Plan::Computed(self.reduction.apply(mean)));
         }
         let per_image = match valid {
@@ -268,4 +258,28 @@ impl LossDescription for MulticlassFocalConfig {
         };
         Ok(Plan::Computed(self.reduction.apply(per_image)))
     }
+}
+
+/// torch's weighted mean of the pixel terms `per_pixel` `[N, P]` over the batch
+/// ([`PixelAverage::TorchWeighted`]): their sum over the sum of the true classes' weights
+/// (`true_classes`, the one-hot targets `[N, C, P]` of index targets, times the class weights
+/// `weights`, all 1 when `None`), or over the number of counted pixels (`valid` `[N, 1, P]`,
+/// all when `None`) for per-class targets. 0, with zero gradient, when nothing is counted.
+fn torch_weighted_mean(
+    per_pixel: Tensor<2>,
+    true_classes: Option<Tensor<3>>,
+    weights: Option<&Tensor<3>>,
+    valid: Option<&Tensor<3>>,
+) -> Tensor<1> {
+    let counted = match (true_classes, weights, valid) {
+        (Some(y), Some(w), _) => y.mul(w.clone()).sum(),
+        (Some(y), None, _) => y.sum(),
+        (None, _, Some(valid)) => valid.clone().sum(),
+        (None, _, None) => per_pixel.ones_like().sum(),
+    };
+    let none = counted.clone().lower_equal_elem(0.0);
+    per_pixel
+        .sum()
+        .mask_fill(none.clone(), 0.0)
+        .div(counted.mask_fill(none, 1.0))
 }
