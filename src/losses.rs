@@ -102,6 +102,13 @@
 //! | [`lovasz_softmax`] | 25 + the sort | 42 + the sort | `LovaszClasses::List`: C values |
 //! | [`multiclass_focal`] (`gamma = 0`) | 15 (14) | 21 (20) | class weights other than 1: C values |
 //! | [`multiclass_compound`] (Dice + CE) | 28 | 44 | none |
+//! | [`tversky`] with `gamma = 0.75` | 6 | 11 | none |
+//! | [`mcc`] | 6 | 15 | none |
+//! | [`cl_dice`] | 84 | 110 | none |
+//! | [`multiclass_cl_dice`] | 93 | 121 | none |
+//! | [`wasserstein_dice`] | 21 | 31 | the distances (`C^2` values) and the class weights (`C`) |
+//! | [`dice_ce`] | 27 | 44 | class weights: C values |
+//! | [`dice_focal`] | 21 | 39 | class weights: C values |
 //!
 //! The sort (`segloss::cube::lovasz_weights`) is 8 radix passes of 5 kernels and 3 kernels for
 //! the weights, over every row at once.

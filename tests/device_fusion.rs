@@ -244,6 +244,25 @@ fn device_path_kernel_counts() {
                 compound(x, y, &config).unwrap()
             }),
         ),
+        (
+            "tversky (gamma 0.75)",
+            Box::new(|x, y| {
+                let config = TverskyConfig::new()
+                    .with_gamma(0.75)
+                    .with_execution(on_device());
+                tversky(x, y, &config).unwrap()
+            }),
+        ),
+        (
+            "mcc",
+            Box::new(|x, y| mcc(x, y, &MccConfig::new()).unwrap()),
+        ),
+        (
+            "cl_dice",
+            Box::new(|x, y| {
+                cl_dice(x, y, &ClDiceConfig::new().with_execution(on_device())).unwrap()
+            }),
+        ),
     ];
     let dice = || MulticlassOverlapConfig::new().with_execution(on_device());
     let ce = || {
@@ -302,6 +321,26 @@ fn device_path_kernel_counts() {
                 multiclass_compound(x, y, &config).unwrap()
             }),
         ),
+        (
+            "dice_ce",
+            Box::new(|x, y| {
+                dice_ce(x, y, &DiceCeConfig::new().with_execution(on_device())).unwrap()
+            }),
+        ),
+        (
+            "dice_focal",
+            Box::new(|x, y| {
+                dice_focal(x, y, &DiceFocalConfig::new().with_execution(on_device())).unwrap()
+            }),
+        ),
+        (
+            "wasserstein_dice",
+            Box::new(|x, y| wasserstein_dice(x, y, &WassersteinDiceConfig::new()).unwrap()),
+        ),
+        (
+            "multiclass_cl_dice",
+            Box::new(|x, y| multiclass_cl_dice(x, y, &MulticlassClDiceConfig::new()).unwrap()),
+        ),
     ];
     let mut counts = std::collections::HashMap::new();
     for (name, loss) in &binary {
@@ -333,4 +372,10 @@ fn device_path_kernel_counts() {
     assert!(class_dice <= 16, "multiclass Dice: {class_dice}");
     let dice_ce = counts["multiclass_compound (Dice + CE)"];
     assert!(dice_ce <= 28, "multiclass Dice + CE: {dice_ce}");
+    // The preset is the same two terms: no more kernels than the compound.
+    let preset = counts["dice_ce"];
+    assert!(
+        preset <= dice_ce,
+        "DiceCE preset: {preset}, compound {dice_ce}"
+    );
 }
