@@ -194,7 +194,12 @@ fn multiclass_loss(loss: &str, options: &Value, reduction: Reduction) -> Multicl
                 .with_smooth_dr(base.smooth_dr)
                 .with_ignore_index(base.ignore_index)
                 .with_from_logits(base.from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(match options["execution"].as_str() {
+                    Some("host") => Execution::Host,
+                    Some("device") => Execution::Device,
+                    _ => Execution::Auto,
+                }),
         ),
         "dice_ce" => MulticlassLoss::DiceCe(with_preset_options!(
             DiceCeConfig::new()
@@ -336,12 +341,14 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
     for (loss, doc) in fixtures() {
         let cases = doc["cases"].as_array().unwrap();
         assert!(cases.len() >= 10, "{loss}: {} cases", cases.len());
-        // The execution option only exists for the Lovász losses (the sort).
-        let executions: &[&str] = if loss == "lovasz_softmax" {
-            &EXECUTIONS
-        } else {
-            &["auto"]
-        };
+        // Both paths where a loss has an execution option that the other fixtures do not
+        // exercise: the Lovász sort, and the host kernel of the Wasserstein Dice loss.
+        let executions: &[&str] =
+            if loss == "lovasz_softmax" || cases.iter().any(|c| c["loss"] == "wasserstein_dice") {
+                &EXECUTIONS
+            } else {
+                &["auto"]
+            };
         for (backend, device) in all_devices() {
             for &execution in executions {
                 for case in cases {

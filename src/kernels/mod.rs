@@ -22,6 +22,7 @@ pub(crate) mod lovasz;
 pub(crate) mod lovasz_softmax;
 pub(crate) mod multiclass;
 pub(crate) mod overlap;
+pub(crate) mod wasserstein;
 
 /// [`SegLossError::InvalidTargets`] when a pass found a binary target outside `[0, 1]`
 /// (`outside`, from [`lanes::sum_checking_unit_y`] and its writing twin, which the binary

@@ -4,12 +4,13 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::Plan;
 use crate::engine::host::upload;
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
+use crate::kernels::wasserstein::WassersteinParams;
 use crate::loss::classes::{ClassMode, ClassTargets, probabilities_and_targets};
 use crate::loss::description::{LossDescription, compute};
-use crate::options::Reduction;
+use crate::options::{Execution, Reduction};
 
 /// How the generalized Wasserstein Dice loss weighs the pixels of each true class.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub struct WassersteinDiceConfig {
     /// How the per-image losses are combined (default [`Reduction::Mean`]).
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on the
+    /// CPU backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// Generalized Wasserstein Dice loss (Fidon et al. 2017, MONAI's
@@ -74,9 +79,14 @@ pub struct WassersteinDiceConfig {
 /// Matches MONAI 1.6 `GeneralizedWassersteinDiceLoss(dist_matrix, weighting_mode,
 /// smooth_nr, smooth_dr, reduction)`, values and gradients, 2D and 3D.
 ///
+/// On flex and ndarray ([`Execution::Auto`]) it runs as a host kernel: per image, one pass
+/// for the sums (each pixel's softmax computed in place) and one for the gradient, no one-hot
+/// and no softmax tensor; elsewhere as burn operations. Both paths give the same values and
+/// gradients.
+///
 /// # Device path
-/// Burn operations on every backend (no host kernel); one upload of `M` (`C^2` values) and,
-/// with `Default` weighting, of the class weights (`C` values); no read to the host.
+/// Burn operations; one upload of `M` (`C^2` values) and, with `Default` weighting, of the
+/// class weights (`C` values); no read to the host.
 ///
 /// # Errors
 /// Rank < 2, a zero-sized dimension, targets whose shape is not `[N, 1, ...]` (indices) or
@@ -174,6 +184,23 @@ impl LossDescription for WassersteinDiceConfig {
         let classes = logits.dims()[1];
         let distances = self.normalised_distances(classes)?;
         let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let params = WassersteinParams {
+                classes,
+                distances,
+                gdl: self.weighting == WassersteinWeighting::Gdl,
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                from_logits: self.from_logits,
+                ignore_index: self.ignore_index,
+            };
+            return Ok(Plan::host(
+                logits,
+                targets.into_host(),
+                self.reduction,
+                params,
+            ));
+        }
         let (p, y) = probabilities_and_targets(
             logits,
             targets,
