@@ -9,6 +9,8 @@
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+#[cfg(doc)]
+use crate::engine::{IGNORED, NO_CLASS};
 use crate::error::SegLossError;
 
 /// The options of the loss, as the kernel sees them.
@@ -58,72 +60,116 @@ impl TypedKernel for WassersteinParams {
 }
 
 impl WassersteinParams {
-    /// Image `n`'s targets as each pixel's costs `m_i[c] = sum_k y_ik M[k][c]` and true-class
-    /// weight `a_i = sum_k y_ik a_k` (class-major `[C][P]` and `[P]`; 0 for an ignored pixel
-    /// or an index of no class).
+    /// Image `n`'s targets as the loss reads them: each pixel's costs `m_i[c] = sum_k y_ik
+    /// M[k][c]` and true-class weight `a_i = sum_k y_ik a_k` (0 for an ignored pixel or an
+    /// index of no class).
     fn truth<F: Real>(&self, y: Targets<'_, F>, n: usize, pixels: usize) -> Truth<F> {
         let classes = self.classes;
-        let mut targets = vec![F::ZERO; classes * pixels];
         match y {
             Targets::Indices(indices) => {
-                indices.class_id_blocks(
-                    n * pixels,
-                    pixels,
-                    classes,
-                    self.ignore_index,
-                    |at, ids| {
-                        for (i, &id) in ids.iter().enumerate() {
-                            if (id as usize) < classes {
-                                targets[id as usize * pixels + at + i] = F::ONE;
-                            }
-                        }
-                    },
-                );
+                let mut ids = vec![0_u32; pixels];
+                indices.class_ids(n * pixels, classes, self.ignore_index, &mut ids);
+                let mut volumes = vec![0.0; classes];
+                for &id in &ids {
+                    if let Some(v) = volumes.get_mut(id as usize) {
+                        *v += 1.0;
+                    }
+                }
+                let table = self.distances.iter().map(|&d| F::from_f64(d)).collect();
+                Truth::Indices {
+                    ids,
+                    table,
+                    weights: self.class_weights(&volumes),
+                }
             }
             Targets::Values(v) => {
-                targets.copy_from_slice(&v[n * classes * pixels..(n + 1) * classes * pixels]);
+                let targets = &v[n * classes * pixels..(n + 1) * classes * pixels];
+                let volumes: Vec<f64> = targets
+                    .chunks(pixels)
+                    .map(|t| t.iter().map(|v| v.to_f64()).sum())
+                    .collect();
+                let weights = self.class_weights(&volumes);
+                let mut costs = vec![F::ZERO; classes * pixels];
+                let mut weight = vec![F::ZERO; pixels];
+                for (k, t) in targets.chunks(pixels).enumerate() {
+                    for (w, &t) in weight.iter_mut().zip(t) {
+                        *w = *w + t * weights[k];
+                    }
+                    for c in 0..classes {
+                        let d = F::from_f64(self.distances[k * classes + c]);
+                        for (m, &t) in costs[c * pixels..(c + 1) * pixels].iter_mut().zip(t) {
+                            *m = *m + t * d;
+                        }
+                    }
+                }
+                Truth::Values { costs, weight }
             }
         }
-        let class_weights: Vec<F> = (0..classes)
+    }
+
+    /// The weight `a_k` of each true class, from the classes' volumes `V_k` in the image.
+    fn class_weights<F: Real>(&self, volumes: &[f64]) -> Vec<F> {
+        (0..self.classes)
             .map(|k| {
-                let weight = if self.gdl {
-                    let volume: f64 = targets[k * pixels..(k + 1) * pixels]
-                        .iter()
-                        .map(|t| t.to_f64())
-                        .sum();
-                    1.0 / (volume + 1.0)
+                F::from_f64(if self.gdl {
+                    1.0 / (volumes[k] + 1.0)
                 } else if k == 0 {
                     0.0
                 } else {
                     1.0
-                };
-                F::from_f64(weight)
+                })
             })
-            .collect();
-        let mut costs = vec![F::ZERO; classes * pixels];
-        let mut weight = vec![F::ZERO; pixels];
-        for k in 0..classes {
-            let t = &targets[k * pixels..(k + 1) * pixels];
-            for (w, &t) in weight.iter_mut().zip(t) {
-                *w = *w + t * class_weights[k];
-            }
-            for c in 0..classes {
-                let d = F::from_f64(self.distances[k * classes + c]);
-                for (m, &t) in costs[c * pixels..(c + 1) * pixels].iter_mut().zip(t) {
-                    *m = *m + t * d;
-                }
-            }
-        }
-        Truth { costs, weight }
+            .collect()
     }
 }
 
 /// An image's targets as the loss reads them ([`WassersteinParams::truth`]).
-struct Truth<F> {
-    /// `m_i[c]`, class-major `[C][P]`.
-    costs: Vec<F>,
-    /// `a_i`, `[P]`.
-    weight: Vec<F>,
+enum Truth<F> {
+    /// Class ids (`[P]`, [`NO_CLASS`] or [`IGNORED`] for no class), the distances `M` and the
+    /// class weights: a pixel's costs are its class's row of `M`.
+    Indices {
+        ids: Vec<u32>,
+        table: Vec<F>,
+        weights: Vec<F>,
+    },
+    /// Per-class targets: the costs `m_i[c]` class-major `[C][P]` and the weights `a_i` `[P]`.
+    Values { costs: Vec<F>, weight: Vec<F> },
+}
+
+impl<F: Real> Truth<F> {
+    /// The costs `m[c][j]` (`[C][BLOCK]`) and weights `a[j]` of the `b` pixels from `start`.
+    fn block(&self, start: usize, b: usize, m: &mut [F], a: &mut [F; BLOCK]) {
+        match self {
+            Truth::Indices {
+                ids,
+                table,
+                weights,
+            } => {
+                let classes = weights.len();
+                for (j, &id) in ids[start..start + b].iter().enumerate() {
+                    let id = id as usize;
+                    if id < classes {
+                        a[j] = weights[id];
+                        for c in 0..classes {
+                            m[c * BLOCK + j] = table[id * classes + c];
+                        }
+                    } else {
+                        a[j] = F::ZERO;
+                        for c in 0..classes {
+                            m[c * BLOCK + j] = F::ZERO;
+                        }
+                    }
+                }
+            }
+            Truth::Values { costs, weight } => {
+                let (classes, pixels) = (costs.len() / weight.len(), weight.len());
+                a[..b].copy_from_slice(&weight[start..start + b]);
+                for c in 0..classes {
+                    m[c * BLOCK..][..b].copy_from_slice(&costs[c * pixels + start..][..b]);
+                }
+            }
+        }
+    }
 }
 
 /// Pixels handled at a time: the probabilities of a block of every class stay in cache.
@@ -142,12 +188,14 @@ impl<F: Real> Image<'_, F> {
         let classes = self.params.classes;
         let pixels = self.x.len() / classes;
         let mut p = vec![F::ZERO; classes * BLOCK];
-        let mut w = [F::ZERO; BLOCK];
+        let mut m = vec![F::ZERO; classes * BLOCK];
+        let (mut w, mut a) = ([F::ZERO; BLOCK], [F::ZERO; BLOCK]);
         let (mut true_positives, mut distances, mut gdl_denominator) = (0.0, 0.0, 0.0);
         for start in (0..pixels).step_by(BLOCK) {
             let b = (pixels - start).min(BLOCK);
-            self.distances(start, b, &mut p, &mut w);
-            for (&w, &a) in w[..b].iter().zip(&self.truth.weight[start..start + b]) {
+            self.truth.block(start, b, &mut m, &mut a);
+            self.distances(start, b, &m, &mut p, &mut w);
+            for (&w, &a) in w[..b].iter().zip(&a[..b]) {
                 let (w, a) = (w.to_f64(), a.to_f64());
                 true_positives += a * (1.0 - w);
                 distances += w;
@@ -178,18 +226,16 @@ impl<F: Real> Image<'_, F> {
         let mut dot = [F::ZERO; BLOCK];
         for start in (0..pixels).step_by(BLOCK) {
             let b = (pixels - start).min(BLOCK);
-            self.distances(start, b, &mut p, &mut w);
-            for (d, &a) in d_pixel[..b]
-                .iter_mut()
-                .zip(&self.truth.weight[start..start + b])
-            {
+            self.truth.block(start, b, &mut m, &mut a);
+            self.distances(start, b, &m, &mut p, &mut w);
+            for (d, &a) in d_pixel[..b].iter_mut().zip(&a[..b]) {
                 *d = a * k_a + k_1;
             }
             // g_ic = d_pixel_i m_i[c]; from logits, dx_ic = p_ic (g_ic - sum_k p_ik g_ik).
             dot[..b].fill(F::ZERO);
             if self.params.from_logits {
                 for c in 0..classes {
-                    let m = &self.truth.costs[c * pixels + start..][..b];
+                    let m = &m[c * BLOCK..][..b];
                     for (((dot, &pc), &m), &d) in dot[..b]
                         .iter_mut()
                         .zip(&p[c * BLOCK..][..b])
@@ -201,7 +247,7 @@ impl<F: Real> Image<'_, F> {
                 }
             }
             for c in 0..classes {
-                let m = &self.truth.costs[c * pixels + start..][..b];
+                let m = &m[c * BLOCK..][..b];
                 let o = &mut out[c * pixels + start..][..b];
                 let pc = &p[c * BLOCK..][..b];
                 for ((((o, &m), &d), &pc), &dot) in o
@@ -229,9 +275,9 @@ impl<F: Real> Image<'_, F> {
     }
 
     /// The probabilities `p[c][j]` (`[C][BLOCK]`) of the `b` pixels from `start` and their
-    /// Wasserstein distances `w[j] = sum_c m_j[c] p[c][j]`. A NaN logit makes its pixel's
-    /// probabilities NaN.
-    fn distances(&self, start: usize, b: usize, p: &mut [F], w: &mut [F; BLOCK]) {
+    /// Wasserstein distances `w[j] = sum_c m[c][j] p[c][j]` (`m` from [`Truth::block`]). A NaN
+    /// logit makes its pixel's probabilities NaN.
+    fn distances(&self, start: usize, b: usize, m: &[F], p: &mut [F], w: &mut [F; BLOCK]) {
         let classes = self.params.classes;
         let pixels = self.x.len() / classes;
         for c in 0..classes {
@@ -266,7 +312,7 @@ impl<F: Real> Image<'_, F> {
         }
         w[..b].fill(F::ZERO);
         for c in 0..classes {
-            let m = &self.truth.costs[c * pixels + start..][..b];
+            let m = &m[c * BLOCK..][..b];
             for ((w, &m), &pc) in w[..b].iter_mut().zip(m).zip(&p[c * BLOCK..][..b]) {
                 *w = *w + m * pc;
             }
