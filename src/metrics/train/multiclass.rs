@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use burn::tensor::TensorReadError;
 use burn::train::metric::{
-    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
-    NumericEntry, SerializedEntry,
+    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry,
+    SerializedEntry,
 };
 
 use super::{MulticlassMetricInput, Score, aggregated, serialized_entry};

@@ -178,33 +178,29 @@ impl MulticlassMetricInput {
         ignore_index: Option<i64>,
         config: &SurfaceConfig,
     ) -> Result<Arc<ClassSurfaceDistances>, SegLossError> {
-        shared(
-            &self.shared.surface,
-            (ignore_index, config.clone()),
-            || {
-                self.check_shapes()?;
-                let (pred, target) = (self.predictions.clone(), self.targets.clone());
-                let n = pred.dims()[0];
-                let classes = self.classes;
-                match *spatial_axes(&self.prediction_shape) {
-                    [a, b] => ClassSurfaceDistances::from_indices(
-                        pred.reshape([n, 1, a, b]),
-                        target.reshape([n, 1, a, b]),
-                        classes,
-                        ignore_index,
-                        config,
-                    ),
-                    [a, b, c] => ClassSurfaceDistances::from_indices(
-                        pred.reshape([n, 1, a, b, c]),
-                        target.reshape([n, 1, a, b, c]),
-                        classes,
-                        ignore_index,
-                        config,
-                    ),
-                    _ => Err(unsupported_image(&self.prediction_shape)),
-                }
-            },
-        )
+        shared(&self.shared.surface, (ignore_index, config.clone()), || {
+            self.check_shapes()?;
+            let (pred, target) = (self.predictions.clone(), self.targets.clone());
+            let n = pred.dims()[0];
+            let classes = self.classes;
+            match *spatial_axes(&self.prediction_shape) {
+                [a, b] => ClassSurfaceDistances::from_indices(
+                    pred.reshape([n, 1, a, b]),
+                    target.reshape([n, 1, a, b]),
+                    classes,
+                    ignore_index,
+                    config,
+                ),
+                [a, b, c] => ClassSurfaceDistances::from_indices(
+                    pred.reshape([n, 1, a, b, c]),
+                    target.reshape([n, 1, a, b, c]),
+                    classes,
+                    ignore_index,
+                    config,
+                ),
+                _ => Err(unsupported_image(&self.prediction_shape)),
+            }
+        })
     }
 
     /// The two maps have the same shape (their rows alone could match for different grids).

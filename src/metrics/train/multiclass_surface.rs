@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use burn::tensor::TensorReadError;
 use burn::train::metric::{
-    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
-    NumericEntry, SerializedEntry,
+    Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry,
+    SerializedEntry,
 };
 
 use super::multiclass::{EpochMean, background, checked_classes, macro_or_class, selection};
