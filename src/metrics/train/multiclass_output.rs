@@ -258,3 +258,39 @@ fn shared<K: PartialEq, V>(
     results.push((key, value.clone()));
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Mutex;
+
+    use super::shared;
+    use crate::error::SegLossError;
+
+    #[test]
+    fn shared_results_are_computed_once_per_key_and_errors_are_not_kept() {
+        let results = Mutex::new(Vec::new());
+        let calls = Cell::new(0);
+        let get = |key: Option<i64>, fail: bool| {
+            shared(&results, key, || {
+                calls.set(calls.get() + 1);
+                if fail {
+                    Err(SegLossError::InvalidOption {
+                        name: "test",
+                        value: String::new(),
+                        allowed: "",
+                    })
+                } else {
+                    Ok(key.unwrap_or(-1) * 10)
+                }
+            })
+        };
+        assert!(get(Some(1), true).is_err());
+        assert_eq!(*get(Some(1), false).unwrap(), 10);
+        assert_eq!(*get(Some(1), true).unwrap(), 10);
+        assert_eq!(*get(None, false).unwrap(), -10);
+        assert_eq!(*get(Some(1), false).unwrap(), 10);
+        // The failed call, then one computation per key.
+        assert_eq!(calls.get(), 3);
+    }
+}
