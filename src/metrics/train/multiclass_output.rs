@@ -231,9 +231,12 @@ impl MulticlassMetricInput {
 /// distinct key the batch's metrics asked for (a few).
 #[derive(Default)]
 struct SharedResults {
-    confusion: Mutex<Vec<(Option<i64>, Arc<ClassConfusion>)>>,
-    surface: Mutex<Vec<((Option<i64>, SurfaceConfig), Arc<ClassSurfaceDistances>)>>,
+    confusion: Entries<Option<i64>, ClassConfusion>,
+    surface: Entries<(Option<i64>, SurfaceConfig), ClassSurfaceDistances>,
 }
+
+/// Results by key, in the order they were first asked for.
+type Entries<K, V> = Mutex<Vec<(K, Arc<V>)>>;
 
 impl fmt::Debug for SharedResults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,7 +247,7 @@ impl fmt::Debug for SharedResults {
 /// The entry of `key` in `results`, computed by `compute` (and kept) the first time it is
 /// asked for; an error is returned and not kept.
 fn shared<K: PartialEq, V>(
-    results: &Mutex<Vec<(K, Arc<V>)>>,
+    results: &Entries<K, V>,
     key: K,
     compute: impl FnOnce() -> Result<V, SegLossError>,
 ) -> Result<Arc<V>, SegLossError> {
