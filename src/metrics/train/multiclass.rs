@@ -49,8 +49,9 @@ use crate::options::EmptyPolicy;
 ///   MONAI's `ignore_empty=True`, which skips every image whose target lacks the class).
 ///   [`EmptyPolicy::One`] or [`EmptyPolicy::Zero`] count it as 1 or 0 instead.
 /// - **nothing scored**: when every value of a batch (or of the epoch) was skipped (the class
-///   appears in no image of the batch, in neither map), the metric shows `1`, the score of a
-///   skipped class had it been counted, never NaN (MONAI shows 0 there).
+///   appears in no image of the batch, in neither map), the metric shows `1` (what
+///   [`EmptyPolicy::One`] gives a class absent from both maps), never NaN (MONAI shows 0
+///   there).
 ///
 /// Dice and Jaccard of the multiclass path match MONAI's on the same maps wherever the class
 /// is in the target (anchored through [`ClassConfusion`], which `tests/class_metrics.rs`
