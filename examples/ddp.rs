@@ -170,10 +170,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_loader = DataLoaderBuilder::new(MaskBatcher { size })
         .batch_size(args.batch_size)
         .shuffle(7)
-        .build(InMemDataset::new(generate(args.images, size, &mut rng)));
+        .build(InMemDataset::new(generate(args.images, size, 1, &mut rng)));
     let valid_loader = DataLoaderBuilder::new(MaskBatcher { size })
         .batch_size(args.batch_size)
-        .build(InMemDataset::new(generate(args.images / 4, size, &mut rng)));
+        .build(InMemDataset::new(generate(
+            args.images / 4,
+            size,
+            1,
+            &mut rng,
+        )));
 
     // burn-train averages the workers' gradients (ReduceOperation::Mean), so each worker's
     // batch-Dice gradient is scaled by the number of workers (GradientReduction::Mean).

@@ -3,9 +3,15 @@
 //! [`CompoundLoss`] (soft Dice plus binary cross-entropy) held in the model, and segloss's hard
 //! Dice, Jaccard and Hamming scores sit on burn-train's dashboard next to its `LossMetric`.
 //!
+//! With `--classes 3` the U-Net learns class maps instead (background and two classes of
+//! objects, told apart by their intensity) with MONAI's Dice + cross-entropy ([`DiceCeLoss`]),
+//! and the dashboard shows segloss's multiclass metrics: macro Dice, Jaccard (IoU), HD95 and
+//! NSD, and Dice and HD95 per class.
+//!
 //! ```sh
 //! cargo run --release --features train --example learner              # 10 epochs of 480 48x48 images (a few minutes on 2 cores)
-//! cargo run --release --features train --example learner -- --quick   # a smoke test for CI (seconds)
+//! cargo run --release --features train --example learner -- --classes 3
+//! cargo run --release --features train --example learner -- --quick   # a smoke test for CI (seconds): binary, then 3 classes
 //! cargo run --release --features train --example learner -- --help
 //! ```
 //!
@@ -42,6 +48,24 @@
 //! .metrics((LossMetric::new(), SegmentationMetric::dice(),
 //!           SegmentationMetric::jaccard(), SegmentationMetric::hamming()))
 //! ```
+//!
+//! The multiclass run differs in the loss, the output and the metrics (class-index targets
+//! `[N, 1, H, W]`, logits `[N, C, H, W]`; the predictions are their argmax):
+//!
+//! ```ignore
+//! use segloss::losses::{DiceCeConfig, DiceCeLoss};
+//! use segloss::metrics::train::{
+//!     MulticlassSegmentationMetric, MulticlassSegmentationOutput, MulticlassSurfaceMetric,
+//! };
+//!
+//! loss: DiceCeLoss, // DiceCeConfig::new().init()?
+//! let loss = self.loss.forward(logits.clone(), labels.clone());
+//! let output = MulticlassSegmentationOutput::new(loss, logits, labels);
+//! .metrics((LossMetric::new(), MulticlassSegmentationMetric::dice(),   // macro
+//!           MulticlassSegmentationMetric::jaccard(), MulticlassSurfaceMetric::hd95(),
+//!           MulticlassSurfaceMetric::nsd(1.0)))
+//! // and one metric per class, e.g. MulticlassSegmentationMetric::dice().with_class(1)
+//! ```
 
 mod data;
 // The paper experiment's two-level U-Net (16/32 channels at the default width), shared.
@@ -65,14 +89,20 @@ use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
-use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
+use burn::train::{
+    InferenceStep, Learner, LearnerModel, SupervisedTraining, TrainOutput, TrainStep,
+};
 use clap::Parser;
 use segloss::losses::{
-    BinaryCrossEntropyConfig, CompoundConfig, CompoundLoss, Loss, SoftDiceConfig,
+    BinaryCrossEntropyConfig, CompoundConfig, CompoundLoss, DiceCeConfig, DiceCeLoss, Loss,
+    SoftDiceConfig,
 };
-use segloss::metrics::train::{SegmentationMetric, SegmentationOutput};
+use segloss::metrics::train::{
+    MulticlassSegmentationMetric, MulticlassSegmentationOutput, MulticlassSurfaceMetric,
+    SegmentationMetric, SegmentationOutput,
+};
 
-use data::{MaskBatch, MaskBatcher, generate};
+use data::{MaskBatch, MaskBatcher, Sample, generate};
 use model::UNet;
 use plain::PlainRenderer;
 use rng::Rng;
@@ -81,9 +111,16 @@ use rng::Rng;
 /// and metrics.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Artifact directory: burn-train's logs, metric files and checkpoints.
+    /// Artifact directory: burn-train's logs, metric files and checkpoints (with --quick and
+    /// no --classes: one folder per run under it, `binary` and `classes-3`).
     #[arg(long, default_value = "target/learner")]
     out: PathBuf,
+    /// Classes: 1 trains the binary model (one logit per pixel, Dice + BCE); C >= 2 a softmax
+    /// model over C classes (class 0 the background, objects of classes 1..C-1; Dice + CE)
+    /// with the multiclass metrics. Default: 1, or with --quick a binary run and then a
+    /// 3-class run.
+    #[arg(long)]
+    classes: Option<usize>,
     /// Training epochs.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -105,7 +142,9 @@ struct Args {
     /// Seed of the data, the initial weights and the shuffling.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Smoke test for CI: 4 epochs of 256 images of 32x32, a narrower U-Net (seconds).
+    /// Smoke test for CI: 256 images of 32x32, a narrower U-Net, 4 epochs (binary) or 8
+    /// (multiclass: its first class is found around epoch 5); the binary model and then 3
+    /// classes unless --classes picks one (seconds each).
     #[arg(long)]
     quick: bool,
     /// Plain-text progress even in a terminal.
@@ -170,6 +209,48 @@ impl InferenceStep for Segmenter {
     }
 }
 
+/// The multiclass model: the same U-Net with one output channel per class, and MONAI's Dice +
+/// cross-entropy on class-index targets.
+#[derive(Module, Debug)]
+struct MulticlassSegmenter {
+    unet: UNet,
+    loss: DiceCeLoss,
+}
+
+impl MulticlassSegmenter {
+    fn new(width: usize, classes: usize, device: &Device) -> Result<Self, segloss::SegLossError> {
+        Ok(MulticlassSegmenter {
+            unet: UNet::with_outputs(width, classes, device),
+            loss: DiceCeConfig::new().init()?,
+        })
+    }
+
+    fn forward_segmentation(&self, batch: MaskBatch) -> MulticlassSegmentationOutput {
+        let logits = self.unet.forward(batch.images);
+        let loss = self.loss.forward(logits.clone(), batch.labels.clone());
+        MulticlassSegmentationOutput::new(loss, logits, batch.labels)
+    }
+}
+
+impl TrainStep for MulticlassSegmenter {
+    type Input = MaskBatch;
+    type Output = MulticlassSegmentationOutput;
+
+    fn step(&self, batch: MaskBatch) -> TrainOutput<MulticlassSegmentationOutput> {
+        let output = self.forward_segmentation(batch);
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl InferenceStep for MulticlassSegmenter {
+    type Input = MaskBatch;
+    type Output = MulticlassSegmentationOutput;
+
+    fn step(&self, batch: MaskBatch) -> MulticlassSegmentationOutput {
+        self.forward_segmentation(batch)
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = Args::parse();
     if args.quick {
@@ -182,8 +263,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.size < 2 || args.size % 2 != 0 || args.images == 0 || args.batch_size == 0 {
         return Err("--size must be even and >= 2; --images and --batch-size >= 1".into());
     }
+    let runs = match (args.classes, args.quick) {
+        (Some(0), _) => return Err("--classes must be at least 1".into()),
+        (Some(classes), _) => vec![(classes, args.out.clone())],
+        (None, false) => vec![(1, args.out.clone())],
+        // CI's smoke test runs both models, each in its own folder.
+        (None, true) => vec![
+            (1, args.out.join("binary")),
+            (3, args.out.join("classes-3")),
+        ],
+    };
     let start = Instant::now();
+    for (classes, out) in runs {
+        run(&args, classes, &out)?;
+    }
+    if args.quick {
+        println!("all runs: {:.1} s", start.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
 
+/// One training run with `classes` classes (1: binary), its artifacts under `out`.
+fn run(args: &Args, classes: usize, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    // The multiclass model finds its bright class (class 1) only after a few epochs: its quick
+    // run is longer, so that the per-class metrics show it learned.
+    let epochs = if args.quick && classes > 1 {
+        8
+    } else {
+        args.epochs
+    };
     // flex: burn's pure-Rust CPU backend, the fastest of the CPU backends to train on. Any
     // burn device works here (e.g. `Device::wgpu_options().init()?` with the `wgpu` feature):
     // nothing below names a backend.
@@ -193,25 +302,86 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each run starts from clean logs: burn-train's summary reads every epoch folder it finds
     // under the artifact directory, including those of an earlier, longer run.
     for stale in ["train", "valid", "checkpoint"] {
-        let path = args.out.join(stale);
+        let path = out.join(stale);
         if path.exists() {
             std::fs::remove_dir_all(path)?;
         }
     }
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(out)?;
 
     let mut rng = Rng::new(args.seed);
-    let train_set = generate(args.images, args.size, &mut rng);
-    let valid_set = generate(args.images.div_ceil(4), args.size, &mut rng);
+    let train_set = generate(args.images, args.size, classes, &mut rng);
+    let valid_set = generate(args.images.div_ceil(4), args.size, classes, &mut rng);
     println!(
-        "{} training / {} validation images of {s}x{s}, U-Net width {}, batch {}, {} epochs",
+        "{} training / {} validation images of {s}x{s}, {}, U-Net width {}, batch {}, {} epochs",
         train_set.len(),
         valid_set.len(),
+        if classes == 1 {
+            "binary".to_string()
+        } else {
+            format!("{classes} classes")
+        },
         args.width,
         args.batch_size,
-        args.epochs,
+        epochs,
         s = args.size
     );
+    if classes == 1 {
+        let training = training(args, epochs, out, train_set, valid_set)
+            // segloss (3/3): the metrics, on both splits; burn-train's LossMetric reads the
+            // step's loss through SegmentationOutput too.
+            .metrics((
+                LossMetric::new(),
+                SegmentationMetric::dice(),
+                SegmentationMetric::jaccard(),
+                SegmentationMetric::hamming(),
+            ));
+        launch(args, training, Segmenter::new(args.width, &device)?)?;
+    } else {
+        // The multiclass metrics: macro Dice and Jaccard (background included, as MONAI's
+        // DiceMetric), macro HD95 and NSD (background excluded, as MONAI's
+        // HausdorffDistanceMetric), and Dice and HD95 of each object class. Every metric of a
+        // batch reads the same counts and distances, computed once.
+        let mut training = training(args, epochs, out, train_set, valid_set).metrics((
+            LossMetric::new(),
+            MulticlassSegmentationMetric::dice(),
+            MulticlassSegmentationMetric::jaccard(),
+            MulticlassSurfaceMetric::hd95(),
+            MulticlassSurfaceMetric::nsd(1.0),
+        ));
+        for class in 1..classes {
+            training = training.metrics((
+                MulticlassSegmentationMetric::dice().with_class(class),
+                MulticlassSurfaceMetric::hd95().with_class(class),
+            ));
+        }
+        let model = MulticlassSegmenter::new(args.width, classes, &device)?;
+        launch(args, training, model)?;
+    }
+    println!(
+        "checkpoints: {}",
+        list_checkpoints(&out.join("checkpoint"))?.join(", ")
+    );
+    println!(
+        "logs and metric files: {} ({:.1} s in all)",
+        out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// burn-train's supervised training of either model over `train_set` and `valid_set` for
+/// `epochs` epochs, its artifacts under `out`; the caller adds the metrics.
+fn training<M>(
+    args: &Args,
+    epochs: usize,
+    out: &Path,
+    train_set: Vec<Sample>,
+    valid_set: Vec<Sample>,
+) -> SupervisedTraining<M>
+where
+    M: LearnerModel + TrainStep<Input = MaskBatch> + InferenceStep<Input = MaskBatch>,
+{
     let train_loader = DataLoaderBuilder::new(MaskBatcher { size: args.size })
         .batch_size(args.batch_size)
         .shuffle(args.seed)
@@ -219,21 +389,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let valid_loader = DataLoaderBuilder::new(MaskBatcher { size: args.size })
         .batch_size(args.batch_size)
         .build(InMemDataset::new(valid_set));
-
-    let training = SupervisedTraining::new(&args.out, train_loader, valid_loader)
-        // segloss (3/3): the metrics, on both splits; burn-train's LossMetric reads the
-        // step's loss through SegmentationOutput too.
-        .metrics((
-            LossMetric::new(),
-            SegmentationMetric::dice(),
-            SegmentationMetric::jaccard(),
-            SegmentationMetric::hamming(),
-        ))
+    SupervisedTraining::new(out, train_loader, valid_loader)
         // burn-train's FileCheckpointer under `<out>/checkpoint`; its default strategy keeps
         // the last two epochs and the one with the lowest validation loss.
         .with_default_checkpointers()
-        .num_epochs(args.epochs)
-        .summary();
+        .num_epochs(epochs)
+        .summary()
+}
+
+/// Trains `model` with Adam, drawing the dashboard (TUI) or plain-text progress.
+fn launch<M: LearnerModel>(
+    args: &Args,
+    training: SupervisedTraining<M>,
+    model: M,
+) -> Result<(), Box<dyn std::error::Error>> {
     // The TUI takes over the terminal and needs one to draw on: in CI its escape codes would
     // only garble the log. The TUI's `q` must stop this training, so it shares its interrupter.
     let renderer: Box<dyn MetricsRenderer> = if std::io::stdout().is_terminal() && !args.no_tui {
@@ -241,8 +410,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Box::new(PlainRenderer::new())
     };
-
-    let model = Segmenter::new(args.width, &device)?;
     let learner = Learner::new(model, AdamConfig::new().init(), args.learning_rate);
     let result = training.renderer(renderer).launch(learner);
     // Dropping the renderer closes the TUI (and prints its summary) before the lines below.
@@ -252,16 +419,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(error) = result.error {
         return Err(format!("training failed: {error}").into());
     }
-
-    println!(
-        "checkpoints: {}",
-        list_checkpoints(&args.out.join("checkpoint"))?.join(", ")
-    );
-    println!(
-        "logs and metric files: {} ({:.1} s in all)",
-        args.out.display(),
-        start.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! A small U-Net: two resolution levels (16 and 32 channels), 3x3 convolutions with ReLU,
 //! max pooling down, nearest-neighbour upsampling and a skip connection up, a 1x1 head that
-//! outputs one logit per pixel.
+//! outputs one logit per pixel (or, for the learner example's multiclass run, one per pixel
+//! and class).
 
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
@@ -30,8 +31,14 @@ fn conv3(input: usize, output: usize, device: &Device) -> Conv2d {
 }
 
 impl UNet {
-    /// `width` channels at full resolution, `2 * width` at half resolution.
+    /// `width` channels at full resolution, `2 * width` at half resolution, one output
+    /// channel.
     pub fn new(width: usize, device: &Device) -> Self {
+        Self::with_outputs(width, 1, device)
+    }
+
+    /// As [`UNet::new`], with `outputs` output channels (one logit per class).
+    pub fn with_outputs(width: usize, outputs: usize, device: &Device) -> Self {
         UNet {
             enc1a: conv3(1, width, device),
             enc1b: conv3(width, width, device),
@@ -40,11 +47,11 @@ impl UNet {
             enc2b: conv3(2 * width, 2 * width, device),
             dec1a: conv3(3 * width, width, device),
             dec1b: conv3(width, width, device),
-            head: Conv2dConfig::new([width, 1], [1, 1]).init(device),
+            head: Conv2dConfig::new([width, outputs], [1, 1]).init(device),
         }
     }
 
-    /// `[B, 1, H, W]` images (H, W even) to `[B, 1, H, W]` logits.
+    /// `[B, 1, H, W]` images (H, W even) to `[B, outputs, H, W]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let e1 = relu(self.enc1b.forward(relu(self.enc1a.forward(x))));

@@ -1,7 +1,10 @@
 //! burn-train integration (feature `train`): Dice, Jaccard and Hamming ([`SegmentationMetric`])
 //! and the surface metrics HD95 and NSD ([`SurfaceMetric`]) as burn-train [`Metric`]s that a
 //! `Learner` displays, fed by [`SegmentationOutput`], the batch output of a binary
-//! segmentation step.
+//! segmentation step; for multiclass steps, per-class and macro Dice, Jaccard (IoU), HD95 and
+//! NSD ([`MulticlassSegmentationMetric`], [`MulticlassSurfaceMetric`]), fed by
+//! [`MulticlassSegmentationOutput`] (logits `[N, C, ...]` and class-index targets
+//! `[N, 1, ...]`, predictions by argmax).
 //!
 //! burn-train ships a `DiceMetric` already; these add what it lacks: the Jaccard index and
 //! the Hamming similarity, per-image aggregation (the mean over images of per-image scores,
@@ -20,6 +23,23 @@
 //!        .metric_valid_numeric(SurfaceMetric::hd95())
 //!        .metric_valid_numeric(SurfaceMetric::nsd(1.0));
 //! ```
+//!
+//! Multiclass, with class-index targets `[N, 1, ...]` (as the multiclass losses take them):
+//!
+//! ```ignore
+//! let loss = self.loss.forward(logits.clone(), labels.clone());
+//! let output = MulticlassSegmentationOutput::new(loss, logits, labels);
+//! learner.metric_valid_numeric(MulticlassSegmentationMetric::dice())             // macro
+//!        .metric_valid_numeric(MulticlassSegmentationMetric::dice().with_class(1)) // class 1
+//!        .metric_valid_numeric(MulticlassSegmentationMetric::jaccard())
+//!        .metric_valid_numeric(MulticlassSurfaceMetric::hd95())
+//!        .metric_valid_numeric(MulticlassSurfaceMetric::nsd(1.0));
+//! ```
+//!
+//! A class absent from both maps of an image is skipped by the multiclass metrics (MONAI's
+//! NaN and `nanmean`), a class in one map alone gets a finite worst case from the surface
+//! metrics (the image diagonal), and a batch or epoch with nothing left to score shows the
+//! perfect value: the multiclass metrics never show NaN (see each type for the details).
 
 use std::sync::Arc;
 
@@ -29,8 +49,14 @@ use burn::train::metric::{
     NumericAttributes, NumericEntry, SerializedEntry,
 };
 
+mod multiclass;
+mod multiclass_output;
+mod multiclass_surface;
 mod surface;
 
+pub use multiclass::MulticlassSegmentationMetric;
+pub use multiclass_output::{MulticlassMetricInput, MulticlassSegmentationOutput};
+pub use multiclass_surface::MulticlassSurfaceMetric;
 pub use surface::{SurfaceMetric, SurfaceMetricInput, SurfaceScore};
 
 use super::{Confusion, DEFAULT_LOGIT_THRESHOLD, mean_over_images};
@@ -106,7 +132,8 @@ impl Adaptor<SegmentationMetricInput> for SegmentationOutput {
     }
 }
 
-/// Which score a [`SegmentationMetric`] reports.
+/// Which score a [`SegmentationMetric`] or a [`MulticlassSegmentationMetric`] reports (per
+/// class, for the latter: class `c` against the rest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Score {
     /// `2TP / (2TP + FP + FN)`.

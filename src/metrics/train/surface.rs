@@ -169,11 +169,7 @@ fn surface_distances(
     config: &SurfaceConfig,
 ) -> Result<SurfaceDistances, SegLossError> {
     let n = pred.dims()[0];
-    let spatial: Vec<usize> = match image_shape {
-        [1, rest @ ..] if rest.len() >= 2 => rest.to_vec(),
-        other => other.to_vec(),
-    };
-    match spatial[..] {
+    match *spatial_axes(image_shape) {
         [a, b] => SurfaceDistances::from_masks(
             pred.reshape([n, 1, a, b]),
             target.reshape([n, 1, a, b]),
@@ -184,11 +180,25 @@ fn surface_distances(
             target.reshape([n, 1, a, b, c]),
             config,
         ),
-        _ => Err(SegLossError::UnsupportedShape {
-            name: "image",
-            shape: image_shape.to_vec(),
-            expected: "2D or 3D images: [S1, S2], [S1, S2, S3], or either after a channel of 1",
-        }),
+        _ => Err(unsupported_image(image_shape)),
+    }
+}
+
+/// The spatial axes of an image shape: `image_shape` without a leading channel of 1 (when
+/// at least two axes follow it).
+pub(super) fn spatial_axes(image_shape: &[usize]) -> &[usize] {
+    match image_shape {
+        [1, rest @ ..] if rest.len() >= 2 => rest,
+        other => other,
+    }
+}
+
+/// The error for an image shape the surface metrics cannot take (not 2D or 3D).
+pub(super) fn unsupported_image(image_shape: &[usize]) -> SegLossError {
+    SegLossError::UnsupportedShape {
+        name: "image",
+        shape: image_shape.to_vec(),
+        expected: "2D or 3D images: [S1, S2], [S1, S2, S3], or either after a channel of 1",
     }
 }
 
