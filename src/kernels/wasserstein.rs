@@ -69,17 +69,33 @@ impl WassersteinParams {
             Targets::Indices(indices) => {
                 let mut ids = vec![0_u32; pixels];
                 indices.class_ids(n * pixels, classes, self.ignore_index, &mut ids);
-                let mut volumes = vec![0.0; classes];
-                for &id in &ids {
-                    if let Some(v) = volumes.get_mut(id as usize) {
-                        *v += 1.0;
-                    }
+                let mut volumes = vec![0.0; classes + 1];
+                for id in &mut ids {
+                    // No class and ignored alike: row C of the tables below, all zeros.
+                    *id = (*id).min(classes as u32);
+                    volumes[*id as usize] += 1.0;
                 }
-                let table = self.distances.iter().map(|&d| F::from_f64(d)).collect();
+                let weights = self.class_weights::<F>(&volumes[..classes]);
+                // columns[c][k] = M[k][c], and weight[k] = a_k, each with a zero row k = C.
+                let columns = (0..classes)
+                    .map(|c| {
+                        (0..=classes)
+                            .map(|k| {
+                                if k < classes {
+                                    F::from_f64(self.distances[k * classes + c])
+                                } else {
+                                    F::ZERO
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut weight = weights;
+                weight.push(F::ZERO);
                 Truth::Indices {
                     ids,
-                    table,
-                    weights: self.class_weights(&volumes),
+                    columns,
+                    weight,
                 }
             }
             Targets::Values(v) => {
@@ -125,12 +141,14 @@ impl WassersteinParams {
 
 /// An image's targets as the loss reads them ([`WassersteinParams::truth`]).
 enum Truth<F> {
-    /// Class ids (`[P]`, [`NO_CLASS`] or [`IGNORED`] for no class), the distances `M` and the
-    /// class weights: a pixel's costs are its class's row of `M`.
+    /// Class ids (`[P]`; `C` for an ignored pixel or an index of no class, [`NO_CLASS`] and
+    /// [`IGNORED`] clamped), the columns of `M` (`columns[c][k] = M[k][c]`) and the class
+    /// weights `a_k`, each with a last entry 0 for id `C`: a pixel's costs and weight are
+    /// looked up by its id.
     Indices {
         ids: Vec<u32>,
-        table: Vec<F>,
-        weights: Vec<F>,
+        columns: Vec<Vec<F>>,
+        weight: Vec<F>,
     },
     /// Per-class targets: the costs `m_i[c]` class-major `[C][P]` and the weights `a_i` `[P]`.
     Values { costs: Vec<F>, weight: Vec<F> },
@@ -142,22 +160,16 @@ impl<F: Real> Truth<F> {
         match self {
             Truth::Indices {
                 ids,
-                table,
-                weights,
+                columns,
+                weight,
             } => {
-                let classes = weights.len();
-                for (j, &id) in ids[start..start + b].iter().enumerate() {
-                    let id = id as usize;
-                    if id < classes {
-                        a[j] = weights[id];
-                        for c in 0..classes {
-                            m[c * BLOCK + j] = table[id * classes + c];
-                        }
-                    } else {
-                        a[j] = F::ZERO;
-                        for c in 0..classes {
-                            m[c * BLOCK + j] = F::ZERO;
-                        }
+                let ids = &ids[start..start + b];
+                for (a, &id) in a[..b].iter_mut().zip(ids) {
+                    *a = weight[id as usize];
+                }
+                for (c, column) in columns.iter().enumerate() {
+                    for (m, &id) in m[c * BLOCK..][..b].iter_mut().zip(ids) {
+                        *m = column[id as usize];
                     }
                 }
             }
@@ -191,10 +203,18 @@ impl<F: Real> Image<'_, F> {
         let mut m = vec![F::ZERO; classes * BLOCK];
         let (mut w, mut a) = ([F::ZERO; BLOCK], [F::ZERO; BLOCK]);
         let (mut true_positives, mut distances, mut gdl_denominator) = (0.0, 0.0, 0.0);
+        // The probabilities, kept for the gradient pass (`[C][P]`) when there is one: their
+        // exponentials are the costliest part of a pass.
+        let mut kept = vec![F::ZERO; if out.is_some() { classes * pixels } else { 0 }];
         for start in (0..pixels).step_by(BLOCK) {
             let b = (pixels - start).min(BLOCK);
             self.truth.block(start, b, &mut m, &mut a);
             self.distances(start, b, &m, &mut p, &mut w);
+            if !kept.is_empty() {
+                for c in 0..classes {
+                    kept[c * pixels + start..][..b].copy_from_slice(&p[c * BLOCK..][..b]);
+                }
+            }
             for (&w, &a) in w[..b].iter().zip(&a[..b]) {
                 let (w, a) = (w.to_f64(), a.to_f64());
                 true_positives += a * (1.0 - w);
@@ -227,7 +247,6 @@ impl<F: Real> Image<'_, F> {
         for start in (0..pixels).step_by(BLOCK) {
             let b = (pixels - start).min(BLOCK);
             self.truth.block(start, b, &mut m, &mut a);
-            self.distances(start, b, &m, &mut p, &mut w);
             for (d, &a) in d_pixel[..b].iter_mut().zip(&a[..b]) {
                 *d = a * k_a + k_1;
             }
@@ -249,7 +268,7 @@ impl<F: Real> Image<'_, F> {
             for c in 0..classes {
                 let m = &m[c * BLOCK..][..b];
                 let o = &mut out[c * pixels + start..][..b];
-                let pc = &p[c * BLOCK..][..b];
+                let pc = &kept[c * pixels + start..][..b];
                 for ((((o, &m), &d), &pc), &dot) in o
                     .iter_mut()
                     .zip(m)
@@ -287,10 +306,9 @@ impl<F: Real> Image<'_, F> {
             let mut top = [F::ZERO; BLOCK];
             top[..b].copy_from_slice(&p[..b]);
             for c in 1..classes {
+                // A select, not a conditional store, so that the loop vectorises.
                 for (t, &v) in top[..b].iter_mut().zip(&p[c * BLOCK..][..b]) {
-                    if v > *t {
-                        *t = v;
-                    }
+                    *t = t.max(v);
                 }
             }
             let mut sum = [F::ZERO; BLOCK];
@@ -304,9 +322,12 @@ impl<F: Real> Image<'_, F> {
                     *s = *s + *v;
                 }
             }
+            for s in &mut sum[..b] {
+                *s = F::ONE / *s;
+            }
             for c in 0..classes {
-                for (v, &s) in p[c * BLOCK..][..b].iter_mut().zip(&sum[..b]) {
-                    *v = *v / s;
+                for (v, &inverse) in p[c * BLOCK..][..b].iter_mut().zip(&sum[..b]) {
+                    *v = *v * inverse;
                 }
             }
         }
