@@ -201,7 +201,9 @@ pub fn run_multiclass<const D: usize>(
         "multiclass_hausdorff_dt_loss" => {
             multiclass_hausdorff_dt_loss(x, y, &MulticlassHausdorffDtConfig::new())
         }
-        "wasserstein_dice" => wasserstein_dice(x, y, &WassersteinDiceConfig::new()),
+        "wasserstein_dice" => {
+            wasserstein_dice(x, y, &WassersteinDiceConfig::new().with_execution(e))
+        }
         "dice_ce" => dice_ce(x, y, &DiceCeConfig::new().with_execution(e)),
         "dice_focal" => dice_focal(x, y, &DiceFocalConfig::new().with_execution(e)),
         other => panic!("unknown multiclass loss {other}"),
