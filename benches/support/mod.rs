@@ -283,8 +283,8 @@ pub fn run<const D: usize>(
         ),
         "boundary_loss" => boundary_loss(logits, targets, &BoundaryConfig::new()),
         "hausdorff_dt_loss" => hausdorff_dt_loss(logits, targets, &HausdorffDtConfig::new()),
-        "cl_dice" => cl_dice(logits, targets, &ClDiceConfig::new()),
-        "mcc" => mcc(logits, targets, &MccConfig::new()),
+        "cl_dice" => cl_dice(logits, targets, &ClDiceConfig::new().with_execution(e)),
+        "mcc" => mcc(logits, targets, &MccConfig::new().with_execution(e)),
         other => panic!("unknown loss {other}"),
     }
 }

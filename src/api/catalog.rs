@@ -224,6 +224,8 @@ mod tests {
             Loss::LovaszHinge(
                 LovaszHingeConfig::new().with_aggregation(crate::options::Aggregation::Batch),
             ),
+            Loss::Mcc(MccConfig::new()),
+            Loss::ClDice(ClDiceConfig::new()),
         ];
         let x: Vec<f64> = (0..32).map(|i| f64::from(i % 7) - 3.0).collect();
         let y: Vec<f64> = (0..32).map(|i| f64::from(i % 3 == 0)).collect();

@@ -20,6 +20,7 @@ pub(crate) mod cross_entropy;
 pub(crate) mod focal;
 pub(crate) mod lovasz;
 pub(crate) mod lovasz_softmax;
+pub(crate) mod mcc;
 pub(crate) mod multiclass;
 pub(crate) mod overlap;
 pub(crate) mod wasserstein;

@@ -102,6 +102,22 @@ pub(crate) fn overlap<F: Real>(
     params: OverlapParams,
     grad: Option<Gradient<'_, F>>,
 ) -> Result<Vec<f64>, SegLossError> {
+    overlap_scored(x, y, rows, params, grad, |s, _| {
+        score(s, &params).raised(params.gamma)
+    })
+}
+
+/// [`overlap`] with another score of the statistics: `scored(statistics, pixels)` gives a
+/// problem's loss and its derivatives from its statistics and its pixel count (the MCC loss
+/// scores the same three sums).
+pub(crate) fn overlap_scored<F: Real>(
+    x: &[F],
+    y: &[F],
+    rows: usize,
+    params: OverlapParams,
+    grad: Option<Gradient<'_, F>>,
+    scored: impl Fn(&[f64; 3], f64) -> Scored + Sync,
+) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let (scale, accumulate) = grad
         .as_ref()
@@ -111,7 +127,7 @@ pub(crate) fn overlap<F: Real>(
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
             let (statistics, outside) = row_statistics(&x[r.clone()], &y[r.clone()], &params);
-            let s = score(&statistics, &params).raised(params.gamma);
+            let s = scored(&statistics, len as f64);
             if let Some(out) = out {
                 write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
             }
@@ -134,18 +150,16 @@ pub(crate) fn overlap<F: Real>(
         });
         stats = vec![total];
     }
-    let scored: Vec<Scored> = stats
-        .iter()
-        .map(|s| score(s, &params).raised(params.gamma))
-        .collect();
+    let pixels = if params.batch { rows * len } else { len } as f64;
+    let problems: Vec<Scored> = stats.iter().map(|s| scored(s, pixels)).collect();
     if let Some(out) = out {
         parallel::map_mut(&chunks, out, |c, out| {
-            let s = &scored[if params.batch { 0 } else { c.row }];
+            let s = &problems[if params.batch { 0 } else { c.row }];
             let r = c.range.clone();
             write_gradient(&x[r.clone()], &y[r], out, s, scale, accumulate, &params);
         });
     }
-    Ok(scored.iter().map(|s| s.loss).collect())
+    Ok(problems.iter().map(|s| s.loss).collect())
 }
 
 /// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their

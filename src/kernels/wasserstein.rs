@@ -9,8 +9,6 @@
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
-#[cfg(doc)]
-use crate::engine::{IGNORED, NO_CLASS};
 use crate::error::SegLossError;
 
 /// The options of the loss, as the kernel sees them.
@@ -141,10 +139,10 @@ impl WassersteinParams {
 
 /// An image's targets as the loss reads them ([`WassersteinParams::truth`]).
 enum Truth<F> {
-    /// Class ids (`[P]`; `C` for an ignored pixel or an index of no class, [`NO_CLASS`] and
-    /// [`IGNORED`] clamped), the columns of `M` (`columns[c][k] = M[k][c]`) and the class
-    /// weights `a_k`, each with a last entry 0 for id `C`: a pixel's costs and weight are
-    /// looked up by its id.
+    /// Class ids (`[P]`; `C` for an ignored pixel or an index of no class: the engine's
+    /// `NO_CLASS` and `IGNORED` clamped), the columns of `M` (`columns[c][k] = M[k][c]`) and
+    /// the class weights `a_k`, each with a last entry 0 for id `C`: a pixel's costs and
+    /// weight are looked up by its id.
     Indices {
         ids: Vec<u32>,
         columns: Vec<Vec<F>>,

@@ -4,11 +4,12 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::Plan;
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
+use crate::kernels::mcc::MccParams;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::probabilities;
-use crate::options::{Aggregation, Reduction};
+use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::{row_sums, rows};
 
 /// Options of [`mcc`]. Defaults follow smp's `MCCLoss` (`eps = 1e-5`, counts over the batch).
@@ -31,6 +32,10 @@ pub struct MccConfig {
     /// there is one loss, which every reduction returns as it is.
     #[config(default = "Reduction::Mean")]
     pub reduction: Reduction,
+    /// Host kernel or burn operations (default [`Execution::Auto`]: the host kernel on the
+    /// CPU backends).
+    #[config(default = "Execution::Auto")]
+    pub execution: Execution,
 }
 
 /// MCC loss (Abhishek & Hamarneh 2021; smp's `MCCLoss`): one minus the Matthews correlation
@@ -52,14 +57,18 @@ pub struct MccConfig {
 /// counts this is smp's `MCCLoss(eps)` applied to `sigmoid(x)`; tested against it, values and
 /// gradients.
 ///
+/// On flex and ndarray ([`Execution::Auto`]) it runs as the soft Dice loss's host kernel with
+/// this score: one pass for the sums, one for the gradient. Both paths give the same values
+/// and gradients.
+///
 /// # Device path
-/// Burn operations on every backend (no host kernel): four sums and a few scalar operations
-/// per problem, no read to the host, no upload.
+/// Burn operations: three sums and a few scalar operations per problem, no read to the host,
+/// no upload.
 ///
 /// # Errors
 /// Shape mismatch, rank < 2, a zero-sized dimension, different devices, `eps <= 0` or not
 /// finite, and the [refused inputs](crate::losses#inputs-every-loss-refuses-or-widens)
-/// (channels; the targets are not read, so their range is the caller's to keep).
+/// (channels, targets outside `[0, 1]`).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -97,9 +106,17 @@ impl LossDescription for MccConfig {
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
         let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let batch = self.aggregation == Aggregation::Batch;
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+            let params = MccParams {
+                eps: self.eps,
+                batch,
+                from_logits: self.from_logits,
+            };
+            return Ok(Plan::host(logits, targets, self.reduction, params));
+        }
         let p = probabilities(rows(logits), self.from_logits);
         let y = rows(targets);
-        let batch = self.aggregation == Aggregation::Batch;
         let [images, pixels] = p.dims();
         let pixels = if batch { images * pixels } else { pixels } as f64;
         let sum = |t: Tensor<2>| {

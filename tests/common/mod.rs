@@ -128,8 +128,7 @@ pub const ALL_LOSSES: [&str; 9] = [
     "compound",
 ];
 
-/// The binary losses outside [`ALL_LOSSES`] (newer ones, with fixtures of their own): MCC,
-/// burn operations on every backend, and clDice.
+/// The binary losses outside [`ALL_LOSSES`] (newer ones, with fixtures of their own).
 pub const LATER_LOSSES: [&str; 2] = ["mcc", "cl_dice"];
 
 /// The paths a loss can take, as named in JSON options (`"execution"`).
@@ -296,7 +295,6 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
                 )
             }
         }
-        // Burn operations on every backend: no `execution` option.
         "mcc" => Loss::Mcc(
             MccConfig::new()
                 .with_eps(f("eps", 1e-5))
@@ -305,7 +303,8 @@ pub fn loss_config(loss: &str, options: &Value, reduction: Reduction) -> Loss {
                     _ => Aggregation::Batch,
                 })
                 .with_from_logits(from_logits)
-                .with_reduction(reduction),
+                .with_reduction(reduction)
+                .with_execution(execution),
         ),
         "cl_dice" => Loss::ClDice(
             ClDiceConfig::new()
