@@ -20,6 +20,7 @@ enum Case {
     Focal(MulticlassFocalConfig),
     Compound(MulticlassCompoundConfig),
     Lovasz(LovaszSoftmaxConfig),
+    Wasserstein(WassersteinDiceConfig),
 }
 
 impl Case {
@@ -29,6 +30,7 @@ impl Case {
             Case::GeneralizedDice(c) => Case::GeneralizedDice(c.with_execution(execution)),
             Case::Focal(c) => Case::Focal(c.with_execution(execution)),
             Case::Lovasz(c) => Case::Lovasz(c.with_execution(execution)),
+            Case::Wasserstein(c) => Case::Wasserstein(c.with_execution(execution)),
             Case::Compound(mut c) => {
                 for term in &mut c.terms {
                     term.loss = match term.loss.clone() {
@@ -60,6 +62,7 @@ impl Case {
             Case::Focal(c) => multiclass_focal(logits, targets, c),
             Case::Compound(c) => multiclass_compound(logits, targets, c),
             Case::Lovasz(c) => lovasz_softmax(logits, targets, c),
+            Case::Wasserstein(c) => wasserstein_dice(logits, targets, c),
         }
     }
 }
@@ -182,6 +185,39 @@ fn lovasz(rng: &mut TestRng, common: &Common, classes: usize) -> LovaszSoftmaxCo
 /// The kinds of [`case`]: overlap, generalized Dice, focal, compound, Lovász-softmax.
 const KINDS: u64 = 5;
 const LOVASZ: u64 = 4;
+/// The Wasserstein Dice loss: a kind of its own test (beyond [`KINDS`], so that the sampled
+/// cases of the other kinds stay as they were).
+const WASSERSTEIN: u64 = 5;
+
+/// A random distance matrix (or the default), weighting and smoothing.
+fn wasserstein(rng: &mut TestRng, common: &Common, classes: usize) -> WassersteinDiceConfig {
+    let distances = if rng.uniform() < 0.7 {
+        let mut rows = vec![vec![0.0; classes]; classes];
+        for (k, row) in rows.iter_mut().enumerate() {
+            for (c, d) in row.iter_mut().enumerate() {
+                if k != c {
+                    *d = rng.range(0.1, 2.0);
+                }
+            }
+        }
+        Some(rows)
+    } else {
+        None
+    };
+    let weighting = if rng.uniform() < 0.5 {
+        WassersteinWeighting::Default
+    } else {
+        WassersteinWeighting::Gdl
+    };
+    WassersteinDiceConfig::new()
+        .with_distances(distances)
+        .with_weighting(weighting)
+        .with_smooth_nr(rng.range(0.0, 1.0))
+        .with_smooth_dr(rng.range(1e-3, 1.0))
+        .with_ignore_index(common.ignore_index)
+        .with_from_logits(common.from_logits)
+        .with_reduction(common.reduction)
+}
 
 /// A loss of kind `kind` (below [`KINDS`]) with random options.
 fn case(kind: u64, rng: &mut TestRng, common: &Common, classes: usize) -> Case {
@@ -190,6 +226,7 @@ fn case(kind: u64, rng: &mut TestRng, common: &Common, classes: usize) -> Case {
         1 => Case::GeneralizedDice(generalized(rng, common)),
         2 => Case::Focal(focal(rng, common, classes)),
         LOVASZ => Case::Lovasz(lovasz(rng, common, classes)),
+        WASSERSTEIN => Case::Wasserstein(wasserstein(rng, common, classes)),
         _ => {
             // Dice + CE (nnU-Net's), or any two terms with one reduction (so that shapes match).
             let a = MulticlassLoss::Overlap(overlap(rng, common, classes));
@@ -555,4 +592,17 @@ fn many_classes_and_large_images() {
 #[test]
 fn lovasz_softmax_past_the_sort_split() {
     check(61, LOVASZ, [1, 2, 420, 400], true);
+}
+
+/// The Wasserstein Dice host kernel against burn operations on images of several blocks of
+/// pixels (the kernel works in blocks of 512, keeping the probabilities of the first pass for
+/// the gradient), index and per-class targets, many classes, 2D and 3D.
+#[test]
+fn wasserstein_dice_host_kernel_matches_burn_operations() {
+    check(71, WASSERSTEIN, [2, 3, 40, 31], true);
+    check(72, WASSERSTEIN, [2, 3, 40, 31], false);
+    check(73, WASSERSTEIN, [1, 4, 300, 250], true);
+    check(74, WASSERSTEIN, [3, 14, 20, 20], true);
+    check(75, WASSERSTEIN, [2, 2, 7, 9], false);
+    check(76, WASSERSTEIN, [2, 3, 9, 13, 11], true);
 }

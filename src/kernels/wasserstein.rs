@@ -253,11 +253,9 @@ impl<F: Real> Image<'_, F> {
             if self.params.from_logits {
                 for c in 0..classes {
                     let m = &m[c * BLOCK..][..b];
-                    for (((dot, &pc), &m), &d) in dot[..b]
-                        .iter_mut()
-                        .zip(&p[c * BLOCK..][..b])
-                        .zip(m)
-                        .zip(&d_pixel[..b])
+                    let pc = &kept[c * pixels + start..][..b];
+                    for (((dot, &pc), &m), &d) in
+                        dot[..b].iter_mut().zip(pc).zip(m).zip(&d_pixel[..b])
                     {
                         *dot = *dot + pc * m * d;
                     }
