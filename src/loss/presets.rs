@@ -144,10 +144,11 @@ preset_config! {
 impl DiceCeConfig {
     /// The cross-entropy term: torch's `cross_entropy(weight, label_smoothing)`, over every
     /// class (MONAI's `include_background` leaves its cross-entropy alone). With class
-    /// weights, torch's weighted mean over the batch (one value for the batch); without, the
-    /// mean over each image's pixels, whose mean over images is torch's.
+    /// weights under [`Reduction::Mean`], torch's weighted mean over the batch (MONAI's
+    /// value); otherwise the mean over each image's pixels, one value per image as the Dice
+    /// term has (without class weights, their mean over images is torch's).
     fn ce_term(&self) -> (f64, MulticlassFocalConfig) {
-        let average = if self.class_weights.is_some() {
+        let average = if self.class_weights.is_some() && self.reduction == Reduction::Mean {
             PixelAverage::TorchWeighted
         } else {
             PixelAverage::PerImage
@@ -201,8 +202,9 @@ impl DiceFocalConfig {
 /// set of options. On flex and ndarray both terms run as one fused host kernel (with label
 /// smoothing or class weights the cross-entropy runs as burn operations). Equal to MONAI 1.6's
 /// `DiceCELoss` with the same options under [`Reduction::Mean`], values and gradients (tested);
-/// under the other reductions the Dice term is per image and the cross-entropy its per-image
-/// mean (one value for the batch with class weights).
+/// under the other reductions both terms are per image, the cross-entropy the mean of
+/// `w_y l` over each image's pixels (torch's weighted mean, which divides by the batch's sum of
+/// `w_y`, has no per-image form).
 ///
 /// # Errors
 /// Those of its two terms (see [`multiclass_overlap`](crate::losses::multiclass_overlap) and
