@@ -36,7 +36,7 @@ fn batch() -> (Vec<f64>, Vec<f64>) {
 /// statistics, alpha).
 fn cases() -> Vec<(&'static str, Value)> {
     let mut cases = Vec::new();
-    for loss in ALL_LOSSES {
+    for loss in ALL_LOSSES.iter().chain(&LATER_LOSSES).copied() {
         cases.push((loss, json!({})));
     }
     for loss in ["soft_dice", "soft_jaccard"] {
@@ -49,6 +49,8 @@ fn cases() -> Vec<(&'static str, Value)> {
         "tversky",
         json!({ "alpha": 0.3, "beta": 0.7, "log_loss": true }),
     ));
+    cases.push(("tversky", json!({ "gamma": 0.75, "soft_label": true })));
+    cases.push(("mcc", json!({ "aggregation": "per_image" })));
     cases.push(("focal", json!({ "alpha": 0.25 })));
     cases.push(("weighted_cross_entropy", json!({ "prior": 0.3 })));
     cases.push(("lovasz_sigmoid", json!({ "per_image": false })));
@@ -198,6 +200,24 @@ fn multiclass_losses_propagate_a_nan_logit() {
         MulticlassLoss::Focal(MulticlassFocalConfig::new()),
         MulticlassLoss::Focal(MulticlassFocalConfig::new().with_execution(Device)),
         MulticlassLoss::Focal(MulticlassFocalConfig::new().with_gamma(0.0)),
+        MulticlassLoss::Focal(
+            MulticlassFocalConfig::new()
+                .with_gamma(0.0)
+                .with_label_smoothing(0.1)
+                .with_pixel_average(PixelAverage::TorchWeighted),
+        ),
+        MulticlassLoss::Overlap(
+            MulticlassOverlapConfig::new().with_score(OverlapScore::Tversky {
+                alpha: 0.3,
+                beta: 0.7,
+                gamma: 0.75,
+            }),
+        ),
+        MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new()),
+        MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new().with_execution(Device)),
+        MulticlassLoss::ClDice(MulticlassClDiceConfig::new()),
+        MulticlassLoss::DiceCe(DiceCeConfig::new()),
+        MulticlassLoss::DiceFocal(DiceFocalConfig::new()),
     ];
     let values: Vec<f64> = (0..2 * 3 * 8)
         .map(|i| ((i * 5 % 11) as f64) / 3.0 - 1.5)

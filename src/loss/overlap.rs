@@ -211,14 +211,24 @@ pub(crate) fn loss_of_statistics<const D: usize>(
 /// `loss^gamma` elementwise, 0 (with zero gradient) where the loss is 0 or below, NaN kept:
 /// the device path of [`focal_power`](crate::kernels::overlap::focal_power), whose docs say
 /// why. `gamma = 1` adds no operation.
+///
+/// burn 0.22's wgpu `powf` turns a NaN into a number (measured on lavapipe: a NaN logit gave a
+/// finite focal Tversky loss), so the NaN is added back as [`sigmoid_keeping_nan`] does: the
+/// loss where it is NaN, 0 elsewhere (a term with zero gradient there).
+///
+/// [`sigmoid_keeping_nan`]: crate::loss::sigmoid_keeping_nan
 pub(crate) fn raised<const D: usize>(loss: Tensor<D>, gamma: f64) -> Tensor<D> {
     if gamma == 1.0 {
         return loss;
     }
     let perfect = loss.clone().lower_equal_elem(0.0);
-    loss.mask_fill(perfect.clone(), 1.0)
+    let not_nan = loss.clone().equal(loss.clone());
+    let powered = loss
+        .clone()
+        .mask_fill(perfect.clone(), 1.0)
         .powf_scalar(gamma)
-        .mask_fill(perfect, 0.0)
+        .mask_fill(perfect, 0.0);
+    powered + loss.mask_fill(not_nan, 0.0)
 }
 
 /// `sum_k c_k t_k + constant`, skipping zero coefficients and multiplications by one (so
