@@ -25,6 +25,15 @@ impl<'a, F> Gradient<'a, F> {
         }
     }
 
+    /// The destination, scale and accumulation of an optional gradient (`None`, 1, `false`
+    /// without one), for kernels that hand out slices of the destination themselves.
+    pub fn parts(grad: Option<Self>) -> (Option<&'a mut [F]>, f64, bool) {
+        match grad {
+            Some(g) => (Some(g.out), g.scale, g.accumulate),
+            None => (None, 1.0, false),
+        }
+    }
+
     /// The same destination, reborrowed, with the scale multiplied by `factor` and
     /// accumulating when `add` (or when this one already does).
     pub fn share(&mut self, factor: f64, add: bool) -> Gradient<'_, F> {

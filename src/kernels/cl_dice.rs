@@ -50,10 +50,7 @@ pub(crate) fn cl_dice<F: Real>(
 ) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let grid = Grid::new(&params.spatial);
-    let (scale, accumulate) = grad
-        .as_ref()
-        .map_or((1.0, false), |g| (g.scale, g.accumulate));
-    let out = grad.map(|g| g.out);
+    let (out, scale, accumulate) = Gradient::parts(grad);
     let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
         let r = c.range.clone();
         let image = Image {

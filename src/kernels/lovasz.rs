@@ -64,10 +64,8 @@ pub(crate) fn lovasz<F: Real>(
         (1, x.len())
     };
     let chunks = parallel::rows(problems, len);
-    let (scale, accumulate) = grad
-        .as_ref()
-        .map_or((1.0, false), |g| (g.scale, g.accumulate));
-    parallel::map_with(&chunks, grad.map(|g| g.out), |c, out| {
+    let (out, scale, accumulate) = Gradient::parts(grad);
+    parallel::map_with(&chunks, out, |c, out| {
         let r = c.range.clone();
         let out = out.map(|out| Gradient {
             out,

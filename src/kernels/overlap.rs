@@ -119,10 +119,7 @@ pub(crate) fn overlap_scored<F: Real>(
     scored: impl Fn(&[f64; 3], f64) -> Scored + Sync,
 ) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
-    let (scale, accumulate) = grad
-        .as_ref()
-        .map_or((1.0, false), |g| (g.scale, g.accumulate));
-    let out = grad.map(|g| g.out);
+    let (out, scale, accumulate) = Gradient::parts(grad);
     if !params.batch && rows >= parallel::threads() {
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();

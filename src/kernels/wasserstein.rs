@@ -6,6 +6,7 @@
 //! softmax as tensors of the batch's size; here a pixel's `C` logits are read, used and
 //! forgotten.
 
+use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
@@ -38,10 +39,7 @@ impl TypedKernel for WassersteinParams {
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
         let len = x.len() / rows;
-        let (scale, accumulate) = grad
-            .as_ref()
-            .map_or((1.0, false), |g| (g.scale, g.accumulate));
-        let out = grad.map(|g| g.out);
+        let (out, scale, accumulate) = Gradient::parts(grad);
         Ok(parallel::map_with(
             &parallel::rows(rows, len),
             out,
@@ -51,7 +49,11 @@ impl TypedKernel for WassersteinParams {
                     truth: self.truth(y, c.row, len / self.classes),
                     params: self,
                 };
-                image.loss(out.map(|out| (out, scale, accumulate)))
+                // Compiled for the widest instruction set the CPU has, as the other kernels.
+                widest(
+                    #[inline(always)]
+                    || image.loss(out.map(|out| (out, scale, accumulate))),
+                )
             },
         ))
     }
@@ -154,6 +156,7 @@ enum Truth<F> {
 
 impl<F: Real> Truth<F> {
     /// The costs `m[c][j]` (`[C][BLOCK]`) and weights `a[j]` of the `b` pixels from `start`.
+    #[inline(always)]
     fn block(&self, start: usize, b: usize, m: &mut [F], a: &mut [F; BLOCK]) {
         match self {
             Truth::Indices {
@@ -194,6 +197,7 @@ struct Image<'a, F> {
 
 impl<F: Real> Image<'_, F> {
     /// The image's loss; with `out`, writes (or adds) `scale * d loss / d x` into it.
+    #[inline(always)]
     fn loss(&self, out: Option<(&mut [F], f64, bool)>) -> f64 {
         let classes = self.params.classes;
         let pixels = self.x.len() / classes;
@@ -292,6 +296,7 @@ impl<F: Real> Image<'_, F> {
     /// The probabilities `p[c][j]` (`[C][BLOCK]`) of the `b` pixels from `start` and their
     /// Wasserstein distances `w[j] = sum_c m[c][j] p[c][j]` (`m` from [`Truth::block`]). A NaN
     /// logit makes its pixel's probabilities NaN.
+    #[inline(always)]
     fn distances(&self, start: usize, b: usize, m: &[F], p: &mut [F], w: &mut [F; BLOCK]) {
         let classes = self.params.classes;
         let pixels = self.x.len() / classes;
