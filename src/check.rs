@@ -73,7 +73,7 @@ pub(crate) fn binary_pair<const D: usize>(
 }
 
 /// `tensor` in `dtype` (a cast only where it differs).
-fn in_dtype<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
+pub(crate) fn in_dtype<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
     if tensor.dtype() == dtype {
         tensor
     } else {

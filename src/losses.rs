@@ -132,5 +132,8 @@ pub use crate::loss::lovasz::lovasz_grad;
 pub use crate::loss::lovasz_softmax::LovaszClasses;
 pub use crate::loss::multiclass::OverlapScore;
 pub use crate::loss::multiclass_focal::PixelAverage;
+pub use crate::loss::pixel_weights::{
+    BinaryTargets, PixelWeighted, WeightedClassTargets, WithPixelWeights,
+};
 pub use crate::loss::wasserstein_dice::WassersteinWeighting;
 pub use crate::options::{ClassAverage, ClassMode};

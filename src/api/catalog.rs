@@ -12,6 +12,7 @@ use crate::engine::Plan;
 use crate::error::SegLossError;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets};
 
 /// The public names, modules and run-time enums of the binary losses (`binary { ... }`) and
 /// the multiclass ones (`multiclass { ... }`), one line each:
@@ -53,9 +54,9 @@ macro_rules! catalog {
             pub fn compute<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: Tensor<D>,
+                targets: impl Into<BinaryTargets<D>>,
             ) -> Result<Tensor<1>, SegLossError> {
-                compute(self, logits, targets)
+                compute(self, logits, targets.into())
             }
 
             /// [`Loss::compute`] with batch statistics shared across data-parallel workers:
@@ -70,10 +71,10 @@ macro_rules! catalog {
             pub fn compute_shared<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: Tensor<D>,
+                targets: impl Into<BinaryTargets<D>>,
                 shared: &SharedStatistics,
             ) -> Result<Tensor<1>, SegLossError> {
-                compute_shared(self, logits, targets, shared)
+                compute_shared(self, logits, targets.into(), shared)
             }
         }
 
@@ -85,7 +86,7 @@ macro_rules! catalog {
             pub fn compute<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: impl Into<ClassTargets<D>>,
+                targets: impl Into<WeightedClassTargets<D>>,
             ) -> Result<Tensor<1>, SegLossError> {
                 compute(self, logits, targets.into())
             }
@@ -101,7 +102,7 @@ macro_rules! catalog {
             pub fn compute_shared<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: impl Into<ClassTargets<D>>,
+                targets: impl Into<WeightedClassTargets<D>>,
                 shared: &SharedStatistics,
             ) -> Result<Tensor<1>, SegLossError> {
                 compute_shared(self, logits, targets.into(), shared)
@@ -109,7 +110,7 @@ macro_rules! catalog {
         }
 
         impl LossDescription for Loss {
-            type Targets<const D: usize> = Tensor<D>;
+            type Targets<const D: usize> = BinaryTargets<D>;
             fn validate(&self) -> Result<(), SegLossError> {
                 match self {
                     $(Loss::$bv(c) => c.validate(),)*
@@ -118,7 +119,7 @@ macro_rules! catalog {
             fn plan<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: Tensor<D>,
+                targets: BinaryTargets<D>,
                 share: bool,
             ) -> Result<Plan<D>, SegLossError> {
                 match self {
@@ -133,7 +134,7 @@ macro_rules! catalog {
         }
 
         impl LossDescription for MulticlassLoss {
-            type Targets<const D: usize> = ClassTargets<D>;
+            type Targets<const D: usize> = WeightedClassTargets<D>;
             fn validate(&self) -> Result<(), SegLossError> {
                 match self {
                     $(MulticlassLoss::$mv(c) => c.validate(),)*
@@ -142,7 +143,7 @@ macro_rules! catalog {
             fn plan<const D: usize>(
                 &self,
                 logits: Tensor<D>,
-                targets: ClassTargets<D>,
+                targets: WeightedClassTargets<D>,
                 share: bool,
             ) -> Result<Plan<D>, SegLossError> {
                 match self {
@@ -241,12 +242,12 @@ mod tests {
                     tensor(&x)
                 };
                 for loss in &losses {
-                    let plan = loss.plan(logits.clone(), tensor(&y), false).unwrap();
+                    let plan = loss.plan(logits.clone(), tensor(&y).into(), false).unwrap();
                     let Plan::Host(call) = plan else {
                         panic!("{loss:?} on {name}: Auto must choose the host path");
                     };
                     let native =
-                        native_loss(&call.logits, &call.targets, 2, &*call.kernel).unwrap();
+                        native_loss(&call.logits, &call.targets, None, 2, &*call.kernel).unwrap();
                     assert!(
                         native.is_some(),
                         "{loss:?} on {name} {dtype:?} fell back to the surrogate path"

@@ -16,6 +16,7 @@ use crate::engine::Plan;
 use crate::error::SegLossError;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets};
 use crate::loss::sum::sum_of_plans;
 
 /// A compound's term and config, the same for both kinds of loss: `$term` (a weight and a
@@ -84,12 +85,12 @@ macro_rules! compound_config {
     };
 }
 
-compound_config!(CompoundConfig, CompoundTerm, Loss, Tensor, compound);
+compound_config!(CompoundConfig, CompoundTerm, Loss, BinaryTargets, compound);
 compound_config!(
     MulticlassCompoundConfig,
     MulticlassCompoundTerm,
     MulticlassLoss,
-    ClassTargets,
+    WeightedClassTargets,
     multiclass_compound
 );
 
@@ -134,10 +135,10 @@ compound_config!(
 /// ```
 pub fn compound<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &CompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 /// [`compound`] with batch statistics shared across data-parallel workers (see
@@ -154,11 +155,11 @@ pub fn compound<const D: usize>(
 /// [`crate::distributed`]).
 pub fn compound_shared<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &CompoundConfig,
     shared: &SharedStatistics,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute_shared(config, logits, targets, shared)
+    compute_shared(config, logits, targets.into(), shared)
 }
 
 /// A weighted sum of multiclass losses, as [`compound`] for class targets: with
@@ -194,7 +195,7 @@ pub fn compound_shared<const D: usize>(
 /// ```
 pub fn multiclass_compound<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassCompoundConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
@@ -214,7 +215,7 @@ pub fn multiclass_compound<const D: usize>(
 /// [`crate::distributed`]).
 pub fn multiclass_compound_shared<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassCompoundConfig,
     shared: &SharedStatistics,
 ) -> Result<Tensor<1>, SegLossError> {

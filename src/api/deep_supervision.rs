@@ -9,6 +9,7 @@ use crate::check;
 use crate::error::SegLossError;
 use crate::loss::classes::ClassTargets;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{PixelWeighted, WeightedClassTargets};
 use crate::loss::presets::DiceCeConfig;
 use crate::tensors::nearest_exact;
 
@@ -111,7 +112,7 @@ impl DeepSupervisionConfig {
 /// ```
 pub fn deep_supervision<const D: usize>(
     heads: Vec<Tensor<D>>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &DeepSupervisionConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
@@ -128,9 +129,19 @@ pub fn deep_supervision<const D: usize>(
     for (head, weight) in heads.into_iter().zip(weights) {
         check::batch_shape(&head, "heads")?;
         let size = head.dims()[2..].to_vec();
-        let level = match &targets {
-            ClassTargets::Indices(t) => ClassTargets::Indices(nearest_exact(t.clone(), &size)),
-            ClassTargets::PerClass(t) => ClassTargets::PerClass(nearest_exact(t.clone(), &size)),
+        // The pixel weights are resized as the targets are: each head's pixel takes the weight
+        // of the pixel its target comes from.
+        let level = PixelWeighted {
+            targets: match &targets.targets {
+                ClassTargets::Indices(t) => ClassTargets::Indices(nearest_exact(t.clone(), &size)),
+                ClassTargets::PerClass(t) => {
+                    ClassTargets::PerClass(nearest_exact(t.clone(), &size))
+                }
+            },
+            pixel_weights: targets
+                .pixel_weights
+                .as_ref()
+                .map(|w| nearest_exact(w.clone(), &size)),
         };
         let loss = compute(&config.loss, head, level)?.mul_scalar(weight);
         total = Some(match total {
@@ -168,7 +179,7 @@ impl DeepSupervisionLoss {
     pub fn forward<const D: usize>(
         &self,
         heads: Vec<Tensor<D>>,
-        targets: impl Into<ClassTargets<D>>,
+        targets: impl Into<WeightedClassTargets<D>>,
     ) -> Tensor<1> {
         self.try_forward(heads, targets)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -181,7 +192,7 @@ impl DeepSupervisionLoss {
     pub fn try_forward<const D: usize>(
         &self,
         heads: Vec<Tensor<D>>,
-        targets: impl Into<ClassTargets<D>>,
+        targets: impl Into<WeightedClassTargets<D>>,
     ) -> Result<Tensor<1>, SegLossError> {
         deep_supervision(heads, targets, &self.config)
     }

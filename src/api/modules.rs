@@ -42,12 +42,15 @@ use burn::tensor::Tensor;
 use crate::api::distributed::{SharedStatistics, compute_shared};
 use crate::error::SegLossError;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::PixelWeighted;
 
 /// A segmentation loss, whatever its kind: what every loss module implements, for code
 /// generic over the loss (a training step, a wrapper such as deep supervision).
 ///
 /// `D` is the rank of the logits; `Targets` is `Tensor<D>` for the binary losses and
-/// [`ClassTargets<D>`](crate::losses::ClassTargets) for the multiclass ones.
+/// [`ClassTargets<D>`](crate::losses::ClassTargets) for the multiclass ones; the same targets
+/// with [pixel weights](crate::losses::PixelWeighted) go through
+/// [`try_forward_weighted`](Self::try_forward_weighted).
 ///
 /// ```
 /// # #[cfg(feature = "flex")] {
@@ -68,6 +71,17 @@ pub trait SegmentationLoss<const D: usize>: core::fmt::Debug + Send + Sync {
     /// What the logits are compared with.
     type Targets;
 
+    /// The loss of targets with optional pixel weights, or the error that its free function
+    /// returns for these inputs.
+    ///
+    /// # Errors
+    /// Those of the loss's free function for these inputs.
+    fn try_forward_weighted(
+        &self,
+        logits: Tensor<D>,
+        targets: PixelWeighted<Self::Targets, D>,
+    ) -> Result<Tensor<1>, SegLossError>;
+
     /// The loss, or the error that its free function returns for these inputs.
     ///
     /// # Errors
@@ -76,7 +90,13 @@ pub trait SegmentationLoss<const D: usize>: core::fmt::Debug + Send + Sync {
         &self,
         logits: Tensor<D>,
         targets: Self::Targets,
-    ) -> Result<Tensor<1>, SegLossError>;
+    ) -> Result<Tensor<1>, SegLossError> {
+        let targets = PixelWeighted {
+            targets,
+            pixel_weights: None,
+        };
+        self.try_forward_weighted(logits, targets)
+    }
 
     /// The loss; panics with the error's message where [`try_forward`](Self::try_forward)
     /// returns one (as burn-nn's losses do on bad input).
@@ -101,7 +121,8 @@ pub(crate) fn run_module<L: LossDescription, const D: usize>(
 }
 
 /// The module `$name` of the loss whose options are `$config` and whose free function is
-/// `$function`; `$targets` is `Tensor` (binary) or `ClassTargets` (multiclass).
+/// `$function`; `$targets` is `Tensor` (binary) or `ClassTargets` (multiclass), the targets
+/// before their pixel weights.
 macro_rules! loss_module {
     ($(#[$doc:meta])* $name:ident, $config:ident, $function:ident, $targets:ident) => {
         $(#[$doc])*
@@ -154,9 +175,10 @@ macro_rules! loss_module {
             pub fn forward<const D: usize>(
                 &self,
                 logits: burn::tensor::Tensor<D>,
-                targets: impl Into<$targets<D>>,
+                targets: impl Into<$crate::losses::PixelWeighted<$targets<D>, D>>,
             ) -> burn::tensor::Tensor<1> {
-                $crate::api::modules::SegmentationLoss::forward(self, logits, targets.into())
+                self.try_forward(logits, targets)
+                    .unwrap_or_else(|e| panic!("{e}"))
             }
 
             #[doc = concat!("[`", stringify!($function), "`] with this module's options.")]
@@ -167,7 +189,7 @@ macro_rules! loss_module {
             pub fn try_forward<const D: usize>(
                 &self,
                 logits: burn::tensor::Tensor<D>,
-                targets: impl Into<$targets<D>>,
+                targets: impl Into<$crate::losses::PixelWeighted<$targets<D>, D>>,
             ) -> Result<burn::tensor::Tensor<1>, $crate::error::SegLossError> {
                 $crate::api::modules::run_module(
                     &self.config,
@@ -180,10 +202,10 @@ macro_rules! loss_module {
 
         impl<const D: usize> $crate::api::modules::SegmentationLoss<D> for $name {
             type Targets = $targets<D>;
-            fn try_forward(
+            fn try_forward_weighted(
                 &self,
                 logits: burn::tensor::Tensor<D>,
-                targets: $targets<D>,
+                targets: $crate::losses::PixelWeighted<$targets<D>, D>,
             ) -> Result<burn::tensor::Tensor<1>, $crate::error::SegLossError> {
                 $crate::api::modules::run_module(
                     &self.config,

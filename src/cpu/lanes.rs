@@ -24,27 +24,34 @@ pub(crate) fn sum<F: Real, const K: usize>(
     y: &[F],
     f: impl Fn(F, F) -> [F; K],
 ) -> [f64; K] {
-    sum_impl::<F, K, false>(x, y, f).0
+    sum_impl::<F, K, false, false>(x, y, &[], f).0
 }
 
-/// Like [`sum`], and also whether some `y_i` lies outside `[0, 1]` (NaN does not): the binary
+/// Like [`sum`] (`sum_i w_i f(x_i, y_i)` with pixel weights `w`, a slice as long as `x`, when
+/// given), and also whether some `y_i` lies outside `[0, 1]` (NaN does not): the binary
 /// kernels' targets check, a compare-and-or over each block of `y` while it is in L1. Not a
 /// count summed as one more term: that costs a store, a conversion and an f64 add per element
 /// (`benches/results/reliability_round_two.md`).
 #[inline]
-pub(crate) fn sum_checking_unit_y<F: Real, const K: usize>(
+pub(crate) fn weighted_sum_checking_unit_y<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
+    w: Option<&[F]>,
     f: impl Fn(F, F) -> [F; K],
 ) -> ([f64; K], bool) {
-    sum_impl::<F, K, true>(x, y, f)
+    match w {
+        Some(w) => sum_impl::<F, K, true, true>(x, y, w, f),
+        None => sum_impl::<F, K, true, false>(x, y, &[], f),
+    }
 }
 
-/// [`sum`], and with `CHECK` the targets check of [`sum_checking_unit_y`].
+/// [`sum`], with `CHECK` the targets check of [`weighted_sum_checking_unit_y`], and with `W` each
+/// element's terms multiplied by `w_i` (`w` is not read without `W`).
 #[inline]
-fn sum_impl<F: Real, const K: usize, const CHECK: bool>(
+fn sum_impl<F: Real, const K: usize, const CHECK: bool, const W: bool>(
     x: &[F],
     y: &[F],
+    w: &[F],
     f: impl Fn(F, F) -> [F; K],
 ) -> ([f64; K], bool) {
     // A real check, once per call: a shorter slice would otherwise end the sum early, without
@@ -54,47 +61,63 @@ fn sum_impl<F: Real, const K: usize, const CHECK: bool>(
         y.len(),
         "lanes::sum: paired slices of different lengths"
     );
+    assert!(
+        !W || w.len() == x.len(),
+        "lanes::sum: weights of another length"
+    );
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
-        SimdLevel::Avx512 => return unsafe { x86::sum_avx512::<F, K, CHECK>(x, y, f) },
-        SimdLevel::Avx2 => return unsafe { x86::sum_avx2::<F, K, CHECK>(x, y, f) },
+        SimdLevel::Avx512 => return unsafe { x86::sum_avx512::<F, K, CHECK, W>(x, y, w, f) },
+        SimdLevel::Avx2 => return unsafe { x86::sum_avx2::<F, K, CHECK, W>(x, y, w, f) },
         SimdLevel::Baseline => {}
     }
-    sum_body::<F, K, CHECK>(x, y, f)
+    sum_body::<F, K, CHECK, W>(x, y, w, f)
 }
 
 /// Like [`sum`], and also writes `g_i` (the gradient) from the same evaluation,
 /// `f(x_i, y_i) = (terms, g_i)`: `out_i = g_i`, or `out_i += g_i` when `accumulate` (a term
-/// of a sum of losses). `out` has the length of `x`.
+/// of a sum of losses). `out` has the length of `x`. With pixel weights `w`, element `i`'s
+/// terms and gradient are multiplied by `w_i`.
 #[inline]
-pub(crate) fn sum_and_write<F: Real, const K: usize>(
+pub(crate) fn weighted_sum_and_write<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
+    w: Option<&[F]>,
     out: &mut [F],
     accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> [f64; K] {
-    sum_and_write_impl::<F, K, false>(x, y, out, accumulate, f).0
+    match w {
+        Some(w) => sum_and_write_impl::<F, K, false, true>(x, y, w, out, accumulate, f).0,
+        None => sum_and_write_impl::<F, K, false, false>(x, y, &[], out, accumulate, f).0,
+    }
 }
 
-/// Like [`sum_and_write`], with the targets check of [`sum_checking_unit_y`].
+/// Like [`weighted_sum_and_write`], with the targets check of
+/// [`weighted_sum_checking_unit_y`].
 #[inline]
-pub(crate) fn sum_and_write_checking_unit_y<F: Real, const K: usize>(
+pub(crate) fn weighted_sum_and_write_checking_unit_y<F: Real, const K: usize>(
     x: &[F],
     y: &[F],
+    w: Option<&[F]>,
     out: &mut [F],
     accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> ([f64; K], bool) {
-    sum_and_write_impl::<F, K, true>(x, y, out, accumulate, f)
+    match w {
+        Some(w) => sum_and_write_impl::<F, K, true, true>(x, y, w, out, accumulate, f),
+        None => sum_and_write_impl::<F, K, true, false>(x, y, &[], out, accumulate, f),
+    }
 }
 
-/// [`sum_and_write`], and with `CHECK` the targets check of [`sum_checking_unit_y`].
+/// [`weighted_sum_and_write`], with `CHECK` the targets check of
+/// [`weighted_sum_checking_unit_y`] and with `W` the weights.
 #[inline]
-fn sum_and_write_impl<F: Real, const K: usize, const CHECK: bool>(
+fn sum_and_write_impl<F: Real, const K: usize, const CHECK: bool, const W: bool>(
     x: &[F],
     y: &[F],
+    w: &[F],
     out: &mut [F],
     accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
@@ -111,18 +134,26 @@ fn sum_and_write_impl<F: Real, const K: usize, const CHECK: bool>(
         out.len(),
         "lanes::sum_and_write: x and out of different lengths"
     );
+    assert!(
+        !W || w.len() == x.len(),
+        "lanes::sum_and_write: weights of another length"
+    );
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
         // SAFETY: the CPU supports the features these copies were compiled for.
         SimdLevel::Avx512 => {
-            return unsafe { x86::sum_and_write_avx512::<F, K, CHECK>(x, y, out, accumulate, f) };
+            return unsafe {
+                x86::sum_and_write_avx512::<F, K, CHECK, W>(x, y, w, out, accumulate, f)
+            };
         }
         SimdLevel::Avx2 => {
-            return unsafe { x86::sum_and_write_avx2::<F, K, CHECK>(x, y, out, accumulate, f) };
+            return unsafe {
+                x86::sum_and_write_avx2::<F, K, CHECK, W>(x, y, w, out, accumulate, f)
+            };
         }
         SimdLevel::Baseline => {}
     }
-    sum_and_write_body::<F, K, CHECK>(x, y, out, accumulate, f)
+    sum_and_write_body::<F, K, CHECK, W>(x, y, w, out, accumulate, f)
 }
 
 /// Whether a block of `y` holds a value outside `[0, 1]` (NaN compares false: not outside):
@@ -137,24 +168,28 @@ fn outside_unit_block<F: Real>(ys: &[F]) -> bool {
 }
 
 #[inline(always)]
-fn sum_body<F: Real, const K: usize, const CHECK: bool>(
+fn sum_body<F: Real, const K: usize, const CHECK: bool, const W: bool>(
     x: &[F],
     y: &[F],
+    w: &[F],
     f: impl Fn(F, F) -> [F; K],
 ) -> ([f64; K], bool) {
     let mut total = [0.0_f64; K];
     let mut outside = false;
     let mut terms = [[F::ZERO; BLOCK]; K];
+    // Without weights `y` stands in for them (never read), so the zips below run full length.
+    let w = if W { w } else { y };
     // Full blocks as arrays: a loop of constant length is one vector loop, with no scalar
     // copy of the whole term beside it, which LLVM otherwise often runs
     // (`benches/results/kernel_notes.md#full-blocks-as-arrays`).
     let (x_blocks, x_rest) = x.as_chunks::<BLOCK>();
     let (y_blocks, y_rest) = y.as_chunks::<BLOCK>();
-    for (xs, ys) in x_blocks.iter().zip(y_blocks) {
-        sum_block(xs, ys, &mut terms, &mut total, &f);
+    let (w_blocks, w_rest) = w.as_chunks::<BLOCK>();
+    for ((xs, ys), ws) in x_blocks.iter().zip(y_blocks).zip(w_blocks) {
+        sum_block::<F, K, W>(xs, ys, ws, &mut terms, &mut total, &f);
         outside |= CHECK && outside_unit_block(ys);
     }
-    sum_block(x_rest, y_rest, &mut terms, &mut total, &f);
+    sum_block::<F, K, W>(x_rest, y_rest, w_rest, &mut terms, &mut total, &f);
     outside |= CHECK && outside_unit_block(y_rest);
     (total, outside)
 }
@@ -162,18 +197,19 @@ fn sum_body<F: Real, const K: usize, const CHECK: bool>(
 /// One block of [`sum_body`]. A function rather than a closure: forced inline, it is compiled
 /// with the target features of the pass it is inlined into (a closure would not be).
 #[inline(always)]
-fn sum_block<F: Real, const K: usize>(
+fn sum_block<F: Real, const K: usize, const W: bool>(
     xs: &[F],
     ys: &[F],
+    ws: &[F],
     terms: &mut [[F; BLOCK]; K],
     total: &mut [f64; K],
     f: &impl Fn(F, F) -> [F; K],
 ) {
-    let n = xs.len().min(ys.len());
+    let n = xs.len().min(ys.len()).min(ws.len());
     for i in 0..n {
         let t = f(xs[i], ys[i]);
         for k in 0..K {
-            terms[k][i] = t[k];
+            terms[k][i] = if W { t[k] * ws[i] } else { t[k] };
         }
     }
     for k in 0..K {
@@ -182,60 +218,66 @@ fn sum_block<F: Real, const K: usize>(
 }
 
 #[inline(always)]
-fn sum_and_write_body<F: Real, const K: usize, const CHECK: bool>(
+fn sum_and_write_body<F: Real, const K: usize, const CHECK: bool, const W: bool>(
     x: &[F],
     y: &[F],
+    w: &[F],
     out: &mut [F],
     accumulate: bool,
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> ([f64; K], bool) {
     // The choice is made once, outside the loop, so that each loop stays a plain map.
     if accumulate {
-        write_body::<F, K, true, CHECK>(x, y, out, f)
+        write_body::<F, K, true, CHECK, W>(x, y, w, out, f)
     } else {
-        write_body::<F, K, false, CHECK>(x, y, out, f)
+        write_body::<F, K, false, CHECK, W>(x, y, w, out, f)
     }
 }
 
 #[inline(always)]
-fn write_body<F: Real, const K: usize, const ADD: bool, const CHECK: bool>(
+fn write_body<F: Real, const K: usize, const ADD: bool, const CHECK: bool, const W: bool>(
     x: &[F],
     y: &[F],
+    w: &[F],
     out: &mut [F],
     f: impl Fn(F, F) -> ([F; K], F),
 ) -> ([f64; K], bool) {
     let mut total = [0.0_f64; K];
     let mut outside = false;
     let mut terms = [[F::ZERO; BLOCK]; K];
-    // Full blocks as arrays, as in `sum_body`.
+    // As in `sum_body`.
+    let w = if W { w } else { y };
     let (x_blocks, x_rest) = x.as_chunks::<BLOCK>();
     let (y_blocks, y_rest) = y.as_chunks::<BLOCK>();
+    let (w_blocks, w_rest) = w.as_chunks::<BLOCK>();
     let (o_blocks, o_rest) = out.as_chunks_mut::<BLOCK>();
-    for ((xs, ys), os) in x_blocks.iter().zip(y_blocks).zip(o_blocks) {
-        write_block::<F, K, ADD>(xs, ys, os, &mut terms, &mut total, &f);
+    for (((xs, ys), ws), os) in x_blocks.iter().zip(y_blocks).zip(w_blocks).zip(o_blocks) {
+        write_block::<F, K, ADD, W>(xs, ys, ws, os, &mut terms, &mut total, &f);
         outside |= CHECK && outside_unit_block(ys);
     }
-    write_block::<F, K, ADD>(x_rest, y_rest, o_rest, &mut terms, &mut total, &f);
+    write_block::<F, K, ADD, W>(x_rest, y_rest, w_rest, o_rest, &mut terms, &mut total, &f);
     outside |= CHECK && outside_unit_block(y_rest);
     (total, outside)
 }
 
 /// One block of [`write_body`] (a function for the reason given at [`sum_block`]).
 #[inline(always)]
-fn write_block<F: Real, const K: usize, const ADD: bool>(
+fn write_block<F: Real, const K: usize, const ADD: bool, const W: bool>(
     xs: &[F],
     ys: &[F],
+    ws: &[F],
     os: &mut [F],
     terms: &mut [[F; BLOCK]; K],
     total: &mut [f64; K],
     f: &impl Fn(F, F) -> ([F; K], F),
 ) {
-    let n = xs.len().min(ys.len()).min(os.len());
+    let n = xs.len().min(ys.len()).min(ws.len()).min(os.len());
     for i in 0..n {
         let (t, o) = f(xs[i], ys[i]);
+        let o = if W { o * ws[i] } else { o };
         os[i] = if ADD { os[i] + o } else { o };
         for k in 0..K {
-            terms[k][i] = t[k];
+            terms[k][i] = if W { t[k] * ws[i] } else { t[k] };
         }
     }
     for k in 0..K {
@@ -319,43 +361,57 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn sum_avx2<F: Real, const K: usize, const CHECK: bool>(
+    pub(super) unsafe fn sum_avx2<F: Real, const K: usize, const CHECK: bool, const W: bool>(
         x: &[F],
         y: &[F],
+        w: &[F],
         f: impl Fn(F, F) -> [F; K],
     ) -> ([f64; K], bool) {
-        sum_body::<F, K, CHECK>(x, y, f)
+        sum_body::<F, K, CHECK, W>(x, y, w, f)
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn sum_avx512<F: Real, const K: usize, const CHECK: bool>(
+    pub(super) unsafe fn sum_avx512<F: Real, const K: usize, const CHECK: bool, const W: bool>(
         x: &[F],
         y: &[F],
+        w: &[F],
         f: impl Fn(F, F) -> [F; K],
     ) -> ([f64; K], bool) {
-        sum_body::<F, K, CHECK>(x, y, f)
+        sum_body::<F, K, CHECK, W>(x, y, w, f)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn sum_and_write_avx2<F: Real, const K: usize, const CHECK: bool>(
+    pub(super) unsafe fn sum_and_write_avx2<
+        F: Real,
+        const K: usize,
+        const CHECK: bool,
+        const W: bool,
+    >(
         x: &[F],
         y: &[F],
+        w: &[F],
         out: &mut [F],
         accumulate: bool,
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> ([f64; K], bool) {
-        sum_and_write_body::<F, K, CHECK>(x, y, out, accumulate, f)
+        sum_and_write_body::<F, K, CHECK, W>(x, y, w, out, accumulate, f)
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn sum_and_write_avx512<F: Real, const K: usize, const CHECK: bool>(
+    pub(super) unsafe fn sum_and_write_avx512<
+        F: Real,
+        const K: usize,
+        const CHECK: bool,
+        const W: bool,
+    >(
         x: &[F],
         y: &[F],
+        w: &[F],
         out: &mut [F],
         accumulate: bool,
         f: impl Fn(F, F) -> ([F; K], F),
     ) -> ([f64; K], bool) {
-        sum_and_write_body::<F, K, CHECK>(x, y, out, accumulate, f)
+        sum_and_write_body::<F, K, CHECK, W>(x, y, w, out, accumulate, f)
     }
 }
 
@@ -375,9 +431,14 @@ mod tests {
     #[should_panic(expected = "x and out of different lengths")]
     fn a_gradient_slice_of_another_length_is_refused() {
         let mut out = [0.0_f32; 7];
-        sum_and_write(&[1.0_f32; 8], &[1.0_f32; 8], &mut out, false, |x, y| {
-            ([x], y)
-        });
+        weighted_sum_and_write(
+            &[1.0_f32; 8],
+            &[1.0_f32; 8],
+            None,
+            &mut out,
+            false,
+            |x, y| ([x], y),
+        );
     }
 
     #[test]
@@ -388,10 +449,10 @@ mod tests {
             let expected = f64::from(n * (n - 1).max(0)) / 2.0;
             assert_eq!(sum(&x, &y, |a, b| [a, a * b]), [expected, 2.0 * expected]);
             let mut out = vec![0.0; x.len()];
-            let s = sum_and_write(&x, &y, &mut out, false, |a, b| ([a], a + b));
+            let s = weighted_sum_and_write(&x, &y, None, &mut out, false, |a, b| ([a], a + b));
             assert_eq!(s, [expected]);
             assert!(out.iter().enumerate().all(|(i, &o)| o == i as f64 + 2.0));
-            sum_and_write(&x, &y, &mut out, true, |a, _| ([a], a));
+            weighted_sum_and_write(&x, &y, None, &mut out, true, |a, _| ([a], a));
             assert!(
                 out.iter()
                     .enumerate()
@@ -410,25 +471,43 @@ mod tests {
             let e = (-a.abs()).exp_nonpositive();
             [e.ln_1p_unit() * b + a.max(0.0)]
         };
-        let baseline = sum_body::<f32, 1, true>(&x, &y, term);
+        let baseline = sum_body::<f32, 1, true, false>(&x, &y, &[], term);
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: the features were just detected.
                 assert_eq!(
-                    unsafe { x86::sum_avx2::<f32, 1, true>(&x, &y, term) },
+                    unsafe { x86::sum_avx2::<f32, 1, true, false>(&x, &y, &[], term) },
                     baseline
                 );
             }
             if simd_level() == SimdLevel::Avx512 {
                 // SAFETY: `simd_level` detected the features.
                 assert_eq!(
-                    unsafe { x86::sum_avx512::<f32, 1, true>(&x, &y, term) },
+                    unsafe { x86::sum_avx512::<f32, 1, true, false>(&x, &y, &[], term) },
                     baseline
                 );
             }
         }
         assert_eq!(sum(&x, &y, term), baseline.0);
+    }
+
+    #[test]
+    fn weights_multiply_each_term_and_gradient() {
+        // 1100 elements: two full blocks and a remainder.
+        let x: Vec<f64> = (0..1100).map(|i| f64::from(i % 7)).collect();
+        let y = vec![0.5; 1100];
+        let w: Vec<f64> = (0..1100).map(|i| f64::from(i % 3)).collect();
+        let expected = [
+            (0..1100).map(|i| w[i] * x[i]).sum::<f64>(),
+            (0..1100).map(|i| w[i] * x[i] * y[i]).sum::<f64>(),
+        ];
+        let (sums, _) = weighted_sum_checking_unit_y(&x, &y, Some(&w), |a, b| [a, a * b]);
+        assert_eq!(sums, expected);
+        let mut out = vec![1.0; 1100];
+        let s = weighted_sum_and_write(&x, &y, Some(&w), &mut out, true, |a, b| ([a], a + b));
+        assert_eq!(s, [expected[0]]);
+        assert!((0..1100).all(|i| out[i] == 1.0 + w[i] * (x[i] + y[i])));
     }
 
     /// The targets check finds a value outside `[0, 1]` in any block, the remainder included,
@@ -447,16 +526,18 @@ mod tests {
             let mut y = vec![0.25_f32; 1100];
             y[at] = value;
             assert_eq!(
-                sum_checking_unit_y(&x, &y, |a, b| [a * b]).1,
+                weighted_sum_checking_unit_y(&x, &y, None, |a, b| [a * b]).1,
                 outside,
                 "{value} at {at}"
             );
             let mut out = vec![0.0_f32; 1100];
             let (_, found) =
-                sum_and_write_checking_unit_y(&x, &y, &mut out, false, |a, b| ([a], b));
+                weighted_sum_and_write_checking_unit_y(&x, &y, None, &mut out, false, |a, b| {
+                    ([a], b)
+                });
             assert_eq!(found, outside, "{value} at {at}");
             // Without the check, nothing is flagged.
-            assert!(!sum_impl::<f32, 1, false>(&x, &y, |a, b| [a * b]).1);
+            assert!(!sum_impl::<f32, 1, false, false>(&x, &y, &[], |a, b| [a * b]).1);
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::any::Any;
 
 use crate::cpu::math::Real;
+use crate::cpu::parallel;
 use crate::error::SegLossError;
 
 /// Where a kernel writes the gradient of each problem's value with respect to `x`, and how:
@@ -45,22 +46,40 @@ impl<'a, F> Gradient<'a, F> {
     }
 }
 
-/// The targets as a kernel reads them, borrowed from the backend's buffer: values in the
-/// input's float type (binary targets, or per-class targets `[N, C, P]`), or class indices
-/// `[N, P]` in whatever integer type the caller's tensor holds.
+/// The targets as a kernel reads them, borrowed from the backend's buffers: their labels and
+/// the pixel weights, when the call has any.
 #[derive(Clone, Copy)]
-pub(crate) enum Targets<'a, F> {
+pub(crate) struct Targets<'a, F> {
+    pub labels: Labels<'a, F>,
+    /// One weight per pixel (`[N, P]`, the logits' pixels without their channels), `>= 0`;
+    /// only a kernel whose [`TypedKernel::reads_pixel_weights`] is `true` is handed any.
+    pub weights: Option<&'a [F]>,
+}
+
+/// Target labels: values in the input's float type (binary targets, or per-class targets
+/// `[N, C, P]`), or class indices `[N, P]` in whatever integer type the caller's tensor holds.
+#[derive(Clone, Copy)]
+pub(crate) enum Labels<'a, F> {
     Values(&'a [F]),
     Indices(Indices<'a>),
 }
 
 impl<'a, F> Targets<'a, F> {
+    /// Labels without weights.
+    #[cfg(test)]
+    pub fn unweighted(labels: Labels<'a, F>) -> Self {
+        Targets {
+            labels,
+            weights: None,
+        }
+    }
+
     /// The float values; an error for class indices (a kernel of binary targets is never
     /// planned with indices: this is a guard, not a user-facing check).
     pub fn values(self) -> Result<&'a [F], SegLossError> {
-        match self {
-            Targets::Values(values) => Ok(values),
-            Targets::Indices(_) => Err(SegLossError::InvalidOption {
+        match self.labels {
+            Labels::Values(values) => Ok(values),
+            Labels::Indices(_) => Err(SegLossError::InvalidOption {
                 name: "targets",
                 value: "class indices".into(),
                 allowed: "float targets for a binary loss",
@@ -175,6 +194,12 @@ pub(crate) trait TypedKernel: Send + Sync {
     /// `true` when the loss has one problem per image (`[N]` values), `false` for one problem
     /// over the whole batch (`[1]`).
     fn per_image(&self) -> bool;
+    /// Whether the kernel weighs pixels by [`Targets::weights`]. A loss plans a kernel that
+    /// does not only without weights (with weights it runs burn operations instead), and the
+    /// engine refuses to hand weights to it.
+    fn reads_pixel_weights(&self) -> bool {
+        false
+    }
     /// The value of each problem from the `rows` images of `x` (the logits, flattened in
     /// their own order) and `y`; with `grad`, the gradient of each problem's value with
     /// respect to `x` written (or added) into it.
@@ -192,6 +217,8 @@ pub(crate) trait TypedKernel: Send + Sync {
 pub(crate) trait HostKernel: Send + Sync {
     /// As [`TypedKernel::per_image`].
     fn per_image(&self) -> bool;
+    /// As [`TypedKernel::reads_pixel_weights`].
+    fn reads_pixel_weights(&self) -> bool;
     /// [`TypedKernel::run`] in f32.
     fn run_f32(
         &self,
@@ -220,6 +247,9 @@ impl<K: TypedKernel + 'static> HostKernel for K {
     fn per_image(&self) -> bool {
         TypedKernel::per_image(self)
     }
+    fn reads_pixel_weights(&self) -> bool {
+        TypedKernel::reads_pixel_weights(self)
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -244,6 +274,35 @@ impl<K: TypedKernel + 'static> HostKernel for K {
     ) -> Result<Vec<f64>, SegLossError> {
         self.run(x, y, rows, grad)
     }
+}
+
+/// Runs `kernel` once its inputs' pixel weights, when there are any, are checked: every weight
+/// `>= 0` (a negative weight is an error; a NaN weight is not, it gives a NaN loss as a NaN
+/// input does). One read of the weights, in parallel, before the kernel's passes. Their shape
+/// was checked with the logits' (`loss::pixel_weights::checked_weights`).
+pub(crate) fn run_checked<F: HostFloat>(
+    kernel: &dyn HostKernel,
+    x: &[F],
+    y: Targets<'_, F>,
+    rows: usize,
+    grad: Option<Gradient<'_, F>>,
+) -> Result<Vec<f64>, SegLossError> {
+    if let Some(w) = y.weights {
+        let chunks = parallel::chunks(1, w.len());
+        let negative = parallel::map(&chunks, |c| {
+            w[c.range.clone()].iter().position(|&v| v < F::ZERO)
+        });
+        if let Some((c, Some(at))) = chunks.iter().zip(negative).find(|(_, at)| at.is_some()) {
+            let at = c.range.start + at;
+            return Err(SegLossError::InvalidTargets {
+                reason: format!(
+                    "pixel weight {} at flat index {at}; pixel weights are >= 0",
+                    w[at].to_f64()
+                ),
+            });
+        }
+    }
+    F::run(kernel, x, y, rows, grad)
 }
 
 /// The float types the engine runs kernels in, each knowing which method of a

@@ -25,8 +25,12 @@ pub(crate) mod softmax;
 mod surrogate;
 pub(crate) mod validate;
 
-pub(crate) use kernel::{Gradient, HostFloat, HostKernel, IGNORED, Indices, Targets, TypedKernel};
+pub(crate) use kernel::{
+    Gradient, HostFloat, HostKernel, IGNORED, Indices, Labels, Targets, TypedKernel,
+};
 pub(crate) use native::NativeMask;
 #[cfg(all(test, feature = "flex", feature = "ndarray"))]
 pub(crate) use native::{native_loss, tests as native_tests};
-pub(crate) use plan::{Exchange, HostCall, HostTargets, Plan, runs_on_host};
+pub(crate) use plan::{
+    Exchange, HostCall, HostTargets, Plan, runs_on_host, runs_on_host_unweighted,
+};

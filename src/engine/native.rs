@@ -31,7 +31,8 @@ use burn::tensor::{BackendPrimitive, Bool, Int, Shape, Tensor, TensorData};
 
 use crate::cpu::math::Real;
 use crate::cpu::{gradient_buffer, parallel};
-use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
+use crate::engine::kernel::run_checked;
+use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Labels, Targets};
 use crate::error::SegLossError;
 
 /// The contiguous values of a float tensor, borrowed from the backend's buffer.
@@ -271,19 +272,21 @@ where
 pub(crate) fn native_loss<const D: usize>(
     logits: &Tensor<D>,
     targets: &HostTargets<D>,
+    weights: Option<&Tensor<D>>,
     rows: usize,
     kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError> {
+    let inputs = (logits, targets, weights);
     #[cfg(feature = "flex")]
-    if let Some(loss) = on_backend::<burn::backend::Flex, D>(logits, targets, rows, kernel)? {
+    if let Some(loss) = on_backend::<burn::backend::Flex, D>(inputs, rows, kernel)? {
         return Ok(Some(loss));
     }
     #[cfg(feature = "ndarray")]
     #[allow(deprecated)]
-    if let Some(loss) = on_backend::<burn::backend::NdArray, D>(logits, targets, rows, kernel)? {
+    if let Some(loss) = on_backend::<burn::backend::NdArray, D>(inputs, rows, kernel)? {
         return Ok(Some(loss));
     }
-    let _ = (logits, targets, rows, kernel);
+    let _ = (inputs, rows, kernel);
     Ok(None)
 }
 
@@ -304,18 +307,26 @@ impl<B: Backend, T> Conversions<B> for T where
 }
 
 /// [`native_loss`] on backend `B`, with or without autodiff (either checkpointing strategy).
+#[allow(clippy::type_complexity)]
 fn on_backend<B: NativeBackend, const D: usize>(
-    logits: &Tensor<D>,
-    targets: &HostTargets<D>,
+    (logits, targets, weights): (&Tensor<D>, &HostTargets<D>, Option<&Tensor<D>>),
     rows: usize,
     kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError>
 where
     DispatchTensor: Conversions<B>,
 {
-    let Some(y) = TargetPrimitive::<B>::of(targets) else {
+    let Some(labels) = TargetPrimitive::<B>::of(targets) else {
         return Ok(None);
     };
+    let weights = match weights {
+        Some(w) => match float_primitive::<B, D>(w) {
+            Some(w) => Some(w),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let y = (labels, weights);
     if let Ok(x) = logits.clone().try_into_primitive::<B>() {
         let Some((values, _)) = run::<B>(kernel, &x, &y, rows, false)? else {
             return Ok(None);
@@ -331,7 +342,7 @@ where
 /// The loss as a node of burn-autodiff's graph on `Autodiff<B, C>`, when `logits` live there.
 fn with_autodiff<B, C, const D: usize>(
     logits: &Tensor<D>,
-    y: &TargetPrimitive<B>,
+    y: &(TargetPrimitive<B>, Option<B::FloatTensorPrimitive>),
     rows: usize,
     kernel: &dyn HostKernel,
 ) -> Result<Option<Tensor<1>>, SegLossError>
@@ -377,24 +388,34 @@ impl<B: NativeBackend> TargetPrimitive<B> {
     where
         DispatchTensor: Conversions<B>,
     {
-        match targets.clone() {
-            HostTargets::Values(t) => {
-                if let Ok(p) = t.clone().try_into_primitive::<B>() {
-                    return Some(Self::Values(p));
-                }
-                if let Ok(p) = t
-                    .clone()
-                    .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
-                {
-                    return Some(Self::Values(p.into_primitive()));
-                }
-                t.try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
-                    .ok()
-                    .map(|p| Self::Values(p.into_primitive()))
-            }
-            HostTargets::Indices(t) => inner_primitive::<B, Int, D>(&t).map(Self::Indices),
+        match targets {
+            HostTargets::Values(t) => float_primitive::<B, D>(t).map(Self::Values),
+            HostTargets::Indices(t) => inner_primitive::<B, Int, D>(t).map(Self::Indices),
         }
     }
+}
+
+/// The primitive on `B` of a float tensor that takes no gradient here (targets, weights):
+/// under autodiff, the inner backend's tensor. `None` when it does not live on `B`.
+fn float_primitive<B: NativeBackend, const D: usize>(
+    t: &Tensor<D>,
+) -> Option<B::FloatTensorPrimitive>
+where
+    DispatchTensor: Conversions<B>,
+{
+    if let Ok(p) = t.clone().try_into_primitive::<B>() {
+        return Some(p);
+    }
+    if let Ok(p) = t
+        .clone()
+        .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+    {
+        return Some(p.into_primitive());
+    }
+    t.clone()
+        .try_into_primitive::<Autodiff<B, BalancedCheckpointing>>()
+        .ok()
+        .map(|p| p.into_primitive())
 }
 
 /// The kernel on borrowed values: the values per problem as a tensor and, when `grad`, the
@@ -403,11 +424,23 @@ impl<B: NativeBackend> TargetPrimitive<B> {
 fn run<B: NativeBackend>(
     kernel: &dyn HostKernel,
     x: &B::FloatTensorPrimitive,
-    y: &TargetPrimitive<B>,
+    (y, w): &(TargetPrimitive<B>, Option<B::FloatTensorPrimitive>),
     rows: usize,
     grad: bool,
 ) -> Result<Option<(B::FloatTensorPrimitive, Option<B::FloatTensorPrimitive>)>, SegLossError> {
     let shape = TensorMetadata::shape(x);
+    let weights = match w {
+        Some(w) => match B::values(w) {
+            Some(values) => Some(values),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let (w32, w64) = match weights {
+        Some(Values::F32(w)) => (Some(w), None),
+        Some(Values::F64(w)) => (None, Some(w)),
+        None => (None, None),
+    };
     let indices = match y {
         TargetPrimitive::Indices(t) => match B::indices(t) {
             Some(indices) => Some(indices),
@@ -420,17 +453,33 @@ fn run<B: NativeBackend>(
         TargetPrimitive::Indices(_) => None,
     };
     let (values, gradient) = match (B::values(x), values, indices) {
-        (Some(Values::F32(x)), Some(Values::F32(y)), _) => {
-            typed(kernel, x, Targets::Values(y), rows, grad, shape)?
+        (Some(Values::F32(x)), Some(Values::F32(y)), _) if w.is_none() || w32.is_some() => {
+            let y = Targets {
+                labels: Labels::Values(y),
+                weights: w32,
+            };
+            typed(kernel, x, y, rows, grad, shape)?
         }
-        (Some(Values::F64(x)), Some(Values::F64(y)), _) => {
-            typed(kernel, x, Targets::Values(y), rows, grad, shape)?
+        (Some(Values::F64(x)), Some(Values::F64(y)), _) if w.is_none() || w64.is_some() => {
+            let y = Targets {
+                labels: Labels::Values(y),
+                weights: w64,
+            };
+            typed(kernel, x, y, rows, grad, shape)?
         }
-        (Some(Values::F32(x)), None, Some(i)) => {
-            typed(kernel, x, Targets::Indices(i), rows, grad, shape)?
+        (Some(Values::F32(x)), None, Some(i)) if w.is_none() || w32.is_some() => {
+            let y = Targets {
+                labels: Labels::Indices(i),
+                weights: w32,
+            };
+            typed(kernel, x, y, rows, grad, shape)?
         }
-        (Some(Values::F64(x)), None, Some(i)) => {
-            typed(kernel, x, Targets::Indices(i), rows, grad, shape)?
+        (Some(Values::F64(x)), None, Some(i)) if w.is_none() || w64.is_some() => {
+            let y = Targets {
+                labels: Labels::Indices(i),
+                weights: w64,
+            };
+            typed(kernel, x, y, rows, grad, shape)?
         }
         _ => return Ok(None),
     };
@@ -449,7 +498,7 @@ fn typed<F: HostFloat>(
     shape: Shape,
 ) -> Result<(TensorData, Option<TensorData>), SegLossError> {
     let mut gradient = grad.then(|| gradient_buffer::zeroed(x.len()));
-    let values = F::run(
+    let values = run_checked(
         kernel,
         x,
         y,

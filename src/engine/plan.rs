@@ -85,6 +85,8 @@ impl Exchange {
 pub(crate) struct HostCall<const D: usize> {
     pub logits: Tensor<D>,
     pub targets: HostTargets<D>,
+    /// The pixel weights `[N, 1, ...]` in the logits' dtype, for a kernel that reads them.
+    pub weights: Option<Tensor<D>>,
     pub reduction: Reduction,
     pub kernel: Box<dyn HostKernel>,
 }
@@ -109,16 +111,20 @@ impl<const D: usize> From<Tensor<D, Int>> for HostTargets<D> {
 }
 
 impl<const D: usize> Plan<D> {
-    /// The host plan of `kernel`.
+    /// The host plan of `kernel`, weighing pixels by `weights` (only for a kernel that
+    /// [reads them](crate::engine::TypedKernel::reads_pixel_weights)).
     pub fn host(
         logits: Tensor<D>,
         targets: impl Into<HostTargets<D>>,
+        weights: Option<Tensor<D>>,
         reduction: Reduction,
         kernel: impl HostKernel + 'static,
     ) -> Self {
+        debug_assert!(weights.is_none() || kernel.reads_pixel_weights());
         Plan::Host(HostCall {
             logits,
             targets: targets.into(),
+            weights,
             reduction,
             kernel: Box::new(kernel),
         })
@@ -156,7 +162,21 @@ impl<const D: usize> Plan<D> {
 impl<const D: usize> HostCall<D> {
     /// Runs the kernel and reduces its values.
     pub fn run(self) -> Result<Tensor<1>, SegLossError> {
-        host_loss(self.logits, self.targets, self.reduction, &*self.kernel)
+        if self.weights.is_some() && !self.kernel.reads_pixel_weights() {
+            // A guard: losses plan such a kernel only without weights.
+            return Err(SegLossError::InvalidOption {
+                name: "pixel_weights",
+                value: "weights for a host kernel that does not read them".into(),
+                allowed: "Execution::Auto or Execution::Device for this loss with pixel weights",
+            });
+        }
+        host_loss(
+            self.logits,
+            self.targets,
+            self.weights,
+            self.reduction,
+            &*self.kernel,
+        )
     }
 
     /// `true` when the result is one value per image (`[N]`): a per-image kernel with
@@ -189,6 +209,28 @@ pub(crate) fn runs_on_host<const D: usize>(
                       targets that require one",
         }),
         Execution::Host => Ok(true),
+    }
+}
+
+/// [`runs_on_host`] for a loss whose host kernel does not read pixel weights: with
+/// `weighted`, `Auto` runs burn operations and `Host` is an error.
+pub(crate) fn runs_on_host_unweighted<const D: usize>(
+    execution: Execution,
+    logits: &Tensor<D>,
+    targets_tracked: bool,
+    weighted: bool,
+) -> Result<bool, SegLossError> {
+    if !weighted {
+        return runs_on_host(execution, logits, targets_tracked);
+    }
+    match execution {
+        Execution::Host => Err(SegLossError::InvalidOption {
+            name: "execution",
+            value: "Execution::Host".into(),
+            allowed: "this loss's host kernel takes no pixel weights; use Auto or Device \
+                      (burn operations) with pixel weights",
+        }),
+        Execution::Auto | Execution::Device => Ok(false),
     }
 }
 

@@ -22,8 +22,9 @@ use burn::tensor::{DType, Tensor, TensorData};
 use crate::check;
 use crate::cpu::gradient_buffer;
 use crate::engine::host::{read, read_data, upload};
+use crate::engine::kernel::run_checked;
 use crate::engine::native::native_loss;
-use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Targets};
+use crate::engine::{Gradient, HostFloat, HostKernel, HostTargets, Indices, Labels, Targets};
 use crate::error::SegLossError;
 use crate::options::Reduction;
 use crate::tensors::{row_sums, rows};
@@ -34,11 +35,12 @@ use crate::tensors::{row_sums, rows};
 pub(crate) fn host_loss<const D: usize>(
     logits: Tensor<D>,
     targets: HostTargets<D>,
+    weights: Option<Tensor<D>>,
     reduction: Reduction,
     kernel: &dyn HostKernel,
 ) -> Result<Tensor<1>, SegLossError> {
     let (n, _) = check::batch_shape(&logits, "logits")?;
-    if let Some(loss) = native_loss(&logits, &targets, n, kernel)? {
+    if let Some(loss) = native_loss(&logits, &targets, weights.as_ref(), n, kernel)? {
         // Reduced over images; with one problem for the whole batch ([1]) any reduction is
         // the value itself.
         return Ok(reduction.apply(loss));
@@ -50,9 +52,10 @@ pub(crate) fn host_loss<const D: usize>(
         HostTargets::Values(values) => read(values, "targets")?,
         HostTargets::Indices(indices) => read_data(indices, "targets")?,
     };
+    let w = weights.map(|w| read(w, "pixel weights")).transpose()?;
     let (values, grad) = match dtype {
-        DType::F32 => run_typed::<f32>(kernel, x, &y, n, tracked)?,
-        DType::F64 => run_typed::<f64>(kernel, x, &y, n, tracked)?,
+        DType::F32 => run_typed::<f32>(kernel, x, (&y, w.as_ref()), n, tracked)?,
+        DType::F64 => run_typed::<f64>(kernel, x, (&y, w.as_ref()), n, tracked)?,
         _ => {
             return Err(SegLossError::InvalidOption {
                 name: "execution",
@@ -61,7 +64,7 @@ pub(crate) fn host_loss<const D: usize>(
             });
         }
     };
-    drop(y);
+    drop((y, w));
     let problems = values.len();
     let mut loss = upload(values, [problems], &device, dtype);
     if let Some(grad) = grad {
@@ -85,17 +88,21 @@ pub(crate) fn host_loss<const D: usize>(
 fn run_typed<F: HostFloat>(
     kernel: &dyn HostKernel,
     x: TensorData,
-    y: &TensorData,
+    (y, w): (&TensorData, Option<&TensorData>),
     rows: usize,
     tracked: bool,
 ) -> Result<(Vec<f64>, Option<TensorData>), SegLossError> {
     let xs = slice::<F>(&x);
     let ys = targets::<F>(y)?;
+    let ws = w.map(slice::<F>);
     let mut grad = tracked.then(|| gradient_buffer::zeroed(xs.len()));
-    let values = F::run(
+    let values = run_checked(
         kernel,
         &xs,
-        ys.borrow(),
+        Targets {
+            labels: ys.borrow(),
+            weights: ws.as_deref(),
+        },
         rows,
         grad.as_deref_mut().map(Gradient::new),
     )?;
@@ -110,10 +117,10 @@ enum OwnedTargets<'a, F: Clone> {
 }
 
 impl<F: Clone> OwnedTargets<'_, F> {
-    fn borrow(&self) -> Targets<'_, F> {
+    fn borrow(&self) -> Labels<'_, F> {
         match self {
-            OwnedTargets::Values(v) => Targets::Values(v),
-            OwnedTargets::Indices(i) => Targets::Indices(*i),
+            OwnedTargets::Values(v) => Labels::Values(v),
+            OwnedTargets::Indices(i) => Labels::Indices(*i),
         }
     }
 }

@@ -27,6 +27,9 @@ impl TypedKernel for ClDiceParams {
     fn per_image(&self) -> bool {
         true
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -34,16 +37,16 @@ impl TypedKernel for ClDiceParams {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        cl_dice(x, y.values()?, rows, self, grad)
+        cl_dice(x, (y.values()?, y.weights), rows, self, grad)
     }
 }
 
 /// The clDice loss of each of the `rows` images of `x` and `y` (formula in
-/// [`crate::losses::cl_dice`]); writes `d loss_row / d x` into `grad` when given. A target
-/// outside `[0, 1]` is an error.
+/// [`crate::losses::cl_dice`]), every sum weighted by the pixel weights `w` when given; writes
+/// `d loss_row / d x` into `grad` when given. A target outside `[0, 1]` is an error.
 pub(crate) fn cl_dice<F: Real>(
     x: &[F],
-    y: &[F],
+    (y, w): (&[F], Option<&[F]>),
     rows: usize,
     params: &ClDiceParams,
     grad: Option<Gradient<'_, F>>,
@@ -55,7 +58,8 @@ pub(crate) fn cl_dice<F: Real>(
         let r = c.range.clone();
         let image = Image {
             x: &x[r.clone()],
-            y: &y[r],
+            y: &y[r.clone()],
+            w: w.map(|w| &w[r]),
             grid: &grid,
             params,
         };
@@ -69,6 +73,7 @@ pub(crate) fn cl_dice<F: Real>(
 struct Image<'a, F> {
     x: &'a [F],
     y: &'a [F],
+    w: Option<&'a [F]>,
     grid: &'a Grid,
     params: &'a ClDiceParams,
 }
@@ -82,12 +87,16 @@ impl<F: Real> Image<'_, F> {
         let iterations = self.params.iterations;
         let target_skeleton = Skeleton::of(self.y, self.grid, iterations, false).skeleton;
         let predicted = Skeleton::of(&p, self.grid, iterations, out.is_some());
+        // `sum(w a b)`, the factors that are given.
         let sum = |a: &[F], b: Option<&[F]>| -> f64 {
-            match b {
-                Some(b) => a.iter().zip(b).map(|(&u, &v)| (u * v).to_f64()).sum(),
-                None => a.iter().map(|&u| u.to_f64()).sum(),
-            }
+            (0..a.len())
+                .map(|i| {
+                    let v = a[i] * b.map_or(F::ONE, |b| b[i]);
+                    self.w.map_or(v, |w| v * w[i]).to_f64()
+                })
+                .sum()
         };
+        let weight = |i: usize| self.w.map_or(F::ONE, |w| w[i]);
         let s = Statistics {
             skeleton_in_target: sum(&predicted.skeleton, Some(self.y)),
             skeleton: sum(&predicted.skeleton, None),
@@ -101,11 +110,13 @@ impl<F: Real> Image<'_, F> {
                 F::from_f64(scored.d_skeleton_in_target),
                 F::from_f64(scored.d_skeleton),
             );
-            let upstream: Vec<F> = self.y.iter().map(|&v| d_in_target * v + d_size).collect();
+            let upstream: Vec<F> = (0..self.y.len())
+                .map(|i| (d_in_target * self.y[i] + d_size) * weight(i))
+                .collect();
             let through = predicted.backward(&p, upstream, self.grid);
             let d_covered = F::from_f64(scored.d_target_skeleton_covered);
             for i in 0..out.len() {
-                let d_p = through[i] + d_covered * target_skeleton[i];
+                let d_p = through[i] + d_covered * target_skeleton[i] * weight(i);
                 let d_x = if self.params.from_logits {
                     d_p * p[i] * (F::ONE - p[i])
                 } else {

@@ -30,22 +30,22 @@ pub(crate) fn merge<const D: usize>(terms: Vec<(f64, HostCall<D>)>) -> Vec<(f64,
         per_image,
     };
     for (weight, call) in calls {
-        // Every call holds the same inputs (the compound's logits and targets).
-        inputs.get_or_insert((call.logits, call.targets));
+        // Every call holds the same inputs (the compound's logits, targets and weights).
+        inputs.get_or_insert((call.logits, call.targets, call.weights));
         kernel.terms.push((weight, call.reduction, call.kernel));
     }
-    let Some((logits, targets)) = inputs else {
+    let Some(inputs) = inputs else {
         return Vec::new();
     };
     // The kernel applies each term's weight and reduction itself.
-    vec![(1.0, host_call(logits, targets, kernel))]
+    vec![(1.0, host_call(inputs, kernel))]
 }
 
 /// The multiclass kernels among `terms` that share their pass (classes, activation,
 /// `from_logits`, `ignore_index`) and the shape of their result merged into one kernel with
 /// one head per term (each head weighted by its term); every other call as it was, first.
 fn merge_class_kernels<const D: usize>(terms: Vec<(f64, HostCall<D>)>) -> Vec<(f64, HostCall<D>)> {
-    let mut merged: Vec<(ClassKernel, Tensor<D>, HostTargets<D>)> = Vec::new();
+    let mut merged: Vec<(ClassKernel, Inputs<D>)> = Vec::new();
     let mut calls = Vec::new();
     for (weight, call) in terms {
         if !call.kernel.as_any().is::<ClassKernel>() {
@@ -55,6 +55,7 @@ fn merge_class_kernels<const D: usize>(terms: Vec<(f64, HostCall<D>)>) -> Vec<(f
         let HostCall {
             logits,
             targets,
+            weights,
             kernel,
             ..
         } = call;
@@ -69,13 +70,14 @@ fn merge_class_kernels<const D: usize>(terms: Vec<(f64, HostCall<D>)>) -> Vec<(f
             Some((k, ..)) => k.heads.extend(heads),
             None => {
                 let heads = heads.collect();
-                merged.push((ClassKernel { heads, ..*kernel }, logits, targets));
+                let inputs = (logits, targets, weights);
+                merged.push((ClassKernel { heads, ..*kernel }, inputs));
             }
         }
     }
-    for (kernel, logits, targets) in merged {
+    for (kernel, inputs) in merged {
         // The kernel reduces each head's values itself.
-        calls.push((1.0, host_call(logits, targets, kernel)));
+        calls.push((1.0, host_call(inputs, kernel)));
     }
     calls
 }
@@ -97,14 +99,17 @@ fn shares_pass(a: &ClassKernel, b: &ClassKernel) -> bool {
     )
 }
 
+/// The inputs of a host call: logits, targets and pixel weights.
+type Inputs<const D: usize> = (Tensor<D>, HostTargets<D>, Option<Tensor<D>>);
+
 fn host_call<const D: usize>(
-    logits: Tensor<D>,
-    targets: HostTargets<D>,
+    (logits, targets, weights): Inputs<D>,
     kernel: impl HostKernel + 'static,
 ) -> HostCall<D> {
     HostCall {
         logits,
         targets,
+        weights,
         reduction: Reduction::None,
         kernel: Box::new(kernel),
     }
@@ -122,6 +127,9 @@ struct CompoundKernel {
 impl TypedKernel for CompoundKernel {
     fn per_image(&self) -> bool {
         self.per_image
+    }
+    fn reads_pixel_weights(&self) -> bool {
+        self.terms.iter().all(|(_, _, k)| k.reads_pixel_weights())
     }
     fn run<F: HostFloat>(
         &self,

@@ -20,21 +20,22 @@ pub(crate) enum ClassWeights {
 }
 
 /// Per-image mean of `w_fg y (-ln p) + w_bg (1-y) (-ln(1-p))` over the `len` pixels of each of
-/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`; writes
-/// `d loss_row / d x` into `grad` when given. A target outside `[0, 1]` is an error.
+/// the `rows` images of `x` (logits, or probabilities when `!from_logits`) and `y`, each pixel's
+/// term times its weight when there are pixel weights `w`; writes `d loss_row / d x` into
+/// `grad` when given. A target outside `[0, 1]` is an error.
 pub(crate) fn cross_entropy<F: Real>(
     x: &[F],
-    y: &[F],
+    (y, w): (&[F], Option<&[F]>),
     rows: usize,
     from_logits: bool,
     weights: ClassWeights,
     grad: Option<Gradient<'_, F>>,
 ) -> Result<Vec<f64>, SegLossError> {
-    let (fg, bg) = resolve(weights, y, &parallel::chunks(rows, x.len() / rows));
+    let (fg, bg) = resolve(weights, (y, w), &parallel::chunks(rows, x.len() / rows));
     let (fg, bg) = (F::from_f64(fg), F::from_f64(bg));
     pixel_means(
         x,
-        y,
+        (y, w),
         rows,
         grad,
         #[inline(always)]
@@ -66,6 +67,9 @@ impl TypedKernel for CrossEntropyKernel {
     fn per_image(&self) -> bool {
         true
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -73,8 +77,15 @@ impl TypedKernel for CrossEntropyKernel {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        let y = y.values()?;
-        cross_entropy(x, y, rows, self.from_logits, self.weights, grad)
+        let labels = y.values()?;
+        cross_entropy(
+            x,
+            (labels, y.weights),
+            rows,
+            self.from_logits,
+            self.weights,
+            grad,
+        )
     }
 }
 
@@ -111,8 +122,13 @@ pub(crate) fn from_probability<F: Real>(p: F) -> ((F, F), (F, F)) {
     ((-pc.ln_positive(), dp), (-qc.ln_positive(), dq))
 }
 
-/// The weights `(w_fg, w_bg)` as f64.
-fn resolve<F: Real>(weights: ClassWeights, y: &[F], chunks: &[Chunk]) -> (f64, f64) {
+/// The weights `(w_fg, w_bg)` as f64. With pixel weights `w` the batch prior is the weighted
+/// foreground fraction `sum(w y) / sum(w)` (the fraction inside a mask).
+fn resolve<F: Real>(
+    weights: ClassWeights,
+    (y, w): (&[F], Option<&[F]>),
+    chunks: &[Chunk],
+) -> (f64, f64) {
     match weights {
         ClassWeights::Fixed { fg, bg } => (fg, bg),
         ClassWeights::BatchPrior { fg, bg } => {
@@ -120,9 +136,18 @@ fn resolve<F: Real>(weights: ClassWeights, y: &[F], chunks: &[Chunk]) -> (f64, f
             let q = if needs_prior {
                 let sums = parallel::map(chunks, |c| {
                     let r = c.range.clone();
-                    lanes::sum(&y[r.clone()], &y[r], |yi, _| [yi])
+                    match w {
+                        Some(w) => lanes::sum(&y[r.clone()], &w[r], |yi, wi| [yi * wi, wi]),
+                        None => [lanes::sum(&y[r.clone()], &y[r], |yi, _| [yi])[0], 0.0],
+                    }
                 });
-                sums.iter().map(|[s]| s).sum::<f64>() / y.len() as f64
+                let foreground = sums.iter().map(|[s, _]| s).sum::<f64>();
+                let total = match w {
+                    Some(_) => sums.iter().map(|[_, t]| t).sum::<f64>(),
+                    None => y.len() as f64,
+                };
+                // All weights 0: every term is 0 whatever the prior; 1/2 keeps it finite.
+                if total > 0.0 { foreground / total } else { 0.5 }
             } else {
                 0.5
             };

@@ -18,6 +18,9 @@ impl TypedKernel for FocalParams {
     fn per_image(&self) -> bool {
         true
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -25,16 +28,17 @@ impl TypedKernel for FocalParams {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        focal(x, y.values()?, rows, *self, grad)
+        focal(x, (y.values()?, y.weights), rows, *self, grad)
     }
 }
 
 /// Per-image mean of `alpha_t * m * ce` over the `len` pixels of each of the `rows` images
-/// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`); writes `d loss_row / d x` into
-/// `grad` when given. A target outside `[0, 1]` is an error.
+/// (see [`crate::losses::focal`] for `m`, `ce` and `alpha_t`), each term times its pixel
+/// weight when there are weights; writes `d loss_row / d x` into `grad` when given. A target
+/// outside `[0, 1]` is an error.
 pub(crate) fn focal<F: Real>(
     x: &[F],
-    y: &[F],
+    y: (&[F], Option<&[F]>),
     rows: usize,
     params: FocalParams,
     grad: Option<Gradient<'_, F>>,

@@ -35,6 +35,9 @@ impl TypedKernel for LovaszKernel {
     fn per_image(&self) -> bool {
         self.per_image
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -42,17 +45,18 @@ impl TypedKernel for LovaszKernel {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        let y = y.values()?;
-        check_values(y, TargetKind::Hard)?;
-        Ok(lovasz(x, y, rows, self.per_image, self.errors, grad))
+        let labels = y.values()?;
+        check_values(labels, TargetKind::Hard)?;
+        let inputs = (x, labels, y.weights);
+        Ok(lovasz(inputs, rows, self.per_image, self.errors, grad))
     }
 }
 
-/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`); writes
-/// `d loss_problem / d x` into `grad` when given. `y` must hold 0/1 labels.
+/// The Lovász loss of each problem (each image, or the whole batch when `!per_image`), of the
+/// Jaccard index of weighted counts when there are pixel weights `w` ([`JaccardWeights`]);
+/// writes `d loss_problem / d x` into `grad` when given. `y` must hold 0/1 labels.
 pub(crate) fn lovasz<F: Real>(
-    x: &[F],
-    y: &[F],
+    (x, y, w): (&[F], &[F], Option<&[F]>),
     rows: usize,
     per_image: bool,
     errors: Errors,
@@ -72,7 +76,8 @@ pub(crate) fn lovasz<F: Real>(
             scale,
             accumulate,
         });
-        with_scratch(|scratch| problem(&x[r.clone()], &y[r], errors, out, scratch))
+        let w = w.map(|w| &w[r.clone()]);
+        with_scratch(|scratch| problem((&x[r.clone()], &y[r], w), errors, out, scratch))
     })
 }
 
@@ -96,10 +101,10 @@ impl<F: Real> Buffers for Scratch<F> {
     }
 }
 
-/// One problem: the value; the gradient is written into `grad` when given.
+/// One problem, its pixels weighted by `w` when given: the value; the gradient is written into
+/// `grad` when given.
 pub(crate) fn problem<F: Real>(
-    x: &[F],
-    y: &[F],
+    (x, y, w): (&[F], &[F], Option<&[F]>),
     errors: Errors,
     mut grad: Option<Gradient<'_, F>>,
     scratch: &mut Scratch<F>,
@@ -126,12 +131,18 @@ pub(crate) fn problem<F: Real>(
     descending_order(e, &mut scratch.sort);
     let e = &scratch.errors;
 
-    let [total] = lanes::sum(y, y, |v, _| [v]);
+    let total = match w {
+        Some(w) => lanes::sum(y, w, |v, wi| [v * wi])[0],
+        None => lanes::sum(y, y, |v, _| [v])[0],
+    };
     let mut weights = JaccardWeights::new(total);
     let mut value = 0.0;
     for &key in scratch.sort.sorted() {
         let i = key as u32 as usize;
-        let weight = weights.next(y[i].to_f64());
+        let weight = match w {
+            Some(w) => weights.next_weighted(y[i].to_f64(), w[i].to_f64()),
+            None => weights.next(y[i].to_f64()),
+        };
         value += e[i].to_f64() * weight;
         if let Some(g) = grad.as_mut() {
             let d = F::from_f64(g.scale * weight) * scratch.derivatives[i];
@@ -161,6 +172,12 @@ fn nan_derivatives<F: Real>(value: f64, grad: Option<Gradient<'_, F>>, errors: &
 /// `lovasz_grad` one pixel at a time, in the order of decreasing error: with `G` the labels'
 /// total and the running sums of the labels and of their complements,
 /// `J_k = 1 - (G - cumsum(g))_k / (G + cumsum(1 - g))_k`, the weight `J_k - J_(k-1)`.
+///
+/// With pixel weights `w` the counts are weighted: `G = sum(w g)` and the running sums of
+/// `w g` and `w (1 - g)`, the Lovász extension of the Jaccard loss of weighted counts (a
+/// pixel of weight 0 changes no count: its weight `J_k - J_(k-1)` is 0, it drops out).
+/// `U_k` can then be 0 (only zero-weight pixels so far, no foreground): `J_k = 0` there, the
+/// limit of an empty union.
 #[derive(Clone, Copy)]
 struct JaccardWeights {
     total: f64,
@@ -185,6 +202,22 @@ impl JaccardWeights {
         self.foreground += label;
         self.background += 1.0 - label;
         let jaccard = 1.0 - (self.total - self.foreground) / (self.total + self.background);
+        let weight = jaccard - self.previous;
+        self.previous = jaccard;
+        weight
+    }
+
+    /// [`JaccardWeights::next`] for a pixel of weight `w`.
+    #[inline(always)]
+    fn next_weighted(&mut self, label: f64, w: f64) -> f64 {
+        self.foreground += w * label;
+        self.background += w * (1.0 - label);
+        let union = self.total + self.background;
+        let jaccard = if union > 0.0 {
+            1.0 - (self.total - self.foreground) / union
+        } else {
+            0.0
+        };
         let weight = jaccard - self.previous;
         self.previous = jaccard;
         weight

@@ -16,7 +16,7 @@ use crate::cpu::math::Real;
 use crate::cpu::parallel;
 use crate::cpu::scratch::{Buffers, bytes_of, with_scratch};
 use crate::engine::validate::{TargetKind, check_values};
-use crate::engine::{Gradient, HostFloat, Indices, Targets, TypedKernel};
+use crate::engine::{Gradient, HostFloat, Indices, Labels, Targets, TypedKernel};
 use crate::error::SegLossError;
 use crate::kernels::lovasz::{self, Errors};
 use crate::kernels::multiclass::block::{Activation, Image, ImageTargets};
@@ -63,7 +63,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
         let classes = self.classes;
         let inputs = self.layout().inputs(x, y, rows)?;
         let len = inputs.len;
-        if let Targets::Values(values) = y {
+        if let Labels::Values(values) = y.labels {
             check_values(values, TargetKind::Hard)?;
         }
         // The probabilities, then d loss / d p, in the gradient buffer when the loss writes it
@@ -234,8 +234,8 @@ impl LovaszSoftmaxKernel {
     fn target_sums<F: Real>(&self, y: Targets<'_, F>, rows: usize, len: usize) -> Vec<f64> {
         let classes = self.classes;
         let mut sums = vec![0.0; rows * classes];
-        match y {
-            Targets::Indices(indices) => {
+        match y.labels {
+            Labels::Indices(indices) => {
                 for n in 0..rows {
                     let image = &mut sums[n * classes..(n + 1) * classes];
                     self.class_ids(indices, n, len, |_, ids| {
@@ -247,7 +247,7 @@ impl LovaszSoftmaxKernel {
                     });
                 }
             }
-            Targets::Values(v) => {
+            Labels::Values(v) => {
                 for (sum, row) in sums.iter_mut().zip(v.chunks(len)) {
                     *sum = row.iter().map(|&t| t.to_f64()).sum();
                 }
@@ -413,7 +413,7 @@ fn gathered<F: Real>(rows: &mut [&mut [F]], factor: Option<f64>) -> f64 {
             accumulate: false,
         });
         let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
-            lovasz::problem(&g.p, &g.y, Errors::Given, grad, s)
+            lovasz::problem((&g.p, &g.y, None), Errors::Given, grad, s)
         });
         if factor.is_some() {
             let len = g.p.len() / rows.len().max(1);

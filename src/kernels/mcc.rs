@@ -18,6 +18,9 @@ impl TypedKernel for MccParams {
     fn per_image(&self) -> bool {
         !self.batch
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -38,7 +41,9 @@ impl TypedKernel for MccParams {
             from_logits: self.from_logits,
             gamma: 1.0,
         };
-        overlap_scored(x, y.values()?, rows, sums, grad, |s, n| self.score(s, n))
+        overlap_scored(x, (y.values()?, y.weights), rows, sums, grad, |s, n| {
+            self.score(s, n)
+        })
     }
 }
 

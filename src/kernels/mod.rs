@@ -47,9 +47,10 @@ pub(crate) fn check_unit_targets<F: Real>(outside: bool, y: &[F]) -> Result<(), 
     })
 }
 
-/// The per-image mean of a per-pixel term over the `rows` images of `x` and `y`, and, with
-/// `grad`, each pixel's derivative written (or added) into it: the body of the kernels whose
-/// loss is a mean of pixel terms (cross-entropy, focal). `term(x_i, y_i, step)` returns the
+/// The per-image mean of a per-pixel term over the `rows` images of `x` and `y` (each term times
+/// its pixel weight `w_i` when there are weights, the mean still over every pixel: torch's
+/// `weight` argument), and, with `grad`, each pixel's derivative written (or added) into it: the
+/// body of the kernels whose loss is a mean of pixel terms (cross-entropy, focal). `term(x_i, y_i, step)` returns the
 /// term and `step` times its derivative, `step` being the gradient's scale over the pixels of
 /// an image. Without `grad` only the term is used; the derivative, inlined, is dead code.
 /// `term` must be `#[inline(always)]`: called out of line it runs scalar
@@ -57,7 +58,7 @@ pub(crate) fn check_unit_targets<F: Real>(outside: bool, y: &[F]) -> Result<(), 
 #[inline(always)]
 pub(crate) fn pixel_means<F: Real>(
     x: &[F],
-    y: &[F],
+    (y, w): (&[F], Option<&[F]>),
     rows: usize,
     grad: Option<Gradient<'_, F>>,
     term: impl Fn(F, F, F) -> (F, F) + Sync,
@@ -74,9 +75,10 @@ pub(crate) fn pixel_means<F: Real>(
             let step = F::from_f64(scale / len as f64);
             parallel::map_mut(&chunks, out, |c, out| {
                 let r = c.range.clone();
-                lanes::sum_and_write_checking_unit_y(
+                lanes::weighted_sum_and_write_checking_unit_y(
                     &x[r.clone()],
-                    &y[r],
+                    &y[r.clone()],
+                    w.map(|w| &w[r]),
                     out,
                     accumulate,
                     #[inline(always)]
@@ -89,9 +91,10 @@ pub(crate) fn pixel_means<F: Real>(
         }
         None => parallel::map(&chunks, |c| {
             let r = c.range.clone();
-            lanes::sum_checking_unit_y(
+            lanes::weighted_sum_checking_unit_y(
                 &x[r.clone()],
-                &y[r],
+                &y[r.clone()],
+                w.map(|w| &w[r]),
                 #[inline(always)]
                 |xi, yi| [term(xi, yi, F::ONE).0],
             )
@@ -132,7 +135,7 @@ mod scratch_tests {
     /// losses' defaults plan them: the hinge per image, Lovász-softmax per class over the batch.
     #[test]
     fn the_lovasz_benchmark_shapes_keep_their_buffers() {
-        use crate::engine::{Gradient, Indices, Targets, TypedKernel};
+        use crate::engine::{Gradient, Indices, Labels, Targets, TypedKernel};
         use crate::kernels::lovasz::{Errors, LovaszKernel};
         use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
         use crate::options::Reduction;
@@ -150,7 +153,7 @@ mod scratch_tests {
             hinge
                 .run(
                     &x,
-                    Targets::Values(&labels),
+                    Targets::unweighted(Labels::Values(&labels)),
                     rows,
                     Some(Gradient::new(&mut grad)),
                 )
@@ -179,7 +182,7 @@ mod scratch_tests {
         softmax
             .run(
                 &x,
-                Targets::Indices(Indices::I64(&classes)),
+                Targets::unweighted(Labels::Indices(Indices::I64(&classes))),
                 shape[0],
                 Some(Gradient::new(&mut grad)),
             )

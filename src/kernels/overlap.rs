@@ -72,6 +72,9 @@ impl TypedKernel for OverlapParams {
     fn per_image(&self) -> bool {
         !self.batch
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -79,11 +82,12 @@ impl TypedKernel for OverlapParams {
         rows: usize,
         grad: Option<Gradient<'_, F>>,
     ) -> Result<Vec<f64>, SegLossError> {
-        overlap(x, y.values()?, rows, *self, grad)
+        overlap(x, (y.values()?, y.weights), rows, *self, grad)
     }
 }
 
-/// The loss of the score per problem (each of the `rows` images, or one for the batch); writes
+/// The loss of the score per problem (each of the `rows` images, or one for the batch), from
+/// the statistics weighted by the pixel weights `w` when given; writes
 /// `d loss_problem / d x` into `grad` when given. A zero denominator scores loss 0 with zero
 /// gradient, as in the device path.
 ///
@@ -97,7 +101,7 @@ impl TypedKernel for OverlapParams {
 /// per-image scheme, is then written for nothing: only on that error).
 pub(crate) fn overlap<F: Real>(
     x: &[F],
-    y: &[F],
+    y: (&[F], Option<&[F]>),
     rows: usize,
     params: OverlapParams,
     grad: Option<Gradient<'_, F>>,
@@ -108,11 +112,11 @@ pub(crate) fn overlap<F: Real>(
 }
 
 /// [`overlap`] with another score of the statistics: `scored(statistics, pixels)` gives a
-/// problem's loss and its derivatives from its statistics and its pixel count (the MCC loss
-/// scores the same three sums).
+/// problem's loss and its derivatives from its statistics and its pixel count (the sum of its
+/// pixel weights, with weights: the MCC loss scores the same three sums).
 pub(crate) fn overlap_scored<F: Real>(
     x: &[F],
-    y: &[F],
+    (y, w): (&[F], Option<&[F]>),
     rows: usize,
     params: OverlapParams,
     grad: Option<Gradient<'_, F>>,
@@ -120,13 +124,14 @@ pub(crate) fn overlap_scored<F: Real>(
 ) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let (out, scale, accumulate) = Gradient::parts(grad);
+    let part = |r: &std::ops::Range<usize>| (&y[r.clone()], w.map(|w| &w[r.clone()]));
     if !params.batch && rows >= parallel::threads() {
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
-            let (statistics, outside) = row_statistics(&x[r.clone()], &y[r.clone()], &params);
-            let s = scored(&statistics, len as f64);
+            let (statistics, outside) = row_statistics(&x[r.clone()], part(&r), &params);
+            let s = scored(&statistics, pixel_count(part(&r).1, len));
             if let Some(out) = out {
-                write_gradient(&x[r.clone()], &y[r], out, &s, scale, accumulate, &params);
+                write_gradient(&x[r.clone()], part(&r), out, &s, scale, accumulate, &params);
             }
             (s.loss, outside)
         });
@@ -136,7 +141,7 @@ pub(crate) fn overlap_scored<F: Real>(
     let chunks = parallel::chunks(rows, len);
     let partial = parallel::map(&chunks, |c| {
         let r = c.range.clone();
-        statistics(&x[r.clone()], &y[r], &params)
+        statistics(&x[r.clone()], part(&r), &params)
     });
     check_unit_targets(partial.iter().any(|(_, outside)| *outside), y)?;
     let partial: Vec<[f64; 3]> = partial.into_iter().map(|(sums, _)| sums).collect();
@@ -147,26 +152,48 @@ pub(crate) fn overlap_scored<F: Real>(
         });
         stats = vec![total];
     }
-    let pixels = if params.batch { rows * len } else { len } as f64;
-    let problems: Vec<Scored> = stats.iter().map(|s| scored(s, pixels)).collect();
+    let problem_len = if params.batch { rows * len } else { len };
+    let problems: Vec<Scored> = stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let r = i * problem_len..(i + 1) * problem_len;
+            scored(s, pixel_count(part(&r).1, problem_len))
+        })
+        .collect();
     if let Some(out) = out {
         parallel::map_mut(&chunks, out, |c, out| {
             let s = &problems[if params.batch { 0 } else { c.row }];
             let r = c.range.clone();
-            write_gradient(&x[r.clone()], &y[r], out, s, scale, accumulate, &params);
+            write_gradient(&x[r.clone()], part(&r), out, s, scale, accumulate, &params);
         });
     }
     Ok(problems.iter().map(|s| s.loss).collect())
 }
 
+/// The pixel count of a problem of `len` pixels: the sum of its weights when it has any.
+fn pixel_count<F: Real>(w: Option<&[F]>, len: usize) -> f64 {
+    match w {
+        Some(w) => lanes::sum(w, w, |wi, _| [wi])[0],
+        None => len as f64,
+    }
+}
+
 /// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their
 /// order: the same sums, bit for bit, as the chunk-wise scheme, so the result does not depend
 /// on which scheme the thread count picks.
-fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3], bool) {
+fn row_statistics<F: Real>(
+    x: &[F],
+    (y, w): (&[F], Option<&[F]>),
+    params: &OverlapParams,
+) -> ([f64; 3], bool) {
     let chunks = parallel::chunks(1, x.len());
     let partial: Vec<([f64; 3], bool)> = chunks
         .iter()
-        .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], params))
+        .map(|c| {
+            let r = c.range.clone();
+            statistics(&x[r.clone()], (&y[r.clone()], w.map(|w| &w[r])), params)
+        })
         .collect();
     let outside = partial.iter().any(|(_, outside)| *outside);
     let sums: Vec<[f64; 3]> = partial.into_iter().map(|(sums, _)| sums).collect();
@@ -174,11 +201,16 @@ fn row_statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3
 }
 
 /// The statistics `[sum(p y) or sum|p - y|, |p|, |y|]` of a slice (squared sizes when
-/// `squared`), and whether one of its targets lies outside `[0, 1]`.
-fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3], bool) {
+/// `squared`; each pixel's terms times its weight, with weights), and whether one of its
+/// targets lies outside `[0, 1]`.
+fn statistics<F: Real>(
+    x: &[F],
+    (y, w): (&[F], Option<&[F]>),
+    params: &OverlapParams,
+) -> ([f64; 3], bool) {
     let (from_logits, squared, soft_label) =
         (params.from_logits, params.squared, params.soft_label);
-    lanes::sum_checking_unit_y(x, y, |xi, yi| {
+    lanes::weighted_sum_checking_unit_y(x, y, w, |xi, yi| {
         let p = probability(xi, from_logits);
         let first = if soft_label { (p - yi).abs() } else { p * yi };
         if squared {
@@ -193,7 +225,7 @@ fn statistics<F: Real>(x: &[F], y: &[F], params: &OverlapParams) -> ([f64; 3], b
 /// `s` into `out`.
 fn write_gradient<F: Real>(
     x: &[F],
-    y: &[F],
+    (y, w): (&[F], Option<&[F]>),
     out: &mut [F],
     s: &Scored,
     scale: f64,
@@ -206,7 +238,7 @@ fn write_gradient<F: Real>(
         F::from_f64(scale * s.d_first),
         F::from_f64(scale * s.d_predicted),
     );
-    lanes::sum_and_write(x, y, out, accumulate, |xi, yi| {
+    lanes::weighted_sum_and_write(x, y, w, out, accumulate, |xi, yi| {
         let p = probability(xi, from_logits);
         let dp = if from_logits {
             p * (F::ONE - p)
@@ -353,12 +385,15 @@ mod tests {
         let chunks = parallel::chunks(rows, len);
         let partial: Vec<[f64; 3]> = chunks
             .iter()
-            .map(|c| statistics(&x[c.range.clone()], &y[c.range.clone()], &params).0)
+            .map(|c| statistics(&x[c.range.clone()], (&y[c.range.clone()], None), &params).0)
             .collect();
         let chunk_wise = parallel::per_row(&chunks, &partial, rows);
         for (row, expected) in chunk_wise.iter().enumerate() {
             let r = row * len..(row + 1) * len;
-            assert_eq!(&row_statistics(&x[r.clone()], &y[r], &params).0, expected);
+            assert_eq!(
+                &row_statistics(&x[r.clone()], (&y[r], None), &params).0,
+                expected
+            );
         }
     }
 
@@ -380,7 +415,7 @@ mod tests {
             batch: false,
             from_logits: true,
         };
-        let loss = overlap(&x, &y, 1, params, None).unwrap();
+        let loss = overlap(&x, (&y, None), 1, params, None).unwrap();
         assert!((loss[0] - 1.0 / 3.0).abs() < 1e-12, "{}", loss[0]);
     }
 }

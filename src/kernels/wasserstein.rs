@@ -9,7 +9,7 @@
 use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel;
-use crate::engine::{Gradient, HostFloat, Targets, TypedKernel};
+use crate::engine::{Gradient, HostFloat, Labels, Targets, TypedKernel};
 use crate::error::SegLossError;
 
 /// The options of the loss, as the kernel sees them.
@@ -65,8 +65,8 @@ impl WassersteinParams {
     /// index of no class).
     fn truth<F: Real>(&self, y: Targets<'_, F>, n: usize, pixels: usize) -> Truth<F> {
         let classes = self.classes;
-        match y {
-            Targets::Indices(indices) => {
+        match y.labels {
+            Labels::Indices(indices) => {
                 let mut ids = vec![0_u32; pixels];
                 indices.class_ids(n * pixels, classes, self.ignore_index, &mut ids);
                 let mut volumes = vec![0.0; classes + 1];
@@ -98,7 +98,7 @@ impl WassersteinParams {
                     weight,
                 }
             }
-            Targets::Values(v) => {
+            Labels::Values(v) => {
                 let targets = &v[n * classes * pixels..(n + 1) * classes * pixels];
                 let volumes: Vec<f64> = targets
                     .chunks(pixels)

@@ -4,11 +4,12 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::classes::{ClassMode, ClassTargets};
+use super::classes::ClassMode;
 use super::distance_maps::{
     ClassOptions, MapKind, check_spacing_values, maps_of, scored_class_rows, signed_distance_map,
     upload_rows,
 };
+use super::pixel_weights::{BinaryTargets, WeightedClassTargets, weighted};
 use super::sigmoid_keeping_nan;
 use crate::check;
 use crate::engine::Plan;
@@ -53,13 +54,13 @@ pub struct BoundaryConfig {
 /// (channels; the map only reads `y > 0.5`, so a 0/255 mask gives the right map).
 pub fn boundary_loss<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &BoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
+    let (logits, targets, weights) = targets.into().checked(logits)?;
     let map = signed_distance_map(targets, config.spacing.as_deref())?;
-    boundary_loss_with_map(logits, map, config)
+    Ok(loss_of_map(logits, map, weights, config))
 }
 
 /// [`boundary_loss`] with a map computed beforehand (by [`signed_distance_map`], in a data
@@ -74,15 +75,25 @@ pub fn boundary_loss_with_map<const D: usize>(
     config: &BoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     let (logits, map) = check::binary_inputs(logits, map)?;
+    Ok(loss_of_map(logits, map, None, config))
+}
+
+/// `mean_i(w_i p_i phi_i)` per image, reduced: the body of the boundary loss, from checked
+/// inputs.
+fn loss_of_map<const D: usize>(
+    logits: Tensor<D>,
+    map: Tensor<D>,
+    weights: Option<Tensor<D>>,
+    config: &BoundaryConfig,
+) -> Tensor<1> {
     let map = map.detach();
     let p = if config.from_logits {
         sigmoid_keeping_nan(logits)
     } else {
         logits
     };
-    Ok(config
-        .reduction
-        .apply(rows(p * map).mean_dim(1).flatten(0, 1)))
+    let terms = weighted(rows(p * map), weights.map(rows).as_ref());
+    config.reduction.apply(terms.mean_dim(1).flatten(0, 1))
 }
 
 /// Options of [`multiclass_boundary_loss`].
@@ -136,21 +147,21 @@ impl MulticlassBoundaryConfig {
 /// `ignore_index` with per-class targets.
 pub fn multiclass_boundary_loss<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassBoundaryConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let (p, y, n, grid) = scored_class_rows(logits, targets.into(), config.class_options())?;
-    let maps = maps_of(y.greater_elem(0.5), &grid, MapKind::Signed)?;
-    let map = upload_rows(maps, &p);
+    let rows = scored_class_rows(logits, targets.into(), config.class_options())?;
+    let maps = maps_of(rows.y.greater_elem(0.5), &rows.grid, MapKind::Signed)?;
+    let map = upload_rows(maps, &rows.p);
     // Rows are image-major: an image's classes are consecutive rows, so one image per row of
     // `[N, C' * P]`.
-    let terms = (p * map).reshape([n as i64, -1]);
+    let terms = weighted(rows.p * map, rows.weights.as_ref()).reshape([rows.images as i64, -1]);
     Ok(config.reduction.apply(terms.mean_dim(1).flatten(0, 1)))
 }
 
 impl LossDescription for BoundaryConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// Every spacing value finite and positive.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -160,7 +171,7 @@ impl LossDescription for BoundaryConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         Ok(Plan::Computed(boundary_loss(logits, targets, self)?))
@@ -168,7 +179,7 @@ impl LossDescription for BoundaryConfig {
 }
 
 impl LossDescription for MulticlassBoundaryConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// Every spacing value finite and positive.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -178,7 +189,7 @@ impl LossDescription for MulticlassBoundaryConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         Ok(Plan::Computed(multiclass_boundary_loss(

@@ -7,8 +7,9 @@ use crate::check;
 use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::cl_dice::ClDiceParams;
-use crate::loss::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use crate::loss::classes::{ClassMode, check_background, probabilities_and_targets};
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets, weighted};
 use crate::loss::probabilities;
 use crate::loss::skeleton::soft_skeleton;
 use crate::options::{Execution, Reduction};
@@ -59,15 +60,20 @@ macro_rules! cl_dice_config {
             }
 
             /// The loss of probabilities `p` and targets `y`, `[N, K, P]` each (K channels
-            /// scored together), pixels of shape `spatial`: one value per image, reduced.
-            fn loss_of(&self, p: Tensor<3>, y: Tensor<3>, spatial: &[usize]) -> Tensor<1> {
+            /// scored together), pixels of shape `spatial` weighted by `w` (`[N, 1, P]`, when
+            /// given): one value per image, reduced.
+            fn loss_of(
+                &self,
+                (p, y, w): (Tensor<3>, Tensor<3>, Option<Tensor<3>>),
+                spatial: &[usize],
+            ) -> Tensor<1> {
                 let terms = ClDiceTerms {
                     iterations: self.iterations,
                     smooth_nr: self.smooth_nr,
                     smooth_dr: self.smooth_dr,
                     smooth: self.smooth,
                 };
-                self.reduction.apply(terms.per_image(p, y, spatial))
+                self.reduction.apply(terms.per_image(p, y, w, spatial))
             }
         }
     };
@@ -82,8 +88,15 @@ struct ClDiceTerms {
 }
 
 impl ClDiceTerms {
-    /// `1 - 2 T_prec T_sens / (T_prec + T_sens + smooth)` per image of `p`, `y` `[N, K, P]`.
-    fn per_image(&self, p: Tensor<3>, y: Tensor<3>, spatial: &[usize]) -> Tensor<1> {
+    /// `1 - 2 T_prec T_sens / (T_prec + T_sens + smooth)` per image of `p`, `y` `[N, K, P]`,
+    /// every sum weighted by the pixel weights `w` `[N, 1, P]` when given.
+    fn per_image(
+        &self,
+        p: Tensor<3>,
+        y: Tensor<3>,
+        w: Option<Tensor<3>>,
+        spatial: &[usize],
+    ) -> Tensor<1> {
         let [images, channels, pixels] = p.dims();
         let skeleton = |t: Tensor<3>| {
             soft_skeleton(
@@ -100,8 +113,13 @@ impl ClDiceTerms {
             p.reshape([images, channels * pixels]),
             y.reshape([images, channels * pixels]),
         );
+        // The weights of an image's pixels, repeated for each of its channels.
+        let w = w.map(|w| {
+            w.expand([images, channels, pixels])
+                .reshape([images, channels * pixels])
+        });
         let ratio = |overlap: Tensor<2>, size: Tensor<2>| {
-            let rows = |t: Tensor<2>| t.sum_dim(1).reshape([images]);
+            let rows = |t: Tensor<2>| weighted(t, w.as_ref()).sum_dim(1).reshape([images]);
             rows(overlap)
                 .add_scalar(self.smooth_nr)
                 .div(rows(size).add_scalar(self.smooth_dr))
@@ -192,14 +210,14 @@ cl_dice_config! {
 /// ```
 pub fn cl_dice<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &ClDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for ClDiceConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone: the smoothing in range.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -209,11 +227,11 @@ impl LossDescription for ClDiceConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let (logits, targets, weights) = targets.checked(logits)?;
         let dims = logits.dims();
         // The spatial axes: all but the batch axis, and the channel axis (of size 1) from rank
         // 4 on ([N, H, W] is a 2D image without one).
@@ -227,12 +245,13 @@ impl LossDescription for ClDiceConfig {
                 smooth: self.smooth,
                 from_logits: self.from_logits,
             };
-            return Ok(Plan::host(logits, targets, self.reduction, params));
+            return Ok(Plan::host(logits, targets, weights, self.reduction, params));
         }
         let [images, pixels] = [dims[0], spatial.iter().product()];
         let p = probabilities(logits, self.from_logits).reshape([images, 1, pixels]);
         let y = targets.reshape([images, 1, pixels]);
-        Ok(Plan::Computed(self.loss_of(p, y, spatial)))
+        let w = weights.map(|w| w.reshape([images, 1, pixels]));
+        Ok(Plan::Computed(self.loss_of((p, y, w), spatial)))
     }
 }
 
@@ -256,14 +275,14 @@ impl LossDescription for ClDiceConfig {
 /// `include_background = false` with one channel.
 pub fn multiclass_cl_dice<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassClDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
 }
 
 impl LossDescription for MulticlassClDiceConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: the smoothing in range.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -273,7 +292,7 @@ impl LossDescription for MulticlassClDiceConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -281,8 +300,9 @@ impl LossDescription for MulticlassClDiceConfig {
         let dims = logits.dims();
         let classes = dims[1];
         check_background(self.include_background, classes)?;
-        let (logits, targets) = targets.checked(logits, None)?;
+        let (logits, targets, weights) = targets.checked(logits, None)?;
         let (p, y) = probabilities_and_targets(logits, targets, self.mode, self.from_logits, None)?;
+        let w = weights.map(|w| w.reshape([dims[0] as i64, 1, -1]));
         let (p, y) = if self.include_background {
             (p, y)
         } else {
@@ -290,6 +310,6 @@ impl LossDescription for MulticlassClDiceConfig {
             let foreground = [0..images, 1..classes, 0..pixels];
             (p.slice(foreground.clone()), y.slice(foreground))
         };
-        Ok(Plan::Computed(self.loss_of(p, y, &dims[2..])))
+        Ok(Plan::Computed(self.loss_of((p, y, w), &dims[2..])))
     }
 }

@@ -120,7 +120,7 @@ pub(crate) fn class_host_plan<const D: usize>(
 ) -> Plan<D> {
     let classes = logits.dims()[1];
     let kernel = ClassKernel::single(classes, mode, from_logits, ignore_index, head, reduction);
-    Plan::host(logits, targets.into_host(), Reduction::None, kernel)
+    Plan::host(logits, targets.into_host(), None, Reduction::None, kernel)
 }
 
 /// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`

@@ -6,6 +6,7 @@ use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, weighted};
 
 use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
@@ -71,10 +72,10 @@ pub struct BinaryCrossEntropyConfig {
 /// ```
 pub fn binary_cross_entropy<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &BinaryCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 /// The foreground prior `q` that sets the weights of [`weighted_cross_entropy`].
@@ -137,16 +138,18 @@ pub struct WeightedCrossEntropyConfig {
 /// explicit weight.
 pub fn weighted_cross_entropy<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &WeightedCrossEntropyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 /// `(w_fg, w_bg)` as `[1]` tensors that broadcast over the `[N]` per-image sums; the batch
-/// prior is the mean of the targets `y` (`[N, P]`).
+/// prior is the mean of the targets `y` (`[N, P]`), or with pixel weights `w` their weighted
+/// mean `sum(w y) / sum(w)`.
 fn class_weights(
     y: &Tensor<2>,
+    w: Option<&Tensor<2>>,
     like: &Tensor<1>,
     config: &WeightedCrossEntropyConfig,
 ) -> (Tensor<1>, Tensor<1>) {
@@ -159,7 +162,14 @@ fn class_weights(
             // The weights are constants of the loss (as in the paper), so no gradient flows
             // into the targets through q. Clamping q only matters when a class is absent from
             // the batch, where its term is multiplied by a zero target anyway.
-            let q = y.clone().detach().mean();
+            let q = match w {
+                // All weights 0: q = 0, whose (clamped) weights multiply zero sums.
+                Some(w) => (y.clone() * w.clone())
+                    .sum()
+                    .div(w.clone().sum().clamp_min(MIN_PROB))
+                    .detach(),
+                None => y.clone().detach().mean(),
+            };
             let fg = q.clone().clamp_min(MIN_PROB).mul_scalar(2.0).recip();
             let bg = q
                 .neg()
@@ -199,7 +209,7 @@ pub(crate) fn pixel_count(rows: &Tensor<2>) -> f64 {
 }
 
 impl LossDescription for BinaryCrossEntropyConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// Every option is valid.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -209,21 +219,22 @@ impl LossDescription for BinaryCrossEntropyConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
-        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let (logits, targets, weights) = targets.checked(logits)?;
         if runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let kernel = CrossEntropyKernel {
                 from_logits: self.from_logits,
                 weights: ClassWeights::Fixed { fg: 1.0, bg: 1.0 },
             };
-            return Ok(Plan::host(logits, targets, self.reduction, kernel));
+            return Ok(Plan::host(logits, targets, weights, self.reduction, kernel));
         }
         let (pos, neg) = log_likelihood_terms(rows(logits), self.from_logits);
         let y = rows(targets);
-        // -[y ln p + (1 - y) ln(1 - p)]
+        // -w [y ln p + (1 - y) ln(1 - p)]
         let pixel = y.clone().mul(pos) + y.neg().add_scalar(1.0).mul(neg);
+        let pixel = weighted(pixel, weights.map(rows).as_ref());
         Ok(Plan::Computed(self.reduction.apply(
             row_sums(pixel.clone()).div_scalar(pixel_count(&pixel)),
         )))
@@ -231,7 +242,7 @@ impl LossDescription for BinaryCrossEntropyConfig {
 }
 
 impl LossDescription for WeightedCrossEntropyConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone (no input needed): a fixed prior in `(0, 1)` whose
     /// weights stay finite in f32, explicit weights positive and finite.
@@ -254,11 +265,11 @@ impl LossDescription for WeightedCrossEntropyConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let (logits, targets, pixel_weights) = targets.checked(logits)?;
         if runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let weights = match self.prior {
                 Prior::Fixed(q) => ClassWeights::Fixed {
@@ -274,10 +285,14 @@ impl LossDescription for WeightedCrossEntropyConfig {
                 from_logits: self.from_logits,
                 weights,
             };
-            return Ok(Plan::host(logits, targets, self.reduction, kernel));
+            let plan = Plan::host(logits, targets, pixel_weights, self.reduction, kernel);
+            return Ok(plan);
         }
         let y = rows(targets);
+        let w = pixel_weights.map(rows);
         let (pos, neg) = log_likelihood_terms(rows(logits), self.from_logits);
+        // Each pixel's terms times its weight; the prior is then `sum(w y) / sum(w)`.
+        let (pos, neg) = (weighted(pos, w.as_ref()), weighted(neg, w.as_ref()));
         let count = pixel_count(&pos);
         // The weights multiply the per-image sums of each class's terms, not every pixel:
         // `sum(w_fg y l_fg + w_bg (1 - y) l_bg) = w_fg sum(y l_fg) + w_bg sum((1 - y) l_bg)`.
@@ -286,7 +301,7 @@ impl LossDescription for WeightedCrossEntropyConfig {
         // "Weighted cross-entropy on the device"). The weights are finite (the prior is
         // clamped), so a weight times a zero sum stays 0.
         let fg = row_sums(y.clone().mul(pos));
-        let (w_fg, w_bg) = class_weights(&y, &fg, self);
+        let (w_fg, w_bg) = class_weights(&y, w.as_ref(), &fg, self);
         let bg = row_sums(y.neg().add_scalar(1.0).mul(neg));
         let per_image = fg.mul(w_fg).add(bg.mul(w_bg)).div_scalar(count);
         Ok(Plan::Computed(self.reduction.apply(per_image)))

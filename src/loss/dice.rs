@@ -6,6 +6,7 @@ use crate::engine::Plan;
 use crate::error::SegLossError;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
+use crate::loss::pixel_weights::BinaryTargets;
 use crate::options::{Aggregation, Execution, Reduction};
 
 overlap_config! {
@@ -55,14 +56,14 @@ overlap_config! {
 /// ```
 pub fn soft_dice<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &SoftDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for SoftDiceConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// Smoothing `>= 0` and finite, `soft_label` only with `squared = false`.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -72,7 +73,7 @@ impl LossDescription for SoftDiceConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;

@@ -3,7 +3,8 @@
 
 use burn::tensor::{Bool, DType, Tensor};
 
-use super::classes::{ClassMode, ClassTargets, check_background, probabilities_and_targets};
+use super::classes::{ClassMode, check_background, probabilities_and_targets};
+use super::pixel_weights::WeightedClassTargets;
 use crate::check;
 use crate::check::checked_spacing;
 use crate::cpu::edt::squared_distances;
@@ -97,18 +98,19 @@ pub(crate) struct ClassOptions<'a> {
     pub from_logits: bool,
 }
 
-/// The probabilities and targets of the scored classes (all, or all but class 0), one row per
-/// image and class `[N * C', P]` (image-major), with `N` and the grid of one channel.
+/// The probabilities, targets and pixel weights of the scored classes (all, or all but class
+/// 0), one row per image and class `[N * C', P]` (image-major), with `N` and the grid of one
+/// channel.
 pub(crate) fn scored_class_rows<const D: usize>(
     logits: Tensor<D>,
-    targets: ClassTargets<D>,
+    targets: WeightedClassTargets<D>,
     options: ClassOptions<'_>,
-) -> Result<(Tensor<2>, Tensor<2>, usize, Grid), SegLossError> {
+) -> Result<ScoredRows, SegLossError> {
     let dims = logits.dims();
     check::batch_shape(&logits, "logits")?;
     check_background(options.include_background, dims[1])?;
     let grid = class_grid(&dims, options.spacing)?;
-    let (logits, targets) = targets.checked(logits, options.ignore_index)?;
+    let (logits, targets, weights) = targets.checked(logits, options.ignore_index)?;
     let (p, y) = probabilities_and_targets(
         logits,
         targets,
@@ -122,7 +124,29 @@ pub(crate) fn scored_class_rows<const D: usize>(
     let rows = [n * (classes - first), pixels];
     let p = p.slice(kept.clone()).reshape(rows);
     let y = y.slice(kept).reshape(rows);
-    Ok((p, y, n, grid))
+    // One image's weights for each of its scored classes' rows.
+    let weights = weights.map(|w| {
+        w.reshape([n as i64, 1, -1])
+            .expand([n, classes - first, pixels])
+            .reshape(rows)
+    });
+    Ok(ScoredRows {
+        p,
+        y,
+        weights,
+        images: n,
+        grid,
+    })
+}
+
+/// The scored classes of a multiclass distance-map loss, one row `[P]` per image and class
+/// (image-major): probabilities, targets and the pixel weights of the row's image.
+pub(crate) struct ScoredRows {
+    pub p: Tensor<2>,
+    pub y: Tensor<2>,
+    pub weights: Option<Tensor<2>>,
+    pub images: usize,
+    pub grid: Grid,
 }
 
 /// A grid of voxels and the distances between neighbours along each axis.

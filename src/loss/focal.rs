@@ -6,6 +6,7 @@ use burn::tensor::activation::log_sigmoid;
 
 use crate::check;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, weighted};
 
 use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
@@ -81,10 +82,10 @@ pub struct FocalConfig {
 /// ```
 pub fn focal<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &FocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 /// The per-element focal term `m * ce` (without `alpha_t`) as burn operations, for any shape:
@@ -112,7 +113,7 @@ pub(crate) fn focal_terms<const D: usize>(
 }
 
 impl LossDescription for FocalConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone: `gamma >= 0` (finite), `alpha` in `[0, 1]`.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -126,18 +127,18 @@ impl LossDescription for FocalConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let (logits, targets, weights) = targets.checked(logits)?;
         let params = FocalParams {
             gamma: self.gamma,
             alpha: self.alpha,
             from_logits: self.from_logits,
         };
         if runs_on_host(self.execution, &logits, targets.is_tracked())? {
-            return Ok(Plan::host(logits, targets, self.reduction, params));
+            return Ok(Plan::host(logits, targets, weights, self.reduction, params));
         }
         let y = rows(targets);
         let mut pixel = focal_terms(rows(logits), y.clone(), self.gamma, self.from_logits);
@@ -147,6 +148,7 @@ impl LossDescription for FocalConfig {
                 .add_scalar(1.0 - alpha)
                 .mul(pixel);
         }
+        let pixel = weighted(pixel, weights.map(rows).as_ref());
         let count = pixel_count(&pixel);
         Ok(Plan::Computed(
             self.reduction.apply(row_sums(pixel).div_scalar(count)),

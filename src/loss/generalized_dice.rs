@@ -4,15 +4,15 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::{Plan, runs_on_host_unweighted};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::loss::classes::{
-    ClassMode, ClassTargets, check_background, class_host_plan, class_sums,
-    probabilities_and_targets,
+    ClassMode, check_background, class_host_plan, class_sums, probabilities_and_targets,
 };
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{SoftStatistics, loss_of_ratio, soft_statistics, statistics_plan};
+use crate::loss::pixel_weights::{WeightedClassTargets, class_rows_of, weighted};
 use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::row_sums;
 
@@ -102,7 +102,7 @@ pub struct GeneralizedDiceConfig {
 /// ```
 pub fn generalized_dice<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &GeneralizedDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
@@ -132,7 +132,7 @@ fn class_weights(target: &Tensor<2>, weight: GeneralizedDiceWeight) -> Tensor<2>
 }
 
 impl LossDescription for GeneralizedDiceConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: smoothing `>= 0` and finite.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -143,16 +143,24 @@ impl LossDescription for GeneralizedDiceConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
         check::batch_shape(&logits, "logits")?;
         let classes = logits.dims()[1];
         check_background(self.include_background, classes)?;
-        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let share = share && self.aggregation == Aggregation::Batch;
-        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
+        let weighted_pixels = pixel_weights.is_some();
+        if !share
+            && runs_on_host_unweighted(
+                self.execution,
+                &logits,
+                targets.is_tracked(),
+                weighted_pixels,
+            )?
+        {
             let head = HeadKind::GeneralizedDice {
                 weight: match self.weight {
                     GeneralizedDiceWeight::Square => VolumeWeight::Square,
@@ -187,7 +195,10 @@ impl LossDescription for GeneralizedDiceConfig {
             let rest = |t: Tensor<3>| t.narrow(1, 1, classes - 1);
             (rest(p), rest(y))
         };
-        let statistics = soft_statistics(p, y, false, false, |t| class_sums(t, self.aggregation));
+        let w = class_rows_of(pixel_weights);
+        let statistics = soft_statistics(p, y, false, false, |t| {
+            class_sums(weighted(t, w.as_ref()), self.aggregation)
+        });
         let (weight, smooth_nr, smooth_dr) = (self.weight, self.smooth_nr, self.smooth_dr);
         let reduction = self.reduction;
         let finish = move |s: SoftStatistics<2>| {

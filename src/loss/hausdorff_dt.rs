@@ -4,11 +4,12 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::classes::{ClassMode, ClassTargets};
+use super::classes::ClassMode;
 use super::distance_maps::{
     ClassOptions, Grid, MapKind, binary_grid, check_spacing_values, maps_of, scored_class_rows,
     upload_rows,
 };
+use super::pixel_weights::{BinaryTargets, WeightedClassTargets, weighted};
 use super::sigmoid_keeping_nan;
 use crate::check;
 use crate::engine::Plan;
@@ -61,11 +62,11 @@ pub struct HausdorffDtConfig {
 /// outside `[0, 1]`).
 pub fn hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &HausdorffDtConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
+    let (logits, targets, weights) = targets.into().checked(logits)?;
     let grid = binary_grid(&logits.dims(), config.spacing.as_deref())?;
     // The loss reads its targets' masks anyway (one sync): one boolean more finds a target
     // outside [0, 1], which would otherwise enter `(p - y)^2` as it is.
@@ -86,7 +87,8 @@ pub fn hausdorff_dt_loss<const D: usize>(
     } else {
         logits
     };
-    let per_image = weighted_squared_errors(rows(p), rows(targets), &grid, config.alpha)?;
+    let weights = weights.map(rows);
+    let per_image = weighted_squared_errors(rows(p), rows(targets), weights, &grid, config.alpha)?;
     Ok(config.reduction.apply(per_image))
 }
 
@@ -131,7 +133,7 @@ pub struct MulticlassHausdorffDtConfig {
 /// `ignore_index` with per-class targets.
 pub fn multiclass_hausdorff_dt_loss<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassHausdorffDtConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     config.validate()?;
@@ -142,19 +144,22 @@ pub fn multiclass_hausdorff_dt_loss<const D: usize>(
         ignore_index: config.ignore_index,
         from_logits: config.from_logits,
     };
-    let (p, y, n, grid) = scored_class_rows(logits, targets.into(), options)?;
-    let per_row = weighted_squared_errors(p, y, &grid, config.alpha)?;
+    let rows = scored_class_rows(logits, targets.into(), options)?;
+    let n = rows.images;
+    let per_row = weighted_squared_errors(rows.p, rows.y, rows.weights, &rows.grid, config.alpha)?;
     // Rows are image-major and have the same pixel count: the mean of an image's rows is its
     // mean.
     let per_image = per_row.reshape([n as i64, -1]).mean_dim(1).flatten(0, 1);
     Ok(config.reduction.apply(per_image))
 }
 
-/// The mean over each row of `(p - y)^2 * (d_p^alpha + d_y^alpha)`, `p` and `y` of shape
-/// `[M, P]` (each row one image or one image's class, on a grid of `grid.shape`).
+/// The mean over each row of `w (p - y)^2 * (d_p^alpha + d_y^alpha)`, `p`, `y` and the pixel
+/// weights `w` (1 without) of shape `[M, P]` (each row one image or one image's class, on a grid
+/// of `grid.shape`).
 fn weighted_squared_errors(
     p: Tensor<2>,
     y: Tensor<2>,
+    pixel_weights: Option<Tensor<2>>,
     grid: &Grid,
     alpha: f64,
 ) -> Result<Tensor<1>, SegLossError> {
@@ -176,11 +181,12 @@ fn weighted_squared_errors(
         .collect();
     let weights = upload_rows(weights, &p);
     let error = p - y;
-    Ok((error.clone() * error * weights).mean_dim(1).flatten(0, 1))
+    let terms = weighted(error.clone() * error * weights, pixel_weights.as_ref());
+    Ok(terms.mean_dim(1).flatten(0, 1))
 }
 
 impl LossDescription for HausdorffDtConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// `alpha >= 0` and finite, every spacing value finite and positive.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -191,7 +197,7 @@ impl LossDescription for HausdorffDtConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         Ok(Plan::Computed(hausdorff_dt_loss(logits, targets, self)?))
@@ -199,7 +205,7 @@ impl LossDescription for HausdorffDtConfig {
 }
 
 impl LossDescription for MulticlassHausdorffDtConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// `alpha >= 0` and finite, every spacing value finite and positive.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -210,7 +216,7 @@ impl LossDescription for MulticlassHausdorffDtConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         Ok(Plan::Computed(multiclass_hausdorff_dt_loss(

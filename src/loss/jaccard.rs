@@ -6,6 +6,7 @@ use crate::engine::Plan;
 use crate::error::SegLossError;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
+use crate::loss::pixel_weights::BinaryTargets;
 use crate::options::{Aggregation, Execution, Reduction};
 
 overlap_config! {
@@ -45,14 +46,14 @@ overlap_config! {
 /// (channels, targets outside `[0, 1]`).
 pub fn soft_jaccard<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &SoftJaccardConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for SoftJaccardConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone: smoothing `>= 0` and finite, `soft_label` only with
     /// `squared = false`.
@@ -63,7 +64,7 @@ impl LossDescription for SoftJaccardConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;

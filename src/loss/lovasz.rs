@@ -45,6 +45,7 @@ use burn::tensor::activation::relu;
 
 use crate::check;
 use crate::engine::host::{read_f64, upload};
+use crate::loss::pixel_weights::BinaryTargets;
 
 use crate::engine::validate::{TargetKind, check_values};
 use crate::engine::{Plan, runs_on_host};
@@ -143,14 +144,14 @@ struct LovaszOptions {
 /// ```
 pub fn lovasz_sigmoid<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &LovaszSigmoidConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for LovaszSigmoidConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// Every option is valid.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -160,7 +161,7 @@ impl LossDescription for LovaszSigmoidConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         let from_logits = self.from_logits;
@@ -199,14 +200,14 @@ impl LossDescription for LovaszSigmoidConfig {
 /// As [`lovasz_sigmoid`], plus `from_logits = false` (the hinge needs raw scores).
 pub fn lovasz_hinge<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &LovaszHingeConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for LovaszHingeConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// `from_logits = true` (the hinge is defined on raw scores).
     fn validate(&self) -> Result<(), SegLossError> {
@@ -223,7 +224,7 @@ impl LossDescription for LovaszHingeConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -278,7 +279,7 @@ pub fn lovasz_grad(gt_sorted: Tensor<1>) -> Result<Tensor<1>, SegLossError> {
     check_values(&labels, TargetKind::Soft)?;
     let order: Vec<usize> = (0..len).collect();
     let mut weights = vec![0.0; len];
-    jaccard_weights(&labels, &order, &mut weights);
+    jaccard_weights(&labels, None, &order, &mut weights);
     Ok(upload(weights, [len], &device, dtype))
 }
 
@@ -307,12 +308,12 @@ pub(crate) fn sorts_on_host<const D: usize>(
 /// sort key and the factor of the weights).
 fn lovasz<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: BinaryTargets<D>,
     config: &LovaszOptions,
     kind: Errors,
     errors: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
 ) -> Result<Plan<D>, SegLossError> {
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
+    let (logits, targets, pixel_weights) = targets.checked(logits)?;
     let (n, p) = check::batch_shape(&logits, "logits")?;
     let problem_len = if config.per_image { p } else { n * p };
     if sorts_on_host(config.execution, &logits, targets.is_tracked(), problem_len)? {
@@ -320,7 +321,8 @@ fn lovasz<const D: usize>(
             per_image: config.per_image,
             errors: kind,
         };
-        return Ok(Plan::host(logits, targets, config.reduction, kernel));
+        let plan = Plan::host(logits, targets, pixel_weights, config.reduction, kernel);
+        return Ok(plan);
     }
     let (device, dtype) = (logits.device(), logits.dtype());
     let y = rows(targets);
@@ -328,8 +330,10 @@ fn lovasz<const D: usize>(
     // the sort), the loss multiplies them with it.
     let e = errors(rows(logits), y.clone());
 
+    // The device sort has no pixel weights: a weighted call sorts on the host below.
     #[cfg(feature = "cube")]
-    if crate::cube::on_cube_device(&e)
+    if pixel_weights.is_none()
+        && crate::cube::on_cube_device(&e)
         && crate::cube::lovasz_weights_fit(n * p / problem_len, problem_len)
     {
         // One row per problem.
@@ -344,19 +348,27 @@ fn lovasz<const D: usize>(
     let host_errors = read_f64(e.clone().detach(), "errors")?;
     let host_labels = read_f64(y, "targets")?;
     check_values(&host_labels, TargetKind::Hard)?;
+    let host_pixel_weights = match pixel_weights {
+        Some(w) => Some(read_f64(w, "pixel weights")?),
+        None => None,
+    };
 
     let mut weights = vec![0.0; n * p];
     let mut order = Vec::with_capacity(problem_len);
-    for ((e, g), w) in host_errors
+    for (k, ((e, g), w)) in host_errors
         .chunks(problem_len)
         .zip(host_labels.chunks(problem_len))
         .zip(weights.chunks_mut(problem_len))
+        .enumerate()
     {
         order.clear();
         order.extend(0..problem_len);
         // Stable: equal errors keep ascending pixel order.
         order.sort_by(|&a, &b| e[b].total_cmp(&e[a]));
-        jaccard_weights(g, &order, w);
+        let counts = host_pixel_weights
+            .as_ref()
+            .map(|pw| &pw[k * problem_len..(k + 1) * problem_len]);
+        jaccard_weights(g, counts, &order, w);
     }
     let weights = upload(weights, [n, p], &device, dtype);
     Ok(Plan::Computed(weighted_errors(e, weights, config)))
@@ -397,13 +409,22 @@ fn device_jaccard_weights(errors: Tensor<2>, labels: Tensor<2>) -> Result<Tensor
 
 /// Writes `lovasz_grad` of `labels` visited in `order` into `weights`, at each pixel's own
 /// position (`weights[order[k]] = J_k - J_(k-1)`), so the caller needs no inverse permutation.
-fn jaccard_weights(labels: &[f64], order: &[usize], weights: &mut [f64]) {
-    let total: f64 = labels.iter().sum();
+/// With pixel weights `counts`, of the weighted counts (as the host kernel's
+/// `JaccardWeights`: a union of 0 so far, only zero-weight pixels and no foreground, is
+/// `J = 0`).
+fn jaccard_weights(labels: &[f64], counts: Option<&[f64]>, order: &[usize], weights: &mut [f64]) {
+    let count = |i: usize| counts.map_or(1.0, |c| c[i]);
+    let total: f64 = (0..labels.len()).map(|i| count(i) * labels[i]).sum();
     let (mut cum_fg, mut cum_bg, mut previous) = (0.0, 0.0, 0.0);
     for &i in order {
-        cum_fg += labels[i];
-        cum_bg += 1.0 - labels[i];
-        let jaccard = 1.0 - (total - cum_fg) / (total + cum_bg);
+        cum_fg += count(i) * labels[i];
+        cum_bg += count(i) * (1.0 - labels[i]);
+        let union = total + cum_bg;
+        let jaccard = if union > 0.0 {
+            1.0 - (total - cum_fg) / union
+        } else {
+            0.0
+        };
         weights[i] = jaccard - previous;
         previous = jaccard;
     }

@@ -8,12 +8,11 @@ use crate::check;
 use crate::engine::Plan;
 use crate::error::SegLossError;
 use crate::kernels::lovasz_softmax::{ClassSelection, LovaszSoftmaxKernel};
-use crate::loss::classes::{
-    ClassMode, ClassTargets, present, probabilities_and_targets, weighted_mean,
-};
+use crate::loss::classes::{ClassMode, present, probabilities_and_targets, weighted_mean};
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::lovasz::sorts_on_host;
 use crate::loss::lovasz::{LovaszSigmoidConfig, lovasz_sigmoid};
+use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets, class_rows_of, weighted};
 use crate::options::{Aggregation, Execution, Reduction};
 
 /// Which classes [`lovasz_softmax`] averages over (Berman's `classes` argument).
@@ -104,14 +103,14 @@ pub struct LovaszSoftmaxConfig {
 /// ```
 pub fn lovasz_softmax<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &LovaszSoftmaxConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
 }
 
 impl LossDescription for LovaszSoftmaxConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: a class list, when given, is not empty (its indices
     /// are checked against the logits' channels in each call).
@@ -129,7 +128,7 @@ impl LossDescription for LovaszSoftmaxConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -144,11 +143,15 @@ impl LossDescription for LovaszSoftmaxConfig {
                 allowed: "class indices in 0..C (the logits' channel count)",
             });
         }
-        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
         let per_image = self.aggregation == Aggregation::PerImage;
         let problem_len = if per_image { pixels } else { images * pixels };
-        if sorts_on_host(self.execution, &logits, targets.is_tracked(), problem_len)? {
+        // The softmax kernel takes no pixel weights: weighted calls run the per-class problems
+        // below (as Lovász-sigmoid problems, which take them).
+        if pixel_weights.is_none()
+            && sorts_on_host(self.execution, &logits, targets.is_tracked(), problem_len)?
+        {
             let kernel = LovaszSoftmaxKernel {
                 classes,
                 from_logits: self.from_logits,
@@ -166,6 +169,7 @@ impl LossDescription for LovaszSoftmaxConfig {
             return Ok(Plan::host(
                 logits,
                 targets.into_host(),
+                None,
                 Reduction::None,
                 kernel,
             ));
@@ -177,20 +181,29 @@ impl LossDescription for LovaszSoftmaxConfig {
             self.from_logits,
             self.ignore_index,
         )?;
+        // Each class's pixels weighted as its image's.
+        let w = class_rows_of(pixel_weights).map(|w| w.expand(p.dims()));
         // One row per (problem, class): [N * C, P] per image, [C, N * P] for the batch.
-        let (p, y, problems) = if per_image {
-            let rows = (n * classes) as i64;
-            (p.reshape([rows, -1]), y.reshape([rows, -1]), n)
+        let (p, y, w, problems) = if per_image {
+            let rows = |t: Tensor<3>| t.reshape([(n * classes) as i64, -1]);
+            (rows(p), rows(y), w.map(rows), n)
         } else {
             let batch = |t: Tensor<3>| t.swap_dims(0, 1).reshape([classes as i64, -1]);
-            (batch(p), batch(y), 1)
+            (batch(p), batch(y), w.map(batch), 1)
         };
         let sigmoid_config = LovaszSigmoidConfig::new()
             .with_aggregation(Aggregation::PerImage)
             .with_from_logits(false)
             .with_reduction(Reduction::None)
             .with_execution(self.execution);
-        let target_sums = y.clone().sum_dim(1).reshape([problems, classes]);
+        // Presence by weighted counts: a class only in zero-weight pixels is absent.
+        let target_sums = weighted(y.clone(), w.as_ref())
+            .sum_dim(1)
+            .reshape([problems, classes]);
+        let y = BinaryTargets {
+            targets: y,
+            pixel_weights: w,
+        };
         let losses = lovasz_sigmoid(p, y, &sigmoid_config)?.reshape([problems, classes]);
         let mask = match &self.classes {
             LovaszClasses::Present => present(&target_sums),

@@ -8,6 +8,7 @@ use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::mcc::MccParams;
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{BinaryTargets, weighted};
 use crate::loss::probabilities;
 use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::{row_sums, rows};
@@ -84,14 +85,14 @@ pub struct MccConfig {
 /// ```
 pub fn mcc<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &MccConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl LossDescription for MccConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone: `eps > 0` and finite.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -101,11 +102,11 @@ impl LossDescription for MccConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
-        let (logits, targets) = check::binary_inputs(logits, targets)?;
+        let (logits, targets, weights) = targets.checked(logits)?;
         let batch = self.aggregation == Aggregation::Batch;
         if runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let params = MccParams {
@@ -113,27 +114,33 @@ impl LossDescription for MccConfig {
                 batch,
                 from_logits: self.from_logits,
             };
-            return Ok(Plan::host(logits, targets, self.reduction, params));
+            return Ok(Plan::host(logits, targets, weights, self.reduction, params));
         }
         let p = probabilities(rows(logits), self.from_logits);
         let y = rows(targets);
-        let [images, pixels] = p.dims();
-        let pixels = if batch { images * pixels } else { pixels } as f64;
+        let w = weights.map(rows);
         let sum = |t: Tensor<2>| {
-            let per_image = row_sums(t);
+            let per_image = row_sums(weighted(t, w.as_ref()));
             if batch { per_image.sum() } else { per_image }
         };
+        let [images, len] = p.dims();
         let intersection = sum(p.clone().mul(y.clone()));
         let (predicted, target) = (sum(p), sum(y));
         let eps = self.eps;
         let tp = intersection.clone().add_scalar(eps);
         let fp = predicted.clone().sub(intersection.clone()).add_scalar(eps);
         let false_negatives = target.clone().sub(intersection.clone()).add_scalar(eps);
-        // TN = n - sum(p) - sum(y) + sum(p y).
-        let tn = intersection
-            .sub(predicted)
-            .sub(target)
-            .add_scalar(pixels + eps);
+        // TN = n - sum(p) - sum(y) + sum(p y), n the pixel count (the sum of the weights, with
+        // weights).
+        let tn = intersection.sub(predicted).sub(target);
+        let tn = match &w {
+            Some(w) => {
+                let per_image = row_sums(w.clone());
+                tn.add(if batch { per_image.sum() } else { per_image })
+            }
+            None => tn.add_scalar(if batch { images * len } else { len } as f64),
+        }
+        .add_scalar(eps);
         let numerator = tp.clone().mul(tn.clone()) - fp.clone().mul(false_negatives.clone());
         let positive = (tp.clone() + fp.clone()).mul(tp + false_negatives.clone());
         let negative = (tn.clone() + fp).mul(tn + false_negatives);

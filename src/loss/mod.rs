@@ -20,6 +20,7 @@ pub(crate) mod mcc;
 pub(crate) mod multiclass;
 pub(crate) mod multiclass_focal;
 pub(crate) mod overlap;
+pub(crate) mod pixel_weights;
 pub(crate) mod presets;
 pub(crate) mod skeleton;
 pub(crate) mod sum;

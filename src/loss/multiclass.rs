@@ -10,19 +10,20 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::{Plan, runs_on_host_unweighted};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
 use crate::loss::classes::{
-    ClassAverage, ClassMode, ClassTargets, check_class_weights, class_host_plan, class_sums,
-    class_weights, present, probabilities_and_targets, weighted_mean,
+    ClassAverage, ClassMode, check_class_weights, class_host_plan, class_sums, class_weights,
+    present, probabilities_and_targets, weighted_mean,
 };
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{
     Ratio, SoftStatistics, check_params, loss_of_statistics, overlap_config, raised,
     soft_statistics, statistics_plan,
 };
+use crate::loss::pixel_weights::{WeightedClassTargets, class_rows_of, weighted};
 use crate::options::{Aggregation, Execution, Reduction};
 
 /// The overlap score of a multiclass loss.
@@ -161,14 +162,14 @@ impl MulticlassOverlapConfig {
 /// ```
 pub fn multiclass_overlap<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassOverlapConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
 }
 
 impl LossDescription for MulticlassOverlapConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: Tversky's `alpha`, `beta` and the smoothing `>= 0`
     /// and finite, `soft_label` only with `squared = false`, class weights `>= 0` and finite
@@ -185,7 +186,7 @@ impl LossDescription for MulticlassOverlapConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -197,9 +198,17 @@ impl LossDescription for MulticlassOverlapConfig {
             self.include_background,
             classes,
         )?;
-        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let share = share && self.aggregation == Aggregation::Batch;
-        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
+        let weighted_pixels = pixel_weights.is_some();
+        if !share
+            && runs_on_host_unweighted(
+                self.execution,
+                &logits,
+                targets.is_tracked(),
+                weighted_pixels,
+            )?
+        {
             let head = HeadKind::Overlap {
                 params,
                 weights,
@@ -223,8 +232,9 @@ impl LossDescription for MulticlassOverlapConfig {
             self.from_logits,
             self.ignore_index,
         )?;
+        let w = class_rows_of(pixel_weights);
         let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
-            class_sums(t, self.aggregation)
+            class_sums(weighted(t, w.as_ref()), self.aggregation)
         });
         let (average, reduction) = (self.average, self.reduction);
         let finish = move |statistics: SoftStatistics<2>| {

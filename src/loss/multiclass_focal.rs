@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::softmax::log_softmax;
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::{Plan, runs_on_host_unweighted};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::classes::{
@@ -15,6 +15,7 @@ use crate::loss::classes::{
 use crate::loss::cross_entropy::MIN_PROB;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::focal::focal_terms;
+use crate::loss::pixel_weights::{WeightedClassTargets, weighted};
 use crate::options::{Execution, Reduction};
 
 /// How [`multiclass_focal`] averages its pixel terms.
@@ -126,7 +127,7 @@ pub struct MulticlassFocalConfig {
 /// ```
 pub fn multiclass_focal<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &MulticlassFocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
@@ -153,7 +154,7 @@ impl MulticlassFocalConfig {
 }
 
 impl LossDescription for MulticlassFocalConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: `gamma >= 0` and finite, class weights `>= 0` and
     /// finite (their count is checked against the logits' channels in each call).
@@ -173,7 +174,7 @@ impl LossDescription for MulticlassFocalConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -184,10 +185,18 @@ impl LossDescription for MulticlassFocalConfig {
             self.include_background,
             classes,
         )?;
-        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
+        let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let torch_mean = self.pixel_average == PixelAverage::TorchWeighted;
         let plain = self.label_smoothing == 0.0 && !torch_mean;
-        if plain && runs_on_host(self.execution, &logits, targets.is_tracked())? {
+        let weighted_pixels = pixel_weights.is_some();
+        if plain
+            && runs_on_host_unweighted(
+                self.execution,
+                &logits,
+                targets.is_tracked(),
+                weighted_pixels,
+            )?
+        {
             let head = HeadKind::Focal {
                 gamma: self.gamma,
                 weights,
@@ -245,8 +254,11 @@ impl LossDescription for MulticlassFocalConfig {
             Some(w) => terms.mul(w.clone()),
             None => terms,
         };
-        // [N, P]: the loss of every pixel, summed over the classes.
+        // [N, P]: the loss of every pixel, summed over the classes, times its pixel weight (the
+        // denominators below do not change: torch's `weight` argument).
         let per_pixel = terms.sum_dim(1).reshape([n, full[2]]);
+        let pixel_weights = pixel_weights.map(|w| w.reshape([n, full[2]]));
+        let per_pixel = weighted(per_pixel, pixel_weights.as_ref());
         if torch_mean {
             let mean = torch_weighted_mean(per_pixel, true_weights, w.as_ref(), valid.as_ref());
             return Ok(Plan::Computed(self.reduction.apply(mean)));

@@ -15,10 +15,10 @@
 use burn::tensor::Tensor;
 
 use crate::check;
-
 use crate::engine::{Exchange, Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::overlap::{LOG_FLOOR, OverlapParams};
+use crate::loss::pixel_weights::{BinaryTargets, weighted};
 use crate::loss::probabilities;
 use crate::options::{Aggregation, Execution, Reduction};
 use crate::tensors::{row_sums, rows};
@@ -108,22 +108,23 @@ pub(crate) use overlap_config;
 /// the plan waits for their sums across workers ([`SharedStatistics`]).
 pub(crate) fn overlap_plan<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: BinaryTargets<D>,
     params: OverlapParams,
     (reduction, execution): (Reduction, Execution),
     share: bool,
 ) -> Result<Plan<D>, SegLossError> {
-    let (logits, targets) = check::binary_inputs(logits, targets)?;
+    let (logits, targets, weights) = targets.checked(logits)?;
     let share = share && params.batch;
     if !share && runs_on_host(execution, &logits, targets.is_tracked())? {
-        return Ok(Plan::host(logits, targets, reduction, params));
+        return Ok(Plan::host(logits, targets, weights, reduction, params));
     }
     // Flattened before any arithmetic: a reshape between the sigmoid and the products would
     // end the fused kernel there (burn 0.22's fusion), costing a kernel over the batch.
     let p = probabilities(rows(logits), params.from_logits);
     let y = rows(targets);
+    let w = weights.map(rows);
     let statistics = soft_statistics(p, y, params.soft_label, params.squared, |t| {
-        let per_image = row_sums(t);
+        let per_image = row_sums(weighted(t, w.as_ref()));
         if params.batch {
             per_image.sum()
         } else {

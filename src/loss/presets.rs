@@ -9,10 +9,11 @@ use burn::tensor::Tensor;
 use crate::check;
 use crate::engine::Plan;
 use crate::error::SegLossError;
-use crate::loss::classes::{ClassTargets, check_background};
+use crate::loss::classes::check_background;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::multiclass::{MulticlassOverlapConfig, OverlapScore};
 use crate::loss::multiclass_focal::{MulticlassFocalConfig, PixelAverage};
+use crate::loss::pixel_weights::WeightedClassTargets;
 use crate::loss::sum::sum_of_plans;
 use crate::options::{Aggregation, ClassMode, Execution, Reduction};
 
@@ -229,7 +230,7 @@ impl DiceFocalConfig {
 /// ```
 pub fn dice_ce<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &DiceCeConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
@@ -253,14 +254,14 @@ pub fn dice_ce<const D: usize>(
 /// Those of its two terms, and a negative `lambda_dice` or `lambda_focal`.
 pub fn dice_focal<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &DiceFocalConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
 }
 
 impl LossDescription for DiceCeConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: both terms' options and weights.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -272,7 +273,7 @@ impl LossDescription for DiceCeConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
@@ -294,7 +295,7 @@ impl LossDescription for DiceCeConfig {
 }
 
 impl LossDescription for DiceFocalConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: both terms' options and weights.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -306,7 +307,7 @@ impl LossDescription for DiceFocalConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;

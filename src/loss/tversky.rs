@@ -8,6 +8,7 @@ use crate::error::SegLossError;
 use crate::kernels::overlap::OverlapParams;
 use crate::loss::description::{LossDescription, compute};
 use crate::loss::overlap::{Ratio, batch_width, check_params, overlap_config, overlap_plan};
+use crate::loss::pixel_weights::BinaryTargets;
 use crate::options::{Aggregation, Execution, Reduction};
 
 overlap_config! {
@@ -75,10 +76,10 @@ overlap_config! {
 /// ```
 pub fn tversky<const D: usize>(
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: impl Into<BinaryTargets<D>>,
     config: &TverskyConfig,
 ) -> Result<Tensor<1>, SegLossError> {
-    compute(config, logits, targets)
+    compute(config, logits, targets.into())
 }
 
 impl TverskyConfig {
@@ -92,7 +93,7 @@ impl TverskyConfig {
 }
 
 impl LossDescription for TverskyConfig {
-    type Targets<const D: usize> = Tensor<D>;
+    type Targets<const D: usize> = BinaryTargets<D>;
 
     /// The checks of the options alone: `alpha`, `beta` and the smoothing `>= 0` and finite.
     fn validate(&self) -> Result<(), SegLossError> {
@@ -104,7 +105,7 @@ impl LossDescription for TverskyConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: Tensor<D>,
+        targets: BinaryTargets<D>,
         share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;

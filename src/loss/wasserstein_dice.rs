@@ -5,11 +5,12 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::host::upload;
-use crate::engine::{Plan, runs_on_host};
+use crate::engine::{Plan, runs_on_host_unweighted};
 use crate::error::SegLossError;
 use crate::kernels::wasserstein::WassersteinParams;
-use crate::loss::classes::{ClassMode, ClassTargets, probabilities_and_targets};
+use crate::loss::classes::{ClassMode, probabilities_and_targets};
 use crate::loss::description::{LossDescription, compute};
+use crate::loss::pixel_weights::{WeightedClassTargets, class_rows_of, weighted};
 use crate::options::{Execution, Reduction};
 
 /// How the generalized Wasserstein Dice loss weighs the pixels of each true class.
@@ -113,7 +114,7 @@ pub struct WassersteinDiceConfig {
 /// ```
 pub fn wasserstein_dice<const D: usize>(
     logits: Tensor<D>,
-    targets: impl Into<ClassTargets<D>>,
+    targets: impl Into<WeightedClassTargets<D>>,
     config: &WassersteinDiceConfig,
 ) -> Result<Tensor<1>, SegLossError> {
     compute(config, logits, targets.into())
@@ -160,7 +161,7 @@ impl WassersteinDiceConfig {
 }
 
 impl LossDescription for WassersteinDiceConfig {
-    type Targets<const D: usize> = ClassTargets<D>;
+    type Targets<const D: usize> = WeightedClassTargets<D>;
 
     /// The checks of the options alone: the smoothing in range, the distances' entries (their
     /// count is checked against the logits' channels in each call).
@@ -176,15 +177,21 @@ impl LossDescription for WassersteinDiceConfig {
     fn plan<const D: usize>(
         &self,
         logits: Tensor<D>,
-        targets: ClassTargets<D>,
+        targets: WeightedClassTargets<D>,
         _share: bool,
     ) -> Result<Plan<D>, SegLossError> {
         self.validate()?;
         check::batch_shape(&logits, "logits")?;
         let classes = logits.dims()[1];
         let distances = self.normalised_distances(classes)?;
-        let (logits, targets) = targets.checked(logits, self.ignore_index)?;
-        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
+        let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
+        let weighted_pixels = pixel_weights.is_some();
+        if runs_on_host_unweighted(
+            self.execution,
+            &logits,
+            targets.is_tracked(),
+            weighted_pixels,
+        )? {
             let params = WassersteinParams {
                 classes,
                 distances,
@@ -197,6 +204,7 @@ impl LossDescription for WassersteinDiceConfig {
             return Ok(Plan::host(
                 logits,
                 targets.into_host(),
+                None,
                 self.reduction,
                 params,
             ));
@@ -216,6 +224,10 @@ impl LossDescription for WassersteinDiceConfig {
             .expand([images, classes, classes]);
         let costs = transposed.matmul(y.clone());
         let distance = costs.mul(p).sum_dim(1).reshape([images, pixels]);
+        // Every sum over pixels weighted by the pixel weights (the class volumes of `Gdl`
+        // too).
+        let pixel_weights = class_rows_of(pixel_weights);
+        let flat_weights = pixel_weights.clone().map(|w| w.reshape([images, pixels]));
         // a_i = sum_k y_ik a_k: [N, P] (constants of the loss: no gradient).
         let class_weights = match self.weighting {
             WassersteinWeighting::Default => {
@@ -223,14 +235,19 @@ impl LossDescription for WassersteinDiceConfig {
                 weights[0] = 0.0;
                 upload(weights, [1, classes, 1], &device, dtype)
             }
-            WassersteinWeighting::Gdl => y.clone().sum_dim(2).add_scalar(1.0).recip(),
+            WassersteinWeighting::Gdl => weighted(y.clone(), pixel_weights.as_ref())
+                .sum_dim(2)
+                .add_scalar(1.0)
+                .recip(),
         };
         let weight = y.mul(class_weights).sum_dim(1).reshape([images, pixels]);
+        let weight = weighted(weight, flat_weights.as_ref());
         let row_sum = |t: Tensor<2>| t.sum_dim(1).reshape([images]);
         let true_positives = row_sum(weight.clone().mul(distance.clone().neg().add_scalar(1.0)));
         let denominator = match self.weighting {
             WassersteinWeighting::Default => {
-                true_positives.clone().mul_scalar(2.0) + row_sum(distance)
+                true_positives.clone().mul_scalar(2.0)
+                    + row_sum(weighted(distance, flat_weights.as_ref()))
             }
             WassersteinWeighting::Gdl => row_sum(weight.mul(distance.neg().add_scalar(2.0))),
         };

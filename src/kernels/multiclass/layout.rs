@@ -8,7 +8,7 @@ use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, CHUNK, Chunk};
 use crate::cpu::scratch::with_scratch;
-use crate::engine::Targets;
+use crate::engine::{Labels, Targets};
 use crate::error::SegLossError;
 
 use super::block::{ImageTargets, Scratch};
@@ -47,9 +47,9 @@ impl ClassLayout {
     ) -> Result<Inputs<'a, F>, SegLossError> {
         let classes = self.classes;
         let len = x.len() / (rows * classes).max(1);
-        let targets_fit = match y {
-            Targets::Values(v) => v.len() == x.len(),
-            Targets::Indices(i) => i.len() == rows * len,
+        let targets_fit = match y.labels {
+            Labels::Values(v) => v.len() == x.len(),
+            Labels::Indices(i) => i.len() == rows * len,
         };
         if rows == 0 || classes == 0 || x.len() != rows * classes * len || !targets_fit {
             return Err(SegLossError::InvalidOption {
@@ -81,9 +81,9 @@ impl ClassLayout {
         len: usize,
     ) -> ImageTargets<'a, F> {
         let size = self.classes * len;
-        match y {
-            Targets::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
-            Targets::Indices(indices) => ImageTargets::Indices {
+        match y.labels {
+            Labels::Values(v) => ImageTargets::Values(&v[image * size..(image + 1) * size]),
+            Labels::Indices(indices) => ImageTargets::Indices {
                 indices,
                 offset: image * len,
                 ignore: self.ignore_index,

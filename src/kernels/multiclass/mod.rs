@@ -18,7 +18,7 @@ use crate::cpu::lanes::widest;
 use crate::cpu::math::Real;
 use crate::cpu::parallel::{self, Chunk};
 use crate::cpu::scratch::with_scratch;
-use crate::engine::{Gradient, HostFloat, IGNORED, Targets, TypedKernel};
+use crate::engine::{Gradient, HostFloat, IGNORED, Labels, Targets, TypedKernel};
 use crate::error::SegLossError;
 use crate::options::Reduction;
 
@@ -242,8 +242,8 @@ impl ClassKernel {
     fn focal_in_one_pass<F: Real>(&self, inputs: Inputs<'_, F>, grad: Gradient<'_, F>) -> Vec<f64> {
         let Inputs { y, rows, len, .. } = inputs;
         let counted: Vec<f64> = (0..rows)
-            .map(|n| match (y, self.ignore_index) {
-                (Targets::Indices(indices), Some(ignore)) => {
+            .map(|n| match (y.labels, self.ignore_index) {
+                (Labels::Indices(indices), Some(ignore)) => {
                     let mut counted = 0;
                     indices.class_id_blocks(n * len, len, self.classes, Some(ignore), |_, ids| {
                         counted += ids.iter().filter(|&&id| id != IGNORED).count();

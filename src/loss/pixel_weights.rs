@@ -1,0 +1,201 @@
+//! Per-pixel weights attached to the targets: a mask (an ignore region for the binary losses
+//! and for soft targets) or a weight map (a border weighting, a confidence map).
+//!
+//! A weight `w_i >= 0` per pixel, of shape `[N, 1, ...]` (the logits' shape with one channel),
+//! enters every loss as the count of that pixel: a pixel of weight 2 counts as two copies of
+//! it, one of weight 0 drops out. Per family:
+//!
+//! | family | with weights | anchor |
+//! |---|---|---|
+//! | overlap (Dice, Jaccard, Tversky, generalized Dice, clDice, Wasserstein Dice, MCC, the Dice of the presets) | every sum over pixels weighted: `I = sum(w p y)`, `|p| = sum(w p)`, `|y| = sum(w y)` (`sum(w p^2)` when squared), MCC's pixel count `sum(w)` | a 0/1 mask is MONAI's `MaskedDiceLoss` (prediction and target multiplied by the mask) |
+//! | cross-entropy type (BCE, wCE, focal, the multiclass focal and cross-entropy) | `sum(w l) / P`, the per-pixel loss multiplied by `w` before the mean over the `P` pixels | torch `binary_cross_entropy_with_logits(weight=w)`, `cross_entropy(reduction="none") * w` |
+//! | Lovász (sigmoid, hinge, softmax) | the Jaccard index of weighted counts: `lovasz_grad` on the cumulative sums of `w y` and `w (1 - y)` | a 0/1 mask drops the masked pixels (Berman's `ignore`) |
+//! | boundary, Hausdorff-DT | `sum(w t) / P` of the per-pixel term `t` (the distance maps come from the targets as given) | zero-weight pixels drop out |
+//!
+//! The weighted prior of the weighted cross-entropy is `sum(w y) / sum(w)`: the foreground
+//! fraction inside a mask. The weights take no gradient.
+//!
+//! Why counts: with integer weights every loss equals the loss of the batch with each pixel
+//! repeated `w_i` times, so a weight means the same to every loss. MONAI's `MaskedDiceLoss`
+//! multiplies `p` and `y` by the mask, which squares a weight in `sum(p y)`; for a 0/1 mask
+//! (its documented use) the two agree.
+
+use burn::tensor::{Int, Tensor};
+
+use crate::check;
+use crate::error::SegLossError;
+use crate::loss::classes::ClassTargets;
+
+/// Targets with an optional per-pixel weight map `[N, 1, ...]` (see the
+/// [module docs](crate::losses#pixel-weights-and-masks) for what a weight does to each loss).
+/// A plain target converts into this with no weights, so every loss still takes a tensor.
+#[derive(Clone, Debug)]
+pub struct PixelWeighted<T, const D: usize> {
+    /// The targets.
+    pub targets: T,
+    /// The weight of each pixel, `[N, 1, ...]`, `>= 0` (`None`: every pixel weighs 1).
+    pub pixel_weights: Option<Tensor<D>>,
+}
+
+/// The targets of a binary loss: a tensor of the logits' shape with values in `[0, 1]`, and
+/// optional pixel weights. `Tensor<D>` converts into it; `targets.with_pixel_weights(w)`
+/// ([`WithPixelWeights`]) attaches weights.
+pub type BinaryTargets<const D: usize> = PixelWeighted<Tensor<D>, D>;
+
+/// The targets of a multiclass loss: [`ClassTargets`] (class indices or per-class values) and
+/// optional pixel weights. Class indices, per-class values and [`ClassTargets`] convert into
+/// it; [`ClassTargets::with_pixel_weights`] attaches weights.
+pub type WeightedClassTargets<const D: usize> = PixelWeighted<ClassTargets<D>, D>;
+
+impl<T, const D: usize> PixelWeighted<T, D> {
+    /// The same targets with `weights` (`[N, 1, ...]`, `>= 0`) as their pixel weights,
+    /// replacing any earlier ones.
+    pub fn with_pixel_weights(self, weights: Tensor<D>) -> Self {
+        PixelWeighted {
+            targets: self.targets,
+            pixel_weights: Some(weights),
+        }
+    }
+}
+
+impl<const D: usize> From<Tensor<D>> for BinaryTargets<D> {
+    fn from(targets: Tensor<D>) -> Self {
+        PixelWeighted {
+            targets,
+            pixel_weights: None,
+        }
+    }
+}
+
+impl<const D: usize> From<ClassTargets<D>> for WeightedClassTargets<D> {
+    fn from(targets: ClassTargets<D>) -> Self {
+        PixelWeighted {
+            targets,
+            pixel_weights: None,
+        }
+    }
+}
+
+impl<const D: usize> From<Tensor<D, Int>> for WeightedClassTargets<D> {
+    fn from(indices: Tensor<D, Int>) -> Self {
+        ClassTargets::Indices(indices).into()
+    }
+}
+
+impl<const D: usize> From<Tensor<D>> for WeightedClassTargets<D> {
+    fn from(per_class: Tensor<D>) -> Self {
+        ClassTargets::PerClass(per_class).into()
+    }
+}
+
+impl<const D: usize> ClassTargets<D> {
+    /// These targets with per-pixel weights `[N, 1, ...]` (`>= 0`): see [`PixelWeighted`].
+    pub fn with_pixel_weights(self, weights: Tensor<D>) -> WeightedClassTargets<D> {
+        WeightedClassTargets::from(self).with_pixel_weights(weights)
+    }
+}
+
+/// `.with_pixel_weights(w)` on a plain target tensor: binary targets (`Tensor<D>`) or class
+/// indices (`Tensor<D, Int>`). Per-class float targets go through
+/// [`ClassTargets::PerClass`]`(y).with_pixel_weights(w)`, since a float tensor alone reads as
+/// binary targets.
+pub trait WithPixelWeights<const D: usize> {
+    /// The targets with their weights.
+    type Weighted;
+    /// These targets with per-pixel weights `[N, 1, ...]` (`>= 0`): see [`PixelWeighted`].
+    fn with_pixel_weights(self, weights: Tensor<D>) -> Self::Weighted;
+}
+
+impl<const D: usize> WithPixelWeights<D> for Tensor<D> {
+    type Weighted = BinaryTargets<D>;
+    fn with_pixel_weights(self, weights: Tensor<D>) -> BinaryTargets<D> {
+        BinaryTargets::from(self).with_pixel_weights(weights)
+    }
+}
+
+impl<const D: usize> WithPixelWeights<D> for Tensor<D, Int> {
+    type Weighted = WeightedClassTargets<D>;
+    fn with_pixel_weights(self, weights: Tensor<D>) -> WeightedClassTargets<D> {
+        ClassTargets::Indices(self).with_pixel_weights(weights)
+    }
+}
+
+/// The pixel weights checked against `logits` (already widened): the logits' shape with one
+/// channel (`[N, 1, ...]`; for a binary loss that is the logits' own shape, `[N, H, W]`
+/// included, `per_pixel_of_logits`), the same device, cast to the logits' dtype and detached
+/// (weights take no gradient). Their values are checked where a host kernel reads them
+/// (finite, `>= 0`); on the device a NaN weight gives a NaN loss.
+pub(crate) fn checked_weights<const D: usize>(
+    logits: &Tensor<D>,
+    weights: Option<Tensor<D>>,
+    per_pixel_of_logits: bool,
+) -> Result<Option<Tensor<D>>, SegLossError> {
+    let Some(weights) = weights else {
+        return Ok(None);
+    };
+    let mut expected = logits.dims();
+    if !per_pixel_of_logits {
+        expected[1] = 1;
+    }
+    if weights.dims() != expected {
+        return Err(SegLossError::ShapeMismatch {
+            left_name: "pixel weights (expected the logits' shape with one channel)",
+            left: weights.dims().to_vec(),
+            right_name: "logits",
+            right: logits.dims().to_vec(),
+        });
+    }
+    check::same_device(logits, "logits", &weights, "pixel weights")?;
+    Ok(Some(check::in_dtype(weights, logits.dtype()).detach()))
+}
+
+impl<const D: usize> BinaryTargets<D> {
+    /// The inputs of a binary loss checked ([`check::binary_inputs`]) with their weights
+    /// ([`checked_weights`]): the logits (widened), the targets and the weights in the logits'
+    /// dtype.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn checked(
+        self,
+        logits: Tensor<D>,
+    ) -> Result<(Tensor<D>, Tensor<D>, Option<Tensor<D>>), SegLossError> {
+        let (logits, targets) = check::binary_inputs(logits, self.targets)?;
+        let weights = checked_weights(&logits, self.pixel_weights, true)?;
+        Ok((logits, targets, weights))
+    }
+}
+
+impl<const D: usize> WeightedClassTargets<D> {
+    /// The inputs of a multiclass loss checked ([`ClassTargets::checked`]) with their weights
+    /// `[N, 1, ...]` ([`checked_weights`]).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn checked(
+        self,
+        logits: Tensor<D>,
+        ignore_index: Option<i64>,
+    ) -> Result<(Tensor<D>, ClassTargets<D>, Option<Tensor<D>>), SegLossError> {
+        let (logits, targets) = self.targets.checked(logits, ignore_index)?;
+        let weights = checked_weights(&logits, self.pixel_weights, false)?;
+        Ok((logits, targets, weights))
+    }
+}
+
+/// `t * w` when there are weights (`w` expanded along its axes of size 1, the channels of
+/// `[N, 1, P]` weights), `t` otherwise.
+pub(crate) fn weighted<const K: usize>(t: Tensor<K>, w: Option<&Tensor<K>>) -> Tensor<K> {
+    match w {
+        Some(w) if w.dims() == t.dims() => t.mul(w.clone()),
+        Some(w) => {
+            let dims = t.dims();
+            t.mul(w.clone().expand(dims))
+        }
+        None => t,
+    }
+}
+
+/// Pixel weights `[N, 1, ...]` as `[N, 1, P]`, beside class rows `[N, C, P]`.
+pub(crate) fn class_rows_of<const D: usize>(weights: Option<Tensor<D>>) -> Option<Tensor<3>> {
+    weights.map(|w| {
+        let n = w.dims()[0] as i64;
+        w.reshape([n, 1, -1])
+    })
+}
