@@ -17,14 +17,14 @@ use segloss::losses::{
     GeneralizedDiceWeight, LovaszClasses, LovaszSoftmaxConfig, MulticlassClDiceConfig,
     MulticlassCompoundConfig, MulticlassFocalConfig, MulticlassLoss, MulticlassOverlapConfig,
     OverlapScore, PixelAverage, SoftDiceConfig, TverskyConfig, WassersteinDiceConfig,
-    WassersteinWeighting, generalized_dice, lovasz_softmax, multiclass_compound,
-    multiclass_overlap, soft_dice, tversky, wasserstein_dice,
+    WassersteinWeighting, WeightedClassTargets, generalized_dice, lovasz_softmax,
+    multiclass_compound, multiclass_overlap, soft_dice, tversky, wasserstein_dice,
 };
 use segloss::{Aggregation, Execution, Reduction, SegLossError, validate_class_indices};
 use serde_json::Value;
 
 /// The fixture files, with the loss each one is for.
-fn fixtures() -> [(&'static str, Value); 6] {
+fn fixtures() -> [(&'static str, Value); 7] {
     let parse = |text: &str| serde_json::from_str(text).unwrap();
     [
         (
@@ -52,6 +52,12 @@ fn fixtures() -> [(&'static str, Value); 6] {
             "multiclass_overlap",
             parse(include_str!("reference/requested_multiclass.json")),
         ),
+        // Each case names its loss and its pixel weights (the binary cases are checked in
+        // `tests/pixel_weights.rs`).
+        (
+            "multiclass_overlap",
+            parse(include_str!("reference/pixel_weights.json")),
+        ),
     ]
 }
 
@@ -63,7 +69,7 @@ fn run<const D: usize>(
     options: &Value,
     reduction: Reduction,
     x: Tensor<D>,
-    targets: ClassTargets<D>,
+    targets: WeightedClassTargets<D>,
 ) -> Result<Tensor<1>, SegLossError> {
     if loss != "multiclass_compound" {
         return multiclass_loss(loss, options, reduction).compute(x, targets);
@@ -278,11 +284,19 @@ fn check_case<const D: usize>(
     let mut index_shape = shape;
     index_shape[1] = 1;
     let kind = case["targets"].as_str().unwrap();
-    let targets = |device: &Device| -> ClassTargets<D> {
-        if kind.starts_with("indices") {
+    let weights = case["options"]["weights"].as_str();
+    let targets = |device: &Device| -> WeightedClassTargets<D> {
+        let targets: ClassTargets<D> = if kind.starts_with("indices") {
             indices(&input[kind], index_shape, device).into()
         } else {
             tensor(&floats(&input[kind]), shape, device, DType::F32).into()
+        };
+        match weights {
+            Some(name) => {
+                let w = tensor(&floats(&input[name]), index_shape, device, DType::F32);
+                targets.with_pixel_weights(w)
+            }
+            None => targets.into(),
         }
     };
     let x = if case["input_values"].is_null() {
@@ -351,7 +365,13 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
             };
         for (backend, device) in all_devices() {
             for &execution in executions {
-                for case in cases {
+                for case in cases.iter().filter(|c| c["kind"] != "binary") {
+                    // The multiclass host kernels take no pixel weights (Execution::Host is an
+                    // error there); Auto runs a weighted call with burn operations.
+                    let execution = match (case["options"]["weights"].is_string(), execution) {
+                        (true, "host") => "auto",
+                        _ => execution,
+                    };
                     let input = &doc["inputs"][case["input"].as_str().unwrap()];
                     let loss = case["loss"].as_str().unwrap_or(loss);
                     match input["shape"].as_array().unwrap().len() {

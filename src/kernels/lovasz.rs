@@ -213,10 +213,11 @@ impl JaccardWeights {
         self.foreground += w * label;
         self.background += w * (1.0 - label);
         let union = self.total + self.background;
-        let jaccard = if union > 0.0 {
-            1.0 - (self.total - self.foreground) / union
-        } else {
+        // `== 0` rather than `> 0`: a NaN weight keeps the NaN.
+        let jaccard = if union == 0.0 {
             0.0
+        } else {
+            1.0 - (self.total - self.foreground) / union
         };
         let weight = jaccard - self.previous;
         self.previous = jaccard;

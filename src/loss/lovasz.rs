@@ -420,10 +420,11 @@ fn jaccard_weights(labels: &[f64], counts: Option<&[f64]>, order: &[usize], weig
         cum_fg += count(i) * labels[i];
         cum_bg += count(i) * (1.0 - labels[i]);
         let union = total + cum_bg;
-        let jaccard = if union > 0.0 {
-            1.0 - (total - cum_fg) / union
-        } else {
+        // `== 0` rather than `> 0`: a NaN weight keeps the NaN.
+        let jaccard = if union == 0.0 {
             0.0
+        } else {
+            1.0 - (total - cum_fg) / union
         };
         weights[i] = jaccard - previous;
         previous = jaccard;

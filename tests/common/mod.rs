@@ -149,7 +149,7 @@ pub fn run_loss<const D: usize>(
     options: &Value,
     reduction: Reduction,
     x: Tensor<D>,
-    y: Tensor<D>,
+    y: impl Into<BinaryTargets<D>>,
 ) -> Result<Tensor<1>, SegLossError> {
     if loss == "compound" {
         return compound(x, y, &compound_config(options, reduction));
