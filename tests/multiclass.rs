@@ -357,6 +357,7 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
         assert!(cases.len() >= 10, "{loss}: {} cases", cases.len());
         // Both paths where a loss has an execution option that the other fixtures do not
         // exercise: the Lovász sort, and the host kernel of the Wasserstein Dice loss.
+        // (and both paths of every loss with pixel weights).
         let executions: &[&str] =
             if loss == "lovasz_softmax" || cases.iter().any(|c| c["loss"] == "wasserstein_dice") {
                 &EXECUTIONS
@@ -366,12 +367,6 @@ fn multiclass_losses_match_monai_berman_and_the_closed_form() {
         for (backend, device) in all_devices() {
             for &execution in executions {
                 for case in cases.iter().filter(|c| c["kind"] != "binary") {
-                    // The multiclass host kernels take no pixel weights (Execution::Host is an
-                    // error there); Auto runs a weighted call with burn operations.
-                    let execution = match (case["options"]["weights"].is_string(), execution) {
-                        (true, "host") => "auto",
-                        _ => execution,
-                    };
                     let input = &doc["inputs"][case["input"].as_str().unwrap()];
                     let loss = case["loss"].as_str().unwrap_or(loss);
                     match input["shape"].as_array().unwrap().len() {

@@ -31,6 +31,4 @@ pub(crate) use kernel::{
 pub(crate) use native::NativeMask;
 #[cfg(all(test, feature = "flex", feature = "ndarray"))]
 pub(crate) use native::{native_loss, tests as native_tests};
-pub(crate) use plan::{
-    Exchange, HostCall, HostTargets, Plan, runs_on_host, runs_on_host_unweighted,
-};
+pub(crate) use plan::{Exchange, HostCall, HostTargets, Plan, runs_on_host};

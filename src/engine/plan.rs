@@ -212,28 +212,6 @@ pub(crate) fn runs_on_host<const D: usize>(
     }
 }
 
-/// [`runs_on_host`] for a loss whose host kernel does not read pixel weights: with
-/// `weighted`, `Auto` runs burn operations and `Host` is an error.
-pub(crate) fn runs_on_host_unweighted<const D: usize>(
-    execution: Execution,
-    logits: &Tensor<D>,
-    targets_tracked: bool,
-    weighted: bool,
-) -> Result<bool, SegLossError> {
-    if !weighted {
-        return runs_on_host(execution, logits, targets_tracked);
-    }
-    match execution {
-        Execution::Host => Err(SegLossError::InvalidOption {
-            name: "execution",
-            value: "Execution::Host".into(),
-            allowed: "this loss's host kernel takes no pixel weights; use Auto or Device \
-                      (burn operations) with pixel weights",
-        }),
-        Execution::Auto | Execution::Device => Ok(false),
-    }
-}
-
 /// flex and ndarray: the backends whose tensors already live in host memory.
 fn is_cpu(device: &Device) -> bool {
     let device = device.clone().without_autodiff();

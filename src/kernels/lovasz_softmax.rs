@@ -217,6 +217,7 @@ impl LovaszSoftmaxKernel {
         Image {
             x,
             targets,
+            weights: None,
             len,
             classes: self.classes,
             activation,

@@ -31,6 +31,9 @@ impl TypedKernel for WassersteinParams {
     fn per_image(&self) -> bool {
         true
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -44,9 +47,12 @@ impl TypedKernel for WassersteinParams {
             &parallel::rows(rows, len),
             out,
             |c, out| {
+                let pixels = len / self.classes;
+                let weights = y.weights.map(|w| &w[c.row * pixels..(c.row + 1) * pixels]);
                 let image = Image {
                     x: &x[c.range.clone()],
-                    truth: self.truth(y, c.row, len / self.classes),
+                    truth: self.truth(y, c.row, pixels, weights),
+                    weights,
                     params: self,
                 };
                 // Compiled for the widest instruction set the CPU has, as the other kernels.
@@ -62,18 +68,26 @@ impl TypedKernel for WassersteinParams {
 impl WassersteinParams {
     /// Image `n`'s targets as the loss reads them: each pixel's costs `m_i[c] = sum_k y_ik
     /// M[k][c]` and true-class weight `a_i = sum_k y_ik a_k` (0 for an ignored pixel or an
-    /// index of no class).
-    fn truth<F: Real>(&self, y: Targets<'_, F>, n: usize, pixels: usize) -> Truth<F> {
+    /// index of no class), the class volumes of `Gdl` counted with the image's pixel weights
+    /// `pixel_weights`, when given.
+    fn truth<F: Real>(
+        &self,
+        y: Targets<'_, F>,
+        n: usize,
+        pixels: usize,
+        pixel_weights: Option<&[F]>,
+    ) -> Truth<F> {
+        let count = |i: usize| pixel_weights.map_or(1.0, |w| w[i].to_f64());
         let classes = self.classes;
         match y.labels {
             Labels::Indices(indices) => {
                 let mut ids = vec![0_u32; pixels];
                 indices.class_ids(n * pixels, classes, self.ignore_index, &mut ids);
                 let mut volumes = vec![0.0; classes + 1];
-                for id in &mut ids {
+                for (i, id) in ids.iter_mut().enumerate() {
                     // No class and ignored alike: row C of the tables below, all zeros.
                     *id = (*id).min(classes as u32);
-                    volumes[*id as usize] += 1.0;
+                    volumes[*id as usize] += count(i);
                 }
                 let weights = self.class_weights::<F>(&volumes[..classes]);
                 // columns[c][k] = M[k][c], and weight[k] = a_k, each with a zero row k = C.
@@ -102,7 +116,12 @@ impl WassersteinParams {
                 let targets = &v[n * classes * pixels..(n + 1) * classes * pixels];
                 let volumes: Vec<f64> = targets
                     .chunks(pixels)
-                    .map(|t| t.iter().map(|v| v.to_f64()).sum())
+                    .map(|t| {
+                        t.iter()
+                            .enumerate()
+                            .map(|(i, v)| v.to_f64() * count(i))
+                            .sum()
+                    })
                     .collect();
                 let weights = self.class_weights(&volumes);
                 let mut costs = vec![F::ZERO; classes * pixels];
@@ -188,10 +207,12 @@ impl<F: Real> Truth<F> {
 /// Pixels handled at a time: the probabilities of a block of every class stay in cache.
 const BLOCK: usize = 512;
 
-/// One image: its logits `[C][P]`, its targets, the options.
+/// One image: its logits `[C][P]`, its targets, its pixel weights `[P]` (when the call has
+/// any), the options.
 struct Image<'a, F> {
     x: &'a [F],
     truth: Truth<F>,
+    weights: Option<&'a [F]>,
     params: &'a WassersteinParams,
 }
 
@@ -217,11 +238,13 @@ impl<F: Real> Image<'_, F> {
                     kept[c * pixels + start..][..b].copy_from_slice(&p[c * BLOCK..][..b]);
                 }
             }
-            for (&w, &a) in w[..b].iter().zip(&a[..b]) {
+            for (j, (&w, &a)) in w[..b].iter().zip(&a[..b]).enumerate() {
                 let (w, a) = (w.to_f64(), a.to_f64());
-                true_positives += a * (1.0 - w);
-                distances += w;
-                gdl_denominator += a * (2.0 - w);
+                // Each pixel's terms times its weight, with weights.
+                let v = self.weights.map_or(1.0, |pw| pw[start + j].to_f64());
+                true_positives += v * (a * (1.0 - w));
+                distances += v * w;
+                gdl_denominator += v * (a * (2.0 - w));
             }
         }
         let (nr, dr) = (self.params.smooth_nr, self.params.smooth_dr);
@@ -251,6 +274,11 @@ impl<F: Real> Image<'_, F> {
             self.truth.block(start, b, &mut m, &mut a);
             for (d, &a) in d_pixel[..b].iter_mut().zip(&a[..b]) {
                 *d = a * k_a + k_1;
+            }
+            if let Some(pw) = self.weights {
+                for (d, &v) in d_pixel[..b].iter_mut().zip(&pw[start..start + b]) {
+                    *d = *d * v;
+                }
             }
             // g_ic = d_pixel_i m_i[c]; from logits, dx_ic = p_ic (g_ic - sum_k p_ik g_ik).
             dot[..b].fill(F::ZERO);

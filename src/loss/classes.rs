@@ -106,12 +106,12 @@ impl<const D: usize> ClassTargets<D> {
 }
 
 /// The host plan of one multiclass loss: `head`, with the class mode, input kind, ignored
-/// index and reduction of its config, as a [`ClassKernel`] (which a compound loss can merge
+/// index and reduction of its config, on targets with their pixel weights, as a [`ClassKernel`] (which a compound loss can merge
 /// with the kernels of its other terms: one pass for all of them). The kernel reduces its
 /// values itself.
 pub(crate) fn class_host_plan<const D: usize>(
     logits: Tensor<D>,
-    targets: ClassTargets<D>,
+    (targets, weights): (ClassTargets<D>, Option<Tensor<D>>),
     mode: ClassMode,
     from_logits: bool,
     ignore_index: Option<i64>,
@@ -120,7 +120,13 @@ pub(crate) fn class_host_plan<const D: usize>(
 ) -> Plan<D> {
     let classes = logits.dims()[1];
     let kernel = ClassKernel::single(classes, mode, from_logits, ignore_index, head, reduction);
-    Plan::host(logits, targets.into_host(), None, Reduction::None, kernel)
+    Plan::host(
+        logits,
+        targets.into_host(),
+        weights,
+        Reduction::None,
+        kernel,
+    )
 }
 
 /// The targets as per-class values `[N, C, P]` in the logits' dtype, and the mask `[N, 1, P]`

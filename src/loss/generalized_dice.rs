@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::{Plan, runs_on_host_unweighted};
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::{HeadKind, VolumeWeight};
 use crate::loss::classes::{
@@ -152,15 +152,7 @@ impl LossDescription for GeneralizedDiceConfig {
         check_background(self.include_background, classes)?;
         let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let share = share && self.aggregation == Aggregation::Batch;
-        let weighted_pixels = pixel_weights.is_some();
-        if !share
-            && runs_on_host_unweighted(
-                self.execution,
-                &logits,
-                targets.is_tracked(),
-                weighted_pixels,
-            )?
-        {
+        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let head = HeadKind::GeneralizedDice {
                 weight: match self.weight {
                     GeneralizedDiceWeight::Square => VolumeWeight::Square,
@@ -174,7 +166,7 @@ impl LossDescription for GeneralizedDiceConfig {
             };
             return Ok(class_host_plan(
                 logits,
-                targets,
+                (targets, pixel_weights),
                 self.mode,
                 self.from_logits,
                 self.ignore_index,

@@ -10,7 +10,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::engine::{Plan, runs_on_host_unweighted};
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::kernels::overlap::OverlapParams;
@@ -200,15 +200,7 @@ impl LossDescription for MulticlassOverlapConfig {
         )?;
         let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let share = share && self.aggregation == Aggregation::Batch;
-        let weighted_pixels = pixel_weights.is_some();
-        if !share
-            && runs_on_host_unweighted(
-                self.execution,
-                &logits,
-                targets.is_tracked(),
-                weighted_pixels,
-            )?
-        {
+        if !share && runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let head = HeadKind::Overlap {
                 params,
                 weights,
@@ -216,7 +208,7 @@ impl LossDescription for MulticlassOverlapConfig {
             };
             return Ok(class_host_plan(
                 logits,
-                targets,
+                (targets, pixel_weights),
                 self.mode,
                 self.from_logits,
                 self.ignore_index,

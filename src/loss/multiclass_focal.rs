@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::softmax::log_softmax;
-use crate::engine::{Plan, runs_on_host_unweighted};
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::multiclass::heads::HeadKind;
 use crate::loss::classes::{
@@ -188,22 +188,14 @@ impl LossDescription for MulticlassFocalConfig {
         let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
         let torch_mean = self.pixel_average == PixelAverage::TorchWeighted;
         let plain = self.label_smoothing == 0.0 && !torch_mean;
-        let weighted_pixels = pixel_weights.is_some();
-        if plain
-            && runs_on_host_unweighted(
-                self.execution,
-                &logits,
-                targets.is_tracked(),
-                weighted_pixels,
-            )?
-        {
+        if plain && runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let head = HeadKind::Focal {
                 gamma: self.gamma,
                 weights,
             };
             return Ok(class_host_plan(
                 logits,
-                targets,
+                (targets, pixel_weights),
                 self.mode,
                 self.from_logits,
                 self.ignore_index,

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::engine::host::upload;
-use crate::engine::{Plan, runs_on_host_unweighted};
+use crate::engine::{Plan, runs_on_host};
 use crate::error::SegLossError;
 use crate::kernels::wasserstein::WassersteinParams;
 use crate::loss::classes::{ClassMode, probabilities_and_targets};
@@ -185,13 +185,7 @@ impl LossDescription for WassersteinDiceConfig {
         let classes = logits.dims()[1];
         let distances = self.normalised_distances(classes)?;
         let (logits, targets, pixel_weights) = targets.checked(logits, self.ignore_index)?;
-        let weighted_pixels = pixel_weights.is_some();
-        if runs_on_host_unweighted(
-            self.execution,
-            &logits,
-            targets.is_tracked(),
-            weighted_pixels,
-        )? {
+        if runs_on_host(self.execution, &logits, targets.is_tracked())? {
             let params = WassersteinParams {
                 classes,
                 distances,
@@ -204,7 +198,7 @@ impl LossDescription for WassersteinDiceConfig {
             return Ok(Plan::host(
                 logits,
                 targets.into_host(),
-                None,
+                pixel_weights,
                 self.reduction,
                 params,
             ));

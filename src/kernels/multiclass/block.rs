@@ -191,6 +191,8 @@ pub(crate) struct Image<'a, F> {
     /// The image `[C, len]`.
     pub x: &'a [F],
     pub targets: ImageTargets<'a, F>,
+    /// The pixel weights of the image `[len]`, when the call has any.
+    pub weights: Option<&'a [F]>,
     /// Pixels per image (the class stride of `x`).
     pub len: usize,
     pub classes: usize,
@@ -220,7 +222,10 @@ pub(crate) struct Block<'a, F> {
 impl<'a, F: Real> Block<'a, F> {
     /// The block's class ids and counted mask (from index targets), then the probabilities of
     /// every class, 0 at ignored pixels; with `log_sum`, a softmax keeps `log(sum_c exp(x_c))`
-    /// too. Returns the number of counted pixels.
+    /// too. Returns the number of counted pixels. With pixel weights, `s.valid` then holds each
+    /// pixel's weight (0 where ignored): every sum of the pass and the gradient's last step
+    /// ([`write_gradient`](Self::write_gradient)) multiply by it, since every term of the loss
+    /// is a sum over pixels and each pixel's share of the gradient carries its weight once.
     #[inline(always)]
     pub fn probabilities(&self, log_sum: bool, s: &mut Scratch<F>) -> f64 {
         let Block {
@@ -249,7 +254,7 @@ impl<'a, F: Real> Block<'a, F> {
                 }
             }
         }
-        let valid = &s.valid[..nb];
+        let valid = &mut s.valid[..nb];
         if masked {
             for c in 0..classes {
                 let pc = &mut s.p[c * b..][..nb];
@@ -258,7 +263,20 @@ impl<'a, F: Real> Block<'a, F> {
                 }
             }
         }
-        block_sum(valid)
+        let counted = block_sum(valid);
+        if let Some(w) = self.image.weights {
+            for (v, &w) in valid.iter_mut().zip(&w[q..q + nb]) {
+                *v = *v * w;
+            }
+        }
+        counted
+    }
+
+    /// Whether the pixels carry weights (then in `s.valid`, after
+    /// [`probabilities`](Self::probabilities)).
+    #[inline(always)]
+    pub fn weighted(&self) -> bool {
+        self.image.weights.is_some()
     }
 
     /// The class ids of the block's pixels into `s.ids` (index targets), and the counted mask
@@ -358,15 +376,21 @@ impl<'a, F: Real> Block<'a, F> {
     }
 }
 
-/// Adds the block's statistics of class `c` into `stats`.
+/// Adds the block's statistics of class `c` into `stats`, each pixel's terms times its weight
+/// in `w` when the pixels carry weights.
 #[inline(always)]
 pub(crate) fn add_statistics<F: Real>(
     p: &[F],
     y: &[F],
+    w: Option<&[F]>,
     squares: bool,
     abs: bool,
     stats: &mut Stats,
 ) {
+    if let Some(w) = w {
+        add_weighted_statistics(p, y, w, squares, abs, stats);
+        return;
+    }
     // One sum per loop: a loop making several sums at once does not vectorise
     // (`benches/results/kernel_notes.md#one-sum-per-loop`).
     stats[PY] += sum_of(
@@ -407,6 +431,77 @@ pub(crate) fn add_statistics<F: Real>(
             |p, y, _, _| (p - y).abs(),
         );
     }
+}
+
+/// [`add_statistics`] with pixel weights `w`.
+#[inline(always)]
+fn add_weighted_statistics<F: Real>(
+    p: &[F],
+    y: &[F],
+    w: &[F],
+    squares: bool,
+    abs: bool,
+    stats: &mut Stats,
+) {
+    stats[PY] += weighted_sum(
+        p,
+        y,
+        w,
+        #[inline(always)]
+        |p, y| p * y,
+    );
+    stats[P] += weighted_sum(
+        p,
+        y,
+        w,
+        #[inline(always)]
+        |p, _| p,
+    );
+    stats[Y] += weighted_sum(
+        p,
+        y,
+        w,
+        #[inline(always)]
+        |_, y| y,
+    );
+    if squares {
+        stats[P2] += weighted_sum(
+            p,
+            y,
+            w,
+            #[inline(always)]
+            |p, _| p * p,
+        );
+        stats[Y2] += weighted_sum(
+            p,
+            y,
+            w,
+            #[inline(always)]
+            |_, y| y * y,
+        );
+    }
+    if abs {
+        stats[ABS] += weighted_sum(
+            p,
+            y,
+            w,
+            #[inline(always)]
+            |p, y| (p - y).abs(),
+        );
+    }
+}
+
+/// `sum_i f(p_i, y_i) w_i`, one vector loop as [`sum_of`].
+#[inline(always)]
+fn weighted_sum<F: Real>(p: &[F], y: &[F], w: &[F], f: impl Fn(F, F) -> F) -> f64 {
+    sum_of(
+        p,
+        y,
+        w,
+        w,
+        #[inline(always)]
+        |p, y, w, _| f(p, y) * w,
+    )
 }
 
 /// `(M, dM/dp)` of the focal modulation `M = max(1 - p, m)^gamma` (m = [`Real::MIN_PROB`],
@@ -483,6 +578,13 @@ impl<F: Real> Block<'_, F> {
             Need::All
         };
         self.true_class(term.weights, need, s);
+        if self.weighted() {
+            // The class weight times the pixel weight (the gradient's pass selects the class
+            // weights again, and multiplies by the pixel weight last).
+            for (wt, &v) in s.wt[..nb].iter_mut().zip(&s.valid[..nb]) {
+                *wt = *wt * v;
+            }
+        }
         let (pt, xt, wt, ls) = (&s.pt[..nb], &s.xt[..nb], &s.wt[..nb], &s.log_sum[..nb]);
         if need == Need::Logit {
             // The same value as the general closure, with no branch on the options in the
@@ -531,7 +633,15 @@ impl<F: Real> Block<'_, F> {
             if w == F::ZERO {
                 continue;
             }
-            let (y, p) = (self.class_targets(c, &s.ids, &mut s.y), &s.p[c * b..][..nb]);
+            let (mut y, p) = (self.class_targets(c, &s.ids, &mut s.y), &s.p[c * b..][..nb]);
+            if term.softmax && self.weighted() {
+                // `y w` in `s.k` (free in this pass: the gradient's writes it before reading).
+                let yw = &mut s.k[..nb];
+                for ((t, &y), &v) in yw.iter_mut().zip(y).zip(&s.valid[..nb]) {
+                    *t = y * v;
+                }
+                y = yw;
+            }
             let xc = &x[c * len + q..][..nb];
             let ls = &s.log_sum[..nb];
             total += if term.softmax {
@@ -847,7 +957,8 @@ impl<F: Real> Block<'_, F> {
         }
     }
 
-    /// Writes (or adds) `s.g` into `out[c][at..at + nb]`: 0 at ignored pixels.
+    /// Writes (or adds) `s.g` into `out[c][at..at + nb]`: 0 at ignored pixels, times each
+    /// pixel's weight with weights.
     #[inline(always)]
     fn write_gradient(&self, accumulate: bool, out: &mut [&mut [F]], at: usize, s: &Scratch<F>) {
         let (b, nb) = (s.block, self.nb);

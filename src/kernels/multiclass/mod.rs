@@ -94,6 +94,9 @@ impl TypedKernel for ClassKernel {
     fn per_image(&self) -> bool {
         self.per_image
     }
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
 
     fn run<F: HostFloat>(
         &self,
@@ -200,7 +203,8 @@ impl ClassKernel {
                             {
                                 let y = block.class_targets(c, &s.ids, &mut s.y);
                                 let p = &s.p[c * s.block..][..nb];
-                                add_statistics(p, y, needs.squares, needs.abs, stats);
+                                let w = block.weighted().then(|| &s.valid[..nb]);
+                                add_statistics(p, y, w, needs.squares, needs.abs, stats);
                             }
                             for (sum, term) in sums.focal.iter_mut().zip(&terms) {
                                 *sum += block.focal_sum(*term, s);
@@ -376,6 +380,10 @@ impl ClassKernel {
         Image {
             x: &inputs.x[image * size..(image + 1) * size],
             targets: self.layout().image_targets(inputs.y, image, inputs.len),
+            weights: inputs
+                .y
+                .weights
+                .map(|w| &w[image * inputs.len..(image + 1) * inputs.len]),
             len: inputs.len,
             classes: self.classes,
             activation: self.block_activation(),
