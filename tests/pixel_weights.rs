@@ -505,3 +505,102 @@ fn half_precision_logits_take_weights() {
         assert_close(&half, &full, 2e-2, 1e-3, &format!("{dtype:?}"));
     }
 }
+
+#[test]
+fn one_hot_targets_weigh_as_class_indices() {
+    // The per-class form of index targets takes the other branches of the multiclass kernels
+    // (class by class, no true-class selection): the same loss with the same weights.
+    let (x, classes, _, shape) = class_batch(23);
+    let [n, c, h, wd] = shape;
+    let wshape = [n, 1, h, wd];
+    let mut rng = TestRng::new(24);
+    let w: Vec<f64> = (0..classes.len()).map(|_| rng.range(0.0, 2.5)).collect();
+    let one_hot: Vec<f64> = (0..n * c * h * wd)
+        .map(|i| {
+            let (image, class, pixel) = (i / (c * h * wd), i / (h * wd) % c, i % (h * wd));
+            f64::from(u8::from(classes[image * h * wd + pixel] == class as i64))
+        })
+        .collect();
+    type Make = Box<dyn Fn(Execution) -> MulticlassLoss>;
+    let losses: Vec<(&str, Make)> = vec![
+        (
+            "overlap",
+            Box::new(|e| MulticlassLoss::Overlap(MulticlassOverlapConfig::new().with_execution(e))),
+        ),
+        (
+            "squared overlap",
+            Box::new(|e| {
+                MulticlassLoss::Overlap(
+                    MulticlassOverlapConfig::new()
+                        .with_squared(true)
+                        .with_execution(e),
+                )
+            }),
+        ),
+        (
+            "generalized_dice",
+            Box::new(|e| {
+                MulticlassLoss::GeneralizedDice(GeneralizedDiceConfig::new().with_execution(e))
+            }),
+        ),
+        (
+            "focal",
+            Box::new(|e| MulticlassLoss::Focal(MulticlassFocalConfig::new().with_execution(e))),
+        ),
+        (
+            "cross-entropy",
+            Box::new(|e| {
+                MulticlassLoss::Focal(
+                    MulticlassFocalConfig::new()
+                        .with_gamma(0.0)
+                        .with_execution(e),
+                )
+            }),
+        ),
+        (
+            "multilabel focal",
+            Box::new(|e| {
+                MulticlassLoss::Focal(
+                    MulticlassFocalConfig::new()
+                        .with_mode(ClassMode::Multilabel)
+                        .with_execution(e),
+                )
+            }),
+        ),
+        (
+            "wasserstein_dice",
+            Box::new(|e| {
+                MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new().with_execution(e))
+            }),
+        ),
+    ];
+    for (backend, device) in all_devices() {
+        for (name, loss) in &losses {
+            for execution in [Execution::Auto, Execution::Device] {
+                let run = |per_class: bool| {
+                    value_and_gradient(&device, &x, shape, |xt, d| {
+                        let targets: ClassTargets<4> = if per_class {
+                            ClassTargets::PerClass(tensor(&one_hot, shape, d, DType::F32))
+                        } else {
+                            ClassTargets::Indices(class_tensor(&classes, shape, d))
+                        };
+                        let weights = tensor(&w, wshape, d, DType::F32);
+                        loss(execution)
+                            .compute(xt, targets.with_pixel_weights(weights))
+                            .unwrap()
+                    })
+                };
+                let (indexed, per_class) = (run(false), run(true));
+                let what = format!("{backend} {name} {execution:?}");
+                assert_close(&per_class.0, &indexed.0, 1e-5, 1e-7, &what);
+                assert_close(
+                    &per_class.1,
+                    &indexed.1,
+                    1e-4,
+                    1e-8,
+                    &format!("{what} gradient"),
+                );
+            }
+        }
+    }
+}
