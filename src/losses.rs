@@ -43,8 +43,41 @@
 //!
 //! Conventions shared by all of them: inputs `[N, ...]` of rank >= 2 (N images), binary
 //! targets of the same shape with values in `[0, 1]` (multiclass: logits `[N, C, ...]`,
-//! targets as [`ClassTargets`]), `from_logits` (default `true`) telling whether the inputs are
+//! targets as [`ClassTargets`]), optional [pixel weights](#pixel-weights-and-masks), `from_logits` (default `true`) telling whether the inputs are
 //! raw scores or probabilities, per-image losses combined by a [`Reduction`](crate::Reduction).
+//!
+//! # Pixel weights and masks
+//!
+//! Every loss takes a per-pixel weight map `w` `[N, 1, ...]` (`>= 0`) attached to its targets:
+//! `targets.with_pixel_weights(w)` on binary targets (`Tensor<D>`, through
+//! [`WithPixelWeights`]) and on class indices, [`ClassTargets::with_pixel_weights`] on any
+//! class targets. A plain tensor still converts into targets without weights
+//! ([`BinaryTargets`], [`WeightedClassTargets`]). A pixel of weight `w` counts `w` times: with
+//! integer weights every loss equals the loss of the batch with each pixel repeated `w` times
+//! (tested), so a 0/1 mask is an ignore region for every loss, binary and soft targets
+//! included.
+//!
+//! | family | with weights | anchor (tested) |
+//! |---|---|---|
+//! | overlap: Dice, Jaccard, Tversky (focal), multiclass overlap, generalized Dice, MCC, clDice, Wasserstein Dice, the presets' Dice | every sum over pixels weighted: `sum(w p y)`, `sum(w p)`, `sum(w y)` (`sum(w p^2)`, `sum(w |p - y|)`); MCC's pixel count `sum(w)`; generalized Dice's and Wasserstein's class volumes `sum(w y_c)` | a 0/1 mask: MONAI `MaskedDiceLoss`, `GeneralizedDiceLoss` of `p m` and `y m` |
+//! | cross-entropy type: BCE, wCE, focal, multiclass focal and cross-entropy | `mean_i(w_i l_i)`: the denominator stays the pixel count (counted pixels with `ignore_index`; the class weights' sum with [`PixelAverage::TorchWeighted`]); wCE's batch prior is `sum(w y) / sum(w)` | torch `binary_cross_entropy_with_logits(weight=w)`, `cross_entropy(reduction="none") * w`, MONAI `FocalLoss` times `w` |
+//! | Lovász: sigmoid, hinge, softmax | the Lovász extension of the Jaccard loss of weighted counts (`lovasz_grad` of the running sums of `w y` and `w (1 - y)`); a class is present when `sum(w y_c) > 0` | a 0/1 mask: Berman's code with the masked pixels ignored |
+//! | boundary, Hausdorff-DT | `mean_i(w_i t_i)` of the per-pixel term; the distance maps come from the targets as given | the boundary loss of the map times `w`; MONAI's `HausdorffDTLoss` fields |
+//!
+//! MONAI's `MaskedDiceLoss` multiplies `p` and `y` by the mask, which squares a weight in
+//! `sum(p y)`: for a 0/1 mask (its use) the two agree; for other weights the counts above
+//! keep one meaning across the losses. (Given class indices, `MaskedDiceLoss` masks them before
+//! `to_onehot_y`, which turns masked pixels into class-0 targets; a mask here drops them, as
+//! `ignore_index` does: tested equal for the overlap, generalized Dice, Wasserstein and
+//! Lovász-softmax losses.)
+//!
+//! The weights take no gradient. Their shape is checked; their values where a host kernel reads
+//! them (a negative weight is [`SegLossError::InvalidTargets`](crate::SegLossError)); a NaN
+//! weight gives a NaN loss. Every host kernel reads the map in place (no copy); the device path
+//! multiplies it into its sums. Lovász-softmax with weights runs its per-class problems as
+//! weighted Lovász-sigmoid problems (the device sort has no weights: on a cube device a
+//! weighted Lovász loss sorts on the host). [`deep_supervision`] resizes the weights with the
+//! targets.
 //!
 //! # Inputs every loss refuses or widens
 //!

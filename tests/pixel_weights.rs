@@ -291,7 +291,9 @@ fn a_mask_drops_pixels_as_ignore_index_does() {
         .map(|(&c, &m)| if m == 0.0 { 255 } else { c })
         .collect();
     let wshape = [shape[0], 1, shape[2], shape[3]];
-    let losses: Vec<(&str, Box<dyn Fn(Option<i64>, Execution) -> MulticlassLoss>)> = vec![
+    // A loss with an ignored index and an execution.
+    type Make = Box<dyn Fn(Option<i64>, Execution) -> MulticlassLoss>;
+    let losses: Vec<(&str, Make)> = vec![
         (
             "overlap",
             Box::new(|i, e| {

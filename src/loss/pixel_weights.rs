@@ -1,24 +1,9 @@
 //! Per-pixel weights attached to the targets: a mask (an ignore region for the binary losses
-//! and for soft targets) or a weight map (a border weighting, a confidence map).
-//!
-//! A weight `w_i >= 0` per pixel, of shape `[N, 1, ...]` (the logits' shape with one channel),
-//! enters every loss as the count of that pixel: a pixel of weight 2 counts as two copies of
-//! it, one of weight 0 drops out. Per family:
-//!
-//! | family | with weights | anchor |
-//! |---|---|---|
-//! | overlap (Dice, Jaccard, Tversky, generalized Dice, clDice, Wasserstein Dice, MCC, the Dice of the presets) | every sum over pixels weighted: `I = sum(w p y)`, `|p| = sum(w p)`, `|y| = sum(w y)` (`sum(w p^2)` when squared), MCC's pixel count `sum(w)` | a 0/1 mask is MONAI's `MaskedDiceLoss` (prediction and target multiplied by the mask) |
-//! | cross-entropy type (BCE, wCE, focal, the multiclass focal and cross-entropy) | `sum(w l) / P`, the per-pixel loss multiplied by `w` before the mean over the `P` pixels | torch `binary_cross_entropy_with_logits(weight=w)`, `cross_entropy(reduction="none") * w` |
-//! | Lovász (sigmoid, hinge, softmax) | the Jaccard index of weighted counts: `lovasz_grad` on the cumulative sums of `w y` and `w (1 - y)` | a 0/1 mask drops the masked pixels (Berman's `ignore`) |
-//! | boundary, Hausdorff-DT | `sum(w t) / P` of the per-pixel term `t` (the distance maps come from the targets as given) | zero-weight pixels drop out |
-//!
-//! The weighted prior of the weighted cross-entropy is `sum(w y) / sum(w)`: the foreground
-//! fraction inside a mask. The weights take no gradient.
-//!
-//! Why counts: with integer weights every loss equals the loss of the batch with each pixel
-//! repeated `w_i` times, so a weight means the same to every loss. MONAI's `MaskedDiceLoss`
-//! multiplies `p` and `y` by the mask, which squares a weight in `sum(p y)`; for a 0/1 mask
-//! (its documented use) the two agree.
+//! and for soft targets) or a weight map (a border weighting, a confidence map), `[N, 1, ...]`,
+//! `>= 0`. A pixel of weight `w` counts `w` times in every loss; what that means for each
+//! family of losses, and the anchors, are in the [public docs](crate::losses#pixel-weights-and-masks)
+//! (written once there). Here: the targets types, their conversions, the shape check, and the
+//! one helper the device paths multiply with.
 
 use burn::tensor::{Int, Tensor};
 
