@@ -56,6 +56,7 @@ fn bench_shape<const D: usize>(
         configure(&mut group, elements);
         for (id, device, execution) in &variants {
             let (x, y) = inputs(shape, device);
+            let y = targets_of(loss, y);
             group.bench_function(id.as_str(), |b| {
                 b.iter(|| forward(loss, *execution, &x, &y))
             });
@@ -66,7 +67,7 @@ fn bench_shape<const D: usize>(
         configure(&mut group, elements);
         for (id, device, execution) in &variants {
             let (x, y) = inputs(shape, &device.clone().autodiff());
-            let x: Tensor<D> = x.require_grad();
+            let (x, y): (Tensor<D>, _) = (x.require_grad(), targets_of(loss, y));
             group.bench_function(id.as_str(), |b| {
                 b.iter(|| forward_backward(loss, *execution, &x, &y))
             });
@@ -123,6 +124,7 @@ fn multiclass<const D: usize>(
                 };
                 let (x, y) = multiclass_inputs(shape, &device);
                 let x = if autodiff { x.require_grad() } else { x };
+                let y = class_targets_of(loss, y);
                 group.bench_function(variant.as_str(), |b| {
                     b.iter(|| multiclass_step(loss, *execution, &x, &y, autodiff))
                 });

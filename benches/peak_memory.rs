@@ -50,13 +50,13 @@ fn child(loss: &str, backend: &str) {
     let baseline = status_bytes("VmRSS:");
     if MULTICLASS_LOSSES.contains(&loss) {
         let (x, y) = multiclass_inputs(MULTICLASS_2D, &device);
-        let x = x.require_grad();
+        let (x, y) = (x.require_grad(), class_targets_of(loss, y));
         for _ in 0..2 {
             multiclass_step(loss, Execution::Auto, &x, &y, true);
         }
     } else {
         let (x, y) = inputs(SHAPE, &device);
-        let x = x.require_grad();
+        let (x, y) = (x.require_grad(), targets_of(loss, y));
         for _ in 0..2 {
             drop(forward_backward(loss, Execution::Auto, &x, &y));
         }

@@ -42,6 +42,12 @@ counts logits, pixels x classes):
 - dice_ce: MONAI `DiceCELoss(softmax=True, to_onehot_y=True)` (the preset `DiceCeConfig`).
 - dice_focal: MONAI `DiceFocalLoss(softmax=True, to_onehot_y=True)` (the preset
   `DiceFocalConfig`).
+
+With a 0/1 pixel mask (`masked_`, about 70% ones, made once outside the clock):
+- masked_dice: MONAI `MaskedDiceLoss(sigmoid=True)` (`soft_dice` with `with_pixel_weights`).
+- masked_bce: torch `binary_cross_entropy_with_logits(weight=mask)`.
+- masked_dice_ce: MONAI `MaskedDiceLoss(softmax=True)` on one-hot targets plus
+  `(cross_entropy(reduction="none") * mask).mean()` (`dice_ce` with `with_pixel_weights`).
 """
 
 import argparse
@@ -93,7 +99,38 @@ def implementations():
         ("compound", "MONAI DiceCELoss", monai.losses.DiceCELoss(sigmoid=True)),
         ("cl_dice", "MONAI SoftclDiceLoss", monai.losses.SoftclDiceLoss(sigmoid=True)),
         ("mcc", "smp MCCLoss", lambda x, y, mcc=smp.losses.MCCLoss(): mcc(torch.sigmoid(x), y)),
+        ("masked_dice", "MONAI MaskedDiceLoss", masked_dice),
+        ("masked_bce", "torch BCE weight", masked_bce),
     ]
+
+
+def pixel_mask(shape, device):
+    """A 0/1 mask of `shape`, about 70% ones, cached per shape (as the Rust benches make it once,
+    outside the clock; not the same draws)."""
+    if shape not in MASKS:
+        g = torch.Generator().manual_seed(0x3A5C)
+        MASKS[shape] = (torch.rand(shape, generator=g) < 0.7).float().to(device)
+    return MASKS[shape]
+
+
+MASKS = {}
+
+
+def masked_dice(x, y, loss=monai.losses.MaskedDiceLoss(sigmoid=True)):
+    return loss(x, y, pixel_mask(tuple(y.shape), y.device))
+
+
+def masked_bce(x, y):
+    return F.binary_cross_entropy_with_logits(x, y, weight=pixel_mask(tuple(y.shape), y.device))
+
+
+def masked_dice_ce(x, y, dice=monai.losses.MaskedDiceLoss(softmax=True)):
+    """MONAI has no masked DiceCELoss: MaskedDiceLoss (one-hot targets: it masks index targets
+    before one-hot encoding them) plus torch's cross-entropy times the mask, averaged."""
+    mask = pixel_mask(tuple(y.shape), y.device)
+    one_hot = F.one_hot(y[:, 0], x.shape[1]).movedim(-1, 1).float()
+    ce = (F.cross_entropy(x, y[:, 0], reduction="none").unsqueeze(1) * mask).mean()
+    return dice(x, one_hot, mask) + ce
 
 
 def multiclass_implementations():
@@ -114,6 +151,7 @@ def multiclass_implementations():
         ("wasserstein_dice", "MONAI GeneralizedWassersteinDiceLoss", wasserstein_dice),
         ("dice_ce", "MONAI DiceCELoss", monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)),
         ("dice_focal", "MONAI DiceFocalLoss", monai.losses.DiceFocalLoss(softmax=True, to_onehot_y=True)),
+        ("masked_dice_ce", "MONAI MaskedDiceLoss + torch CE * mask", masked_dice_ce),
     ]
 
 

@@ -11,7 +11,7 @@ use segloss::losses::*;
 use segloss::{Execution, SegLossError};
 
 /// The losses of the crate, by the name used in benchmark ids.
-pub const LOSSES: [&str; 13] = [
+pub const LOSSES: [&str; 15] = [
     "binary_cross_entropy",
     "weighted_cross_entropy",
     "soft_dice",
@@ -25,6 +25,10 @@ pub const LOSSES: [&str; 13] = [
     "hausdorff_dt_loss",
     "cl_dice",
     "mcc",
+    // With a 0/1 pixel mask (`masked_`: `pixel_mask`, about 70% ones): soft Dice (MONAI's
+    // `MaskedDiceLoss`) and BCE (torch's `weight`).
+    "masked_dice",
+    "masked_bce",
 ];
 
 /// The shapes: two 2D batches and one 3D volume batch.
@@ -116,6 +120,44 @@ pub fn inputs<const D: usize>(shape: [usize; D], device: &Device) -> (Tensor<D>,
     (upload(logits), upload(targets))
 }
 
+/// A 0/1 pixel mask of `shape` (about 70% ones; its own SplitMix64 stream), for the `masked_`
+/// losses: `[N, 1, ...]` of the logits.
+pub fn pixel_mask<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let mut state = 0x3A5C_u64;
+    let mask: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            f32::from(u8::from((z ^ (z >> 31)) % 10 < 7))
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(mask, shape), (device, DType::F32))
+}
+
+/// The targets a benchmark of `loss` runs with: `y`, with the mask of [`pixel_mask`] for a
+/// `masked_` loss.
+pub fn targets_of<const D: usize>(loss: &str, y: Tensor<D>) -> BinaryTargets<D> {
+    if loss.starts_with("masked_") {
+        let mask = pixel_mask(y.dims(), &y.device());
+        y.with_pixel_weights(mask)
+    } else {
+        y.into()
+    }
+}
+
+/// The multiclass targets a benchmark of `loss` runs with, as [`targets_of`].
+pub fn class_targets_of<const D: usize>(loss: &str, y: Tensor<D, Int>) -> WeightedClassTargets<D> {
+    if loss.starts_with("masked_") {
+        let mask = pixel_mask(y.dims(), &y.device());
+        y.with_pixel_weights(mask)
+    } else {
+        y.into()
+    }
+}
+
 /// The multiclass benchmarks' shapes: a 2D batch with 4 classes, a 3D batch, and 14 classes
 /// (BTCV's organ count).
 pub const MULTICLASS_2D: [usize; 4] = [8, 4, 256, 256];
@@ -152,7 +194,7 @@ pub fn multiclass_inputs<const D: usize>(
 /// The multiclass losses, by the name used in benchmark ids: each with its defaults (softmax,
 /// class-index targets); `multiclass_ce` is `multiclass_focal` with `gamma = 0` (the
 /// cross-entropy), `multiclass_compound` nnU-Net's Dice + CE.
-pub const MULTICLASS_LOSSES: [&str; 11] = [
+pub const MULTICLASS_LOSSES: [&str; 12] = [
     "multiclass_overlap",
     "generalized_dice",
     "lovasz_softmax",
@@ -164,6 +206,8 @@ pub const MULTICLASS_LOSSES: [&str; 11] = [
     "wasserstein_dice",
     "dice_ce",
     "dice_focal",
+    // Dice + CE with a 0/1 pixel mask.
+    "masked_dice_ce",
 ];
 
 /// Runs multiclass `loss` with its default configuration, on the given execution path.
@@ -171,7 +215,7 @@ pub fn run_multiclass<const D: usize>(
     loss: &str,
     execution: Execution,
     x: Tensor<D>,
-    y: Tensor<D, Int>,
+    y: WeightedClassTargets<D>,
 ) -> Result<Tensor<1>, SegLossError> {
     let e = execution;
     let dice = MulticlassOverlapConfig::new().with_execution(e);
@@ -206,6 +250,7 @@ pub fn run_multiclass<const D: usize>(
         }
         "dice_ce" => dice_ce(x, y, &DiceCeConfig::new().with_execution(e)),
         "dice_focal" => dice_focal(x, y, &DiceFocalConfig::new().with_execution(e)),
+        "masked_dice_ce" => dice_ce(x, y, &DiceCeConfig::new().with_execution(e)),
         other => panic!("unknown multiclass loss {other}"),
     }
 }
@@ -216,7 +261,7 @@ pub fn multiclass_step<const D: usize>(
     loss: &str,
     execution: Execution,
     x: &Tensor<D>,
-    y: &Tensor<D, Int>,
+    y: &WeightedClassTargets<D>,
     backward: bool,
 ) {
     let value =
@@ -235,7 +280,7 @@ pub fn run<const D: usize>(
     loss: &str,
     execution: Execution,
     logits: Tensor<D>,
-    targets: Tensor<D>,
+    targets: BinaryTargets<D>,
 ) -> Result<Tensor<1>, SegLossError> {
     let e = execution;
     match loss {
@@ -285,6 +330,12 @@ pub fn run<const D: usize>(
         "hausdorff_dt_loss" => hausdorff_dt_loss(logits, targets, &HausdorffDtConfig::new()),
         "cl_dice" => cl_dice(logits, targets, &ClDiceConfig::new().with_execution(e)),
         "mcc" => mcc(logits, targets, &MccConfig::new().with_execution(e)),
+        "masked_dice" => soft_dice(logits, targets, &SoftDiceConfig::new().with_execution(e)),
+        "masked_bce" => binary_cross_entropy(
+            logits,
+            targets,
+            &BinaryCrossEntropyConfig::new().with_execution(e),
+        ),
         other => panic!("unknown loss {other}"),
     }
 }
@@ -294,7 +345,7 @@ pub fn forward<const D: usize>(
     loss: &str,
     execution: Execution,
     x: &Tensor<D>,
-    y: &Tensor<D>,
+    y: &BinaryTargets<D>,
 ) -> Tensor<1> {
     let value = run(loss, execution, x.clone(), y.clone()).expect("benchmark inputs are valid");
     value.device().sync().expect("device sync");
@@ -306,7 +357,7 @@ pub fn forward_backward<const D: usize>(
     loss: &str,
     execution: Execution,
     x: &Tensor<D>,
-    y: &Tensor<D>,
+    y: &BinaryTargets<D>,
 ) -> Tensor<D> {
     let value = run(loss, execution, x.clone(), y.clone()).expect("benchmark inputs are valid");
     let grads = value.backward();

@@ -288,12 +288,16 @@ pub(crate) fn run_checked<F: HostFloat>(
     grad: Option<Gradient<'_, F>>,
 ) -> Result<Vec<f64>, SegLossError> {
     if let Some(w) = y.weights {
+        // An or over each chunk (no early exit, so that the loop vectorises), and the position
+        // of the first negative weight only on the error's path.
         let chunks = parallel::chunks(1, w.len());
         let negative = parallel::map(&chunks, |c| {
-            w[c.range.clone()].iter().position(|&v| v < F::ZERO)
+            w[c.range.clone()]
+                .iter()
+                .fold(0_u8, |any, &v| any | u8::from(v < F::ZERO))
         });
-        if let Some((c, Some(at))) = chunks.iter().zip(negative).find(|(_, at)| at.is_some()) {
-            let at = c.range.start + at;
+        if negative.iter().any(|&any| any != 0) {
+            let at = w.iter().position(|&v| v < F::ZERO).unwrap_or_default();
             return Err(SegLossError::InvalidTargets {
                 reason: format!(
                     "pixel weight {} at flat index {at}; pixel weights are >= 0",

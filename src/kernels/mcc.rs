@@ -41,9 +41,14 @@ impl TypedKernel for MccParams {
             from_logits: self.from_logits,
             gamma: 1.0,
         };
-        overlap_scored(x, (y.values()?, y.weights), rows, sums, grad, |s, n| {
-            self.score(s, n)
-        })
+        overlap_scored(
+            x,
+            (y.values()?, y.weights),
+            rows,
+            (sums, true),
+            grad,
+            |s, n| self.score(s, n),
+        )
     }
 }
 

@@ -106,30 +106,36 @@ pub(crate) fn overlap<F: Real>(
     params: OverlapParams,
     grad: Option<Gradient<'_, F>>,
 ) -> Result<Vec<f64>, SegLossError> {
-    overlap_scored(x, y, rows, params, grad, |s, _| {
+    overlap_scored(x, y, rows, (params, false), grad, |s, _| {
         score(s, &params).raised(params.gamma)
     })
 }
 
 /// [`overlap`] with another score of the statistics: `scored(statistics, pixels)` gives a
-/// problem's loss and its derivatives from its statistics and its pixel count (the sum of its
-/// pixel weights, with weights: the MCC loss scores the same three sums).
+/// problem's loss and its derivatives from its statistics and, with `count_pixels`, its pixel
+/// count (the sum of its pixel weights, with weights: the MCC loss scores the same three sums
+/// and the count; without `count_pixels` the weights are not summed, and `pixels` is the
+/// unweighted count).
 pub(crate) fn overlap_scored<F: Real>(
     x: &[F],
     (y, w): (&[F], Option<&[F]>),
     rows: usize,
-    params: OverlapParams,
+    (params, count_pixels): (OverlapParams, bool),
     grad: Option<Gradient<'_, F>>,
     scored: impl Fn(&[f64; 3], f64) -> Scored + Sync,
 ) -> Result<Vec<f64>, SegLossError> {
     let len = x.len() / rows;
     let (out, scale, accumulate) = Gradient::parts(grad);
     let part = |r: &std::ops::Range<usize>| (&y[r.clone()], w.map(|w| &w[r.clone()]));
+    let pixel_count = |r: &std::ops::Range<usize>| match w {
+        Some(w) if count_pixels => lanes::sum(&w[r.clone()], &w[r.clone()], |wi, _| [wi])[0],
+        _ => r.len() as f64,
+    };
     if !params.batch && rows >= parallel::threads() {
         let per_row = parallel::map_with(&parallel::rows(rows, len), out, |c, out| {
             let r = c.range.clone();
             let (statistics, outside) = row_statistics(&x[r.clone()], part(&r), &params);
-            let s = scored(&statistics, pixel_count(part(&r).1, len));
+            let s = scored(&statistics, pixel_count(&r));
             if let Some(out) = out {
                 write_gradient(&x[r.clone()], part(&r), out, &s, scale, accumulate, &params);
             }
@@ -158,7 +164,7 @@ pub(crate) fn overlap_scored<F: Real>(
         .enumerate()
         .map(|(i, s)| {
             let r = i * problem_len..(i + 1) * problem_len;
-            scored(s, pixel_count(part(&r).1, problem_len))
+            scored(s, pixel_count(&r))
         })
         .collect();
     if let Some(out) = out {
@@ -169,14 +175,6 @@ pub(crate) fn overlap_scored<F: Real>(
         });
     }
     Ok(problems.iter().map(|s| s.loss).collect())
-}
-
-/// The pixel count of a problem of `len` pixels: the sum of its weights when it has any.
-fn pixel_count<F: Real>(w: Option<&[F]>, len: usize) -> f64 {
-    match w {
-        Some(w) => lanes::sum(w, w, |wi, _| [wi])[0],
-        None => len as f64,
-    }
 }
 
 /// The statistics of one row, summed over the chunks [`parallel::chunks`] makes of it, in their
