@@ -306,47 +306,14 @@ fn check_case<const D: usize>(
     };
     let options = &with_execution(&case["options"], execution);
     let what = format!("{backend} {loss} {kind} {options} on {shape:?}");
-    let tol = parity_tolerance(backend);
-    for (reduction, expected) in [
-        (Reduction::None, case["per_item"].clone()),
-        (Reduction::Mean, case["mean"].clone()),
-        (Reduction::Sum, case["sum"].clone()),
-    ] {
-        // A preset's anchor has MONAI's mean alone (null per_item and sum).
-        if expected.is_null() {
-            continue;
-        }
-        let expected = match &expected {
-            Value::Array(_) => floats(&expected),
-            number => vec![number.as_f64().unwrap()],
-        };
-        let value = run(
-            loss,
-            options,
-            reduction,
-            tensor(&x, shape, device, DType::F32),
-            targets(device),
-        )
-        .unwrap();
-        assert_close(
-            &to_vec(value),
-            &expected,
-            tol,
-            1e-6,
-            &format!("{what} {reduction:?}"),
-        );
-    }
-    let ad = device.clone().autodiff();
-    let xt = tensor(&x, shape, &ad, DType::F32).require_grad();
-    let value = run(loss, options, Reduction::Mean, xt.clone(), targets(&ad)).unwrap();
-    let grads = value.backward();
-    let grad = to_vec(xt.grad(&grads).unwrap());
-    assert_close(
-        &grad,
-        &floats(&case["grad_mean"]),
-        tol,
-        0.0,
-        &format!("{what} gradient"),
+    check_fixture_case(
+        case,
+        &x,
+        shape,
+        device,
+        parity_tolerance(backend),
+        &what,
+        |reduction, x, device| run(loss, options, reduction, x, targets(device)).unwrap(),
     );
 }
 

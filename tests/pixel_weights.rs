@@ -38,7 +38,7 @@ fn binary_loss<const D: usize>(
 fn check_binary_case<const D: usize>(
     case: &Value,
     input: &Value,
-    device: &Device,
+    (backend, device): (&str, &Device),
     execution: &str,
 ) {
     let shape: [usize; D] = shape_of(&input["shape"]);
@@ -50,39 +50,19 @@ fn check_binary_case<const D: usize>(
     };
     let y = floats(&input["targets"]);
     let w = floats(&input[case["options"]["weights"].as_str().unwrap()]);
-    let what = format!("{device:?} {loss} {options} on {shape:?}");
-    let tol = if format!("{device:?}").contains("Wgpu") {
-        1e-4
-    } else {
-        1e-5
-    };
-    let targets = |device: &Device| {
-        tensor(&y, shape, device, DType::F32).with_pixel_weights(tensor(
-            &w,
-            shape,
-            device,
-            DType::F32,
-        ))
-    };
-    for (reduction, expected) in [
-        (Reduction::None, floats(&case["per_item"])),
-        (Reduction::Mean, vec![case["mean"].as_f64().unwrap()]),
-        (Reduction::Sum, vec![case["sum"].as_f64().unwrap()]),
-    ] {
-        let xt = tensor(&x, shape, device, DType::F32);
-        let got = to_vec(binary_loss(loss, options, reduction, xt, targets(device)).unwrap());
-        assert_close(&got, &expected, tol, 1e-6, &format!("{what} {reduction:?}"));
-    }
-    let ad = device.clone().autodiff();
-    let xt = tensor(&x, shape, &ad, DType::F32).require_grad();
-    let l = binary_loss(loss, options, Reduction::Mean, xt.clone(), targets(&ad)).unwrap();
-    let grad = to_vec(xt.grad(&l.backward()).unwrap());
-    assert_close(
-        &grad,
-        &floats(&case["grad_mean"]),
-        tol,
-        0.0,
-        &format!("{what} gradient"),
+    let what = format!("{backend} {loss} {options} on {shape:?}");
+    check_fixture_case(
+        case,
+        &x,
+        shape,
+        device,
+        parity_tolerance(backend),
+        &what,
+        |reduction, x, device| {
+            let weights = tensor(&w, shape, device, DType::F32);
+            let targets = tensor(&y, shape, device, DType::F32).with_pixel_weights(weights);
+            binary_loss(loss, options, reduction, x, targets).unwrap()
+        },
     );
 }
 
@@ -95,11 +75,12 @@ fn binary_losses_with_pixel_weights_match_the_references() {
             continue;
         }
         let input = &doc["inputs"][case["input"].as_str().unwrap()];
-        for (_, device) in all_devices() {
+        for (backend, device) in all_devices() {
             for execution in EXECUTIONS {
+                let on = (backend, &device);
                 match input["shape"].as_array().unwrap().len() {
-                    4 => check_binary_case::<4>(case, input, &device, execution),
-                    5 => check_binary_case::<5>(case, input, &device, execution),
+                    4 => check_binary_case::<4>(case, input, on, execution),
+                    5 => check_binary_case::<5>(case, input, on, execution),
                     r => panic!("no fixture of rank {r} expected"),
                 }
             }

@@ -10,7 +10,6 @@ mod common;
 
 use burn::tensor::{DType, Device};
 use common::*;
-use segloss::Reduction;
 use serde_json::Value;
 
 /// The fixture files: the paper's losses (`generate.py`) and the losses beyond the paper
@@ -41,25 +40,17 @@ fn check_case<const D: usize>(
     };
     let y = floats(&input["targets"]);
     let what = format!("{backend} {loss} {options} on {shape:?}");
-    let tol = parity_tolerance(backend);
-
-    for (reduction, expected) in [
-        (Reduction::None, floats(&case["per_item"])),
-        (Reduction::Mean, vec![case["mean"].as_f64().unwrap()]),
-        (Reduction::Sum, vec![case["sum"].as_f64().unwrap()]),
-    ] {
-        let xt = tensor(&x, shape, device, DType::F32);
-        let yt = tensor(&y, shape, device, DType::F32);
-        let got = to_vec(run_loss(loss, options, reduction, xt, yt).unwrap());
-        assert_close(&got, &expected, tol, 1e-6, &format!("{what} {reduction:?}"));
-    }
-    let (_, grad) = value_and_grad(loss, options, &x, &y, shape, device, DType::F32);
-    assert_close(
-        &grad,
-        &floats(&case["grad_mean"]),
-        tol,
-        0.0,
-        &format!("{what} gradient"),
+    check_fixture_case(
+        case,
+        &x,
+        shape,
+        device,
+        parity_tolerance(backend),
+        &what,
+        |reduction, x, device| {
+            let y = tensor(&y, shape, device, DType::F32);
+            run_loss(loss, options, reduction, x, y).unwrap()
+        },
     );
 }
 

@@ -98,18 +98,21 @@ pub fn backends() -> Vec<(&'static str, Device)> {
         .collect()
 }
 
+/// The next value of a SplitMix64 stream (`state` advances): the inputs' deterministic draws.
+fn split_mix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Deterministic inputs of `shape`: logits uniform in [-4, 4), targets 0/1 with about 30%
 /// foreground (a SplitMix64 stream, so every run and every backend sees the same data).
 pub fn inputs<const D: usize>(shape: [usize; D], device: &Device) -> (Tensor<D>, Tensor<D>) {
     let n: usize = shape.iter().product();
     let mut state = 0x5EED_u64;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut uniform = move || (split_mix(&mut state) >> 40) as f32 / (1u64 << 24) as f32;
     let mut logits = Vec::with_capacity(n);
     let mut targets = Vec::with_capacity(n);
     for _ in 0..n {
@@ -126,13 +129,7 @@ pub fn pixel_mask<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<
     let n: usize = shape.iter().product();
     let mut state = 0x3A5C_u64;
     let mask: Vec<f32> = (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            f32::from(u8::from((z ^ (z >> 31)) % 10 < 7))
-        })
+        .map(|_| f32::from(u8::from(split_mix(&mut state) % 10 < 7)))
         .collect();
     Tensor::from_data(TensorData::new(mask, shape), (device, DType::F32))
 }
@@ -179,11 +176,7 @@ pub fn multiclass_inputs<const D: usize>(
     let mut state = 0xC1A55_u64;
     let index: Vec<i64> = (0..pixels)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            let u = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+            let u = (split_mix(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
             ((classes as f64 * u * u) as i64).min(classes as i64 - 1)
         })
         .collect();

@@ -339,6 +339,52 @@ pub fn value_and_grad<const D: usize>(
     (to_vec(l)[0], g)
 }
 
+/// Checks a fixture case against `loss(reduction, logits, device)`: its values under each
+/// reduction (`per_item`, `mean`, `sum`; a null one is skipped: a preset's anchor has MONAI's
+/// mean alone) at `tol` (relative, with an absolute floor of 1e-6), and the gradient of the mean
+/// with respect to the logits `x` (`grad_mean`), computed on `device`'s autodiff twin.
+pub fn check_fixture_case<const D: usize>(
+    case: &Value,
+    x: &[f64],
+    shape: [usize; D],
+    device: &Device,
+    tol: f64,
+    what: &str,
+    loss: impl Fn(Reduction, Tensor<D>, &Device) -> Tensor<1>,
+) {
+    for (reduction, expected) in [
+        (Reduction::None, &case["per_item"]),
+        (Reduction::Mean, &case["mean"]),
+        (Reduction::Sum, &case["sum"]),
+    ] {
+        let expected = match expected {
+            Value::Null => continue,
+            Value::Array(_) => floats(expected),
+            number => vec![number.as_f64().unwrap()],
+        };
+        let got = to_vec(loss(
+            reduction,
+            tensor(x, shape, device, DType::F32),
+            device,
+        ));
+        assert_close(&got, &expected, tol, 1e-6, &format!("{what} {reduction:?}"));
+    }
+    let ad = device.clone().autodiff();
+    let xt = tensor(x, shape, &ad, DType::F32).require_grad();
+    let value = loss(Reduction::Mean, xt.clone(), &ad);
+    let grad = to_vec(
+        xt.grad(&value.backward())
+            .expect("the logits have a gradient"),
+    );
+    assert_close(
+        &grad,
+        &floats(&case["grad_mean"]),
+        tol,
+        0.0,
+        &format!("{what} gradient"),
+    );
+}
+
 /// A fixture's shape (a JSON array of sizes) as a rank-`D` shape.
 pub fn shape_of<const D: usize>(v: &Value) -> [usize; D] {
     v.as_array()
