@@ -66,18 +66,60 @@ const SPLITS: [&[usize]; 4] = [&[7], &[3, 4], &[1, 2, 4], &[2, 1, 3, 1]];
 type LossFn =
     dyn Fn(Tensor<4>, Targets, Option<&SharedStatistics>) -> Result<Tensor<1>, SegLossError>;
 
-/// Binary targets or class indices of a shard.
+/// Binary targets or class indices of a shard, with their pixel weights when they have any.
 #[derive(Clone)]
 enum Targets {
-    Binary(Tensor<4>),
-    Classes(Tensor<4, Int>),
+    Binary(BinaryTargets<4>),
+    Classes(WeightedClassTargets<4>),
 }
 
 impl Targets {
     fn shard(&self, start: usize, len: usize) -> Targets {
+        let weights = |w: &Option<Tensor<4>>| w.clone().map(|w| w.narrow(0, start, len));
         match self {
-            Targets::Binary(t) => Targets::Binary(t.clone().narrow(0, start, len)),
-            Targets::Classes(t) => Targets::Classes(t.clone().narrow(0, start, len)),
+            Targets::Binary(t) => Targets::Binary(PixelWeighted {
+                targets: t.targets.clone().narrow(0, start, len),
+                pixel_weights: weights(&t.pixel_weights),
+            }),
+            Targets::Classes(t) => {
+                let ClassTargets::Indices(indices) = &t.targets else {
+                    unreachable!("the tests shard class indices")
+                };
+                Targets::Classes(PixelWeighted {
+                    targets: ClassTargets::Indices(indices.clone().narrow(0, start, len)),
+                    pixel_weights: weights(&t.pixel_weights),
+                })
+            }
+        }
+    }
+
+    /// The class indices of unweighted class targets.
+    fn indices(self) -> Tensor<4, Int> {
+        match self {
+            Targets::Classes(PixelWeighted {
+                targets: ClassTargets::Indices(indices),
+                pixel_weights: None,
+            }) => indices,
+            _ => unreachable!("unweighted class indices"),
+        }
+    }
+
+    /// The values of unweighted binary targets.
+    fn values(self) -> Tensor<4> {
+        match self {
+            Targets::Binary(PixelWeighted {
+                targets,
+                pixel_weights: None,
+            }) => targets,
+            _ => unreachable!("unweighted binary targets"),
+        }
+    }
+
+    /// These targets with the pixel weights `w` (`[N, 1, ...]`).
+    fn weighted(self, w: Tensor<4>) -> Targets {
+        match self {
+            Targets::Binary(t) => Targets::Binary(t.with_pixel_weights(w)),
+            Targets::Classes(t) => Targets::Classes(t.with_pixel_weights(w)),
         }
     }
 }
@@ -167,7 +209,7 @@ fn binary_inputs(rng: &mut TestRng) -> (Vec<f64>, [usize; 4], Targets) {
     (
         x,
         dims,
-        Targets::Binary(tensor(&y, dims, &device, DType::F64)),
+        Targets::Binary(tensor(&y, dims, &device, DType::F64).into()),
     )
 }
 
@@ -192,7 +234,7 @@ fn class_inputs(rng: &mut TestRng) -> (Vec<f64>, [usize; 4], Targets) {
         .collect();
     let device = f64_device().autodiff();
     let t = Tensor::<4, Int>::from_data(TensorData::new(y, [7, 1, 5, 6]), &device);
-    (x, dims, Targets::Classes(t))
+    (x, dims, Targets::Classes(t.into()))
 }
 
 fn binary(loss: Loss) -> Box<LossFn> {
@@ -324,15 +366,66 @@ fn multiclass_batch_losses_are_exact_across_workers() {
 }
 
 #[test]
+fn weighted_batch_losses_are_exact_across_workers() {
+    // Pixel weights enter the shared sums: the weighted batch losses stay exact too.
+    let mut rng = TestRng::new(31);
+    let device = f64_device().autodiff();
+    let weights = |rng: &mut TestRng, dims: [usize; 4]| {
+        let w: Vec<f64> = (0..dims.iter().product())
+            .map(|_| rng.range(0.0, 2.0))
+            .collect();
+        tensor(&w, dims, &device, DType::F64)
+    };
+    let (x, dims, y) = binary_inputs(&mut rng);
+    let y = y.weighted(weights(&mut rng, dims));
+    let batch = Aggregation::Batch;
+    check(
+        "weighted soft Dice",
+        &x,
+        dims,
+        y,
+        &binary(Loss::SoftDice(
+            SoftDiceConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE),
+        )),
+    );
+    let (x, dims, y) = class_inputs(&mut rng);
+    let y = y.weighted(weights(&mut rng, [dims[0], 1, dims[2], dims[3]]));
+    check(
+        "weighted multiclass Dice, ignore_index",
+        &x,
+        dims,
+        y.clone(),
+        &multiclass(MulticlassLoss::Overlap(
+            MulticlassOverlapConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_ignore_index(Some(255)),
+        )),
+    );
+    check(
+        "weighted generalized Dice",
+        &x,
+        dims,
+        y,
+        &multiclass(MulticlassLoss::GeneralizedDice(
+            GeneralizedDiceConfig::new()
+                .with_aggregation(batch)
+                .with_execution(DEVICE)
+                .with_ignore_index(Some(255)),
+        )),
+    );
+}
+
+#[test]
 fn nnunet_batch_dice_plus_ce_under_data_parallelism() {
     // Equal shards: the cross-entropy's per-shard mean averages to the global mean, so the
     // whole compound is exact with GradientReduction::Mean (and its value is the mean of the
     // workers' values).
     let mut rng = TestRng::new(31);
     let (x, dims, y) = class_inputs(&mut rng);
-    let Targets::Classes(y) = y else {
-        unreachable!()
-    };
+    let y = y.indices();
     let config = MulticlassCompoundConfig::new()
         .with_term(
             1.0,
@@ -418,13 +511,10 @@ fn nnunet_batch_dice_plus_ce_under_data_parallelism() {
 /// A binary batch on the plain (non-autodiff) device.
 fn plain_binary_batch(seed: u64) -> (Tensor<4>, Tensor<4>) {
     let (x, dims, y) = binary_inputs(&mut TestRng::new(seed));
-    let Targets::Binary(y) = y else {
-        unreachable!()
-    };
     let device = f64_device();
     (
         tensor(&x, dims, &device, DType::F64),
-        Tensor::from_data(y.into_data(), &device),
+        Tensor::from_data(y.values().into_data(), &device),
     )
 }
 
@@ -832,11 +922,13 @@ fn a_compound_checks_every_term_before_its_collectives() {
 fn a_bad_multiclass_shard_sends_zeros_of_the_agreed_shape() {
     let mut rng = TestRng::new(47);
     let (x, dims, y) = class_inputs(&mut rng);
-    let Targets::Classes(y) = y else {
-        unreachable!()
-    };
     let per_image = dims[1] * dims[2] * dims[3];
-    let labels: Vec<i64> = y.into_data().convert::<i64>().try_into_vec().unwrap();
+    let labels: Vec<i64> = y
+        .indices()
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec()
+        .unwrap();
     let pixels = dims[2] * dims[3];
     let batch = Aggregation::Batch;
     let dice = MulticlassLoss::Overlap(

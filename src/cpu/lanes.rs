@@ -245,7 +245,7 @@ fn write_body<F: Real, const K: usize, const ADD: bool, const CHECK: bool, const
     let mut total = [0.0_f64; K];
     let mut outside = false;
     let mut terms = [[F::ZERO; BLOCK]; K];
-    // As in `sum_body`.
+    // Full blocks as arrays, and `y` standing in for absent weights, as in `sum_body`.
     let w = if W { w } else { y };
     let (x_blocks, x_rest) = x.as_chunks::<BLOCK>();
     let (y_blocks, y_rest) = y.as_chunks::<BLOCK>();

@@ -195,8 +195,8 @@ pub(crate) trait TypedKernel: Send + Sync {
     /// over the whole batch (`[1]`).
     fn per_image(&self) -> bool;
     /// Whether the kernel weighs pixels by [`Targets::weights`]. A loss plans a kernel that
-    /// does not only without weights (with weights it runs burn operations instead), and the
-    /// engine refuses to hand weights to it.
+    /// does not only without weights (Lovász-softmax's: its weighted calls run as weighted
+    /// Lovász-sigmoid problems), and the engine refuses to hand weights to it.
     fn reads_pixel_weights(&self) -> bool {
         false
     }

@@ -167,7 +167,7 @@ impl<const D: usize> HostCall<D> {
             return Err(SegLossError::InvalidOption {
                 name: "pixel_weights",
                 value: "weights for a host kernel that does not read them".into(),
-                allowed: "Execution::Auto or Execution::Device for this loss with pixel weights",
+                allowed: "no weights for this kernel (a loss that plans it with weights is a bug)",
             });
         }
         host_loss(
