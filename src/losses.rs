@@ -74,9 +74,10 @@
 //! The weights take no gradient. Their shape is checked; their values where a host kernel reads
 //! them (a negative weight is [`SegLossError::InvalidTargets`](crate::SegLossError)); a NaN
 //! weight gives a NaN loss. Every host kernel reads the map in place (no copy); the device path
-//! multiplies it into its sums. Lovász-softmax with weights runs its per-class problems as
-//! weighted Lovász-sigmoid problems (the device sort has no weights: on a cube device a
-//! weighted Lovász loss sorts on the host). [`deep_supervision`] resizes the weights with the
+//! multiplies it into its sums. Two costs of weights: Lovász-softmax's host kernel solves each
+//! weighted class problem on its comparison sort (its labelled radix sort reads nothing by
+//! pixel, and a weight would be), and the device sort has no weights, so a weighted Lovász
+//! loss on a cube device sorts on the host. [`deep_supervision`] resizes the weights with the
 //! targets.
 //!
 //! # Inputs every loss refuses or widens

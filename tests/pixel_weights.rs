@@ -551,6 +551,16 @@ fn one_hot_targets_weigh_as_class_indices() {
             }),
         ),
         (
+            "lovasz_softmax",
+            Box::new(|e| {
+                MulticlassLoss::LovaszSoftmax(
+                    LovaszSoftmaxConfig::new()
+                        .with_aggregation(segloss::Aggregation::PerImage)
+                        .with_execution(e),
+                )
+            }),
+        ),
+        (
             "wasserstein_dice",
             Box::new(|e| {
                 MulticlassLoss::WassersteinDice(WassersteinDiceConfig::new().with_execution(e))

@@ -194,9 +194,9 @@ pub(crate) trait TypedKernel: Send + Sync {
     /// `true` when the loss has one problem per image (`[N]` values), `false` for one problem
     /// over the whole batch (`[1]`).
     fn per_image(&self) -> bool;
-    /// Whether the kernel weighs pixels by [`Targets::weights`]. A loss plans a kernel that
-    /// does not only without weights (Lovász-softmax's: its weighted calls run as weighted
-    /// Lovász-sigmoid problems), and the engine refuses to hand weights to it.
+    /// Whether the kernel weighs pixels by [`Targets::weights`] (every loss's kernel does; a
+    /// compound's when all its terms do). A kernel that does not must be planned without
+    /// weights: the engine refuses to hand weights to it.
     fn reads_pixel_weights(&self) -> bool {
         false
     }

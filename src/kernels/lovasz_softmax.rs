@@ -53,6 +53,10 @@ impl TypedKernel for LovaszSoftmaxKernel {
         self.per_image && self.reduction == Reduction::None
     }
 
+    fn reads_pixel_weights(&self) -> bool {
+        true
+    }
+
     fn run<F: HostFloat>(
         &self,
         x: &[F],
@@ -83,6 +87,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
         };
         self.signed_errors(inputs, buffer);
         let sums = self.target_sums(y, rows, len);
+        let weights = y.weights;
         let problems = if self.per_image { rows } else { 1 };
         // The pixels of each (problem, class) pair labelled one `[R * C]`.
         let positives: Vec<f64> = (0..problems * classes)
@@ -126,7 +131,7 @@ impl TypedKernel for LovaszSoftmaxKernel {
             masks: &masks,
             counts: &counts,
         };
-        let values = self.solve(&pairs, factor, buffer);
+        let values = self.solve(&pairs, weights, factor, buffer);
         let losses: Vec<f64> = (0..problems)
             .map(|r| {
                 let total: f64 = (0..classes)
@@ -231,26 +236,33 @@ impl LovaszSoftmaxKernel {
         indices.class_id_blocks(n * len, len, self.classes, self.ignore_index, f);
     }
 
-    /// `sum_i y_ic` per image and class `[N * C]`.
+    /// `sum_i w_i y_ic` per image and class `[N * C]` (`w_i = 1` without pixel weights): the
+    /// weighted count of each class, which decides the classes present.
     fn target_sums<F: Real>(&self, y: Targets<'_, F>, rows: usize, len: usize) -> Vec<f64> {
         let classes = self.classes;
         let mut sums = vec![0.0; rows * classes];
+        let weight = |n: usize, i: usize| y.weights.map_or(1.0, |w| w[n * len + i].to_f64());
         match y.labels {
             Labels::Indices(indices) => {
                 for n in 0..rows {
                     let image = &mut sums[n * classes..(n + 1) * classes];
-                    self.class_ids(indices, n, len, |_, ids| {
-                        for &id in ids {
+                    self.class_ids(indices, n, len, |start, ids| {
+                        for (i, &id) in ids.iter().enumerate() {
                             if let Some(sum) = image.get_mut(id as usize) {
-                                *sum += 1.0;
+                                *sum += weight(n, start + i);
                             }
                         }
                     });
                 }
             }
             Labels::Values(v) => {
-                for (sum, row) in sums.iter_mut().zip(v.chunks(len)) {
-                    *sum = row.iter().map(|&t| t.to_f64()).sum();
+                for (k, (sum, row)) in sums.iter_mut().zip(v.chunks(len)).enumerate() {
+                    let n = k / classes;
+                    *sum = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| t.to_f64() * weight(n, i))
+                        .sum();
                 }
             }
         }
@@ -260,8 +272,16 @@ impl LovaszSoftmaxKernel {
     /// Solves every (problem, class) pair in parallel and returns their values `[R * C]` (0
     /// for a class not averaged over); with `scale` (`d output / d loss`), overwrites each
     /// pair's rows of `buffer` with `d output / d p` (0 for a class not averaged over), and
-    /// without it (no gradient asked for) computes the values alone.
-    fn solve<F: Real>(&self, pairs: &Pairs<'_>, scale: Option<f64>, buffer: &mut [F]) -> Vec<f64> {
+    /// without it (no gradient asked for) computes the values alone. With pixel weights `w`
+    /// (`[N, P]`) each pair is the Lovász problem of weighted counts, on the comparison sort of
+    /// [`gathered`] (the labelled sort's pass reads nothing by pixel, and a weight would be).
+    fn solve<F: Real>(
+        &self,
+        pairs: &Pairs<'_>,
+        w: Option<&[F]>,
+        scale: Option<f64>,
+        buffer: &mut [F],
+    ) -> Vec<f64> {
         let Pairs {
             rows,
             len,
@@ -291,8 +311,16 @@ impl LovaszSoftmaxKernel {
                 return 0.0;
             }
             let factor = scale.map(|scale| scale / counts[r] as f64);
-            if !lovasz::takes_labelled::<F>(rows_out.len() * len) {
-                return gathered(&mut rows_out, factor);
+            // The pair's weights: its image's, or every image's in order (its rows' order).
+            let w = w.map(|w| {
+                if self.per_image {
+                    &w[r * len..(r + 1) * len]
+                } else {
+                    w
+                }
+            });
+            if w.is_some() || !lovasz::takes_labelled::<F>(rows_out.len() * len) {
+                return gathered(&mut rows_out, w, factor);
             }
             // The f32 path: keys made from the rows, gradients written back into them.
             with_scratch(|s: &mut lovasz::Scratch<F>| {
@@ -387,10 +415,11 @@ struct Pairs<'a> {
     counts: &'a [usize],
 }
 
-/// A pair on the comparison sort of [`lovasz::problem`] (f64, or a problem past 2^31 pixels):
-/// its errors and labels (the signs of its [`signed_error`](lovasz::signed_error)s) gathered
-/// contiguous, the gradient (scaled by `factor`, when asked for) scattered back.
-fn gathered<F: Real>(rows: &mut [&mut [F]], factor: Option<f64>) -> f64 {
+/// A pair on the comparison sort of [`lovasz::problem`] (f64, a problem past 2^31 pixels, or
+/// pixel weights `w`, the pair's own in the order of its rows): its errors and labels (the
+/// signs of its [`signed_error`](lovasz::signed_error)s) gathered contiguous, the gradient
+/// (scaled by `factor`, when asked for) scattered back.
+fn gathered<F: Real>(rows: &mut [&mut [F]], w: Option<&[F]>, factor: Option<f64>) -> f64 {
     with_scratch(|g: &mut Gathered<F>| {
         g.p.clear();
         g.y.clear();
@@ -414,7 +443,7 @@ fn gathered<F: Real>(rows: &mut [&mut [F]], factor: Option<f64>) -> f64 {
             accumulate: false,
         });
         let value = with_scratch(|s: &mut lovasz::Scratch<F>| {
-            lovasz::problem((&g.p, &g.y, None), Errors::Given, grad, s)
+            lovasz::problem((&g.p, &g.y, w), Errors::Given, grad, s)
         });
         if factor.is_some() {
             let len = g.p.len() / rows.len().max(1);

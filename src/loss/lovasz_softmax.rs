@@ -147,11 +147,7 @@ impl LossDescription for LovaszSoftmaxConfig {
         let (images, pixels) = (n, logits.dims()[2..].iter().product::<usize>());
         let per_image = self.aggregation == Aggregation::PerImage;
         let problem_len = if per_image { pixels } else { images * pixels };
-        // The softmax kernel takes no pixel weights: weighted calls run the per-class problems
-        // below (as Lovász-sigmoid problems, which take them).
-        if pixel_weights.is_none()
-            && sorts_on_host(self.execution, &logits, targets.is_tracked(), problem_len)?
-        {
+        if sorts_on_host(self.execution, &logits, targets.is_tracked(), problem_len)? {
             let kernel = LovaszSoftmaxKernel {
                 classes,
                 from_logits: self.from_logits,
@@ -169,7 +165,7 @@ impl LossDescription for LovaszSoftmaxConfig {
             return Ok(Plan::host(
                 logits,
                 targets.into_host(),
-                None,
+                pixel_weights,
                 Reduction::None,
                 kernel,
             ));
