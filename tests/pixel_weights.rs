@@ -597,3 +597,28 @@ fn one_hot_targets_weigh_as_class_indices() {
         }
     }
 }
+
+#[test]
+fn every_spelling_of_weighted_targets_is_the_same_loss() {
+    // The trait method on a tensor, the targets types' constructors, and their public fields.
+    let (x, y, w, shape) = batch(17);
+    let device = cpu_devices()[0].1.clone();
+    let t = |v: &[f64]| tensor(v, shape, &device, DType::F32);
+    let config = SoftDiceConfig::new();
+    let spellings: Vec<BinaryTargets<4>> = vec![
+        t(&y).with_pixel_weights(t(&w)),
+        BinaryTargets::new(t(&y)).with_pixel_weights(t(&w)),
+        BinaryTargets::from(t(&y)).with_pixel_weights(t(&w)),
+        PixelWeighted {
+            targets: t(&y),
+            pixel_weights: Some(t(&w)),
+        },
+    ];
+    let values: Vec<Vec<f64>> = spellings
+        .into_iter()
+        .map(|targets| to_vec(soft_dice(t(&x), targets, &config).unwrap()))
+        .collect();
+    for v in &values[1..] {
+        assert_eq!(v, &values[0]);
+    }
+}

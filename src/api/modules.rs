@@ -91,11 +91,7 @@ pub trait SegmentationLoss<const D: usize>: core::fmt::Debug + Send + Sync {
         logits: Tensor<D>,
         targets: Self::Targets,
     ) -> Result<Tensor<1>, SegLossError> {
-        let targets = PixelWeighted {
-            targets,
-            pixel_weights: None,
-        };
-        self.try_forward_weighted(logits, targets)
+        self.try_forward_weighted(logits, PixelWeighted::new(targets))
     }
 
     /// The loss; panics with the error's message where [`try_forward`](Self::try_forward)

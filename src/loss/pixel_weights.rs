@@ -33,6 +33,15 @@ pub type BinaryTargets<const D: usize> = PixelWeighted<Tensor<D>, D>;
 pub type WeightedClassTargets<const D: usize> = PixelWeighted<ClassTargets<D>, D>;
 
 impl<T, const D: usize> PixelWeighted<T, D> {
+    /// `targets` without pixel weights (every pixel weighs 1); add them with
+    /// [`with_pixel_weights`](Self::with_pixel_weights).
+    pub fn new(targets: T) -> Self {
+        PixelWeighted {
+            targets,
+            pixel_weights: None,
+        }
+    }
+
     /// The same targets with `weights` (`[N, 1, ...]`, `>= 0`) as their pixel weights,
     /// replacing any earlier ones.
     pub fn with_pixel_weights(self, weights: Tensor<D>) -> Self {
@@ -45,19 +54,13 @@ impl<T, const D: usize> PixelWeighted<T, D> {
 
 impl<const D: usize> From<Tensor<D>> for BinaryTargets<D> {
     fn from(targets: Tensor<D>) -> Self {
-        PixelWeighted {
-            targets,
-            pixel_weights: None,
-        }
+        PixelWeighted::new(targets)
     }
 }
 
 impl<const D: usize> From<ClassTargets<D>> for WeightedClassTargets<D> {
     fn from(targets: ClassTargets<D>) -> Self {
-        PixelWeighted {
-            targets,
-            pixel_weights: None,
-        }
+        PixelWeighted::new(targets)
     }
 }
 
