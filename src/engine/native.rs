@@ -436,67 +436,87 @@ fn run<B: NativeBackend>(
         },
         None => None,
     };
-    let (w32, w64) = match weights {
-        Some(Values::F32(w)) => (Some(w), None),
-        Some(Values::F64(w)) => (None, Some(w)),
-        None => (None, None),
-    };
-    let indices = match y {
+    let labels = match y {
         TargetPrimitive::Indices(t) => match B::indices(t) {
-            Some(indices) => Some(indices),
+            Some(indices) => BorrowedLabels::Indices(indices),
             None => return Ok(None),
         },
-        TargetPrimitive::Values(_) => None,
+        TargetPrimitive::Values(t) => match B::values(t) {
+            Some(values) => BorrowedLabels::Values(values),
+            None => return Ok(None),
+        },
     };
-    let values = match y {
-        TargetPrimitive::Values(t) => B::values(t),
-        TargetPrimitive::Indices(_) => None,
+    let inputs = (labels, weights);
+    let typed_run = match B::values(x) {
+        Some(Values::F32(x)) => typed(kernel, x, &inputs, rows, grad, shape)?,
+        Some(Values::F64(x)) => typed(kernel, x, &inputs, rows, grad, shape)?,
+        None => None,
     };
-    let (values, gradient) = match (B::values(x), values, indices) {
-        (Some(Values::F32(x)), Some(Values::F32(y)), _) if w.is_none() || w32.is_some() => {
-            let y = Targets {
-                labels: Labels::Values(y),
-                weights: w32,
-            };
-            typed(kernel, x, y, rows, grad, shape)?
-        }
-        (Some(Values::F64(x)), Some(Values::F64(y)), _) if w.is_none() || w64.is_some() => {
-            let y = Targets {
-                labels: Labels::Values(y),
-                weights: w64,
-            };
-            typed(kernel, x, y, rows, grad, shape)?
-        }
-        (Some(Values::F32(x)), None, Some(i)) if w.is_none() || w32.is_some() => {
-            let y = Targets {
-                labels: Labels::Indices(i),
-                weights: w32,
-            };
-            typed(kernel, x, y, rows, grad, shape)?
-        }
-        (Some(Values::F64(x)), None, Some(i)) if w.is_none() || w64.is_some() => {
-            let y = Targets {
-                labels: Labels::Indices(i),
-                weights: w64,
-            };
-            typed(kernel, x, y, rows, grad, shape)?
-        }
-        _ => return Ok(None),
+    let Some((values, gradient)) = typed_run else {
+        return Ok(None);
     };
     Ok(Some((B::from_data(values), gradient.map(B::from_data))))
 }
 
-/// [`run`] in the element type `F`. The gradient buffer comes zeroed from the allocator
-/// (`calloc`: fresh pages are zero already, reused memory is cleared), on huge pages when large
-/// ([`gradient_buffer`]).
-fn typed<F: HostFloat>(
+/// The labels of a call as borrowed from the backend, before their float type is matched
+/// with the logits'.
+enum BorrowedLabels<'a> {
+    Values(Values<'a>),
+    Indices(Indices<'a>),
+}
+
+/// The float types of [`Values`].
+trait OfValues: HostFloat {
+    /// The slice of `values` when it holds this type.
+    fn of<'a>(values: &Values<'a>) -> Option<&'a [Self]>;
+}
+
+impl OfValues for f32 {
+    fn of<'a>(values: &Values<'a>) -> Option<&'a [f32]> {
+        match values {
+            Values::F32(v) => Some(v),
+            Values::F64(_) => None,
+        }
+    }
+}
+
+impl OfValues for f64 {
+    fn of<'a>(values: &Values<'a>) -> Option<&'a [f64]> {
+        match values {
+            Values::F64(v) => Some(v),
+            Values::F32(_) => None,
+        }
+    }
+}
+
+/// [`run`] in the element type `F` of the logits `x`: `None` when float labels or the weights
+/// hold another type (the generic path converts them). The gradient buffer comes zeroed from
+/// the allocator (`calloc`: fresh pages are zero already, reused memory is cleared), on huge
+/// pages when large ([`gradient_buffer`]).
+#[allow(clippy::type_complexity)]
+fn typed<F: OfValues>(
     kernel: &dyn HostKernel,
     x: &[F],
-    y: Targets<'_, F>,
+    (labels, weights): &(BorrowedLabels<'_>, Option<Values<'_>>),
     rows: usize,
     grad: bool,
     shape: Shape,
-) -> Result<(TensorData, Option<TensorData>), SegLossError> {
+) -> Result<Option<(TensorData, Option<TensorData>)>, SegLossError> {
+    let labels = match labels {
+        BorrowedLabels::Values(values) => match F::of(values) {
+            Some(values) => Labels::Values(values),
+            None => return Ok(None),
+        },
+        BorrowedLabels::Indices(indices) => Labels::Indices(*indices),
+    };
+    let weights = match weights {
+        Some(w) => match F::of(w) {
+            Some(w) => Some(w),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let y = Targets { labels, weights };
     let mut gradient = grad.then(|| gradient_buffer::zeroed(x.len()));
     let values = run_checked(
         kernel,
@@ -507,10 +527,10 @@ fn typed<F: HostFloat>(
     )?;
     let problems = values.len();
     let values: Vec<F> = values.into_iter().map(F::from_f64).collect();
-    Ok((
+    Ok(Some((
         TensorData::new(values, [problems]),
         gradient.map(|g| TensorData::new(g, shape)),
-    ))
+    )))
 }
 
 /// The backward of a host-kernel loss: its state is `g = d value_problem / d x` (shaped like
