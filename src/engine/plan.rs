@@ -112,7 +112,8 @@ impl<const D: usize> From<Tensor<D, Int>> for HostTargets<D> {
 
 impl<const D: usize> Plan<D> {
     /// The host plan of `kernel`, weighing pixels by `weights` (only for a kernel that
-    /// [reads them](crate::engine::TypedKernel::reads_pixel_weights)).
+    /// [reads them](crate::engine::TypedKernel::reads_pixel_weights): [`HostCall::run`]
+    /// refuses the others).
     pub fn host(
         logits: Tensor<D>,
         targets: impl Into<HostTargets<D>>,
@@ -120,7 +121,6 @@ impl<const D: usize> Plan<D> {
         reduction: Reduction,
         kernel: impl HostKernel + 'static,
     ) -> Self {
-        debug_assert!(weights.is_none() || kernel.reads_pixel_weights());
         Plan::Host(HostCall {
             logits,
             targets: targets.into(),

@@ -9,7 +9,7 @@ use crate::error::SegLossError;
 use crate::kernels::cl_dice::ClDiceParams;
 use crate::loss::classes::{ClassMode, check_background, probabilities_and_targets};
 use crate::loss::description::{LossDescription, compute};
-use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets, weighted};
+use crate::loss::pixel_weights::{BinaryTargets, WeightedClassTargets, class_rows_of, weighted};
 use crate::loss::probabilities;
 use crate::loss::skeleton::soft_skeleton;
 use crate::options::{Execution, Reduction};
@@ -250,7 +250,7 @@ impl LossDescription for ClDiceConfig {
         let [images, pixels] = [dims[0], spatial.iter().product()];
         let p = probabilities(logits, self.from_logits).reshape([images, 1, pixels]);
         let y = targets.reshape([images, 1, pixels]);
-        let w = weights.map(|w| w.reshape([images, 1, pixels]));
+        let w = class_rows_of(weights);
         Ok(Plan::Computed(self.loss_of((p, y, w), spatial)))
     }
 }
@@ -302,7 +302,7 @@ impl LossDescription for MulticlassClDiceConfig {
         check_background(self.include_background, classes)?;
         let (logits, targets, weights) = targets.checked(logits, None)?;
         let (p, y) = probabilities_and_targets(logits, targets, self.mode, self.from_logits, None)?;
-        let w = weights.map(|w| w.reshape([dims[0] as i64, 1, -1]));
+        let w = class_rows_of(weights);
         let (p, y) = if self.include_background {
             (p, y)
         } else {

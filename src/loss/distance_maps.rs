@@ -4,7 +4,7 @@
 use burn::tensor::{Bool, DType, Tensor};
 
 use super::classes::{ClassMode, check_background, probabilities_and_targets};
-use super::pixel_weights::WeightedClassTargets;
+use super::pixel_weights::{WeightedClassTargets, class_rows_of};
 use crate::check;
 use crate::check::checked_spacing;
 use crate::cpu::edt::squared_distances;
@@ -125,11 +125,8 @@ pub(crate) fn scored_class_rows<const D: usize>(
     let p = p.slice(kept.clone()).reshape(rows);
     let y = y.slice(kept).reshape(rows);
     // One image's weights for each of its scored classes' rows.
-    let weights = weights.map(|w| {
-        w.reshape([n as i64, 1, -1])
-            .expand([n, classes - first, pixels])
-            .reshape(rows)
-    });
+    let weights =
+        class_rows_of(weights).map(|w| w.expand([n, classes - first, pixels]).reshape(rows));
     Ok(ScoredRows {
         p,
         y,
