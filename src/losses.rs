@@ -73,7 +73,10 @@
 //!
 //! The weights take no gradient. Their shape is checked; their values where a host kernel reads
 //! them (a negative weight is [`SegLossError::InvalidTargets`](crate::SegLossError)); a NaN
-//! weight gives a NaN loss. Every host kernel reads the map in place (no copy); the device path
+//! weight gives a NaN loss (a class whose weighted count is NaN counts as present). Any weight
+//! `>= 0` is a weight: a 0/255 PNG mask weighs its pixels 255 times, which leaves the overlap
+//! and Lovász ratios as they are (up to the smoothing) but multiplies a cross-entropy by 255;
+//! divide it by 255 for a 0/1 mask. Every host kernel reads the map in place (no copy); the device path
 //! multiplies it into its sums. Two costs of weights: Lovász-softmax's host kernel solves each
 //! weighted class problem on its comparison sort (its labelled radix sort reads nothing by
 //! pixel, and a weight would be), and the device sort has no weights, so a weighted Lovász

@@ -451,6 +451,43 @@ fn bad_weights_are_errors_and_nan_weights_give_nan() {
                 assert!(value[0].is_nan(), "{backend} {loss} {execution}: {value:?}");
             }
         }
+        // A NaN weight gives a NaN loss for every multiclass loss too, on both paths.
+        let (cx, classes, mask, cshape) = class_batch(25);
+        let mut nan_mask = mask.clone();
+        nan_mask[9] = f64::NAN;
+        let wshape = [cshape[0], 1, cshape[2], cshape[3]];
+        for execution in [Execution::Auto, Execution::Device] {
+            let losses = [
+                MulticlassLoss::Overlap(MulticlassOverlapConfig::new().with_execution(execution)),
+                // Presence decided by weighted counts: a NaN count is present, not dropped.
+                MulticlassLoss::Overlap(
+                    MulticlassOverlapConfig::new()
+                        .with_average(ClassAverage::Present)
+                        .with_execution(execution),
+                ),
+                MulticlassLoss::GeneralizedDice(
+                    GeneralizedDiceConfig::new().with_execution(execution),
+                ),
+                MulticlassLoss::Focal(MulticlassFocalConfig::new().with_execution(execution)),
+                MulticlassLoss::LovaszSoftmax(LovaszSoftmaxConfig::new().with_execution(execution)),
+                MulticlassLoss::WassersteinDice(
+                    WassersteinDiceConfig::new().with_execution(execution),
+                ),
+                MulticlassLoss::ClDice(MulticlassClDiceConfig::new()),
+                MulticlassLoss::DiceCe(DiceCeConfig::new().with_execution(execution)),
+            ];
+            for loss in &losses {
+                let targets = class_tensor(&classes, cshape, &device).with_pixel_weights(tensor(
+                    &nan_mask,
+                    wshape,
+                    &device,
+                    DType::F32,
+                ));
+                let logits = tensor(&cx, cshape, &device, DType::F32);
+                let value = to_vec(loss.compute(logits, targets).unwrap());
+                assert!(value[0].is_nan(), "{backend} {loss:?}: {value:?}");
+            }
+        }
         // The multiclass host kernel reads the weights too.
         let classes = Tensor::<4, Int>::zeros([3, 1, 9, 11], &device);
         let logits = Tensor::<4>::zeros([3, 2, 9, 11], &device);

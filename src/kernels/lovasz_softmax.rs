@@ -106,7 +106,11 @@ impl TypedKernel for LovaszSoftmaxKernel {
             .map(|r| {
                 (0..classes)
                     .map(|c| match &self.selection {
-                        ClassSelection::Present => positives[r * classes + c] > 0.0,
+                        // A NaN count (a NaN weight) is present: the NaN reaches the loss.
+                        ClassSelection::Present => {
+                            let count = positives[r * classes + c];
+                            count > 0.0 || count.is_nan()
+                        }
                         ClassSelection::All => true,
                         ClassSelection::Listed(listed) => listed[c],
                     })

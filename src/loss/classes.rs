@@ -222,15 +222,19 @@ pub(crate) fn weighted_mean(losses: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {
 }
 
 /// 1 where a class occurs in the targets of a row of `target_sums` `[R, C]`, else 0
-/// (detached: presence is a constant of the loss).
+/// (detached: presence is a constant of the loss). A NaN sum (a NaN target or pixel weight)
+/// counts as present, so that the NaN reaches the loss instead of dropping the class: `1 -
+/// (sum <= 0)`, not `sum > 0`.
 pub(crate) fn present(target_sums: &Tensor<2>) -> Tensor<2> {
     let dtype = target_sums.dtype();
     target_sums
         .clone()
         .detach()
-        .greater_elem(0.0)
+        .lower_equal_elem(0.0)
         .float()
         .cast(dtype)
+        .neg()
+        .add_scalar(1.0)
 }
 
 /// The class weights `m_c` (1 by default; one non-negative weight per class), with the

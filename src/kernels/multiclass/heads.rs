@@ -239,7 +239,9 @@ fn overlap_problem(
     weights: &[f64],
     average: ClassAverage,
 ) -> (f64, Vec<[f64; 4]>) {
-    let absent = |s: &Stats| s[Y].partial_cmp(&0.0) != Some(Ordering::Greater);
+    // `<= 0`: a NaN volume (a NaN target or pixel weight) is present, so the NaN reaches the
+    // loss (the device path's `loss::classes::present` does the same).
+    let absent = |s: &Stats| s[Y] <= 0.0;
     let masks: Vec<f64> = stats
         .iter()
         .zip(weights)
